@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/milter"
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+func init() {
+	register("serve", "run the milter daemon", runServe)
+}
+
+// shutdownGrace bounds how long SIGTERM waits for transactions in flight.
+const shutdownGrace = 2 * time.Minute
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "", stderr)
+	var pf policyFlags
+	pf.add(fs)
+	listen := fs.String("listen", "", "socket `SPEC`: inet:HOST:PORT or unix:/PATH (default: the policy's listen.milter)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return 2
+	}
+	p, ok := pf.load(stderr)
+	if !ok {
+		fmt.Fprintln(stderr, "serve: the policy is not valid; not starting")
+		return 1
+	}
+	level := new(slog.LevelVar)
+	level.Set(logLevel(p.Log.Level))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	spec := *listen
+	if spec == "" {
+		spec = p.Listen.Milter
+	}
+	ln, err := listenSpec(spec)
+	if err != nil {
+		log.Error("cannot listen", "listen", spec, "error", err.Error())
+		return 1
+	}
+	srv := milter.NewServer(p, log)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving", "version", version, "listen", spec, "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
+
+	for {
+		select {
+		case err := <-served:
+			if err != nil {
+				log.Error("milter server stopped", "error", err.Error())
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(srv, &pf, level, log)
+				continue
+			}
+			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				log.Error("shutdown", "error", err.Error())
+				return 1
+			}
+			log.Info("stopped")
+			return 0
+		}
+	}
+}
+
+// reload re-reads the policy (SIGHUP). An invalid policy is logged, problem
+// by problem, and the running one stays in force.
+func reload(srv *milter.Server, pf *policyFlags, level *slog.LevelVar, log *slog.Logger) {
+	p, err := policy.Load(pf.path, pf.sets)
+	if err != nil {
+		var probs policy.Problems
+		if errors.As(err, &probs) {
+			for _, pr := range probs {
+				log.Error("policy problem", "file", pr.File, "line", pr.Line, "key", pr.Key, "problem", pr.Msg)
+			}
+		}
+		log.Error("reload refused: the new policy is not valid; keeping the running policy",
+			"policy", pf.path, "problems", len(probs), "running_profile", srv.Policy().Profile)
+		return
+	}
+	if old := srv.Policy(); old.Listen.Milter != p.Listen.Milter {
+		log.Warn("listen.milter changed; it takes effect at the next restart", "running", old.Listen.Milter, "new", p.Listen.Milter)
+	}
+	srv.SetPolicy(p)
+	level.Set(logLevel(p.Log.Level))
+	log.Info("policy reloaded", "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// listenSpec listens on inet:HOST:PORT or unix:/PATH. A stale unix socket
+// left by a previous run is removed first; the new one is made group
+// read-writable so the MTA (in the socket's group) can connect.
+func listenSpec(spec string) (net.Listener, error) {
+	network, addr, err := policy.ParseListenSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.Dial("unix", addr); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("%s is in use by another process", addr)
+			}
+			_ = os.Remove(addr)
+		}
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if err := os.Chmod(addr, 0o660); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return ln, nil
+}

@@ -1,0 +1,114 @@
+// Package milter is the glue between the MTA (Postfix or Sendmail, via
+// github.com/d--j/go-milter) and the policy engine: it keeps per-connection
+// state (every macro the MTA sends, the envelope, headers, the spooled body),
+// asks the engine for a verdict at each stage, applies it, and logs one line
+// per decision.
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+// Macros asked of the MTA at each stage. Postfix sends the TLS macros at HELO
+// and, when asked, at MAIL, but not at end of message: they are copied into
+// the connection state when seen.
+var macroRequests = []struct {
+	stage  gomilter.MacroStage
+	macros []gomilter.MacroName
+}{
+	{gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroDaemonName, gomilter.MacroDaemonAddr, gomilter.MacroClientAddr, gomilter.MacroClientName, gomilter.MacroClientPTR}},
+	{gomilter.StageHelo, tlsMacros},
+	{gomilter.StageMail, append([]string{gomilter.MacroQueueId, gomilter.MacroAuthType, gomilter.MacroAuthAuthen, gomilter.MacroAuthAuthor, gomilter.MacroMailAddr}, tlsMacros...)},
+	{gomilter.StageRcpt, []string{gomilter.MacroQueueId, gomilter.MacroRcptAddr, gomilter.MacroRcptMailer}},
+	{gomilter.StageData, []string{gomilter.MacroQueueId}},
+	{gomilter.StageEOH, []string{gomilter.MacroQueueId}},
+	{gomilter.StageEOM, []string{gomilter.MacroQueueId}},
+}
+
+var tlsMacros = []string{gomilter.MacroTlsVersion, gomilter.MacroCipher, gomilter.MacroCipherBits, gomilter.MacroCertSubject, gomilter.MacroCertIssuer}
+
+// Server is the milter daemon: one go-milter server on a policy that can be
+// swapped while it runs (SIGHUP).
+type Server struct {
+	policy   atomic.Pointer[policy.Policy]
+	log      *slog.Logger
+	srv      *gomilter.Server
+	inflight atomic.Int64 // transactions between MAIL FROM and their end
+	draining atomic.Bool  // set by Shutdown: new transactions get 4xx
+}
+
+// NewServer makes a milter server deciding by p and logging to log.
+func NewServer(p *policy.Policy, log *slog.Logger) *Server {
+	s := &Server{log: log}
+	s.policy.Store(p)
+	opts := []gomilter.Option{
+		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
+		gomilter.WithActions(gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine |
+			gomilter.OptChangeBody | gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptChangeFrom),
+		// Header values with their leading space as sent, for DKIM (later) and
+		// exact header edits.
+		gomilter.WithProtocol(gomilter.OptHeaderLeadingSpace),
+		gomilter.WithReadTimeout(10 * time.Minute),
+		gomilter.WithWriteTimeout(30 * time.Second),
+	}
+	for _, r := range macroRequests {
+		opts = append(opts, gomilter.WithMacroRequest(r.stage, r.macros))
+	}
+	s.srv = gomilter.NewServer(opts...)
+	return s
+}
+
+// Policy returns the policy in force.
+func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
+
+// SetPolicy swaps the policy; transactions already past MAIL FROM finish on
+// the one they started with.
+func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+
+// Serve accepts MTA connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, gomilter.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// InFlight is the number of transactions between MAIL FROM and their end.
+func (s *Server) InFlight() int64 { return s.inflight.Load() }
+
+// Shutdown stops accepting connections, lets every transaction in flight
+// finish (until ctx ends), then closes the remaining idle MTA connections.
+// An MTA whose connection closes between transactions applies its
+// milter_default_action (tempfail) to its next one, so nothing is lost.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	closing, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Shutdown(closing) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for s.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			err = fmt.Errorf("shutdown: %d transaction(s) still in flight: %w", s.inflight.Load(), ctx.Err())
+			break wait
+		case <-tick.C:
+		}
+	}
+	stop() // close idle sessions now
+	<-done
+	return err
+}

@@ -1,0 +1,309 @@
+package milter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+// session is the state of one MTA connection (one SMTP connection), which
+// may carry several transactions.
+type session struct {
+	gomilter.NoOpMilter
+	srv  *Server
+	conn policy.Conn
+	mta  string // the MTA's host name (macro j)
+
+	// The current transaction; tx is nil outside MAIL FROM .. end.
+	tx *transaction
+}
+
+// transaction is one message: from MAIL FROM to end of message or abort.
+type transaction struct {
+	pol     *policy.Policy // the policy it started with
+	env     policy.Envelope
+	headers []policy.Header
+	size    int64 // header and body bytes seen, for limits.max_message_size
+	body    *Spool
+}
+
+// tempfailReply is given when the milter itself fails: the MTA keeps the
+// message (4xx) and the sender retries; never an accept.
+const tempfailText = "4.3.0 Temporary failure in the secure-email filter; please try again later"
+
+// guard turns a panic in a callback into a logged temporary failure, so a bug
+// can never let a message through unfiltered.
+func (s *session) guard(stage string, resp **gomilter.Response, err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.srv.log.Error("internal error; transaction tempfailed", "stage", stage, "panic", fmt.Sprint(r),
+		"stack", string(debug.Stack()), "client_ip", s.conn.ClientIP.String())
+	*resp, *err = gomilter.RejectWithCodeAndReason(451, tempfailText)
+	s.endTransaction()
+}
+
+func (s *session) NewConnection(m gomilter.Modifier) error {
+	s.conn = policy.Conn{}
+	s.endTransaction()
+	return nil
+}
+
+func (s *session) Connect(host string, family string, port uint16, addr string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("connect", &resp, &err)
+	s.conn = policy.Conn{ClientName: host, Daemon: m.Get(gomilter.MacroDaemonName)}
+	if ip, perr := netip.ParseAddr(addr); perr == nil {
+		s.conn.ClientIP = ip.Unmap()
+	}
+	s.mta = m.Get(gomilter.MacroMTAFQDN)
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Helo(name string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("helo", &resp, &err)
+	s.conn.HELO = name
+	s.readTLS(m)
+	return gomilter.RespContinue, nil
+}
+
+// readTLS copies the TLS macros into the connection state when the MTA sent
+// them (at HELO after STARTTLS, and at MAIL).
+func (s *session) readTLS(m gomilter.Modifier) {
+	if v, ok := m.GetEx(gomilter.MacroTlsVersion); ok && v != "" {
+		s.conn.TLS.Version = v
+		s.conn.TLS.Cipher = m.Get(gomilter.MacroCipher)
+		s.conn.TLS.CipherBits, _ = strconv.Atoi(m.Get(gomilter.MacroCipherBits))
+	}
+}
+
+func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("mail", &resp, &err)
+	s.endTransaction()
+	s.readTLS(m)
+	if s.srv.draining.Load() {
+		return gomilter.RejectWithCodeAndReason(421, "4.3.2 The secure-email filter is restarting; please try again shortly")
+	}
+	pol := s.srv.Policy()
+	s.tx = &transaction{
+		pol: pol,
+		env: policy.Envelope{
+			QueueID:  m.Get(gomilter.MacroQueueId),
+			From:     gomilter.RemoveAngle(from),
+			AuthUser: m.Get(gomilter.MacroAuthAuthen),
+		},
+		body: NewSpool(pol.Limits.MemorySpool, pol.Limits.SpoolDir),
+	}
+	s.srv.inflight.Add(1)
+	v := pol.AtMailFrom(s.conn, s.tx.env)
+	if !v.Final() {
+		return gomilter.RespContinue, nil
+	}
+	return s.finish(v, nil)
+}
+
+func (s *session) RcptTo(rcptTo string, esmtpArgs string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("rcpt", &resp, &err)
+	if s.tx == nil {
+		return gomilter.RespContinue, nil
+	}
+	s.queueID(m)
+	s.tx.env.Rcpts = append(s.tx.env.Rcpts, gomilter.RemoveAngle(rcptTo))
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Data(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("data", &resp, &err)
+	s.queueID(m)
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("header", &resp, &err)
+	if s.tx == nil {
+		return gomilter.RespContinue, nil
+	}
+	// OptHeaderLeadingSpace: the value keeps the space after the colon; the
+	// engine sees the value as a reader would.
+	s.tx.headers = append(s.tx.headers, policy.Header{Name: name, Value: strings.TrimLeft(value, " \t")})
+	return s.grow(len(name) + len(value) + 3)
+}
+
+func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("eoh", &resp, &err)
+	s.queueID(m)
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("body", &resp, &err)
+	if s.tx == nil {
+		return gomilter.RespContinue, nil
+	}
+	if resp, err := s.grow(len(chunk)); resp != gomilter.RespContinue || err != nil {
+		return resp, err
+	}
+	if _, werr := s.tx.body.Write(chunk); werr != nil {
+		s.srv.log.Error("cannot spool message body; transaction tempfailed", "error", werr.Error(), "queue_id", s.tx.env.QueueID)
+		return s.finish(policy.Verdict{Stage: "body", Action: policy.Tempfail,
+			Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
+			Reasons: []string{"spooling the body failed: " + werr.Error()}}, nil)
+	}
+	return gomilter.RespContinue, nil
+}
+
+// grow counts n more bytes of the message and refuses it once it passes
+// limits.max_message_size (RFC 3463 5.3.4: message too big for system).
+func (s *session) grow(n int) (*gomilter.Response, error) {
+	s.tx.size += int64(n)
+	if limit := s.tx.pol.Limits.MaxMessageSize; s.tx.size > limit {
+		return s.finish(policy.Verdict{Stage: "size", Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Reject,
+			Reply:   &policy.Reply{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("Message too big: this gateway accepts at most %d bytes", limit)},
+			Reasons: []string{fmt.Sprintf("message passed limits.max_message_size (%d bytes)", limit)}}, nil)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	defer s.guard("eom", &resp, &err)
+	if s.tx == nil {
+		// No MAIL FROM was seen on this milter connection (or it was refused):
+		// without the envelope nothing can be decided, so the MTA keeps the
+		// message and retries rather than accepting it unfiltered.
+		s.srv.log.Error("end of message without a transaction; tempfailed", "client_ip", s.conn.ClientIP.String())
+		return gomilter.RejectWithCodeAndReason(451, tempfailText)
+	}
+	s.queueID(m)
+	t := policy.Transaction{Conn: s.conn, Envelope: s.tx.env, Headers: s.tx.headers}
+	v := s.tx.pol.AtEndOfMessage(t)
+	return s.finish(v, m)
+}
+
+func (s *session) Abort(m gomilter.Modifier) error {
+	if s.tx != nil {
+		s.srv.log.Debug("transaction aborted by the MTA", "queue_id", s.tx.env.QueueID)
+	}
+	s.endTransaction()
+	return nil
+}
+
+func (s *session) Cleanup(m gomilter.Modifier) {
+	s.endTransaction()
+}
+
+func (s *session) queueID(m gomilter.Modifier) {
+	if id := m.Get(gomilter.MacroQueueId); id != "" && s.tx != nil {
+		s.tx.env.QueueID = id
+	}
+}
+
+// endTransaction frees the transaction's resources; safe to call twice.
+func (s *session) endTransaction() {
+	if s.tx == nil {
+		return
+	}
+	if err := s.tx.body.Close(); err != nil {
+		s.srv.log.Warn("closing body spool", "error", err.Error())
+	}
+	s.tx = nil
+	s.srv.inflight.Add(-1)
+}
+
+// finish applies a final verdict (m is nil before end of message, where no
+// changes are allowed), logs it and ends the transaction.
+func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
+	defer s.endTransaction()
+	resp, applyErr := apply(v, m)
+	s.logDecision(v, applyErr)
+	if applyErr != nil {
+		// The MTA connection may be broken; returning the error closes it and
+		// Postfix applies milter_default_action (tempfail).
+		return nil, applyErr
+	}
+	return resp, nil
+}
+
+// apply turns a verdict into header edits and the MTA response.
+func apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
+	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine) {
+		for _, e := range v.Edits {
+			var err error
+			switch e.Op {
+			case policy.OpDelete:
+				err = m.ChangeHeader(e.Index, e.Name, "")
+			case policy.OpAdd:
+				err = m.AddHeader(e.Name, e.Value)
+			default:
+				err = fmt.Errorf("unknown header edit %q", e.Op)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("applying %s %s: %w", e.Op, e.Name, err)
+			}
+		}
+	}
+	switch v.Action {
+	case policy.Accept:
+		return gomilter.RespAccept, nil
+	case policy.Quarantine:
+		if m == nil {
+			return nil, fmt.Errorf("quarantine is only possible at end of message")
+		}
+		if err := m.Quarantine(strings.Join(v.Reasons, "; ")); err != nil {
+			return nil, fmt.Errorf("quarantine: %w", err)
+		}
+		return gomilter.RespAccept, nil
+	case policy.Discard:
+		return gomilter.RespDiscard, nil
+	case policy.Reject, policy.Tempfail:
+		if v.Reply == nil {
+			if v.Action == policy.Reject {
+				return gomilter.RespReject, nil
+			}
+			return gomilter.RespTempFail, nil
+		}
+		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+v.Reply.Text)
+	}
+	return nil, fmt.Errorf("verdict with action %q cannot end a transaction", v.Action)
+}
+
+// logDecision writes the one JSON line per decision (issue: queue ID,
+// direction, client, sender, recipients, TLS facts, action, reasons, warning).
+func (s *session) logDecision(v policy.Verdict, applyErr error) {
+	attrs := []any{
+		"queue_id", s.tx.env.QueueID,
+		"stage", string(v.Stage),
+		"direction", string(v.Direction),
+		"client_ip", s.conn.ClientIP.String(),
+		"client_name", s.conn.ClientName,
+		"helo", s.conn.HELO,
+		"daemon", s.conn.Daemon,
+		"sender", s.tx.env.From,
+		"recipients", s.tx.env.Rcpts,
+		"auth", s.tx.env.AuthUser,
+		"tls_version", s.conn.TLS.Version,
+		"tls_cipher", s.conn.TLS.Cipher,
+		"tls_bits", s.conn.TLS.CipherBits,
+		"action", string(v.Action),
+		"classification", v.Classification,
+		"warning_code", v.WarningCode,
+		"reasons", v.Reasons,
+		"size", s.tx.size,
+	}
+	if v.Reply != nil {
+		attrs = append(attrs, "reply", v.Reply.String())
+	}
+	level := slog.LevelInfo
+	if applyErr != nil {
+		level = slog.LevelError
+		attrs = append(attrs, "error", applyErr.Error())
+	}
+	s.srv.log.Log(context.Background(), level, "decision", attrs...)
+}

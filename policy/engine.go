@@ -1,0 +1,192 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	_ "github.com/emersion/go-message/charset" // charsets for encoded display names in From:
+	"github.com/emersion/go-message/mail"
+)
+
+// SecureEmailHeader is the tag of compliant mail (R60).
+const SecureEmailHeader = "X-NZ-Secure-email"
+
+// Unclassified is the classification of a message without trigger words.
+const Unclassified = "UNCLASSIFIED"
+
+// Direction decides which way a transaction travels: outbound when the
+// client authenticated (SASL), connects from an internal network, or came in
+// through a submission daemon (DESIGN.md, "One SMTP transaction"); otherwise
+// inbound.
+func (p *Policy) Direction(c Conn, e Envelope) Direction {
+	if e.AuthUser != "" || (c.ClientIP.IsValid() && p.IsInternal(c.ClientIP)) {
+		return Outbound
+	}
+	for _, d := range p.OutboundDaemons {
+		if c.Daemon != "" && c.Daemon == d {
+			return Outbound
+		}
+	}
+	return Inbound
+}
+
+// AtMailFrom gives the verdict at MAIL FROM: the refusals that need no
+// headers. Action is Continue when the transaction may go on.
+func (p *Policy) AtMailFrom(c Conn, e Envelope) Verdict {
+	v := Verdict{Stage: StageMail, Direction: p.Direction(c, e), Action: Continue}
+	if v.Direction == Inbound {
+		p.checkInboundTLS(&v, c.TLS)
+	}
+	return v
+}
+
+// checkInboundTLS: M-RCV-TLS / G-TLS. Under sge "Implicit TLS must be
+// configured and enforced for all connections" with TLS 1.2 the minimum;
+// plaintext and older versions are refused with X.7.10 "Encryption Needed"
+// (RFC 5248), saying why.
+func (p *Policy) checkInboundTLS(v *Verdict, t TLSInfo) {
+	need := minTLSRank[p.Inbound.MinTLS]
+	if need == 0 {
+		return
+	}
+	if t.Version == "" {
+		v.refuse(530, "5.7.10", fmt.Sprintf(
+			"Must issue a STARTTLS command first: this gateway accepts mail only over TLS %s or later (NZ %s policy, G-TLS)",
+			p.Inbound.MinTLS, strings.ToUpper(p.Profile)))
+		return
+	}
+	if got := tlsRank(t.Version); got < need {
+		v.refuse(550, "5.7.10", fmt.Sprintf(
+			"%s is below the minimum TLS %s this gateway accepts (NZ %s policy, G-TLS)",
+			t.Version, p.Inbound.MinTLS, strings.ToUpper(p.Profile)))
+	}
+}
+
+// tlsRank orders Postfix's {tls_version} values; a later "TLSv1.N" than we
+// know ranks above the ones we do, anything unrecognised ranks lowest.
+func tlsRank(version string) int {
+	if r, ok := tlsVersionRank[version]; ok {
+		return r
+	}
+	if rest, ok := strings.CutPrefix(version, "TLSv1."); ok {
+		if n, err := strconv.Atoi(rest); err == nil && n > 3 {
+			return tlsVersionRank["TLSv1.3"] + n - 3
+		}
+	}
+	return 0
+}
+
+// AtEndOfMessage gives the final verdict for a whole message whose MAIL FROM
+// stage was not refused.
+func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
+	v := Verdict{
+		Stage:          StageEOM,
+		Direction:      p.Direction(t.Conn, t.Envelope),
+		Action:         Accept,
+		Classification: t.Classification,
+	}
+	if v.Classification == "" {
+		v.Classification = Unclassified
+	}
+	stripSecureTag(&v, t.Headers)
+	if v.Direction == Outbound {
+		if p.checkOutboundFrom(&v, t); v.Action != Accept {
+			return v
+		}
+		if p.Outbound.TagSecureEmail {
+			v.Edits = append(v.Edits, HeaderEdit{Op: OpAdd, Name: SecureEmailHeader, Value: p.secureTagValue(v.Classification)})
+			v.reason("tagged compliant outbound mail with %s (R60)", SecureEmailHeader)
+		}
+	}
+	return v
+}
+
+// Evaluate runs every stage on a whole transaction, as `check` does: the
+// MAIL FROM verdict if it ends the transaction, else the end-of-message one.
+func (p *Policy) Evaluate(t Transaction) Verdict {
+	if v := p.AtMailFrom(t.Conn, t.Envelope); v.Final() {
+		v.Classification = t.Classification
+		if v.Classification == "" {
+			v.Classification = Unclassified
+		}
+		return v
+	}
+	return p.AtEndOfMessage(t)
+}
+
+// stripSecureTag removes every X-NZ-Secure-email header a client supplied
+// (R60): only this gateway may say a message complies. Deletions go last
+// first so the per-name indexes stay valid.
+func stripSecureTag(v *Verdict, hs []Header) {
+	values := HeaderValues(hs, SecureEmailHeader)
+	for i := len(values); i >= 1; i-- {
+		v.Edits = append(v.Edits, HeaderEdit{Op: OpDelete, Name: SecureEmailHeader, Index: i, Value: values[i-1]})
+	}
+	if len(values) > 0 {
+		v.reason("removed %d client-supplied %s header(s) (R60)", len(values), SecureEmailHeader)
+	}
+}
+
+// secureTagValue is the value of X-NZ-Secure-email (format in README.md):
+//
+//	compliant; classification="IN-CONFIDENCE"; profile=sge; gateway=mx.agency.govt.nz
+func (p *Policy) secureTagValue(classification string) string {
+	return fmt.Sprintf("compliant; classification=%q; profile=%s; gateway=%s", classification, p.Profile, p.AuthservID)
+}
+
+// checkOutboundFrom enforces R65 (a From: exists and is not blank) and R66
+// (the From: address matches the authenticated sender and is one of our
+// domains). No policy key turns these off: "The Sender must NOT be able to
+// disable this feature" (R66).
+func (p *Policy) checkOutboundFrom(v *Verdict, t Transaction) {
+	froms := HeaderValues(t.Headers, "From")
+	switch {
+	case len(froms) == 0:
+		v.refuse(550, "5.7.1", "Message refused: it has no From: header (R65)")
+		return
+	case len(froms) > 1:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: it has %d From: headers; exactly one is required (R65)", len(froms)))
+		return
+	case strings.TrimSpace(froms[0]) == "":
+		v.refuse(550, "5.7.1", "Message refused: its From: header is blank (R65)")
+		return
+	}
+	addrs, err := mail.ParseAddressList(unfold(froms[0]))
+	if err != nil || len(addrs) == 0 {
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header %q is not a valid address (R65)", clip(froms[0], 100)))
+		return
+	}
+	if len(addrs) > 1 {
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header has %d addresses; outbound mail must carry exactly one (R66)", len(addrs)))
+		return
+	}
+	from := strings.ToLower(addrs[0].Address)
+	local, domain, _ := strings.Cut(from, "@")
+	if len(p.Domains) == 0 {
+		v.refuse(550, "5.7.1", "Message refused: this gateway has no domains configured (policy key domains), so no outbound From: can be checked (R66)")
+		return
+	}
+	if !p.IsOurDomain(domain) {
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: From: address <%s> is not in one of this agency's domains (R66)", from))
+		return
+	}
+	if user := strings.ToLower(t.Envelope.AuthUser); user != "" {
+		match := from == user
+		if !strings.Contains(user, "@") {
+			match = local == user
+		}
+		if !match {
+			v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: From: address <%s> does not match the authenticated sender %q (R66)", from, t.Envelope.AuthUser))
+			return
+		}
+	}
+	v.reason("From: <%s> matches the sender and our domains (R65, R66)", from)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,424 @@
+package policy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/nzsecure-milter/nzsecure-milter/contrib"
+)
+
+// ErrInvalid is wrapped by every error that says a policy is not valid.
+var ErrInvalid = errors.New("invalid policy")
+
+// Problem is one thing wrong with a policy file or an override.
+type Problem struct {
+	File string // path, "embedded default" or "--set"
+	Line int    // 1-based; 0 when unknown
+	Key  string // dotted key, "" for syntax errors
+	Msg  string
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	if p.Key != "" {
+		b.WriteString(p.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every problem found in one load; it is the error Load returns.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.Is(err, ErrInvalid) recognise a failed load.
+func (ps Problems) Unwrap() error { return ErrInvalid }
+
+// EmbeddedName is the Source of the built-in default policy.
+const EmbeddedName = "embedded default"
+
+// Load reads the policy file at path (or, when path is "", the default
+// policy embedded in the binary: contrib/nzsecure-milter.toml) and applies the
+// overrides, each "KEY=VALUE" with VALUE a TOML value. On any problem it
+// returns a Problems error listing all of them (never only the first).
+func Load(path string, overrides []string) (*Policy, error) {
+	if path == "" {
+		return Parse(EmbeddedName, contrib.DefaultPolicy, overrides)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Msg: err.Error()}}
+	}
+	return Parse(path, data, overrides)
+}
+
+// Parse is Load on data already read; name is used in problem reports.
+func Parse(name string, data []byte, overrides []string) (*Policy, error) {
+	var probs Problems
+	values, syntax := flattenTOML(data)
+	if syntax != nil {
+		return nil, Problems{syntaxProblem(name, syntax)}
+	}
+	lines := keyLines(data)
+	type item struct {
+		file string
+		line int
+		key  string
+		val  any
+	}
+	var items []item
+	for _, k := range sortedKeys(values) {
+		items = append(items, item{name, lines[k], k, values[k]})
+	}
+	for i, o := range overrides {
+		kv, err := parseOverride(o)
+		if err != nil {
+			probs = append(probs, Problem{File: "--set", Line: i + 1, Msg: err.Error()})
+			continue
+		}
+		for _, k := range sortedKeys(kv) {
+			items = append(items, item{"--set", i + 1, k, kv[k]})
+		}
+	}
+
+	// The profile decides the defaults, so find it first; the last setting wins.
+	profile := ProfileSGE
+	for _, it := range items {
+		if it.key != "profile" {
+			continue
+		}
+		s, ok := it.val.(string)
+		if !ok || profileDefaults(s) == nil {
+			probs = append(probs, Problem{it.file, it.line, it.key,
+				fmt.Sprintf("must be one of %q, %q, %q; got %s", ProfileSGE, ProfileSecureMail, ProfileSEEMail, show(it.val))})
+			continue
+		}
+		profile = s
+	}
+	p := profileDefaults(profile)
+	p.Source = name
+	for _, it := range items {
+		if it.key == "profile" {
+			continue
+		}
+		spec, ok := keySpecs[it.key]
+		if !ok {
+			probs = append(probs, Problem{it.file, it.line, it.key, "unknown key" + suggest(it.key)})
+			continue
+		}
+		if err := spec.set(p, it.val); err != nil {
+			probs = append(probs, Problem{it.file, it.line, it.key, err.Error()})
+		}
+	}
+	if p.AuthservID == "" {
+		if h, err := os.Hostname(); err == nil {
+			p.AuthservID = h
+		} else {
+			p.AuthservID = "localhost"
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return p, nil
+}
+
+// profileDefaults returns the defaults of a profile, nil for an unknown name.
+// REQUIREMENTS.md, "Profiles": sge enforces TLS 1.2 inbound (G-TLS); the
+// 2005/2007 profiles accept plaintext from ordinary senders (M-RCV-TLS:
+// "accept over TLS", refusal is for SecureMail senders, M-SEC).
+func profileDefaults(profile string) *Policy {
+	p := &Policy{
+		Profile:          profile,
+		InternalNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
+		OutboundDaemons:  []string{"ORIGINATING"},
+		Listen:           ListenPolicy{Milter: "inet:127.0.0.1:8891"},
+		Limits:           LimitsPolicy{MaxMessageSize: 64 << 20, MemorySpool: 1 << 20},
+		Outbound:         OutboundPolicy{TagSecureEmail: true},
+		Log:              LogPolicy{Level: "info"},
+	}
+	switch profile {
+	case ProfileSGE:
+		p.Inbound.MinTLS = "1.2"
+	case ProfileSecureMail, ProfileSEEMail:
+		p.Inbound.MinTLS = "none"
+	default:
+		return nil
+	}
+	return p
+}
+
+// keySpec is one key of the policy file: how to check and apply its value.
+type keySpec struct {
+	set func(p *Policy, v any) error
+}
+
+// keySpecs lists every key the policy file may hold. contrib/nzsecure-milter.toml
+// documents each one; TestEveryKeyDocumented keeps the two in step.
+var keySpecs = map[string]keySpec{
+	"domains": {func(p *Policy, v any) (err error) {
+		p.Domains, err = domainList(v, false)
+		return err
+	}},
+	"internal_networks": {func(p *Policy, v any) (err error) {
+		p.InternalNetworks, err = prefixList(v)
+		return err
+	}},
+	"outbound_daemons": {func(p *Policy, v any) (err error) {
+		p.OutboundDaemons, err = stringList(v)
+		return err
+	}},
+	"authserv_id": {func(p *Policy, v any) error {
+		s, err := asString(v)
+		if err == nil && s != "" {
+			_, err = checkDomain(s, false)
+		}
+		p.AuthservID = s
+		return err
+	}},
+	"listen.milter": {func(p *Policy, v any) error {
+		s, err := asString(v)
+		if err != nil {
+			return err
+		}
+		if _, _, err := ParseListenSpec(s); err != nil {
+			return err
+		}
+		p.Listen.Milter = s
+		return nil
+	}},
+	"limits.max_message_size": {func(p *Policy, v any) (err error) {
+		p.Limits.MaxMessageSize, err = asSize(v)
+		return err
+	}},
+	"limits.memory_spool": {func(p *Policy, v any) (err error) {
+		p.Limits.MemorySpool, err = asSize(v)
+		return err
+	}},
+	"limits.spool_dir": {func(p *Policy, v any) error {
+		s, err := asString(v)
+		if err == nil && s != "" && !strings.HasPrefix(s, "/") {
+			err = fmt.Errorf("must be an absolute path, got %q", s)
+		}
+		p.Limits.SpoolDir = s
+		return err
+	}},
+	"inbound.min_tls": {func(p *Policy, v any) (err error) {
+		p.Inbound.MinTLS, err = asEnum(v, "none", "1.0", "1.1", "1.2", "1.3")
+		return err
+	}},
+	"outbound.tag_secure_email": {func(p *Policy, v any) (err error) {
+		p.Outbound.TagSecureEmail, err = asBool(v)
+		return err
+	}},
+	"log.level": {func(p *Policy, v any) (err error) {
+		p.Log.Level, err = asEnum(v, "debug", "info", "warn", "error")
+		return err
+	}},
+}
+
+// Keys lists every valid dotted key (profile included), sorted.
+func Keys() []string {
+	keys := []string{"profile"}
+	for k := range keySpecs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ParseListenSpec parses "inet:HOST:PORT" or "unix:PATH" into the network
+// and address net.Listen takes.
+func ParseListenSpec(spec string) (network, address string, err error) {
+	kind, rest, ok := strings.Cut(spec, ":")
+	switch {
+	case ok && kind == "unix":
+		if !strings.HasPrefix(rest, "/") {
+			return "", "", fmt.Errorf("unix socket path must be absolute, got %q", spec)
+		}
+		return "unix", rest, nil
+	case ok && (kind == "inet" || kind == "inet6"):
+		i := strings.LastIndexByte(rest, ':')
+		if i <= 0 {
+			return "", "", fmt.Errorf("want inet:HOST:PORT, got %q", spec)
+		}
+		host, port := strings.Trim(rest[:i], "[]"), rest[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", "", fmt.Errorf("bad port %q in %q", port, spec)
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			if _, err := checkDomain(host, false); err != nil && host != "localhost" {
+				return "", "", fmt.Errorf("bad host %q in %q", host, spec)
+			}
+		}
+		return "tcp", netJoin(host, port), nil
+	}
+	return "", "", fmt.Errorf("want inet:HOST:PORT or unix:/PATH, got %q", spec)
+}
+
+func netJoin(host, port string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + port
+	}
+	return host + ":" + port
+}
+
+// flattenTOML decodes data and flattens nested tables to dotted keys.
+func flattenTOML(data []byte) (map[string]any, error) {
+	var raw map[string]any
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw); err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			out[prefix+k] = v
+		}
+	}
+	walk("", raw)
+	return out, nil
+}
+
+func syntaxProblem(name string, err error) Problem {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return Problem{File: name, Line: pe.Position.Line, Msg: "syntax error: " + pe.Message}
+	}
+	return Problem{File: name, Msg: "syntax error: " + err.Error()}
+}
+
+// keyLines maps dotted keys to the line that sets them, for problem reports.
+// It reads the simple form policy files take ([table] headers and key = value
+// lines); a key it cannot place gets line 0.
+func keyLines(data []byte) map[string]int {
+	lines := map[string]int{}
+	table := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	depth := 0 // bracket depth of a multi-line array being skipped
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if depth > 0 {
+			depth += strings.Count(line, "[") - strings.Count(line, "]")
+			continue
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if line[0] == '[' {
+			if end := strings.IndexByte(line, ']'); end > 0 {
+				table = normKey(line[1:end]) + "."
+			}
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		key := table + normKey(k)
+		if _, seen := lines[key]; !seen {
+			lines[key] = n
+		}
+		v = strings.TrimSpace(v)
+		if strings.HasPrefix(v, "[") {
+			depth = strings.Count(v, "[") - strings.Count(v, "]")
+		}
+	}
+	return lines
+}
+
+func normKey(k string) string {
+	parts := strings.Split(k, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return strings.Join(parts, ".")
+}
+
+// parseOverride parses one --set KEY=VALUE. VALUE is a TOML value; a bare
+// word that is not valid TOML is taken as a string, so --set log.level=debug works.
+func parseOverride(o string) (map[string]any, error) {
+	k, v, ok := strings.Cut(o, "=")
+	k = strings.TrimSpace(k)
+	if !ok || k == "" {
+		return nil, fmt.Errorf("want KEY=VALUE, got %q", o)
+	}
+	m, err := flattenTOML([]byte(k + " = " + v))
+	if err != nil {
+		m, err = flattenTOML([]byte(k + " = " + strconv.Quote(strings.TrimSpace(v))))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse %q: want KEY=VALUE with VALUE a TOML value, e.g. inbound.min_tls=\"1.3\"", o)
+	}
+	return m, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// suggest names a valid key that differs only a little from an unknown one.
+func suggest(key string) string {
+	best, bestD := "", 3
+	for _, k := range Keys() {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

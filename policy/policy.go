@@ -1,0 +1,131 @@
+// Package policy holds the policy file (profiles sge, securemail, seemail and
+// every key that overrides them) and the decision engine: pure functions from
+// plain Go values (connection facts, envelope, headers, check results) to a
+// Verdict. The milter, the `check` subcommand and the tests all call the same
+// functions, so what `check` prints is what `serve` does.
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Profile names (REQUIREMENTS.md, "Profiles").
+const (
+	ProfileSGE        = "sge"        // Secure Government Email framework (current, default)
+	ProfileSecureMail = "securemail" // SecMx 2007 draft + 2005 SecureMail
+	ProfileSEEMail    = "seemail"    // 2005 SEEMail gateway requirements
+)
+
+// TLS versions in the form Postfix's {tls_version} macro uses.
+var tlsVersionRank = map[string]int{
+	"SSLv2": 1, "SSLv3": 2, "TLSv1": 3, "TLSv1.1": 4, "TLSv1.2": 5, "TLSv1.3": 6,
+}
+
+// minTLSRank maps the policy's inbound.min_tls values to tlsVersionRank.
+// "none" means plaintext is allowed.
+var minTLSRank = map[string]int{"none": 0, "1.0": 3, "1.1": 4, "1.2": 5, "1.3": 6}
+
+// Policy is a loaded, validated policy: the profile's defaults with every key
+// of the file (and every --set override) applied.
+type Policy struct {
+	// Profile selects the defaults: sge, securemail or seemail.
+	Profile string
+	// Domains are our mail domains (R66: outbound From: must be one of them).
+	Domains []string
+	// InternalNetworks: clients in these networks are treated as outbound.
+	InternalNetworks []netip.Prefix
+	// OutboundDaemons: values of Postfix's {daemon_name} macro that mark an
+	// smtpd as the submission service (outbound), e.g. "ORIGINATING".
+	OutboundDaemons []string
+	// AuthservID names this gateway in headers it writes (RFC 8601 authserv-id).
+	AuthservID string
+
+	Listen   ListenPolicy
+	Limits   LimitsPolicy
+	Inbound  InboundPolicy
+	Outbound OutboundPolicy
+	Log      LogPolicy
+
+	// Source is where the policy came from (a path or "embedded default").
+	Source string
+}
+
+// ListenPolicy says where `serve` listens.
+type ListenPolicy struct {
+	// Milter is a socket spec: inet:HOST:PORT or unix:PATH.
+	Milter string
+}
+
+// LimitsPolicy bounds what one transaction may use.
+type LimitsPolicy struct {
+	// MaxMessageSize (bytes, headers + body): larger messages get 552 5.3.4.
+	MaxMessageSize int64
+	// MemorySpool (bytes): a message body is kept in memory up to this size and
+	// spilled to a temporary file above it.
+	MemorySpool int64
+	// SpoolDir is where spilled bodies go ("" = the system temporary directory).
+	SpoolDir string
+}
+
+// InboundPolicy holds the rules for mail from the internet.
+type InboundPolicy struct {
+	// MinTLS is the lowest TLS version accepted inbound: "none" (plaintext
+	// allowed), "1.0", "1.1", "1.2" or "1.3" (M-RCV-TLS, G-TLS).
+	MinTLS string
+}
+
+// OutboundPolicy holds the rules for mail from the agency.
+type OutboundPolicy struct {
+	// TagSecureEmail adds the X-NZ-Secure-email header to compliant outbound
+	// mail (R60). Client-supplied copies are removed whatever this says.
+	TagSecureEmail bool
+}
+
+// LogPolicy controls the decision log.
+type LogPolicy struct {
+	// Level is debug, info, warn or error.
+	Level string
+}
+
+// Environment describes the policy environment the profile implements, for
+// `version` and the ping answer (R96-R99).
+func (p *Policy) Environment() string {
+	switch p.Profile {
+	case ProfileSecureMail:
+		return "SecureMail (NZ Government SecMx implementation draft v2, 2007)"
+	case ProfileSEEMail:
+		return "SEEMail (New Zealand Secure Email Requirements v1.0, 2005)"
+	default:
+		return "SGE (All of Government Secure Email Common Implementation Framework v1.0)"
+	}
+}
+
+// IsOurDomain reports whether domain (any case) is one of p.Domains.
+func (p *Policy) IsOurDomain(domain string) bool {
+	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	for _, d := range p.Domains {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// IsInternal reports whether ip is in one of the internal networks.
+func (p *Policy) IsInternal(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, n := range p.InternalNetworks {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Summary is the one-line description `lint` prints for a valid policy.
+func (p *Policy) Summary() string {
+	return fmt.Sprintf("profile %s, %d domain(s), %d internal network(s), inbound min TLS %s, milter %s",
+		p.Profile, len(p.Domains), len(p.InternalNetworks), p.Inbound.MinTLS, p.Listen.Milter)
+}

@@ -1,0 +1,43 @@
+package policy
+
+// Report is a verdict in the form `check` prints as JSON and tests compare.
+type Report struct {
+	Direction      Direction `json:"direction"`
+	Stage          Stage     `json:"stage"`
+	Action         Action    `json:"action"`
+	Reply          string    `json:"reply"`
+	WarningCode    string    `json:"warning_code"`
+	Classification string    `json:"classification"`
+	Reasons        []string  `json:"reasons"`
+	HeadersAdded   []string  `json:"headers_added"`
+	HeadersRemoved []string  `json:"headers_removed"`
+}
+
+// Report renders the verdict for `check`. Lists are never null.
+func (v Verdict) Report() Report {
+	r := Report{
+		Direction:      v.Direction,
+		Stage:          v.Stage,
+		Action:         v.Action,
+		WarningCode:    v.WarningCode,
+		Classification: v.Classification,
+		Reasons:        append([]string{}, v.Reasons...),
+		HeadersAdded:   []string{},
+		HeadersRemoved: []string{},
+	}
+	if v.Reply != nil {
+		r.Reply = v.Reply.String()
+	}
+	// Edits only take effect when the message is kept.
+	if v.Action == Accept || v.Action == Quarantine {
+		for _, e := range v.Edits {
+			switch e.Op {
+			case OpAdd:
+				r.HeadersAdded = append(r.HeadersAdded, e.Name+": "+e.Value)
+			case OpDelete:
+				r.HeadersRemoved = append(r.HeadersRemoved, e.Name+": "+e.Value)
+			}
+		}
+	}
+	return r
+}

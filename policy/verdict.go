@@ -1,0 +1,145 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// TLSInfo is what the MTA says about the client's TLS session, in Postfix's
+// macro forms ({tls_version} "TLSv1.3", {cipher}, {cipher_bits}). An empty
+// Version means the session is plaintext.
+type TLSInfo struct {
+	Version    string
+	Cipher     string
+	CipherBits int
+}
+
+// Conn is what is known about the SMTP connection.
+type Conn struct {
+	ClientIP   netip.Addr
+	ClientName string // PTR name as the MTA verified it ("unknown" when none)
+	HELO       string
+	Daemon     string // Postfix {daemon_name}: which smtpd took the connection
+	TLS        TLSInfo
+}
+
+// Envelope is the SMTP envelope of one transaction.
+type Envelope struct {
+	QueueID  string
+	From     string // MAIL FROM address without angle brackets; "" is the null sender
+	Rcpts    []string
+	AuthUser string // SASL login ({auth_authen}); "" when not authenticated
+}
+
+// Header is one header field as received: name as written, value unfolded
+// only as far as the MTA did (Postfix sends it with folds).
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Transaction is everything the engine decides on at end of message.
+type Transaction struct {
+	Conn     Conn
+	Envelope Envelope
+	Headers  []Header
+	// Classification is the highest trigger word found (classify package);
+	// "" is taken as UNCLASSIFIED.
+	Classification string
+}
+
+// Direction says which way a message travels through the gateway.
+type Direction string
+
+const (
+	Inbound  Direction = "inbound"  // from the internet to the agency
+	Outbound Direction = "outbound" // from the agency to the internet
+)
+
+// Action is what the MTA is told to do with the message.
+type Action string
+
+const (
+	// Continue: no decision at this stage; the transaction goes on.
+	Continue   Action = "continue"
+	Accept     Action = "accept"
+	Reject     Action = "reject"
+	Tempfail   Action = "tempfail"
+	Quarantine Action = "quarantine" // Postfix hold queue; released with postsuper -H
+	Discard    Action = "discard"
+)
+
+// Stage is the SMTP stage a verdict was given at.
+type Stage string
+
+const (
+	StageMail Stage = "mail" // MAIL FROM
+	StageEOM  Stage = "eom"  // end of message
+)
+
+// Reply is an SMTP reply with its RFC 3463 enhanced status code.
+type Reply struct {
+	Code   int    `json:"code"`
+	Status string `json:"status"`
+	Text   string `json:"text"`
+}
+
+func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Status, r.Text) }
+
+// EditOp is a header change the milter makes at end of message.
+type EditOp string
+
+const (
+	OpAdd    EditOp = "add"    // append Name: Value
+	OpDelete EditOp = "delete" // remove the Index-th (1-based, per name) Name header
+)
+
+// HeaderEdit is one header change. For OpDelete, Value is the value being
+// removed (for the log and `check`).
+type HeaderEdit struct {
+	Op    EditOp
+	Name  string
+	Index int
+	Value string
+}
+
+// Verdict is the engine's answer for one stage.
+type Verdict struct {
+	Stage          Stage
+	Direction      Direction
+	Action         Action
+	Reply          *Reply // nil: the MTA's own reply for the action
+	Edits          []HeaderEdit
+	WarningCode    string // Table 3 code, "" when none
+	Classification string
+	Reasons        []string
+}
+
+func (v *Verdict) reason(format string, args ...any) {
+	v.Reasons = append(v.Reasons, fmt.Sprintf(format, args...))
+}
+
+// refuse sets a final refusal with the given reply; 4xx codes tempfail.
+func (v *Verdict) refuse(code int, status, text string) {
+	v.Action = Reject
+	if code < 500 {
+		v.Action = Tempfail
+	}
+	v.Reply = &Reply{Code: code, Status: status, Text: text}
+	v.reason("%s", text)
+}
+
+// Final reports whether the verdict ends the transaction.
+func (v Verdict) Final() bool { return v.Action != Continue }
+
+// HeaderValues returns the values of every header named name (any case).
+func HeaderValues(hs []Header, name string) []string {
+	var out []string
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			out = append(out, h.Value)
+		}
+	}
+	return out
+}
