@@ -44,7 +44,7 @@ func ReadHeaders(r *bufio.Reader) ([]Header, error) {
 			hs[len(hs)-1].Value += "\n" + trimmed
 		default:
 			name, value, ok := strings.Cut(trimmed, ":")
-			if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			if !ok || !validFieldName(name) {
 				return hs, fmt.Errorf("%w: line %d: %q is not a header field", ErrMalformedHeader, n, clip(trimmed, 60))
 			}
 			hs = append(hs, Header{Name: name, Value: strings.TrimLeft(value, " \t")})
@@ -59,4 +59,17 @@ func ReadHeaders(r *bufio.Reader) ([]Header, error) {
 // section 2.2.3), keeping the white space that follows them.
 func unfold(v string) string {
 	return strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
+}
+
+// validFieldName: RFC 5322 section 3.6.8, ftext is printable US-ASCII but colon.
+func validFieldName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
 }

@@ -140,6 +140,14 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 		}
 	}
 	if len(probs) > 0 {
+		// File problems first, in line order, then the overrides in order.
+		sort.SliceStable(probs, func(i, j int) bool {
+			a, b := probs[i], probs[j]
+			if (a.File == "--set") != (b.File == "--set") {
+				return b.File == "--set"
+			}
+			return a.Line < b.Line
+		})
 		return nil, probs
 	}
 	return p, nil

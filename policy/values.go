@@ -44,7 +44,12 @@ func asEnum(v any, allowed ...string) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("must be one of %q, got %s", allowed, show(v))
+	hint := ""
+	switch v.(type) {
+	case float64, int64:
+		hint = fmt.Sprintf(` (write it as a string: "%v")`, v)
+	}
+	return "", fmt.Errorf("must be one of %q, got %s%s", allowed, show(v), hint)
 }
 
 // asSize takes a byte count as an integer or a string with a binary suffix:
