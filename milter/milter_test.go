@@ -1,0 +1,427 @@
+package milter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+// syncBuffer collects the decision log safely across goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// decisions returns the "decision" log lines as maps.
+func (s *syncBuffer) decisions(t *testing.T) []map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if m["msg"] == "decision" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func testPolicy(t *testing.T, sets ...string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Load("", append([]string{`domains=["agency.govt.nz"]`, `authserv_id="mx.agency.govt.nz"`}, sets...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startServer runs a milter on a loopback port for the test's lifetime.
+func startServer(t *testing.T, p *policy.Policy) (string, *Server, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	srv := NewServer(p, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), srv, logs
+}
+
+// mta plays Postfix: it sends the macros Postfix sends at each stage.
+type mta struct {
+	t       *testing.T
+	macros  *gomilter.MacroBag
+	session *gomilter.ClientSession
+}
+
+func dial(t *testing.T, addr string) *mta {
+	t.Helper()
+	client := gomilter.NewClient("tcp", addr,
+		gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptQuarantine|gomilter.OptChangeBody|
+			gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptChangeFrom|gomilter.OptSetMacros))
+	macros := gomilter.NewMacroBag()
+	macros.Set(gomilter.MacroMTAFQDN, "mx.agency.govt.nz")
+	s, err := client.Session(macros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &mta{t: t, macros: macros, session: s}
+}
+
+func (m *mta) must(a *gomilter.Action, err error) *gomilter.Action {
+	m.t.Helper()
+	if err != nil {
+		m.t.Fatalf("milter protocol: %v", err)
+	}
+	return a
+}
+
+// connect sends connect and HELO; tls is Postfix's {tls_version}, "" for plaintext.
+func (m *mta) connect(ip, daemon, tls string) {
+	m.t.Helper()
+	m.macros.Set(gomilter.MacroDaemonName, daemon)
+	if a := m.must(m.session.Conn("client.example", gomilter.FamilyInet, 40000, ip)); a.Type != gomilter.ActionContinue {
+		m.t.Fatalf("connect: %v", a)
+	}
+	if tls != "" {
+		m.macros.Set(gomilter.MacroTlsVersion, tls)
+		m.macros.Set(gomilter.MacroCipher, "TLS_AES_256_GCM_SHA384")
+		m.macros.Set(gomilter.MacroCipherBits, "256")
+	}
+	if a := m.must(m.session.Helo("client.example")); a.Type != gomilter.ActionContinue {
+		m.t.Fatalf("helo: %v", a)
+	}
+}
+
+type message struct {
+	auth    string
+	from    string
+	rcpts   []string
+	headers [][2]string
+	body    string
+}
+
+// result is where a transaction ended and what the milter asked for.
+type result struct {
+	stage string
+	act   *gomilter.Action
+	mods  []gomilter.ModifyAction
+}
+
+// send runs one transaction from MAIL FROM to end of message, stopping at
+// the first stage the milter ends (then, as Postfix does, it aborts).
+func (m *mta) send(msg message) (r result) {
+	m.t.Helper()
+	defer func() {
+		if r.stage != "eom" {
+			if err := m.session.Abort(nil); err != nil {
+				m.t.Fatalf("abort: %v", err)
+			}
+		}
+	}()
+	m.macros.Set(gomilter.MacroAuthAuthen, msg.auth)
+	m.macros.Set(gomilter.MacroQueueId, "")
+	if a := m.must(m.session.Mail("<"+msg.from+">", "")); a.Type != gomilter.ActionContinue {
+		return result{stage: "mail", act: a}
+	}
+	m.macros.Set(gomilter.MacroQueueId, "4ABC123")
+	for _, r := range msg.rcpts {
+		if a := m.must(m.session.Rcpt("<"+r+">", "")); a.Type != gomilter.ActionContinue {
+			return result{stage: "rcpt", act: a}
+		}
+	}
+	if a := m.must(m.session.DataStart()); a.Type != gomilter.ActionContinue {
+		return result{stage: "data", act: a}
+	}
+	for _, h := range msg.headers {
+		if a := m.must(m.session.HeaderField(h[0], h[1], nil)); a.Type != gomilter.ActionContinue {
+			return result{stage: "header", act: a}
+		}
+	}
+	if a := m.must(m.session.HeaderEnd()); a.Type != gomilter.ActionContinue {
+		return result{stage: "eoh", act: a}
+	}
+	body := msg.body
+	if body == "" {
+		body = "\r\n"
+	}
+	for len(body) > 0 {
+		n := min(len(body), 65535)
+		if a := m.must(m.session.BodyChunk([]byte(body[:n]))); a.Type != gomilter.ActionContinue {
+			return result{stage: "body", act: a}
+		}
+		body = body[n:]
+	}
+	mods, a, err := m.session.End()
+	if err != nil {
+		m.t.Fatalf("end of message: %v", err)
+	}
+	return result{stage: "eom", act: a, mods: mods}
+}
+
+var forgedInbound = message{
+	from:  "sender@example.com",
+	rcpts: []string{"bob@agency.govt.nz"},
+	headers: [][2]string{
+		{"From", "Sender <sender@example.com>"},
+		{"To", "bob@agency.govt.nz"},
+		{"X-NZ-Secure-email", "forged one"},
+		{"Subject", "hello"},
+		{"X-NZ-Secure-Email", "forged two"},
+	},
+	body: "Hello Bob\r\n",
+}
+
+// M-RCV-TLS / G-TLS through the milter protocol: refused at MAIL FROM.
+func TestPlaintextInboundRefusedAtMailFrom(t *testing.T) {
+	addr, _, logs := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "")
+	r := m.send(forgedInbound)
+	if r.stage != "mail" || r.act.SMTPCode != 530 || !strings.Contains(r.act.SMTPReply, "5.7.10") || !strings.Contains(r.act.SMTPReply, "TLS 1.2") {
+		t.Fatalf("got %s %v", r.stage, r.act)
+	}
+	d := logs.decisions(t)
+	if len(d) != 1 || d[0]["action"] != "reject" || d[0]["direction"] != "inbound" || d[0]["stage"] != "mail" || d[0]["tls_version"] != "" {
+		t.Errorf("decision log: %v", d)
+	}
+}
+
+// R60 through the milter protocol: both forged tags deleted, last first.
+func TestForgedTagRemovedInbound(t *testing.T) {
+	addr, _, logs := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	r := m.send(forgedInbound)
+	if r.stage != "eom" || r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("got %s %v", r.stage, r.act)
+	}
+	if len(r.mods) != 2 {
+		t.Fatalf("modifications: %v", r.mods)
+	}
+	for i, wantIndex := range []uint32{2, 1} {
+		mod := r.mods[i]
+		if mod.Type != gomilter.ActionChangeHeader || mod.HeaderIndex != wantIndex || !strings.EqualFold(mod.HeaderName, "X-NZ-Secure-email") || mod.HeaderValue != "" {
+			t.Errorf("mod %d = %v, want delete of X-NZ-Secure-email #%d", i, mod, wantIndex)
+		}
+	}
+	d := logs.decisions(t)
+	if len(d) != 1 || d[0]["queue_id"] != "4ABC123" || d[0]["tls_version"] != "TLSv1.3" || d[0]["tls_bits"] != float64(256) || d[0]["sender"] != "sender@example.com" {
+		t.Errorf("decision log: %v", d)
+	}
+}
+
+// R60, R65/R66 outbound: a compliant message is tagged, a forged From: refused.
+func TestOutbound(t *testing.T) {
+	addr, _, logs := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("198.51.100.7", "ORIGINATING", "TLSv1.3")
+	good := message{auth: "alice", from: "alice@agency.govt.nz", rcpts: []string{"x@example.com"},
+		headers: [][2]string{{"From", "Alice <alice@agency.govt.nz>"}, {"Subject", "report"}}, body: "text\r\n"}
+	r := m.send(good)
+	if r.stage != "eom" || r.act.Type != gomilter.ActionAccept || len(r.mods) != 1 {
+		t.Fatalf("good: %s %v %v", r.stage, r.act, r.mods)
+	}
+	if mod := r.mods[0]; mod.Type != gomilter.ActionAddHeader || mod.HeaderName != "X-NZ-Secure-email" ||
+		mod.HeaderValue != `compliant; classification="UNCLASSIFIED"; profile=sge; gateway=mx.agency.govt.nz` {
+		t.Errorf("tag: %v", mod)
+	}
+
+	// Same connection, next transaction: a From: of someone else.
+	bad := good
+	bad.headers = [][2]string{{"From", "Bob <bob@agency.govt.nz>"}, {"Subject", "report"}}
+	r = m.send(bad)
+	if r.stage != "eom" || r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "5.7.1") || !strings.Contains(r.act.SMTPReply, "R66") {
+		t.Fatalf("bad: %s %v", r.stage, r.act)
+	}
+	// And one with no From: at all.
+	none := good
+	none.headers = [][2]string{{"Subject", "no from"}}
+	r = m.send(none)
+	if r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "R65") {
+		t.Fatalf("no From: %v", r.act)
+	}
+	d := logs.decisions(t)
+	if len(d) != 3 || d[0]["action"] != "accept" || d[1]["action"] != "reject" || d[2]["action"] != "reject" || d[1]["auth"] != "alice" || d[1]["direction"] != "outbound" {
+		t.Errorf("decision log: %v", d)
+	}
+}
+
+// TLS macros come only at HELO (Postfix does not resend them at end of
+// message): they must still decide at MAIL FROM of a later transaction.
+func TestTLSMacrosKeptForTheConnection(t *testing.T) {
+	addr, _, _ := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.2")
+	m.macros.Set(gomilter.MacroTlsVersion, "") // not resent after HELO
+	for i := 0; i < 3; i++ {
+		if r := m.send(forgedInbound); r.act.Type != gomilter.ActionAccept {
+			t.Fatalf("transaction %d: %s %v", i, r.stage, r.act)
+		}
+	}
+}
+
+// limits.max_message_size: 552 5.3.4 as soon as the message passes it.
+func TestSizeCap(t *testing.T) {
+	addr, _, logs := startServer(t, testPolicy(t, `limits.max_message_size=4096`, `limits.memory_spool=1024`))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	big := forgedInbound
+	big.body = strings.Repeat("0123456789abcdef\r\n", 400) // 7200 bytes
+	r := m.send(big)
+	if r.act.SMTPCode != 552 || !strings.Contains(r.act.SMTPReply, "5.3.4") {
+		t.Fatalf("got %s %v", r.stage, r.act)
+	}
+	// The next transaction on the same connection is unaffected.
+	small := forgedInbound
+	small.body = strings.Repeat("x", 2000) + "\r\n"
+	if r := m.send(small); r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("after a refused big one: %v", r.act)
+	}
+	if d := logs.decisions(t); len(d) != 2 || d[0]["stage"] != "size" {
+		t.Errorf("decision log: %v", d)
+	}
+}
+
+// SIGHUP swaps the policy; a transaction keeps the policy it started with.
+func TestPolicySwapMidTransaction(t *testing.T) {
+	addr, srv, _ := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("198.51.100.7", "ORIGINATING", "TLSv1.3")
+	m.macros.Set(gomilter.MacroAuthAuthen, "alice")
+	if a := m.must(m.session.Mail("<alice@agency.govt.nz>", "")); a.Type != gomilter.ActionContinue {
+		t.Fatal(a)
+	}
+	srv.SetPolicy(testPolicy(t, `domains=["other.govt.nz"]`))
+	m.must(m.session.Rcpt("<x@example.com>", ""))
+	m.must(m.session.DataStart())
+	m.must(m.session.HeaderField("From", "alice@agency.govt.nz", nil))
+	m.must(m.session.HeaderEnd())
+	_, a, err := m.session.BodyReadFrom(strings.NewReader("x\r\n"))
+	if err != nil || a.Type != gomilter.ActionAccept {
+		t.Fatalf("in-flight transaction did not keep its policy: %v %v", a, err)
+	}
+	// The next one uses the new policy.
+	r := m.send(message{auth: "alice", from: "alice@agency.govt.nz", rcpts: []string{"x@example.com"}, headers: [][2]string{{"From", "alice@agency.govt.nz"}}})
+	if r.act.SMTPCode != 550 {
+		t.Fatalf("new policy not in force: %v", r.act)
+	}
+}
+
+// SIGTERM: a transaction in flight finishes; new ones get 4xx; Shutdown
+// returns only after the one in flight ended.
+func TestShutdownFinishesInFlight(t *testing.T) {
+	addr, srv, _ := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	if a := m.must(m.session.Mail("<sender@example.com>", "")); a.Type != gomilter.ActionContinue {
+		t.Fatal(a)
+	}
+	other := dial(t, addr)
+	other.connect("203.0.113.10", "smtpd", "TLSv1.3")
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- srv.Shutdown(ctx)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !srv.draining.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A new transaction on another connection is turned away with 4xx.
+	if a := other.must(other.session.Mail("<x@example.com>", "")); a.SMTPCode != 421 {
+		t.Errorf("new transaction while draining: %v", a)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned with a transaction in flight: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	m.must(m.session.Rcpt("<bob@agency.govt.nz>", ""))
+	m.must(m.session.DataStart())
+	m.must(m.session.HeaderField("From", "sender@example.com", nil))
+	m.must(m.session.HeaderEnd())
+	_, a, err := m.session.BodyReadFrom(strings.NewReader("x\r\n"))
+	if err != nil || a.Type != gomilter.ActionAccept {
+		t.Fatalf("in-flight transaction: %v %v", a, err)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the transaction ended")
+	}
+}
+
+// An aborted transaction (client RSET/QUIT) frees its state; the counter of
+// transactions in flight goes back to zero.
+func TestAbortFreesTransaction(t *testing.T) {
+	addr, srv, _ := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	m.must(m.session.Mail("<sender@example.com>", ""))
+	if n := srv.InFlight(); n != 1 {
+		t.Fatalf("in flight = %d, want 1", n)
+	}
+	if err := m.session.Abort(nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for srv.InFlight() != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := srv.InFlight(); n != 0 {
+		t.Errorf("in flight after abort = %d", n)
+	}
+}
+
+// The MTA reaching end of message with no transaction (no MAIL FROM seen)
+// is tempfailed, never accepted.
+func TestEndOfMessageWithoutTransactionTempfails(t *testing.T) {
+	s := &session{srv: &Server{log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))}}
+	resp, err := s.EndOfMessage(nil)
+	if err != nil || resp == nil || !strings.HasPrefix(resp.String(), "response=reply_code") {
+		t.Fatalf("got %v %v", resp, err)
+	}
+	if !strings.Contains(resp.String(), "451") {
+		t.Errorf("want 451, got %v", resp)
+	}
+}
