@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckJSON(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want map[string]any // keys compared; others must still exist
+	}{
+		{"G-TLS plaintext inbound refused",
+			[]string{"check", "--client-ip", "203.0.113.9", "testdata/inbound-forged.eml"},
+			map[string]any{"direction": "inbound", "stage": "mail", "action": "reject",
+				"reply": "530 5.7.10 Must issue a STARTTLS command first: this gateway accepts mail only over TLS 1.2 or later (NZ SGE policy, G-TLS)"}},
+		{"R60 forged tag removed over TLS",
+			[]string{"check", "--client-ip", "203.0.113.9", "--tls-version", "TLSv1.3", "--cipher", "TLS_AES_256_GCM_SHA384", "--cipher-bits", "256", "testdata/inbound-forged.eml"},
+			map[string]any{"direction": "inbound", "action": "accept", "reply": "",
+				"headers_removed": []any{"X-NZ-Secure-email: compliant; forged by the sender"}, "headers_added": []any{}}},
+		{"R60 outbound tagged (flags after the file)",
+			[]string{"check", "testdata/outbound.eml", "--auth", "alice", "--set", `domains=["agency.govt.nz"]`, "--set", `authserv_id="mx.agency.govt.nz"`},
+			map[string]any{"direction": "outbound", "action": "accept", "classification": "UNCLASSIFIED", "warning_code": "",
+				"headers_added": []any{`X-NZ-Secure-email: compliant; classification="UNCLASSIFIED"; profile=sge; gateway=mx.agency.govt.nz`}}},
+		{"R66 outbound other user refused",
+			[]string{"check", "--auth", "bob", "--set", `domains=["agency.govt.nz"]`, "testdata/outbound.eml"},
+			map[string]any{"direction": "outbound", "action": "reject",
+				"reply": `550 5.7.1 Message refused: From: address <alice@agency.govt.nz> does not match the authenticated sender "bob" (R66)`}},
+		{"submission daemon makes it outbound",
+			[]string{"check", "--daemon", "ORIGINATING", "--client-ip", "203.0.113.9", "testdata/outbound.eml"},
+			map[string]any{"direction": "outbound", "action": "reject"}},
+		{"securemail profile accepts plaintext",
+			[]string{"check", "--set", "profile=securemail", "--client-ip", "203.0.113.9", "testdata/inbound-forged.eml"},
+			map[string]any{"direction": "inbound", "action": "accept"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runCmd(t, c.args...)
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %s", code, errs)
+			}
+			var got map[string]any
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("not one JSON object: %v\n%s", err, out)
+			}
+			for _, k := range []string{"direction", "action", "reply", "warning_code", "classification", "reasons", "headers_added", "headers_removed"} {
+				if _, ok := got[k]; !ok {
+					t.Errorf("JSON has no %q", k)
+				}
+			}
+			for k, v := range c.want {
+				if !reflect.DeepEqual(got[k], v) {
+					t.Errorf("%s = %#v, want %#v", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.eml")
+	os.WriteFile(bad, []byte(" continuation first\n"), 0o644)
+	badPolicy := filepath.Join(dir, "p.toml")
+	os.WriteFile(badPolicy, []byte("profile = \"x\"\n"), 0o644)
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"check"}, 2, "usage: nzsecure-milter check"},
+		{[]string{"check", "a", "b"}, 2, "usage"},
+		{[]string{"check", "--client-ip", "nope", "testdata/outbound.eml"}, 2, `"nope" is not an IP address`},
+		{[]string{"check", "--cipher", "X", "testdata/outbound.eml"}, 2, "need --tls-version"},
+		{[]string{"check", "--bogus", "testdata/outbound.eml"}, 2, "flag provided but not defined"},
+		{[]string{"check", filepath.Join(dir, "missing.eml")}, 1, "no such file"},
+		{[]string{"check", bad}, 1, "malformed header"},
+		{[]string{"check", "--policy", badPolicy, "testdata/outbound.eml"}, 1, `p.toml:1: profile: must be one of`},
+		{[]string{"check", "--set", "nokey", "testdata/outbound.eml"}, 1, "want KEY=VALUE"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{nil, 2, "usage: nzsecure-milter COMMAND"},
+	}
+	for _, c := range cases {
+		code, _, errs := runCmd(t, c.args...)
+		if code != c.code || !strings.Contains(errs, c.msg) {
+			t.Errorf("%q: exit %d stderr %q; want exit %d and %q", c.args, code, errs, c.code, c.msg)
+		}
+	}
+}
+
+func TestLintCommand(t *testing.T) {
+	code, out, _ := runCmd(t, "lint", "../../policy/testdata/bad/bad-values.toml")
+	if code != 1 {
+		t.Errorf("exit %d for a broken policy", code)
+	}
+	if n := strings.Count(out, "\n"); n != 12 || !strings.Contains(out, "bad-values.toml:17: log.level:") || !strings.Contains(out, "11 problem(s)") {
+		t.Errorf("want 11 problems and a summary, got %d lines:\n%s", n, out)
+	}
+	code, out, _ = runCmd(t, "lint", "../../contrib/nzsecure-milter.toml")
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "valid: profile sge") {
+		t.Errorf("default policy: exit %d\n%s", code, out)
+	}
+	if code, _, _ := runCmd(t, "lint"); code != 2 {
+		t.Errorf("lint without a file: exit %d", code)
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	code, out, _ := runCmd(t, "version", "--set", "profile=seemail")
+	if code != 0 || !strings.HasPrefix(out, "nzsecure-milter "+version) || !strings.Contains(out, "SEEMail") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
+func TestServeRefusesBadPolicy(t *testing.T) {
+	code, _, errs := runCmd(t, "serve", "--set", "inbound.min_tls=2", "--listen", "inet:127.0.0.1:1")
+	if code != 1 || !strings.Contains(errs, "inbound.min_tls") || !strings.Contains(errs, "not starting") {
+		t.Errorf("exit %d stderr %s", code, errs)
+	}
+	code, _, errs = runCmd(t, "serve", "--listen", "tcp:nowhere")
+	if code != 1 || !strings.Contains(errs, "cannot listen") {
+		t.Errorf("bad listen spec: exit %d stderr %s", code, errs)
+	}
+}
