@@ -234,6 +234,11 @@ func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respo
 // apply turns a verdict into header edits and the MTA response.
 func apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine) {
+		for _, r := range v.RemoveRcpts {
+			if err := m.DeleteRecipient(r); err != nil {
+				return nil, fmt.Errorf("removing recipient %s: %w", r, err)
+			}
+		}
 		for _, e := range v.Edits {
 			var err error
 			switch e.Op {
@@ -299,6 +304,17 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 	}
 	if v.Reply != nil {
 		attrs = append(attrs, "reply", v.Reply.String())
+	}
+	if len(v.Recipients) > 0 {
+		attrs = append(attrs, "recipient_decisions", v.Recipients)
+	}
+	if len(v.RemoveRcpts) > 0 {
+		attrs = append(attrs, "recipients_removed", v.RemoveRcpts)
+	}
+	// R113: every breach attempt is an audit event of its own.
+	for _, b := range v.Breaches {
+		s.srv.log.Warn("audit: classified mail breach attempt", "queue_id", s.tx.env.QueueID, "sender", s.tx.env.From,
+			"auth", s.tx.env.AuthUser, "classification", v.Classification, "event", b)
 	}
 	level := slog.LevelInfo
 	if applyErr != nil {

@@ -94,9 +94,15 @@ func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 		if p.checkOutboundFrom(&v, t); v.Action != Accept {
 			return v
 		}
+		if p.routeOutbound(&v, t); v.Action != Accept {
+			return v
+		}
 		if p.Outbound.TagSecureEmail {
-			v.Edits = append(v.Edits, HeaderEdit{Op: OpAdd, Name: SecureEmailHeader, Value: p.secureTagValue(v.Classification)})
+			v.addHeader(SecureEmailHeader, p.secureTagValue(v.Classification))
 			v.reason("tagged compliant outbound mail with %s (R60)", SecureEmailHeader)
+		}
+		if p.Outbound.SEEMailVersion != "" {
+			v.addHeader("X-SEEMail-Version", p.Outbound.SEEMailVersion)
 		}
 	}
 	return v
@@ -119,12 +125,8 @@ func (p *Policy) Evaluate(t Transaction) Verdict {
 // (R60): only this gateway may say a message complies. Deletions go last
 // first so the per-name indexes stay valid.
 func stripSecureTag(v *Verdict, hs []Header) {
-	values := HeaderValues(hs, SecureEmailHeader)
-	for i := len(values); i >= 1; i-- {
-		v.Edits = append(v.Edits, HeaderEdit{Op: OpDelete, Name: SecureEmailHeader, Index: i, Value: values[i-1]})
-	}
-	if len(values) > 0 {
-		v.reason("removed %d client-supplied %s header(s) (R60)", len(values), SecureEmailHeader)
+	if n := v.deleteAll(hs, SecureEmailHeader); n > 0 {
+		v.reason("removed %d client-supplied %s header(s) (R60)", n, SecureEmailHeader)
 	}
 }
 

@@ -125,6 +125,9 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 		}
 		spec, ok := keySpecs[it.key]
 		if !ok {
+			spec, ok = prefixSpec(it.key)
+		}
+		if !ok {
 			probs = append(probs, Problem{it.file, it.line, it.key, "unknown key" + suggest(it.key)})
 			continue
 		}
@@ -167,15 +170,53 @@ func profileDefaults(profile string) *Policy {
 		Outbound:         OutboundPolicy{TagSecureEmail: true},
 		Log:              LogPolicy{Level: "info"},
 	}
+	// M-OUT / R110-R112 / R115 / G-DLP: what each classification may reach.
+	p.Outbound.ByClass = map[string]Routing{
+		Unclassified:    BestEffort,
+		"IN-CONFIDENCE": SecureOnly,  // R115; under sge only over enforced TLS
+		"SENSITIVE":     SEEMailOnly, // R112
+		"RESTRICTED":    SEEMailOnly, // R112
+		"CONFIDENTIAL":  Hold,        // R110
+		"SECRET":        Hold,        // R110
+		"TOP SECRET":    Hold,        // R110, M-OUT
+	}
+	p.Outbound.Partial = "split"
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"
+		// G-DLP: "markings above IN-CONFIDENCE blocked" unless an exception.
+		p.Outbound.ByClass["SENSITIVE"] = ExceptionOnly
+		p.Outbound.ByClass["RESTRICTED"] = ExceptionOnly
 	case ProfileSecureMail, ProfileSEEMail:
 		p.Inbound.MinTLS = "none"
 	default:
 		return nil
 	}
 	return p
+}
+
+// ClassRank orders the classification words (R109, M-OUT): the highest
+// found decides. SENSITIVE and RESTRICTED share a rank.
+var ClassRank = map[string]int{
+	Unclassified: 0, "IN-CONFIDENCE": 1, "SENSITIVE": 2, "RESTRICTED": 2,
+	"CONFIDENTIAL": 3, "SECRET": 4, "TOP SECRET": 5,
+}
+
+// prefixSpec handles the keys of tables whose keys are data, like
+// [outbound.by_class].
+func prefixSpec(key string) (keySpec, bool) {
+	class, ok := strings.CutPrefix(key, "outbound.by_class.")
+	if !ok {
+		return keySpec{}, false
+	}
+	return keySpec{func(p *Policy, v any) error {
+		if _, known := ClassRank[class]; !known {
+			return fmt.Errorf("%q is not a classification; want one of UNCLASSIFIED, IN-CONFIDENCE, SENSITIVE, RESTRICTED, CONFIDENTIAL, SECRET, TOP SECRET", class)
+		}
+		r, err := asEnum(v, string(BestEffort), string(SecureOnly), string(SEEMailOnly), string(ExceptionOnly), string(Hold))
+		p.Outbound.ByClass[class] = Routing(r)
+		return err
+	}}, true
 }
 
 // keySpec is one key of the policy file: how to check and apply its value.
@@ -241,15 +282,44 @@ var keySpecs = map[string]keySpec{
 		p.Outbound.TagSecureEmail, err = asBool(v)
 		return err
 	}},
+	"outbound.seemail_version": {func(p *Policy, v any) (err error) {
+		p.Outbound.SEEMailVersion, err = asString(v)
+		return err
+	}},
+	"outbound.secure_domains": {func(p *Policy, v any) (err error) {
+		p.Outbound.SecureDomains, err = domainSet(v)
+		return err
+	}},
+	"outbound.seemail_domains": {func(p *Policy, v any) (err error) {
+		p.Outbound.SEEMailDomains, err = domainSet(v)
+		return err
+	}},
+	"outbound.securemail_domains": {func(p *Policy, v any) (err error) {
+		p.Outbound.SecureMailDomains, err = domainSet(v)
+		return err
+	}},
+	"outbound.exceptions": {func(p *Policy, v any) (err error) {
+		p.Outbound.Exceptions, err = domainSet(v)
+		return err
+	}},
+	"outbound.partial": {func(p *Policy, v any) (err error) {
+		p.Outbound.Partial, err = asEnum(v, "split", "refuse")
+		return err
+	}},
+	"outbound.route_header": {func(p *Policy, v any) (err error) {
+		p.Outbound.RouteHeader, err = asBool(v)
+		return err
+	}},
 	"log.level": {func(p *Policy, v any) (err error) {
 		p.Log.Level, err = asEnum(v, "debug", "info", "warn", "error")
 		return err
 	}},
 }
 
-// Keys lists every valid dotted key (profile included), sorted.
+// Keys lists every valid dotted key (profile included), sorted; a table
+// whose keys are data is listed as "table.*".
 func Keys() []string {
-	keys := []string{"profile"}
+	keys := []string{"profile", "outbound.by_class.*"}
 	for k := range keySpecs {
 		keys = append(keys, k)
 	}

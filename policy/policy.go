@@ -81,7 +81,37 @@ type OutboundPolicy struct {
 	// TagSecureEmail adds the X-NZ-Secure-email header to compliant outbound
 	// mail (R60). Client-supplied copies are removed whatever this says.
 	TagSecureEmail bool
+	// SEEMailVersion, when set, is added as X-SEEMail-Version (R61).
+	SEEMailVersion string
+
+	// Secure-domain lists (M-OUT, R111-R112, R115). Entries are domains or
+	// "*.suffix" wildcards; an entry "file:/path" reads one domain per line.
+	SecureDomains     DomainSet // govt.nz-wide and other TLS-enforced secure domains
+	SEEMailDomains    DomainSet // the SEEMail accredited gateway list
+	SecureMailDomains DomainSet // the SecureMail accredited gateway list
+	Exceptions        DomainSet // agency exceptions
+
+	// ByClass maps a classification word to its routing decision.
+	ByClass map[string]Routing
+	// Partial says what to do when only some recipients may receive a
+	// classified message: "split" (remove the others and tell the sender)
+	// or "refuse" (refuse the whole message).
+	Partial string
+	// RouteHeader adds X-NZ-Secure-Route: tls to mail that may leave only
+	// over TLS, for milter_header_checks to route to a TLS-only transport.
+	RouteHeader bool
 }
+
+// Routing is what a classification allows outbound (M-OUT).
+type Routing string
+
+const (
+	BestEffort    Routing = "best-effort"    // any recipient
+	SecureOnly    Routing = "secure-only"    // secure, SEEMail, SecureMail lists or exceptions
+	SEEMailOnly   Routing = "seemail-only"   // SEEMail list or exceptions (R112)
+	ExceptionOnly Routing = "exception-only" // exceptions only (sge: G-DLP)
+	Hold          Routing = "hold"           // held for an administrator (R110)
+)
 
 // LogPolicy controls the decision log.
 type LogPolicy struct {

@@ -11,25 +11,33 @@ type Report struct {
 	Reasons        []string  `json:"reasons"`
 	HeadersAdded   []string  `json:"headers_added"`
 	HeadersRemoved []string  `json:"headers_removed"`
+	// Recipients: the outbound decision per recipient (empty inbound).
+	Recipients        []RecipientDecision `json:"recipients"`
+	RecipientsRemoved []string            `json:"recipients_removed"`
+	Breaches          []string            `json:"breaches"`
 }
 
 // Report renders the verdict for `check`. Lists are never null.
 func (v Verdict) Report() Report {
 	r := Report{
-		Direction:      v.Direction,
-		Stage:          v.Stage,
-		Action:         v.Action,
-		WarningCode:    v.WarningCode,
-		Classification: v.Classification,
-		Reasons:        append([]string{}, v.Reasons...),
-		HeadersAdded:   []string{},
-		HeadersRemoved: []string{},
+		Direction:         v.Direction,
+		Stage:             v.Stage,
+		Action:            v.Action,
+		WarningCode:       v.WarningCode,
+		Classification:    v.Classification,
+		Reasons:           append([]string{}, v.Reasons...),
+		HeadersAdded:      []string{},
+		HeadersRemoved:    []string{},
+		Recipients:        append([]RecipientDecision{}, v.Recipients...),
+		Breaches:          append([]string{}, v.Breaches...),
+		RecipientsRemoved: []string{},
 	}
 	if v.Reply != nil {
 		r.Reply = v.Reply.String()
 	}
 	// Edits only take effect when the message is kept.
 	if v.Action == Accept || v.Action == Quarantine {
+		r.RecipientsRemoved = append(r.RecipientsRemoved, v.RemoveRcpts...)
 		for _, e := range v.Edits {
 			switch e.Op {
 			case OpAdd:

@@ -95,6 +95,20 @@ const (
 	OpDelete EditOp = "delete" // remove the Index-th (1-based, per name) Name header
 )
 
+// deleteAll removes every header named name, last first so the per-name
+// indexes stay valid; it returns how many it removed.
+func (v *Verdict) deleteAll(hs []Header, name string) int {
+	values := HeaderValues(hs, name)
+	for i := len(values); i >= 1; i-- {
+		v.Edits = append(v.Edits, HeaderEdit{Op: OpDelete, Name: name, Index: i, Value: values[i-1]})
+	}
+	return len(values)
+}
+
+func (v *Verdict) addHeader(name, value string) {
+	v.Edits = append(v.Edits, HeaderEdit{Op: OpAdd, Name: name, Value: value})
+}
+
 // HeaderEdit is one header change. For OpDelete, Value is the value being
 // removed (for the log and `check`).
 type HeaderEdit struct {
@@ -114,6 +128,24 @@ type Verdict struct {
 	WarningCode    string // Table 3 code, "" when none
 	Classification string
 	Reasons        []string
+
+	// Recipients is the outbound decision for each envelope recipient (M-OUT).
+	Recipients []RecipientDecision
+	// RemoveRcpts are recipients taken off a message that goes on to the
+	// others (outbound.partial = "split").
+	RemoveRcpts []string
+	// Breaches are audit events: attempts to send classified mail where
+	// the policy does not allow it (R113). Each is logged on its own line.
+	Breaches []string
+}
+
+// RecipientDecision is what the policy allows for one recipient.
+type RecipientDecision struct {
+	Address  string  `json:"address"`
+	Routing  Routing `json:"decision"`
+	Allowed  bool    `json:"allowed"`
+	Internal bool    `json:"internal"` // in our own domains: never leaves the agency
+	Reason   string  `json:"reason"`
 }
 
 func (v *Verdict) reason(format string, args ...any) {
