@@ -168,6 +168,7 @@ func profileDefaults(profile string) *Policy {
 		Listen:           ListenPolicy{Milter: "inet:127.0.0.1:8891"},
 		Limits:           LimitsPolicy{MaxMessageSize: 64 << 20, MemorySpool: 1 << 20},
 		Outbound:         OutboundPolicy{TagSecureEmail: true},
+		TLSPolicy:        TLSPolicyPolicy{Listen: "inet:127.0.0.1:8461", Level: "encrypt", MinTLS: "1.2", MTASTS: true},
 		Log:              LogPolicy{Level: "info"},
 	}
 	// M-OUT / R110-R112 / R115 / G-DLP: what each classification may reach.
@@ -247,16 +248,9 @@ var keySpecs = map[string]keySpec{
 		p.AuthservID = s
 		return err
 	}},
-	"listen.milter": {func(p *Policy, v any) error {
-		s, err := asString(v)
-		if err != nil {
-			return err
-		}
-		if _, _, err := ParseListenSpec(s); err != nil {
-			return err
-		}
-		p.Listen.Milter = s
-		return nil
+	"listen.milter": {func(p *Policy, v any) (err error) {
+		p.Listen.Milter, err = listenSpec(v)
+		return err
 	}},
 	"limits.max_message_size": {func(p *Policy, v any) (err error) {
 		p.Limits.MaxMessageSize, err = asSize(v)
@@ -310,6 +304,26 @@ var keySpecs = map[string]keySpec{
 		p.Outbound.RouteHeader, err = asBool(v)
 		return err
 	}},
+	"tlspolicy.listen": {func(p *Policy, v any) (err error) {
+		p.TLSPolicy.Listen, err = listenSpec(v)
+		return err
+	}},
+	"tlspolicy.level": {func(p *Policy, v any) (err error) {
+		p.TLSPolicy.Level, err = asEnum(v, "encrypt", "secure")
+		return err
+	}},
+	"tlspolicy.min_tls": {func(p *Policy, v any) (err error) {
+		p.TLSPolicy.MinTLS, err = asEnum(v, "1.2", "1.3")
+		return err
+	}},
+	"tlspolicy.mta_sts": {func(p *Policy, v any) (err error) {
+		p.TLSPolicy.MTASTS, err = asBool(v)
+		return err
+	}},
+	"tlspolicy.exceptions": {func(p *Policy, v any) (err error) {
+		p.TLSPolicy.Exceptions, err = asBool(v)
+		return err
+	}},
 	"log.level": {func(p *Policy, v any) (err error) {
 		p.Log.Level, err = asEnum(v, "debug", "info", "warn", "error")
 		return err
@@ -325,6 +339,18 @@ func Keys() []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// listenSpec checks a socket spec value.
+func listenSpec(v any) (string, error) {
+	s, err := asString(v)
+	if err != nil {
+		return "", err
+	}
+	if _, _, err := ParseListenSpec(s); err != nil {
+		return "", err
+	}
+	return s, nil
 }
 
 // ParseListenSpec parses "inet:HOST:PORT" or "unix:PATH" into the network

@@ -42,11 +42,12 @@ type Policy struct {
 	// AuthservID names this gateway in headers it writes (RFC 8601 authserv-id).
 	AuthservID string
 
-	Listen   ListenPolicy
-	Limits   LimitsPolicy
-	Inbound  InboundPolicy
-	Outbound OutboundPolicy
-	Log      LogPolicy
+	Listen    ListenPolicy
+	Limits    LimitsPolicy
+	Inbound   InboundPolicy
+	Outbound  OutboundPolicy
+	TLSPolicy TLSPolicyPolicy
+	Log       LogPolicy
 
 	// Source is where the policy came from (a path or "embedded default").
 	Source string
@@ -112,6 +113,22 @@ const (
 	ExceptionOnly Routing = "exception-only" // exceptions only (sge: G-DLP)
 	Hold          Routing = "hold"           // held for an administrator (R110)
 )
+
+// TLSPolicyPolicy configures `nzsecure-milter tlspolicy`, the socketmap
+// service for Postfix's smtp_tls_policy_maps (M-SEC-OUT, G-MTASTS).
+type TLSPolicyPolicy struct {
+	// Listen: inet:HOST:PORT or unix:/PATH.
+	Listen string
+	// Level for domains on the secure lists: "encrypt" (TLS required) or
+	// "secure" (TLS required and the certificate verified).
+	Level string
+	// MinTLS is the lowest protocol version required: "1.2" or "1.3".
+	MinTLS string
+	// MTASTS turns on RFC 8461 policy discovery for every other domain.
+	MTASTS bool
+	// Exceptions: also require TLS towards outbound.exceptions domains.
+	Exceptions bool
+}
 
 // LogPolicy controls the decision log.
 type LogPolicy struct {
