@@ -345,13 +345,13 @@ func TestParseSTS(t *testing.T) {
 	}
 	for text, ok := range map[string]bool{
 		enforcePolicy: true,
-		"version: STSv1\nmode: none\nmax_age: 0\n":                    true,
-		"version: STSv1\nmode: enforce\nmax_age: 10\n":                false, // no mx
-		"version: STSv2\nmode: enforce\nmx: a\nmax_age: 10\n":         false,
-		"version: STSv1\nmode: strict\nmx: a\nmax_age: 10\n":          false,
+		"version: STSv1\nmode: none\nmax_age: 0\n":                   true,
+		"version: STSv1\nmode: enforce\nmax_age: 10\n":               false, // no mx
+		"version: STSv2\nmode: enforce\nmx: a\nmax_age: 10\n":        false,
+		"version: STSv1\nmode: strict\nmx: a\nmax_age: 10\n":         false,
 		"version: STSv1\nmode: enforce\nmx: a\nmax_age: 99999999999": false,
-		"version: STSv1\nmode: enforce\nmx: a\n":                      false,
-		"garbage":                                                     false,
+		"version: STSv1\nmode: enforce\nmx: a\n":                     false,
+		"garbage":                                                    false,
 	} {
 		_, err := ParseSTSPolicy(text)
 		if (err == nil) != ok {
