@@ -90,6 +90,9 @@ func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 		v.Classification = Unclassified
 	}
 	stripSecureTag(&v, t.Headers)
+	if v.Direction == Inbound {
+		p.flagInsecureClassified(&v, t)
+	}
 	if v.Direction == Outbound {
 		if p.checkOutboundFrom(&v, t); v.Action != Accept {
 			return v
@@ -106,6 +109,39 @@ func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 		}
 	}
 	return v
+}
+
+// WarningInsecureSource is Table 3's code 004: "A message containing a
+// trigger word has arrived from a non-Participating Agency."
+const WarningInsecureSource = "004"
+
+// flagInsecureClassified: M-IN, "If classified, and received via a non
+// SecureMail server, the message will be flagged as from an insecure
+// source" (SecMx 2007, Overview), with Table 3's warning 004.
+func (p *Policy) flagInsecureClassified(v *Verdict, t Transaction) {
+	if rank, known := ClassRank[v.Classification]; known && rank == 0 {
+		return
+	}
+	if ok, why := p.secureSource(t); !ok {
+		v.WarningCode = WarningInsecureSource
+		v.reason("classified (%s) inbound mail from a source that is not secure: %s (M-IN, warning %s)", v.Classification, why, WarningInsecureSource)
+	}
+}
+
+// secureSource reports whether inbound mail came from a secure gateway: the
+// MAIL FROM domain is on a secure list and the session used TLS at the
+// inbound minimum (at least TLS 1.2 when the profile allows plaintext).
+func (p *Policy) secureSource(t Transaction) (bool, string) {
+	_, domain, _ := strings.Cut(t.Envelope.From, "@")
+	o := &p.Outbound
+	if domain == "" || !(o.SecureDomains.Match(domain) || o.SEEMailDomains.Match(domain) || o.SecureMailDomains.Match(domain)) {
+		return false, fmt.Sprintf("sender domain %q is not on a secure-domain list", domain)
+	}
+	need := max(minTLSRank[p.Inbound.MinTLS], minTLSRank["1.2"])
+	if tlsRank(t.Conn.TLS.Version) < need || t.Conn.TLS.Version == "" {
+		return false, "the session did not use TLS 1.2 or later"
+	}
+	return true, ""
 }
 
 // Evaluate runs every stage on a whole transaction, as `check` does: the

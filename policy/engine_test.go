@@ -248,3 +248,31 @@ func TestEvaluate(t *testing.T) {
 		t.Errorf("TLS: %+v", v)
 	}
 }
+
+// M-IN: classified inbound mail from a source that is not secure gets
+// warning 004; from a secure-list domain over TLS it does not.
+func TestInboundClassifiedFromInsecureSource(t *testing.T) {
+	p := mustPolicy(t, `outbound.seemail_domains=["seemail.example"]`, `profile="securemail"`)
+	cases := []struct {
+		name, from, class string
+		tls               TLSInfo
+		warn              string
+	}{
+		{"M-IN unclassified never flagged", "a@gmail.example", "", TLSInfo{}, ""},
+		{"M-IN explicit UNCLASSIFIED never flagged", "a@gmail.example", "UNCLASSIFIED", TLSInfo{}, ""},
+		{"M-IN classified from unknown domain", "a@gmail.example", "IN-CONFIDENCE", tls13, "004"},
+		{"M-IN classified from secure domain in plaintext", "a@seemail.example", "SECRET", TLSInfo{}, "004"},
+		{"M-IN classified from secure domain over TLS 1.1", "a@seemail.example", "SECRET", TLSInfo{Version: "TLSv1.1"}, "004"},
+		{"M-IN classified from secure domain over TLS", "a@seemail.example", "SENSITIVE", tls13, ""},
+		{"M-IN null sender", "", "RESTRICTED", tls13, "004"},
+		{"M-IN unknown marking treated as classified", "a@gmail.example", "PERSONAL", tls13, "004"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := p.AtEndOfMessage(Transaction{Conn: Conn{ClientIP: internetIP, TLS: c.tls}, Envelope: Envelope{From: c.from}, Classification: c.class})
+			if v.WarningCode != c.warn || v.Action != Accept {
+				t.Errorf("warning %q action %s, want %q accept (reasons %q)", v.WarningCode, v.Action, c.warn, v.Reasons)
+			}
+		})
+	}
+}
