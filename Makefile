@@ -1,0 +1,78 @@
+# nzsecure-milter
+#
+#   make test          gofmt check, go vet, staticcheck, unit tests (-race),
+#                      then the end-to-end tests through a real Postfix
+#   make build         bin/nzsecure-milter
+#   make bench         Go benchmarks and the Postfix throughput run
+#   make install-deps  Debian packages the tests need (run as root)
+#
+# The e2e tests start a private Postfix instance and need root; see
+# tests/e2e/lib.sh. The last line `make test` prints is the e2e summary,
+# "e2e: N passed, M failed".
+
+SHELL := /bin/bash
+GO ?= go
+STATICCHECK_VERSION := v0.8.2
+# staticcheck from PATH, else from $(go env GOPATH)/bin.
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/staticcheck")
+
+# Debian packages for the tests: Postfix (smtpd, smtp-sink, smtp-source),
+# swaks and the Perl modules it and tests/e2e/slow-smtp.pl use for TLS,
+# openssl for the test certificates, gcc for go test -race.
+DEB_PACKAGES := postfix swaks openssl ca-certificates perl \
+	libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl \
+	gcc libc6-dev make git
+
+# Go files to check with gofmt (not the e2e/bench scratch directories).
+GOFILES := find . \( -path ./.git -o -path ./tests/e2e/work -o -path ./bench/work \) -prune -o -name '*.go' -print
+
+.PHONY: test fmt-check vet staticcheck unit e2e build bench install-deps staticcheck-install clean
+
+# One recipe, so the steps run in this order even under make -j.
+test:
+	@echo "== gofmt -l"
+	@out=$$(gofmt -l $$($(GOFILES))); \
+	if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
+	@echo "== go vet ./..."
+	$(GO) vet ./...
+	@echo "== staticcheck ./..."
+	$(STATICCHECK) ./...
+	@echo "== go test -race -count=1 ./..."
+	$(GO) test -race -count=1 ./...
+	@echo "== e2e: tests/e2e/run-all.sh"
+	@bash tests/e2e/run-all.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$($(GOFILES))); \
+	if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+e2e:
+	bash tests/e2e/run-all.sh
+
+build:
+	$(GO) build -o bin/nzsecure-milter ./cmd/nzsecure-milter
+
+bench:
+	$(GO) test -run '^$$' -bench . ./...
+	bash bench/throughput.sh
+
+# Same apt steps as .ci/run (which also installs staticcheck and runs make test).
+install-deps:
+	apt-get update
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES)
+
+staticcheck-install:
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+clean:
+	rm -rf bin tests/e2e/work bench/work
