@@ -40,17 +40,25 @@ var tlsMacros = []string{gomilter.MacroTlsVersion, gomilter.MacroCipher, gomilte
 // Server is the milter daemon: one go-milter server on a policy that can be
 // swapped while it runs (SIGHUP).
 type Server struct {
-	policy   atomic.Pointer[policy.Policy]
+	state    atomic.Pointer[state]
 	log      *slog.Logger
 	srv      *gomilter.Server
 	inflight atomic.Int64 // transactions between MAIL FROM and their end
 	draining atomic.Bool  // set by Shutdown: new transactions get 4xx
 }
 
-// NewServer makes a milter server deciding by p and logging to log.
-func NewServer(p *policy.Policy, log *slog.Logger) *Server {
+// state is what a transaction decides with: the policy and the checker
+// (SPF, Sender ID) built from it, swapped together on reload.
+type state struct {
+	pol     *policy.Policy
+	checker policy.Checker
+}
+
+// NewServer makes a milter server deciding by p, running sender checks
+// with ck, and logging to log.
+func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) *Server {
 	s := &Server{log: log}
-	s.policy.Store(p)
+	s.state.Store(&state{p, ck})
 	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
 		gomilter.WithActions(gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine |
@@ -69,11 +77,11 @@ func NewServer(p *policy.Policy, log *slog.Logger) *Server {
 }
 
 // Policy returns the policy in force.
-func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
+func (s *Server) Policy() *policy.Policy { return s.state.Load().pol }
 
-// SetPolicy swaps the policy; transactions already past MAIL FROM finish on
-// the one they started with.
-func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+// SetPolicy swaps the policy and its checker; transactions already past
+// MAIL FROM finish on the ones they started with.
+func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) { s.state.Store(&state{p, ck}) }
 
 // Serve accepts MTA connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {

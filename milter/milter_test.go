@@ -13,6 +13,9 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
+	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
+	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -58,11 +61,25 @@ func testPolicy(t *testing.T, sets ...string) *policy.Policy {
 	return p
 }
 
+// testZone is the DNS the milter tests see: example.com authorises
+// 203.0.113.9 only; sid.example publishes Sender ID for 203.0.113.9 only;
+// broken.example fails.
+func testZone() *dnstest.Zone {
+	return dnstest.NewZone().
+		TXT("example.com", "v=spf1 ip4:203.0.113.9 -all").
+		TXT("sid.example", "v=spf1 +all", "spf2.0/pra ip4:203.0.113.9 -all").
+		SetFault("broken.example", dnstest.ServFail)
+}
+
+func testChecker() policy.Checker {
+	return &checks.Runner{SPF: &spf.Evaluator{Resolver: testZone(), Receiver: "mx.agency.govt.nz"}}
+}
+
 // startServer runs a milter on a loopback port for the test's lifetime.
 func startServer(t *testing.T, p *policy.Policy) (string, *Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	srv := NewServer(p, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -230,8 +247,11 @@ func TestForgedTagRemovedInbound(t *testing.T) {
 	if r.stage != "eom" || r.act.Type != gomilter.ActionAccept {
 		t.Fatalf("got %s %v", r.stage, r.act)
 	}
-	if len(r.mods) != 2 {
+	if len(r.mods) != 3 {
 		t.Fatalf("modifications: %v", r.mods)
+	}
+	if ar := r.mods[2]; ar.Type != gomilter.ActionAddHeader || ar.HeaderName != "Authentication-Results" || !strings.Contains(ar.HeaderValue, "spf=pass smtp.mailfrom=sender@example.com") {
+		t.Errorf("SPF result not recorded (sge: spf=tag): %v", ar)
 	}
 	for i, wantIndex := range []uint32{2, 1} {
 		mod := r.mods[i]
@@ -326,7 +346,7 @@ func TestPolicySwapMidTransaction(t *testing.T) {
 	if a := m.must(m.session.Mail("<alice@agency.govt.nz>", "")); a.Type != gomilter.ActionContinue {
 		t.Fatal(a)
 	}
-	srv.SetPolicy(testPolicy(t, `domains=["other.govt.nz"]`))
+	srv.SetPolicy(testPolicy(t, `domains=["other.govt.nz"]`), testChecker())
 	m.must(m.session.Rcpt("<x@example.com>", ""))
 	m.must(m.session.DataStart())
 	m.must(m.session.HeaderField("From", "alice@agency.govt.nz", nil))
@@ -423,5 +443,59 @@ func TestEndOfMessageWithoutTransactionTempfails(t *testing.T) {
 	}
 	if !strings.Contains(resp.String(), "451") {
 		t.Errorf("want 451, got %v", resp)
+	}
+}
+
+// M-RCV-SPF through the milter protocol: refused at MAIL FROM, temperror
+// answers 451; a pass is recorded in Authentication-Results at the end.
+func TestSPFEnforcedAtMailFrom(t *testing.T) {
+	addr, _, logs := startServer(t, testPolicy(t, "inbound.spf=enforce", `authserv_id="mx.agency.govt.nz"`))
+	m := dial(t, addr)
+	m.connect("198.51.100.66", "smtpd", "TLSv1.3") // not authorised by example.com
+	spoof := forgedInbound
+	spoof.from = "sender@example.com"
+	r := m.send(spoof)
+	if r.stage != "mail" || r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "5.7.23") {
+		t.Fatalf("spoof: %s %v", r.stage, r.act)
+	}
+	broken := forgedInbound
+	broken.from = "a@broken.example"
+	if r := m.send(broken); r.act.SMTPCode != 451 || !strings.Contains(r.act.SMTPReply, "4.4.3") {
+		t.Fatalf("temperror: %s %v", r.stage, r.act)
+	}
+	d := logs.decisions(t)
+	if len(d) != 2 || d[0]["checks"] == nil {
+		t.Errorf("decisions: %v", d)
+	}
+
+	good := dial(t, addr)
+	good.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	r = good.send(spoof)
+	if r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("pass: %v", r.act)
+	}
+	var ar string
+	for _, mod := range r.mods {
+		if mod.Type == gomilter.ActionAddHeader && mod.HeaderName == "Authentication-Results" {
+			ar = mod.HeaderValue
+		}
+	}
+	if !strings.Contains(ar, "mx.agency.govt.nz;") || !strings.Contains(ar, "spf=pass smtp.mailfrom=sender@example.com") {
+		t.Errorf("Authentication-Results %q", ar)
+	}
+}
+
+// M-RCV-SID through the milter protocol: the PRA (From:) is checked at end
+// of headers and refused there.
+func TestSenderIDEnforcedAtEndOfHeaders(t *testing.T) {
+	addr, _, _ := startServer(t, testPolicy(t, "inbound.senderid=enforce"))
+	m := dial(t, addr)
+	m.connect("198.51.100.66", "smtpd", "TLSv1.3")
+	forged := forgedInbound
+	forged.from = "bounce@other.example"
+	forged.headers = [][2]string{{"From", "Boss <boss@sid.example>"}, {"Subject", "pay this"}}
+	r := m.send(forged)
+	if r.stage != "eoh" || r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "Sender ID") {
+		t.Fatalf("got %s %v", r.stage, r.act)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
@@ -29,6 +30,10 @@ type session struct {
 // transaction is one message: from MAIL FROM to end of message or abort.
 type transaction struct {
 	pol     *policy.Policy // the policy it started with
+	checker policy.Checker
+	wants   policy.Wants
+	mail    policy.MailChecks
+	header  policy.HeaderChecks
 	env     policy.Envelope
 	headers []policy.Header
 	size    int64 // header and body bytes seen, for limits.max_message_size
@@ -92,9 +97,11 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	if s.srv.draining.Load() {
 		return gomilter.RejectWithCodeAndReason(421, "4.3.2 The secure-email filter is restarting; please try again shortly")
 	}
-	pol := s.srv.Policy()
+	st := s.srv.state.Load()
+	pol := st.pol
 	s.tx = &transaction{
-		pol: pol,
+		pol:     pol,
+		checker: st.checker,
 		env: policy.Envelope{
 			QueueID:  m.Get(gomilter.MacroQueueId),
 			From:     gomilter.RemoveAngle(from),
@@ -103,7 +110,13 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 		body: NewSpool(pol.Limits.MemorySpool, pol.Limits.SpoolDir),
 	}
 	s.srv.inflight.Add(1)
-	v := pol.AtMailFrom(s.conn, s.tx.env)
+	s.tx.wants = pol.Wants(s.conn, s.tx.env)
+	if s.tx.wants.Any() {
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		s.tx.mail = s.tx.checker.Mail(ctx, s.tx.wants, s.conn, s.tx.env)
+		cancel()
+	}
+	v := pol.AtMailFrom(s.conn, s.tx.env, s.tx.mail)
 	if !v.Final() {
 		return gomilter.RespContinue, nil
 	}
@@ -140,7 +153,29 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("eoh", &resp, &err)
 	s.queueID(m)
-	return gomilter.RespContinue, nil
+	if s.tx == nil {
+		return gomilter.RespContinue, nil
+	}
+	if s.tx.wants.SenderIDPRA {
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		s.tx.header = s.tx.checker.Headers(ctx, s.tx.wants, s.conn, s.tx.env, s.tx.headers)
+		cancel()
+	}
+	v := s.tx.pol.AtHeaders(s.transaction(), s.tx.header)
+	if !v.Final() {
+		return gomilter.RespContinue, nil
+	}
+	return s.finish(v, nil)
+}
+
+// checkTimeout bounds the sender checks of one stage; under Postfix's
+// milter_command_timeout (30s), so a slow DNS ends in our 451, not in a
+// dropped milter connection.
+const checkTimeout = 25 * time.Second
+
+// transaction is the engine's view of the transaction so far.
+func (s *session) transaction() policy.Transaction {
+	return policy.Transaction{Conn: s.conn, Envelope: s.tx.env, Headers: s.tx.headers, Mail: s.tx.mail, Header: s.tx.header}
 }
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -182,8 +217,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		return gomilter.RejectWithCodeAndReason(451, tempfailText)
 	}
 	s.queueID(m)
-	t := policy.Transaction{Conn: s.conn, Envelope: s.tx.env, Headers: s.tx.headers}
-	v := s.tx.pol.AtEndOfMessage(t)
+	v := s.tx.pol.AtEndOfMessage(s.transaction())
 	return s.finish(v, m)
 }
 
@@ -300,6 +334,7 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 		"classification", v.Classification,
 		"warning_code", v.WarningCode,
 		"reasons", v.Reasons,
+		"checks", v.Checks,
 		"size", s.tx.size,
 	}
 	if v.Reply != nil {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,12 +33,46 @@ func (p *Policy) Direction(c Conn, e Envelope) Direction {
 }
 
 // AtMailFrom gives the verdict at MAIL FROM: the refusals that need no
-// headers. Action is Continue when the transaction may go on.
-func (p *Policy) AtMailFrom(c Conn, e Envelope) Verdict {
-	v := Verdict{Stage: StageMail, Direction: p.Direction(c, e), Action: Continue}
-	if v.Direction == Inbound {
-		p.checkInboundTLS(&v, c.TLS)
+// headers, given the checks Wants asked for. Action is Continue when the
+// transaction may go on.
+func (p *Policy) AtMailFrom(c Conn, e Envelope, mc MailChecks) Verdict {
+	v := Verdict{Stage: StageMail, Direction: p.Direction(c, e), Action: Continue, Checks: checkList(mc, HeaderChecks{})}
+	if v.Direction != Inbound {
+		return v
 	}
+	if p.checkInboundTLS(&v, c.TLS); v.Final() {
+		return v
+	}
+	if p.msecApplies(e) {
+		// M-SEC / M-RCV-SM: SPF and Sender ID records exist, end in -all,
+		// pass; TLS meets the minimum cryptography.
+		for _, step := range []func(){
+			func() { checkMSEC(&v, "SPF record", mc.spf()) },
+			func() { checkMSEC(&v, "Sender ID record", mc.SenderIDMF) },
+			func() { p.checkMSECTLS(&v, c.TLS) },
+		} {
+			if step(); v.Final() {
+				return v
+			}
+		}
+	}
+	p.checkSPF(&v, mc.spf())
+	return v
+}
+
+// AtHeaders gives the verdict at end of headers: Sender ID on the PRA
+// (M-RCV-SID), and for M-SEC its PRA record too.
+func (p *Policy) AtHeaders(t Transaction, hc HeaderChecks) Verdict {
+	v := Verdict{Stage: StageHeaders, Direction: p.Direction(t.Conn, t.Envelope), Action: Continue, Checks: checkList(t.Mail, hc)}
+	if v.Direction != Inbound {
+		return v
+	}
+	if p.msecApplies(t.Envelope) {
+		if checkMSEC(&v, "Sender ID (PRA) record", hc.SenderIDPRA); v.Final() {
+			return v
+		}
+	}
+	p.checkSenderID(&v, hc.SenderIDPRA)
 	return v
 }
 
@@ -90,9 +125,14 @@ func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 		v.Classification = Unclassified
 	}
 	stripSecureTag(&v, t.Headers)
+	p.stripForgedAuthResults(&v, t.Headers)
 	if v.Direction == Inbound {
 		p.flagInsecureClassified(&v, t)
+		if ar := p.authResults(t); ar != "" {
+			v.addHeader(AuthResultsHeader, ar)
+		}
 	}
+	v.Checks = checkList(t.Mail, t.Header)
 	if v.Direction == Outbound {
 		if p.checkOutboundFrom(&v, t); v.Action != Accept {
 			return v
@@ -144,17 +184,25 @@ func (p *Policy) secureSource(t Transaction) (bool, string) {
 	return true, ""
 }
 
-// Evaluate runs every stage on a whole transaction, as `check` does: the
-// MAIL FROM verdict if it ends the transaction, else the end-of-message one.
-func (p *Policy) Evaluate(t Transaction) Verdict {
-	if v := p.AtMailFrom(t.Conn, t.Envelope); v.Final() {
-		v.Classification = t.Classification
-		if v.Classification == "" {
-			v.Classification = Unclassified
-		}
-		return v
+// Evaluate runs every stage on a whole transaction as the milter does,
+// calling ck for the checks the policy wants: the first verdict that ends
+// the transaction, else the end-of-message one. `check` uses it.
+func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker) Verdict {
+	w := p.Wants(t.Conn, t.Envelope)
+	t.Mail = ck.Mail(ctx, w, t.Conn, t.Envelope)
+	v := p.AtMailFrom(t.Conn, t.Envelope, t.Mail)
+	if !v.Final() {
+		t.Header = ck.Headers(ctx, w, t.Conn, t.Envelope, t.Headers)
+		v = p.AtHeaders(t, t.Header)
 	}
-	return p.AtEndOfMessage(t)
+	if !v.Final() {
+		return p.AtEndOfMessage(t)
+	}
+	v.Classification = t.Classification
+	if v.Classification == "" {
+		v.Classification = Unclassified
+	}
+	return v
 }
 
 // stripSecureTag removes every X-NZ-Secure-email header a client supplied

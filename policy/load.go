@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -182,14 +184,27 @@ func profileDefaults(profile string) *Policy {
 		"TOP SECRET":    Hold,        // R110, M-OUT
 	}
 	p.Outbound.Partial = "split"
+	p.MSEC = MSECPolicy{MinTLS: "1.2", MinCipherBits: 128, ForwardSecrecy: true, AEAD: true}
+	p.DNS.Timeout = 5 * time.Second
+	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"
+		// SGE: SPF counts through DMARC (G-DMARC-IN); recorded, not enforced alone.
+		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
 		// G-DLP: "markings above IN-CONFIDENCE blocked" unless an exception.
 		p.Outbound.ByClass["SENSITIVE"] = ExceptionOnly
 		p.Outbound.ByClass["RESTRICTED"] = ExceptionOnly
-	case ProfileSecureMail, ProfileSEEMail:
+	case ProfileSecureMail:
 		p.Inbound.MinTLS = "none"
+		// SecMx: "enforce the mail sending policy specified by a sending
+		// domain's SPF record ... Sender ID record"; a SecureMail receiver
+		// refuses senders failing M-SEC.
+		p.Inbound.SPF, p.Inbound.SenderID = "enforce", "enforce"
+		p.Inbound.SecureMailReceiver = true
+	case ProfileSEEMail:
+		p.Inbound.MinTLS = "none"
+		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
 	default:
 		return nil
 	}
@@ -303,6 +318,72 @@ var keySpecs = map[string]keySpec{
 	"outbound.route_header": {func(p *Policy, v any) (err error) {
 		p.Outbound.RouteHeader, err = asBool(v)
 		return err
+	}},
+	"inbound.spf": {func(p *Policy, v any) (err error) {
+		p.Inbound.SPF, err = asEnum(v, "off", "tag", "enforce")
+		return err
+	}},
+	"inbound.senderid": {func(p *Policy, v any) (err error) {
+		p.Inbound.SenderID, err = asEnum(v, "off", "tag", "enforce")
+		return err
+	}},
+	"inbound.securemail_receiver": {func(p *Policy, v any) (err error) {
+		p.Inbound.SecureMailReceiver, err = asBool(v)
+		return err
+	}},
+	"inbound.securemail_senders": {func(p *Policy, v any) (err error) {
+		p.Inbound.SecureMailSenders, err = asBool(v)
+		return err
+	}},
+	"msec.min_tls": {func(p *Policy, v any) (err error) {
+		p.MSEC.MinTLS, err = asEnum(v, "1.2", "1.3")
+		return err
+	}},
+	"msec.min_cipher_bits": {func(p *Policy, v any) error {
+		n, ok := v.(int64)
+		if !ok || n < 0 || n > 1024 {
+			return fmt.Errorf("must be a number of bits (e.g. 128), got %s", show(v))
+		}
+		p.MSEC.MinCipherBits = int(n)
+		return nil
+	}},
+	"msec.forward_secrecy": {func(p *Policy, v any) (err error) {
+		p.MSEC.ForwardSecrecy, err = asBool(v)
+		return err
+	}},
+	"msec.aead": {func(p *Policy, v any) (err error) {
+		p.MSEC.AEAD, err = asBool(v)
+		return err
+	}},
+	"dns.servers": {func(p *Policy, v any) error {
+		list, err := stringList(v)
+		if err != nil {
+			return err
+		}
+		var bad []string
+		for _, s := range list {
+			host, port, err := net.SplitHostPort(s)
+			if _, perr := netip.ParseAddr(host); err != nil || perr != nil || port == "" {
+				bad = append(bad, fmt.Sprintf("%q is not IP:PORT", s))
+			}
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("bad server: %s", strings.Join(bad, "; "))
+		}
+		p.DNS.Servers = list
+		return nil
+	}},
+	"dns.timeout": {func(p *Policy, v any) error {
+		s, err := asString(v)
+		if err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > time.Minute {
+			return fmt.Errorf("must be a duration between 1ms and 1m, like \"5s\", got %q", s)
+		}
+		p.DNS.Timeout = d
+		return nil
 	}},
 	"tlspolicy.listen": {func(p *Policy, v any) (err error) {
 		p.TLSPolicy.Listen, err = listenSpec(v)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Profile names (REQUIREMENTS.md, "Profiles").
@@ -45,6 +46,8 @@ type Policy struct {
 	Listen    ListenPolicy
 	Limits    LimitsPolicy
 	Inbound   InboundPolicy
+	MSEC      MSECPolicy
+	DNS       DNSPolicy
 	Outbound  OutboundPolicy
 	TLSPolicy TLSPolicyPolicy
 	Log       LogPolicy
@@ -75,6 +78,36 @@ type InboundPolicy struct {
 	// MinTLS is the lowest TLS version accepted inbound: "none" (plaintext
 	// allowed), "1.0", "1.1", "1.2" or "1.3" (M-RCV-TLS, G-TLS).
 	MinTLS string
+	// SPF is "off", "tag" (evaluate and record) or "enforce" (M-RCV-SPF:
+	// refuse fail and permerror, tempfail temperror).
+	SPF string
+	// SenderID is "off", "tag" or "enforce" (M-RCV-SID, on the PRA).
+	SenderID string
+	// SecureMailReceiver makes this gateway a SecureMail receiver: M-SEC
+	// applies to every sender.
+	SecureMailReceiver bool
+	// SecureMailSenders applies M-SEC to apparent SecureMail senders, whose
+	// domain's left-most label is "securemail" (M-RCV-SM).
+	SecureMailSenders bool
+}
+
+// MSECPolicy is the minimum cryptography of M-SEC: "the sender's TLS
+// connection does not exist or does not meet the government's minimum
+// cryptography standards" (2007: DH, AES-256, SHA-1; now TLS 1.2+, forward
+// secrecy, AEAD).
+type MSECPolicy struct {
+	MinTLS         string // "1.2" or "1.3"
+	MinCipherBits  int
+	ForwardSecrecy bool // (EC)DHE key exchange (TLS 1.3 always)
+	AEAD           bool // AES-GCM, AES-CCM or ChaCha20-Poly1305
+}
+
+// DNSPolicy configures the resolver used for SPF, Sender ID, DKIM, DMARC.
+type DNSPolicy struct {
+	// Servers are HOST:PORT; empty means the system's (/etc/resolv.conf).
+	Servers []string
+	// Timeout for one query.
+	Timeout time.Duration
 }
 
 // OutboundPolicy holds the rules for mail from the agency.

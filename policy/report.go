@@ -15,6 +15,12 @@ type Report struct {
 	Recipients        []RecipientDecision `json:"recipients"`
 	RecipientsRemoved []string            `json:"recipients_removed"`
 	Breaches          []string            `json:"breaches"`
+	// Sender checks (M-RCV-SPF, M-RCV-SID): results, "" when not run.
+	SPF            string      `json:"spf"`
+	SPFHelo        string      `json:"spf_helo"`
+	SenderID       string      `json:"senderid"`
+	SPFExplanation string      `json:"spf_explanation,omitempty"`
+	Checks         []AuthCheck `json:"checks"`
 }
 
 // Report renders the verdict for `check`. Lists are never null.
@@ -34,6 +40,19 @@ func (v Verdict) Report() Report {
 	}
 	if v.Reply != nil {
 		r.Reply = v.Reply.String()
+	}
+	r.Checks = append([]AuthCheck{}, v.Checks...)
+	for _, c := range v.Checks {
+		switch c.Scope {
+		case "mfrom":
+			if r.SPF == "" {
+				r.SPF, r.SPFExplanation = c.Result, c.Explanation
+			}
+		case "helo":
+			r.SPFHelo = c.Result
+		case "pra":
+			r.SenderID = c.Result
+		}
 	}
 	// Edits only take effect when the message is kept.
 	if v.Action == Accept || v.Action == Quarantine {

@@ -47,6 +47,10 @@ type Transaction struct {
 	// Classification is the highest trigger word found (classify package);
 	// "" is taken as UNCLASSIFIED.
 	Classification string
+	// Mail and Header are the sender checks run at MAIL FROM and end of
+	// headers (Wants says which).
+	Mail   MailChecks
+	Header HeaderChecks
 }
 
 // Direction says which way a message travels through the gateway.
@@ -74,8 +78,9 @@ const (
 type Stage string
 
 const (
-	StageMail Stage = "mail" // MAIL FROM
-	StageEOM  Stage = "eom"  // end of message
+	StageMail    Stage = "mail" // MAIL FROM
+	StageHeaders Stage = "eoh"  // end of headers
+	StageEOM     Stage = "eom"  // end of message
 )
 
 // Reply is an SMTP reply with its RFC 3463 enhanced status code.
@@ -137,6 +142,8 @@ type Verdict struct {
 	// Breaches are audit events: attempts to send classified mail where
 	// the policy does not allow it (R113). Each is logged on its own line.
 	Breaches []string
+	// Checks are the sender checks the verdict saw, for logs and `check`.
+	Checks []AuthCheck
 }
 
 // RecipientDecision is what the policy allows for one recipient.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -35,6 +37,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		from       = fs.String("from", "", "envelope sender `ADDRESS` (default: the From: header's address)")
 		daemon     = fs.String("daemon", "", "Postfix {daemon_name} of the smtpd, e.g. `ORIGINATING`")
 		queueID    = fs.String("queue-id", "", "queue `ID` for the report")
+		dnsServer  = fs.String("dns", "", "DNS server `HOST:PORT` for SPF and Sender ID (default: the policy's dns.servers)")
 		rcpts      multiFlag
 	)
 	fs.Var(&rcpts, "rcpt", "envelope recipient `ADDRESS` (repeatable; default: the To: and Cc: addresses)")
@@ -58,8 +61,16 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		ip = ip.Unmap()
 	}
+	if *dnsServer != "" {
+		pf.sets = append(pf.sets, fmt.Sprintf("dns.servers=[%q]", *dnsServer))
+	}
 	p, ok := pf.load(stderr)
 	if !ok {
+		return 1
+	}
+	runner, _, err := checks.NewRunner(p, p.AuthservID)
+	if err != nil {
+		fmt.Fprintf(stderr, "check: DNS resolver: %v\n", err)
 		return 1
 	}
 
@@ -102,7 +113,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	out := json.NewEncoder(stdout)
 	out.SetIndent("", "  ")
 	out.SetEscapeHTML(false)
-	if err := out.Encode(p.Evaluate(t).Report()); err != nil {
+	if err := out.Encode(p.Evaluate(context.Background(), t, runner).Report()); err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}

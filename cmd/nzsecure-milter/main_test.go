@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -17,7 +19,19 @@ func runCmd(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// testDNS serves the zones the check tests need on a loopback port.
+func testDNS(t *testing.T) string {
+	z := dnstest.NewZone().
+		TXT("example.com", "v=spf1 ip4:203.0.113.9 -all").
+		TXT("spoofed.example", "v=spf1 ip4:192.0.2.1 -all").
+		TXT("securemail.sender.example", "v=spf1 ip4:203.0.113.9 ~all").
+		TXT("securemail.good.example", "v=spf1 ip4:203.0.113.9 -all", "spf2.0/mfrom,pra ip4:203.0.113.9 -all").
+		SetFault("broken.example", dnstest.ServFail)
+	return dnstest.MustStart(t, z)
+}
+
 func TestCheckJSON(t *testing.T) {
+	dns := testDNS(t)
 	cases := []struct {
 		name string
 		args []string
@@ -29,8 +43,9 @@ func TestCheckJSON(t *testing.T) {
 				"reply": "530 5.7.10 Must issue a STARTTLS command first: this gateway accepts mail only over TLS 1.2 or later (NZ SGE policy, G-TLS)"}},
 		{"R60 forged tag removed over TLS",
 			[]string{"check", "--client-ip", "203.0.113.9", "--tls-version", "TLSv1.3", "--cipher", "TLS_AES_256_GCM_SHA384", "--cipher-bits", "256", "testdata/inbound-forged.eml"},
-			map[string]any{"direction": "inbound", "action": "accept", "reply": "",
-				"headers_removed": []any{"X-NZ-Secure-email: compliant; forged by the sender"}, "headers_added": []any{}}},
+			map[string]any{"direction": "inbound", "action": "accept", "reply": "", "spf": "pass", "senderid": "",
+				"headers_removed": []any{"X-NZ-Secure-email: compliant; forged by the sender"},
+				"headers_added":   []any{"Authentication-Results: mx.agency.govt.nz;\n\tspf=pass smtp.mailfrom=sender@example.com"}}},
 		{"R60 outbound tagged (flags after the file)",
 			[]string{"check", "testdata/outbound.eml", "--auth", "alice", "--set", `domains=["agency.govt.nz"]`, "--set", `authserv_id="mx.agency.govt.nz"`},
 			map[string]any{"direction": "outbound", "action": "accept", "classification": "UNCLASSIFIED", "warning_code": "",
@@ -42,13 +57,24 @@ func TestCheckJSON(t *testing.T) {
 		{"submission daemon makes it outbound",
 			[]string{"check", "--daemon", "ORIGINATING", "--client-ip", "203.0.113.9", "testdata/outbound.eml"},
 			map[string]any{"direction": "outbound", "action": "reject"}},
-		{"securemail profile accepts plaintext",
-			[]string{"check", "--set", "profile=securemail", "--client-ip", "203.0.113.9", "testdata/inbound-forged.eml"},
-			map[string]any{"direction": "inbound", "action": "accept"}},
+		{"seemail profile accepts plaintext",
+			[]string{"check", "--set", "profile=seemail", "--client-ip", "203.0.113.9", "testdata/inbound-forged.eml"},
+			map[string]any{"direction": "inbound", "action": "accept", "spf": "pass"}},
+		{"M-RCV-SPF enforce: spoofed sender refused with 5.7.23",
+			[]string{"check", "--set", "inbound.spf=enforce", "--client-ip", "203.0.113.9", "--tls-version", "TLSv1.3", "--from", "ceo@spoofed.example", "testdata/inbound-forged.eml"},
+			map[string]any{"action": "reject", "spf": "fail", "stage": "mail",
+				"reply": "550 5.7.23 SPF check failed for ceo@spoofed.example: the sending host is not authorised to send mail for spoofed.example (M-RCV-SPF)"}},
+		{"M-RCV-SPF enforce: SERVFAIL tempfails",
+			[]string{"check", "--set", "inbound.spf=enforce", "--client-ip", "203.0.113.9", "--tls-version", "TLSv1.3", "--from", "a@broken.example", "testdata/inbound-forged.eml"},
+			map[string]any{"action": "tempfail", "spf": "temperror", "reply": "451 4.4.3 Temporary DNS failure checking SPF for broken.example; please try again later"}},
+		{"M-RCV-SM: securemail sender with ~all refused under sge",
+			[]string{"check", "--client-ip", "203.0.113.9", "--tls-version", "TLSv1.3", "--cipher", "TLS_AES_256_GCM_SHA384", "--cipher-bits", "256", "--from", "a@securemail.sender.example", "testdata/inbound-forged.eml"},
+			map[string]any{"action": "reject", "spf": "pass",
+				"reply": `550 5.7.1 Refused by the SecureMail rules (M-SEC): the SPF record of securemail.sender.example does not end in "-all"`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, out, errs := runCmd(t, c.args...)
+			code, out, errs := runCmd(t, append(c.args, "--dns", dns, "--set", `authserv_id="mx.agency.govt.nz"`)...)
 			if code != 0 {
 				t.Fatalf("exit %d, stderr %s", code, errs)
 			}

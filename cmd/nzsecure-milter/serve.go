@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/milter"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -54,7 +55,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot listen", "listen", spec, "error", err.Error())
 		return 1
 	}
-	srv := milter.NewServer(p, log)
+	runner, _, err := checks.NewRunner(p, p.AuthservID)
+	if err != nil {
+		log.Error("cannot set up the DNS resolver", "error", err.Error())
+		return 1
+	}
+	srv := milter.NewServer(p, runner, log)
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -105,10 +111,15 @@ func reload(srv *milter.Server, pf *policyFlags, level *slog.LevelVar, log *slog
 			"policy", pf.path, "problems", len(probs), "running_profile", srv.Policy().Profile)
 		return
 	}
+	runner, _, err := checks.NewRunner(p, p.AuthservID)
+	if err != nil {
+		log.Error("reload refused: cannot set up the DNS resolver; keeping the running policy", "error", err.Error())
+		return
+	}
 	if old := srv.Policy(); old.Listen.Milter != p.Listen.Milter {
 		log.Warn("listen.milter changed; it takes effect at the next restart", "running", old.Listen.Milter, "new", p.Listen.Milter)
 	}
-	srv.SetPolicy(p)
+	srv.SetPolicy(p, runner)
 	level.Set(logLevel(p.Log.Level))
 	log.Info("policy reloaded", "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
 }

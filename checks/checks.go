@@ -1,0 +1,107 @@
+// Package checks runs the sender checks that need the network (SPF, Sender
+// ID; later DKIM and DMARC) and hands their results to the policy engine as
+// plain values. The milter and `check` share it, so both decide alike.
+package checks
+
+import (
+	"context"
+	"net"
+
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dnsresolver"
+	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+// Scopes of policy.AuthCheck as the runner fills them.
+const (
+	ScopeMailFrom   = "mfrom"
+	ScopeHELO       = "helo"
+	ScopeSenderIDMF = "senderid-mfrom"
+	ScopePRA        = "pra"
+)
+
+// Runner implements policy.Checker with the SPF/Sender ID evaluator.
+type Runner struct {
+	SPF *spf.Evaluator
+}
+
+var _ policy.Checker = (*Runner)(nil)
+
+// NewRunner makes a runner on the policy's DNS servers (dns.servers, or the
+// system's) with a cache, naming this host as receiver for %{r}.
+func NewRunner(p *policy.Policy, receiver string) (*Runner, *dnsresolver.Resolver, error) {
+	res, err := dnsresolver.New(dnsresolver.Config{Servers: p.DNS.Servers, Timeout: p.DNS.Timeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Runner{SPF: &spf.Evaluator{Resolver: res, Receiver: receiver}}, res, nil
+}
+
+// Mail runs the MAIL FROM checks w asks for: SPF of MAIL FROM, or of HELO
+// when MAIL FROM is null (RFC 7208 section 2.3), and Sender ID's mfrom scope.
+func (r *Runner) Mail(ctx context.Context, w policy.Wants, c policy.Conn, e policy.Envelope) policy.MailChecks {
+	var mc policy.MailChecks
+	ip := net.IP(c.ClientIP.AsSlice())
+	if w.SPF {
+		switch {
+		case !c.ClientIP.IsValid():
+			mc.SPF = unknownClient(ScopeMailFrom, e.From)
+		case e.From != "":
+			mc.SPF = fromOutcome(ScopeMailFrom)(r.SPF.CheckMailFrom(ctx, ip, e.From, c.HELO))
+		default:
+			mc.SPFHelo = fromOutcome(ScopeHELO)(r.SPF.CheckHELO(ctx, ip, c.HELO))
+		}
+	}
+	if w.SenderIDMF && e.From != "" {
+		if c.ClientIP.IsValid() {
+			mc.SenderIDMF = fromOutcome(ScopeSenderIDMF)(r.SPF.CheckSenderID(ctx, ip, spf.ScopeMFrom, e.From, c.HELO))
+		} else {
+			mc.SenderIDMF = unknownClient(ScopeSenderIDMF, e.From)
+		}
+	}
+	return mc
+}
+
+// Headers runs Sender ID on the Purported Responsible Address (RFC 4407).
+func (r *Runner) Headers(ctx context.Context, w policy.Wants, c policy.Conn, e policy.Envelope, hs []policy.Header) policy.HeaderChecks {
+	var hc policy.HeaderChecks
+	if !w.SenderIDPRA {
+		return hc
+	}
+	if !c.ClientIP.IsValid() {
+		hc.SenderIDPRA = unknownClient(ScopePRA, "")
+		return hc
+	}
+	sh := make([]spf.Header, len(hs))
+	for i, h := range hs {
+		sh[i] = spf.Header{Name: h.Name, Value: h.Value}
+	}
+	hc.SenderIDPRA = fromOutcome(ScopePRA)(r.SPF.CheckPRA(ctx, net.IP(c.ClientIP.AsSlice()), sh, c.HELO))
+	return hc
+}
+
+// fromOutcome converts an evaluation; the error is in o.Err as well.
+func fromOutcome(scope string) func(o spf.Outcome, _ error) *policy.AuthCheck {
+	return func(o spf.Outcome, _ error) *policy.AuthCheck { return convert(scope, o) }
+}
+
+func convert(scope string, o spf.Outcome) *policy.AuthCheck {
+	a := &policy.AuthCheck{
+		Result:       string(o.Result),
+		Scope:        scope,
+		Identity:     o.Identity,
+		Domain:       o.Domain,
+		Explanation:  o.Explanation,
+		RecordFound:  o.Record != "",
+		AllQualifier: string(o.AllQualifier),
+	}
+	if o.Err != nil {
+		a.Detail = o.Err.Error()
+	}
+	return a
+}
+
+// unknownClient: without the client's address nothing can be evaluated.
+func unknownClient(scope, identity string) *policy.AuthCheck {
+	return &policy.AuthCheck{Result: policy.ResultNone, Scope: scope, Identity: identity, Detail: "the client IP address is unknown"}
+}

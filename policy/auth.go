@@ -1,0 +1,208 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// AuthCheck is one SPF-family evaluation (SPF or Sender ID) as plain values;
+// the checks package fills it from auth/spf.
+type AuthCheck struct {
+	Result      string `json:"result"` // pass fail softfail neutral none temperror permerror
+	Scope       string `json:"scope"`  // mfrom, helo, pra
+	Identity    string `json:"identity"`
+	Domain      string `json:"domain"`
+	Explanation string `json:"explanation,omitempty"` // the domain's exp= text, for fail
+	// RecordFound: the domain published a record for this scope.
+	RecordFound bool `json:"record_found"`
+	// AllQualifier is the qualifier of the record's terminal "all" ("-",
+	// "~", "?", "+"; "" when none): M-SEC wants "-all".
+	AllQualifier string `json:"all_qualifier,omitempty"`
+	Detail       string `json:"detail,omitempty"` // error text for permerror/temperror
+}
+
+// Results of the SPF family (RFC 7208 section 2.6, RFC 4406).
+const (
+	ResultPass      = "pass"
+	ResultFail      = "fail"
+	ResultSoftFail  = "softfail"
+	ResultNeutral   = "neutral"
+	ResultNone      = "none"
+	ResultTempError = "temperror"
+	ResultPermError = "permerror"
+)
+
+// Wants says which sender checks a transaction needs under the policy, so
+// that no DNS lookup is made for a check that is off.
+type Wants struct {
+	SPF         bool // MAIL FROM (or HELO for the null sender)
+	SenderIDMF  bool // Sender ID, mfrom scope (M-SEC)
+	SenderIDPRA bool // Sender ID on the Purported Responsible Address
+}
+
+// Any reports whether any check is wanted.
+func (w Wants) Any() bool { return w.SPF || w.SenderIDMF || w.SenderIDPRA }
+
+// MailChecks are the results available at MAIL FROM.
+type MailChecks struct {
+	SPF        *AuthCheck // of the MAIL FROM identity
+	SPFHelo    *AuthCheck // of the HELO identity, run when MAIL FROM is null
+	SenderIDMF *AuthCheck
+}
+
+// spf is the SPF result that decides: MAIL FROM's, or HELO's for the null
+// sender (RFC 7208 section 2.4).
+func (mc MailChecks) spf() *AuthCheck {
+	if mc.SPF != nil {
+		return mc.SPF
+	}
+	return mc.SPFHelo
+}
+
+// HeaderChecks are the results available at end of headers.
+type HeaderChecks struct {
+	SenderIDPRA *AuthCheck
+}
+
+// Checker runs the checks that need the network; the engine itself never
+// does I/O. checks.Runner is the real one, tests use fakes.
+type Checker interface {
+	Mail(ctx context.Context, w Wants, c Conn, e Envelope) MailChecks
+	Headers(ctx context.Context, w Wants, c Conn, e Envelope, hs []Header) HeaderChecks
+}
+
+// Wants tells which checks to run for a transaction.
+func (p *Policy) Wants(c Conn, e Envelope) Wants {
+	if p.Direction(c, e) != Inbound {
+		return Wants{}
+	}
+	msec := p.msecApplies(e)
+	return Wants{
+		SPF:         p.Inbound.SPF != "off" || msec,
+		SenderIDMF:  msec,
+		SenderIDPRA: p.Inbound.SenderID != "off" || msec,
+	}
+}
+
+// msecApplies: M-SEC holds for every sender at a SecureMail receiver, and
+// for apparent SecureMail senders everywhere (M-RCV-SM: "identified via
+// securemail as the left-most part of their domain name").
+func (p *Policy) msecApplies(e Envelope) bool {
+	if p.Inbound.SecureMailReceiver {
+		return true
+	}
+	return p.Inbound.SecureMailSenders && isSecureMailDomain(senderDomain(e.From))
+}
+
+func isSecureMailDomain(domain string) bool {
+	label, _, _ := strings.Cut(strings.ToLower(domain), ".")
+	return label == "securemail"
+}
+
+func senderDomain(addr string) string {
+	_, d, _ := strings.Cut(addr, "@")
+	return strings.ToLower(d)
+}
+
+// checkSPF: M-RCV-SPF. Under "enforce" a fail is refused with the domain's
+// explanation (RFC 7372 X.7.23), a permerror as an SPF validation error
+// (X.7.24), a temperror answered 451 4.4.3 so the sender retries; never an
+// accept of mail the policy requires to be authenticated.
+func (p *Policy) checkSPF(v *Verdict, r *AuthCheck) {
+	if r == nil || p.Inbound.SPF != "enforce" {
+		return
+	}
+	switch r.Result {
+	case ResultFail:
+		why := r.Explanation
+		if why == "" {
+			why = "the sending host is not authorised to send mail for " + r.Domain
+		}
+		v.refuse(550, "5.7.23", fmt.Sprintf("SPF check failed for %s: %s (M-RCV-SPF)", r.Identity, why))
+	case ResultPermError:
+		v.refuse(550, "5.7.24", fmt.Sprintf("SPF record of %s is not valid: %s (M-RCV-SPF)", r.Domain, r.Detail))
+	case ResultTempError:
+		v.refuse(451, "4.4.3", fmt.Sprintf("Temporary DNS failure checking SPF for %s; please try again later", r.Domain))
+	}
+}
+
+// checkSenderID: M-RCV-SID, the same actions on the PRA (RFC 4406/4407).
+func (p *Policy) checkSenderID(v *Verdict, r *AuthCheck) {
+	if r == nil || p.Inbound.SenderID != "enforce" {
+		return
+	}
+	switch r.Result {
+	case ResultFail:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Sender ID check failed: %s is not authorised to send as %s (M-RCV-SID)", r.Domain, r.Identity))
+	case ResultPermError:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Sender ID check failed for %s: %s (M-RCV-SID)", r.Identity, r.Detail))
+	case ResultTempError:
+		v.refuse(451, "4.4.3", fmt.Sprintf("Temporary DNS failure checking Sender ID for %s; please try again later", r.Domain))
+	}
+}
+
+// checkMSEC applies M-SEC to one SPF-family record: it must exist, end in
+// "-all" and evaluate to pass. what names it in the reply.
+func checkMSEC(v *Verdict, what string, r *AuthCheck) {
+	if r == nil {
+		v.refuse(550, "5.7.1", fmt.Sprintf("Refused by the SecureMail rules (M-SEC): the sender's %s could not be evaluated", what))
+		return
+	}
+	switch {
+	case r.Result == ResultTempError:
+		v.refuse(451, "4.4.3", fmt.Sprintf("Temporary DNS failure checking the %s of %s (M-SEC); please try again later", what, r.Domain))
+	case !r.RecordFound:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Refused by the SecureMail rules (M-SEC): %s publishes no %s", orUnknown(r.Domain), what))
+	case r.AllQualifier != "-":
+		v.refuse(550, "5.7.1", fmt.Sprintf("Refused by the SecureMail rules (M-SEC): the %s of %s does not end in \"-all\"", what, r.Domain))
+	case r.Result != ResultPass:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Refused by the SecureMail rules (M-SEC): the %s of %s gives %s, not pass", what, r.Domain, r.Result))
+	}
+}
+
+// checkMSECTLS: M-SEC's TLS rule, "the sender's TLS connection does not
+// exist or does not meet the government's minimum cryptography standards".
+func (p *Policy) checkMSECTLS(v *Verdict, t TLSInfo) {
+	if why := p.MSEC.weakness(t); why != "" {
+		v.refuse(550, "5.7.10", "Refused by the SecureMail rules (M-SEC): "+why)
+	}
+}
+
+// weakness says what in a TLS session is below the M-SEC minimum, "" if nothing.
+func (m MSECPolicy) weakness(t TLSInfo) string {
+	switch {
+	case t.Version == "":
+		return "the session does not use TLS"
+	case tlsRank(t.Version) < minTLSRank[m.MinTLS]:
+		return fmt.Sprintf("%s is below TLS %s", t.Version, m.MinTLS)
+	case t.CipherBits < m.MinCipherBits:
+		return fmt.Sprintf("cipher %s has %d bits, below %d", t.Cipher, t.CipherBits, m.MinCipherBits)
+	case m.ForwardSecrecy && !forwardSecret(t):
+		return fmt.Sprintf("cipher %s has no forward-secret key exchange", t.Cipher)
+	case m.AEAD && !aead(t.Cipher):
+		return fmt.Sprintf("cipher %s is not an AEAD cipher (AES-GCM, AES-CCM, ChaCha20-Poly1305)", t.Cipher)
+	}
+	return ""
+}
+
+// forwardSecret: every TLS 1.3 suite; TLS 1.2 suites with (EC)DHE key
+// exchange (OpenSSL names, as Postfix reports them).
+func forwardSecret(t TLSInfo) bool {
+	if tlsRank(t.Version) >= tlsVersionRank["TLSv1.3"] || strings.HasPrefix(t.Cipher, "TLS_") {
+		return true
+	}
+	return strings.HasPrefix(t.Cipher, "ECDHE-") || strings.HasPrefix(t.Cipher, "DHE-")
+}
+
+func aead(cipher string) bool {
+	c := strings.ToUpper(cipher)
+	return strings.Contains(c, "GCM") || strings.Contains(c, "CHACHA20") || strings.Contains(c, "CCM")
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "the sender's domain"
+	}
+	return s
+}
