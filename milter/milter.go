@@ -16,6 +16,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -40,8 +41,10 @@ var tlsMacros = []string{gomilter.MacroTlsVersion, gomilter.MacroCipher, gomilte
 // Server is the milter daemon: one go-milter server on a policy that can be
 // swapped while it runs (SIGHUP).
 type Server struct {
-	state    atomic.Pointer[state]
-	log      *slog.Logger
+	state atomic.Pointer[state]
+	log   *slog.Logger
+	// Metrics, when set, counts every decision.
+	Metrics  *metrics.Metrics
 	srv      *gomilter.Server
 	inflight atomic.Int64 // transactions between MAIL FROM and their end
 	draining atomic.Bool  // set by Shutdown: new transactions get 4xx

@@ -16,6 +16,7 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -449,7 +450,8 @@ func TestEndOfMessageWithoutTransactionTempfails(t *testing.T) {
 // M-RCV-SPF through the milter protocol: refused at MAIL FROM, temperror
 // answers 451; a pass is recorded in Authentication-Results at the end.
 func TestSPFEnforcedAtMailFrom(t *testing.T) {
-	addr, _, logs := startServer(t, testPolicy(t, "inbound.spf=enforce", `authserv_id="mx.agency.govt.nz"`))
+	addr, srv, logs := startServer(t, testPolicy(t, "inbound.spf=enforce", `authserv_id="mx.agency.govt.nz"`))
+	srv.Metrics = metrics.New()
 	m := dial(t, addr)
 	m.connect("198.51.100.66", "smtpd", "TLSv1.3") // not authorised by example.com
 	spoof := forgedInbound
@@ -466,6 +468,12 @@ func TestSPFEnforcedAtMailFrom(t *testing.T) {
 	d := logs.decisions(t)
 	if len(d) != 2 || d[0]["checks"] == nil {
 		t.Errorf("decisions: %v", d)
+	}
+	if got := counterValue(t, srv.Metrics, "nzsecure_auth_results_total", "fail"); got != 1 {
+		t.Errorf("SPF fail counted %v times", got)
+	}
+	if got := counterValue(t, srv.Metrics, "nzsecure_decisions_total", "tempfail"); got != 1 {
+		t.Errorf("tempfail decisions counted %v times", got)
 	}
 
 	good := dial(t, addr)
@@ -498,4 +506,27 @@ func TestSenderIDEnforcedAtEndOfHeaders(t *testing.T) {
 	if r.stage != "eoh" || r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "Sender ID") {
 		t.Fatalf("got %s %v", r.stage, r.act)
 	}
+}
+
+// counterValue sums the named counter's series that have a label with value.
+func counterValue(t *testing.T, m *metrics.Metrics, name, value string) float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetValue() == value {
+					sum += metric.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }

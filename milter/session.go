@@ -34,6 +34,7 @@ type transaction struct {
 	wants   policy.Wants
 	mail    policy.MailChecks
 	header  policy.HeaderChecks
+	start   time.Time
 	env     policy.Envelope
 	headers []policy.Header
 	size    int64 // header and body bytes seen, for limits.max_message_size
@@ -102,6 +103,7 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	s.tx = &transaction{
 		pol:     pol,
 		checker: st.checker,
+		start:   time.Now(),
 		env: policy.Envelope{
 			QueueID:  m.Get(gomilter.MacroQueueId),
 			From:     gomilter.RemoveAngle(from),
@@ -257,6 +259,7 @@ func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respo
 	defer s.endTransaction()
 	resp, applyErr := apply(v, m)
 	s.logDecision(v, applyErr)
+	s.srv.Metrics.Decision(v, time.Since(s.tx.start))
 	if applyErr != nil {
 		// The MTA connection may be broken; returning the error closes it and
 		// Postfix applies milter_default_action (tempfail).

@@ -267,6 +267,20 @@ var keySpecs = map[string]keySpec{
 		p.Listen.Milter, err = listenSpec(v)
 		return err
 	}},
+	"listen.metrics": {func(p *Policy, v any) error {
+		s, err := asString(v)
+		if err != nil || s == "" {
+			p.Listen.Metrics = ""
+			return err
+		}
+		if network, _, err := ParseListenSpec(s); err != nil {
+			return err
+		} else if network != "tcp" {
+			return fmt.Errorf("metrics are served over HTTP: want inet:HOST:PORT, got %q", s)
+		}
+		p.Listen.Metrics = s
+		return nil
+	}},
 	"limits.max_message_size": {func(p *Policy, v any) (err error) {
 		p.Limits.MaxMessageSize, err = asSize(v)
 		return err

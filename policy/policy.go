@@ -60,6 +60,9 @@ type Policy struct {
 type ListenPolicy struct {
 	// Milter is a socket spec: inet:HOST:PORT or unix:PATH.
 	Milter string
+	// Metrics is where Prometheus metrics are served (inet:HOST:PORT);
+	// "" turns them off.
+	Metrics string
 }
 
 // LimitsPolicy bounds what one transaction may use.

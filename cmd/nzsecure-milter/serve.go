@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/milter"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -61,6 +62,22 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	srv := milter.NewServer(p, runner, log)
+	if p.Listen.Metrics != "" {
+		mln, err := listenSpec(p.Listen.Metrics)
+		if err != nil {
+			log.Error("cannot listen for metrics", "listen", p.Listen.Metrics, "error", err.Error())
+			return 1
+		}
+		srv.Metrics = metrics.New()
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		go func() {
+			if err := srv.Metrics.Serve(ctx, mln); err != nil {
+				log.Error("metrics server stopped", "error", err.Error())
+			}
+		}()
+		log.Info("serving metrics", "listen", p.Listen.Metrics)
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)

@@ -11,7 +11,7 @@
 #   d. SIGTERM while a transaction is in flight: the transaction completes
 #      (accepted, or a clean 4xx that is then retried), the milter exits 0.
 #   e. SIGHUP with an invalid policy file: errors logged, old policy kept;
-#      SIGHUP with a valid securemail policy: plaintext now accepted.
+#      SIGHUP with a valid seemail policy: plaintext now accepted.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -295,14 +295,14 @@ else
 	fail "e: old policy in force: plaintext still refused with 5.7.10 (swaks exit $rc, reply '$reply')" "$SEND_OUT"
 fi
 
-printf '%s\n' 'profile = "securemail"' 'domains = ["agency.govt.nz"]' >"$POLICY"
+printf '%s\n' 'profile = "seemail"' 'domains = ["agency.govt.nz"]' >"$POLICY"
 log_lines=$(wc -l <"$WORK/milter.log")
 milter_signal HUP
-reloaded_logged() { new_log | grep -q '"policy reloaded".*"profile":"securemail"'; }
+reloaded_logged() { new_log | grep -q '"policy reloaded".*"profile":"seemail"'; }
 if wait_until 10 reloaded_logged; then
-	pass "e: SIGHUP with a valid securemail policy: reloaded (logged)"
+	pass "e: SIGHUP with a valid seemail policy: reloaded (logged)"
 else
-	fail "e: SIGHUP with a valid securemail policy: reloaded (logged)"
+	fail "e: SIGHUP with a valid seemail policy: reloaded (logged)"
 fi
 id_e3=$(unique_id)
 rc=0
