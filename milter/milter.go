@@ -38,6 +38,35 @@ var macroRequests = []struct {
 
 var tlsMacros = []string{gomilter.MacroTlsVersion, gomilter.MacroCipher, gomilter.MacroCipherBits, gomilter.MacroCertSubject, gomilter.MacroCertIssuer}
 
+// The actions the milter may take: header edits, quarantine and recipient
+// removal are required (R60, R110, M-OUT); the others are used when offered.
+const (
+	requiredActions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptRemoveRcpt
+	wantedActions   = requiredActions | gomilter.OptChangeBody | gomilter.OptAddRcpt | gomilter.OptChangeFrom
+)
+
+// wantedProtocol: no reply is sent for the stages where the milter never
+// refuses (connect, HELO, RCPT, DATA, each header), and no DATA or unknown
+// command events are sent at all. Every round trip saved is throughput kept
+// (the benchmark target is 95% of Postfix's own rate). Header values keep
+// their leading space, for DKIM and exact header edits.
+const wantedProtocol = gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoRcptReply |
+	gomilter.OptNoDataReply | gomilter.OptNoHeaderReply | gomilter.OptNoUnknownReply |
+	gomilter.OptNoData | gomilter.OptNoUnknown | gomilter.OptHeaderLeadingSpace
+
+// negotiate takes what the MTA offers of wantedProtocol and wantedActions,
+// and refuses an MTA that lacks a required action: better no connection
+// (the MTA's milter_default_action applies) than a filter that cannot act.
+func negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomilter.OptAction, mtaProtocol, _ gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+	if mtaVersion < 2 {
+		return 0, 0, 0, 0, fmt.Errorf("milter protocol version %d is too old", mtaVersion)
+	}
+	if mtaActions&requiredActions != requiredActions {
+		return 0, 0, 0, 0, fmt.Errorf("the MTA does not offer the required actions %s (offered %s)", requiredActions, mtaActions)
+	}
+	return min(mtaVersion, milterVersion), wantedActions & mtaActions, wantedProtocol & mtaProtocol, offered, nil
+}
+
 // Server is the milter daemon: one go-milter server on a policy that can be
 // swapped while it runs (SIGHUP).
 type Server struct {
@@ -64,11 +93,9 @@ func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) *Server {
 	s.state.Store(&state{p, ck})
 	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
-		gomilter.WithActions(gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine |
-			gomilter.OptChangeBody | gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptChangeFrom),
-		// Header values with their leading space as sent, for DKIM (later) and
-		// exact header edits.
-		gomilter.WithProtocol(gomilter.OptHeaderLeadingSpace),
+		gomilter.WithActions(wantedActions),
+		gomilter.WithProtocol(wantedProtocol),
+		gomilter.WithNegotiationCallback(negotiate),
 		gomilter.WithReadTimeout(10 * time.Minute),
 		gomilter.WithWriteTimeout(30 * time.Second),
 	}

@@ -530,3 +530,40 @@ func counterValue(t *testing.T, m *metrics.Metrics, name, value string) float64 
 	}
 	return sum
 }
+
+// Headers alone larger than the cap are refused at end of headers (headers
+// get no reply of their own).
+func TestSizeCapInHeaders(t *testing.T) {
+	addr, _, _ := startServer(t, testPolicy(t, `limits.max_message_size=4096`))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	big := forgedInbound
+	big.headers = append([][2]string{}, forgedInbound.headers...)
+	for i := 0; i < 10; i++ {
+		big.headers = append(big.headers, [2]string{"X-Padding", strings.Repeat("p", 500)})
+	}
+	r := m.send(big)
+	if r.stage != "eoh" || r.act.SMTPCode != 552 {
+		t.Fatalf("got %s %v", r.stage, r.act)
+	}
+}
+
+// The milter asks for no replies where it never refuses, and refuses an MTA
+// that cannot quarantine or edit headers.
+func TestNegotiation(t *testing.T) {
+	addr, _, _ := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	for _, opt := range []gomilter.OptProtocol{gomilter.OptNoHeaderReply, gomilter.OptNoRcptReply, gomilter.OptNoConnReply, gomilter.OptNoData} {
+		if !m.session.ProtocolOption(opt) {
+			t.Errorf("protocol option %s not negotiated", opt)
+		}
+	}
+	if m.session.ProtocolOption(gomilter.OptNoMailReply) || m.session.ProtocolOption(gomilter.OptNoEOHReply) || m.session.ProtocolOption(gomilter.OptNoBodyReply) {
+		t.Error("replies turned off for a stage that can refuse")
+	}
+	weak := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader))
+	if s, err := weak.Session(gomilter.NewMacroBag()); err == nil {
+		s.Close()
+		t.Error("an MTA without quarantine and recipient removal was accepted")
+	}
+}

@@ -149,7 +149,10 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 	// OptHeaderLeadingSpace: the value keeps the space after the colon; the
 	// engine sees the value as a reader would.
 	s.tx.headers = append(s.tx.headers, policy.Header{Name: name, Value: strings.TrimLeft(value, " \t")})
-	return s.grow(len(name) + len(value) + 3)
+	// Counted here, refused at end of headers: Postfix is asked not to
+	// wait for a reply to each header (OptNoHeaderReply).
+	s.tx.size += int64(len(name) + len(value) + 3)
+	return gomilter.RespContinue, nil
 }
 
 func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -157,6 +160,9 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 	s.queueID(m)
 	if s.tx == nil {
 		return gomilter.RespContinue, nil
+	}
+	if resp, err := s.grow(0); resp != gomilter.RespContinue || err != nil {
+		return resp, err
 	}
 	if s.tx.wants.SenderIDPRA {
 		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
