@@ -282,13 +282,19 @@ func apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 				return nil, fmt.Errorf("removing recipient %s: %w", r, err)
 			}
 		}
+		// With OptHeaderLeadingSpace the MTA writes values exactly as given,
+		// without the space it otherwise puts after the colon.
+		lead := ""
+		if m.Protocol()&gomilter.OptHeaderLeadingSpace != 0 {
+			lead = " "
+		}
 		for _, e := range v.Edits {
 			var err error
 			switch e.Op {
 			case policy.OpDelete:
 				err = m.ChangeHeader(e.Index, e.Name, "")
 			case policy.OpAdd:
-				err = m.AddHeader(e.Name, e.Value)
+				err = m.AddHeader(e.Name, lead+e.Value)
 			default:
 				err = fmt.Errorf("unknown header edit %q", e.Op)
 			}
