@@ -1,0 +1,622 @@
+package notify
+
+// Low-level MIME handling for the warning modes: random access to the
+// original message, header blocks with byte offsets, multipart splitting
+// that keeps every byte it does not rewrite, transfer encodings and
+// charsets. Nothing here panics or gives up on malformed input: a part that
+// cannot be read is left as it is.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime/quotedprintable"
+	"os"
+	"strings"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
+)
+
+// maxHeaderBlock bounds one header block (top level or part), as
+// policy.ReadHeaders does.
+const maxHeaderBlock = 1 << 20
+
+// src is the original message with random access: a bytes.Reader,
+// strings.Reader, io.SectionReader, *os.File, or a concatenation of them.
+type src interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// toSrc gives random access to r without copying when r already has it
+// (bytes.Reader, strings.Reader, io.SectionReader, os.File); anything else
+// is read into memory.
+func toSrc(r io.Reader) (src, error) {
+	switch v := r.(type) {
+	case src:
+		return v, nil
+	case *os.File:
+		st, err := v.Stat()
+		if err == nil && st.Mode().IsRegular() {
+			off, err := v.Seek(0, io.SeekCurrent)
+			if err == nil {
+				return io.NewSectionReader(v, off, st.Size()-off), nil
+			}
+		}
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading the original message: %w", err)
+	}
+	return bytes.NewReader(b), nil
+}
+
+// concatSrc is several sources one after the other (a header block made
+// from the milter's header list, then the spooled body).
+type concatSrc struct {
+	parts []src
+	offs  []int64
+	size  int64
+}
+
+func newConcat(parts ...src) *concatSrc {
+	c := &concatSrc{}
+	for _, p := range parts {
+		c.parts = append(c.parts, p)
+		c.offs = append(c.offs, c.size)
+		c.size += p.Size()
+	}
+	return c
+}
+
+func (c *concatSrc) Size() int64 { return c.size }
+
+func (c *concatSrc) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("negative offset")
+	}
+	n := 0
+	for i, part := range c.parts {
+		if len(p) == 0 {
+			break
+		}
+		start, sz := c.offs[i], part.Size()
+		if off+int64(n) >= start+sz {
+			continue
+		}
+		rel := off + int64(n) - start
+		want := p
+		if int64(len(want)) > sz-rel {
+			want = want[:sz-rel]
+		}
+		m, err := part.ReadAt(want, rel)
+		n += m
+		p = p[m:]
+		if err != nil && err != io.EOF {
+			return n, err
+		}
+		if m < len(want) {
+			return n, io.ErrUnexpectedEOF
+		}
+	}
+	if len(p) > 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// section is the bytes [from, to) of s as a reader.
+func section(s src, from, to int64) io.Reader {
+	if to <= from {
+		return bytes.NewReader(nil)
+	}
+	return io.NewSectionReader(s, from, to-from)
+}
+
+// readRange returns the bytes [from, to) of s.
+func readRange(s src, from, to int64) ([]byte, error) {
+	if to <= from {
+		return nil, nil
+	}
+	b := make([]byte, to-from)
+	n, err := s.ReadAt(b, from)
+	if n == len(b) {
+		return b, nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return b[:n], err
+}
+
+// field is one header field: its name as written, its value with folds
+// removed (the white space after each fold kept) and leading blanks
+// trimmed, and where its raw bytes are.
+type field struct {
+	name, value string
+	folded      string // the value as the milter sees it: folds kept as "\n"
+	start, end  int64  // raw bytes, including the line end(s)
+	raw         []byte
+}
+
+// hdr is a header block.
+type hdr struct {
+	fields     []field
+	start, end int64  // end is the first byte of the body
+	eol        string // the line end of the first line: "\r\n" or "\n"
+	// blank is true when the block ends with its blank line; false when
+	// it ran to the end of the part (no body, not even a separator).
+	blank bool
+}
+
+// get returns the first value of name (any case).
+func (h hdr) get(name string) (string, bool) {
+	for _, f := range h.fields {
+		if strings.EqualFold(f.name, name) {
+			return f.value, true
+		}
+	}
+	return "", false
+}
+
+// readHdr reads the header block that starts at start and cannot go past
+// limit. It stops at the blank line (included in the block) or at limit.
+// A line that is neither a field nor a continuation is an error.
+func readHdr(s src, start, limit int64) (hdr, error) {
+	h := hdr{start: start, end: start}
+	n := limit - start
+	if n > maxHeaderBlock+2 {
+		n = maxHeaderBlock + 2
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(s, start, n), 4096)
+	off := start
+	var line []byte
+	for {
+		line = line[:0]
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			line = append(line, chunk...)
+			if err != bufio.ErrBufferFull {
+				break
+			}
+			if len(line) > maxHeaderBlock {
+				return h, fmt.Errorf("%w: header block larger than %d bytes", ErrMalformed, maxHeaderBlock)
+			}
+		}
+		if err != nil && err != io.EOF {
+			return h, err
+		}
+		lineStart := off
+		off += int64(len(line))
+		if off-start > maxHeaderBlock {
+			return h, fmt.Errorf("%w: header block larger than %d bytes", ErrMalformed, maxHeaderBlock)
+		}
+		if h.eol == "" && bytes.HasSuffix(line, []byte("\n")) {
+			h.eol = "\n"
+			if bytes.HasSuffix(line, []byte("\r\n")) {
+				h.eol = "\r\n"
+			}
+		}
+		t := bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0:
+			h.end = off
+			return h, nil
+		case len(t) == 0:
+			h.end = off
+			h.blank = true
+			return h, nil
+		case t[0] == ' ' || t[0] == '\t':
+			if len(h.fields) == 0 {
+				return h, fmt.Errorf("%w: continuation line before any header field", ErrMalformed)
+			}
+			f := &h.fields[len(h.fields)-1]
+			f.value += string(t)
+			f.folded += "\n" + string(t)
+			f.end = off
+		default:
+			name, value, ok := bytes.Cut(t, []byte(":"))
+			// Trailing blanks before the colon occur in the wild (RFC 822
+			// allowed them); anything else outside ftext is not a field.
+			name = bytes.TrimRight(name, " \t")
+			if !ok || !validFieldName(name) {
+				return h, fmt.Errorf("%w: %q is not a header field", ErrMalformed, clip(string(t), 60))
+			}
+			v := string(bytes.TrimLeft(value, " \t"))
+			h.fields = append(h.fields, field{name: string(name), value: v, folded: v, start: lineStart, end: off})
+		}
+		if err == io.EOF {
+			h.end = off
+			return h, nil
+		}
+	}
+}
+
+// fillRaw loads the raw bytes of every field.
+func (h *hdr) fillRaw(s src) error {
+	for i := range h.fields {
+		b, err := readRange(s, h.fields[i].start, h.fields[i].end)
+		if err != nil {
+			return err
+		}
+		h.fields[i].raw = b
+	}
+	return nil
+}
+
+// validFieldName: RFC 5322 section 3.6.8, printable US-ASCII except colon.
+func validFieldName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// span is one part of a multipart body: its bytes are [start, end); next
+// is where the following delimiter line starts (the bytes [end, next) are
+// the line end that belongs to that delimiter), or -1 for an unterminated
+// last part.
+type span struct{ start, end, next int64 }
+
+// splitMultipart returns the parts (header and body, without the line end
+// that belongs to the next delimiter, RFC 2046 section 5.1.1) of the
+// multipart body [start, end) with boundary, and the line end of its first
+// delimiter line ("\r\n" or "\n"): parsers (Go's mime/multipart among
+// them) expect that line end before every later delimiter. The preamble
+// and epilogue are not parts. A body without a closing delimiter ends its
+// last part at end.
+func splitMultipart(s src, start, end int64, boundary string) ([]span, string, error) {
+	nl := ""
+	delim := []byte("--" + boundary)
+	br := bufio.NewReaderSize(io.NewSectionReader(s, start, end-start), 8*1024)
+	var parts []span
+	off := start
+	inPart := false
+	partStart := int64(0)
+	prevEOL := 0 // length of the line end of the previous line
+	atLineStart := true
+	var prevLast byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			if atLineStart {
+				lineStart := off
+				if isClose, ok := isDelimiter(chunk, delim, err == bufio.ErrBufferFull); ok {
+					if nl == "" {
+						nl = "\r\n"
+						if rest := bytes.TrimLeft(chunk[len(delim):], " \t"); string(rest) == "\n" {
+							nl = "\n"
+						}
+					}
+					if inPart {
+						e := lineStart - int64(prevEOL)
+						if e < partStart {
+							e = partStart
+						}
+						parts = append(parts, span{partStart, e, lineStart})
+					}
+					if isClose {
+						return parts, nl, nil
+					}
+					inPart = true
+					partStart = lineStart + int64(len(chunk))
+					if err == bufio.ErrBufferFull {
+						// Not possible for a real delimiter line (isDelimiter refuses
+						// partial lines), kept for safety.
+						partStart = lineStart
+					}
+				}
+			}
+			off += int64(len(chunk))
+			if chunk[len(chunk)-1] == '\n' {
+				atLineStart = true
+				prevEOL = 1
+				if len(chunk) >= 2 && chunk[len(chunk)-2] == '\r' || len(chunk) == 1 && prevLast == '\r' {
+					prevEOL = 2
+				}
+			} else {
+				atLineStart = false
+			}
+			prevLast = chunk[len(chunk)-1]
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return parts, nl, err
+		}
+	}
+	if inPart {
+		parts = append(parts, span{partStart, end, -1})
+	}
+	return parts, nl, nil
+}
+
+// isDelimiter reports whether line (one whole line with its line end) is
+// "--boundary" or "--boundary--" followed only by transport padding (RFC
+// 2046: linear white space before the line end).
+func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool) {
+	if partial || !bytes.HasPrefix(line, delim) {
+		return false, false
+	}
+	rest := line[len(delim):]
+	if bytes.HasPrefix(rest, []byte("--")) {
+		isClose = true
+		rest = rest[2:]
+	}
+	for _, c := range rest {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false, false
+		}
+	}
+	return isClose, true
+}
+
+// decodeCTE decodes a part body by its Content-Transfer-Encoding (lower
+// case, "" is 7bit). It is lenient as RFC 2045 asks of decoders; ok is
+// false for an unknown encoding.
+func decodeCTE(cte string, raw []byte) ([]byte, bool) {
+	switch cte {
+	case "", "7bit", "8bit", "binary":
+		return raw, true
+	case "quoted-printable":
+		return decodeQP(raw), true
+	case "base64":
+		return decodeBase64(raw)
+	}
+	return nil, false
+}
+
+// decodeQP decodes quoted-printable leniently: trailing blanks are dropped
+// (RFC 2045 6.7 rule 3), "=" at the end of a line is a soft break, "=XX"
+// (either case) is a byte, and any other "=" is kept as it is.
+func decodeQP(raw []byte) []byte {
+	out := make([]byte, 0, len(raw))
+	for len(raw) > 0 {
+		var line []byte
+		eol := ""
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+			eol = "\n"
+			if bytes.HasSuffix(line, []byte("\r")) {
+				line = line[:len(line)-1]
+				eol = "\r\n"
+			}
+		} else {
+			line, raw = raw, nil
+		}
+		line = bytes.TrimRight(line, " \t")
+		soft := false
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			if c != '=' {
+				out = append(out, c)
+				continue
+			}
+			if i == len(line)-1 {
+				soft = true
+				break
+			}
+			if i+2 < len(line) {
+				h, ok := unhex(line[i+1])
+				l, ok2 := unhex(line[i+2])
+				if ok && ok2 {
+					out = append(out, h<<4|l)
+					i += 2
+					continue
+				}
+			}
+			out = append(out, '=')
+		}
+		if !soft {
+			out = append(out, eol...)
+		}
+	}
+	return out
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// decodeBase64 decodes base64 leniently: characters outside the alphabet
+// are ignored (RFC 2045 6.8) and decoding stops at the first "=".
+func decodeBase64(raw []byte) ([]byte, bool) {
+	clean := make([]byte, 0, len(raw))
+	for _, c := range raw {
+		switch {
+		case c == '=':
+			goto done
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
+			clean = append(clean, c)
+		}
+	}
+done:
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1]
+	}
+	out, err := base64.RawStdEncoding.DecodeString(string(clean))
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// encodeCTE encodes a part body; eol is the line end of the message.
+func encodeCTE(cte string, data []byte, eol string) []byte {
+	switch cte {
+	case "quoted-printable":
+		var b bytes.Buffer
+		w := quotedprintable.NewWriter(&b)
+		_, _ = w.Write(data)
+		_ = w.Close()
+		out := b.Bytes()
+		if eol == "\n" {
+			out = bytes.ReplaceAll(out, []byte("\r\n"), []byte("\n"))
+		}
+		return out
+	case "base64":
+		enc := base64.StdEncoding.EncodeToString(data)
+		var b bytes.Buffer
+		for len(enc) > 76 {
+			b.WriteString(enc[:76])
+			b.WriteString(eol)
+			enc = enc[76:]
+		}
+		b.WriteString(enc)
+		if len(data) > 0 {
+			b.WriteString(eol)
+		}
+		return b.Bytes()
+	}
+	return data
+}
+
+// lookupCharset finds a charset the way go-message's charset package does
+// (IANA names, then "cs" aliases, then the WHATWG index), so that the
+// rewriter and the parsers agree. It returns nil for an unknown charset.
+func lookupCharset(label string) encoding.Encoding {
+	l := strings.ToLower(strings.TrimSpace(label))
+	switch l {
+	case "", "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us", "cp367", "ibm367", "csascii":
+		return asciiEncoding
+	case "utf-8", "utf8", "x-utf_8j":
+		return unicode.UTF8
+	case "ansi_x3.110-1983":
+		return charmap.ISO8859_1
+	}
+	if e, err := ianaindex.MIME.Encoding(l); err == nil && e != nil {
+		return e
+	}
+	if e, err := ianaindex.MIME.Encoding("cs" + l); err == nil && e != nil {
+		return e
+	}
+	if e, err := htmlindex.Get(l); err == nil && e != nil {
+		return e
+	}
+	return nil
+}
+
+// asciiEncoding is US-ASCII: it refuses to encode anything above 0x7F.
+var asciiEncoding encoding.Encoding = asciiEnc{}
+
+type asciiEnc struct{}
+
+func (asciiEnc) NewDecoder() *encoding.Decoder { return charmap.Windows1252.NewDecoder() }
+func (asciiEnc) NewEncoder() *encoding.Encoder { return &encoding.Encoder{Transformer: asciiOnly{}} }
+
+// asciiOnly passes ASCII through and refuses anything else.
+type asciiOnly struct{ transform.NopResetter }
+
+func (asciiOnly) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
+	for nSrc < len(src) {
+		if src[nSrc] >= 0x80 {
+			return nDst, nSrc, errNotASCII
+		}
+		if nDst >= len(dst) {
+			return nDst, nSrc, transform.ErrShortDst
+		}
+		dst[nDst] = src[nSrc]
+		nDst++
+		nSrc++
+	}
+	return nDst, nSrc, nil
+}
+
+var errNotASCII = errors.New("not representable in US-ASCII")
+
+// encodeText encodes s (UTF-8) in enc; ok is false when a character of s
+// has no representation there.
+func encodeText(enc encoding.Encoding, s string) ([]byte, bool) {
+	if enc == unicode.UTF8 {
+		return []byte(s), true
+	}
+	if enc == asciiEncoding {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				return nil, false
+			}
+		}
+		return []byte(s), true
+	}
+	b, err := enc.NewEncoder().Bytes([]byte(s))
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// asciiCompatible reports whether ASCII text encodes to the same bytes in
+// enc, so that an ASCII banner can be put in front of the content and
+// HTML markup can be found in it without decoding (not so for UTF-16).
+func asciiCompatible(enc encoding.Encoding) bool {
+	const probe = "Az09 <>/=&;#:.,-[]()\"'\r\n"
+	b, ok := encodeText(enc, probe)
+	return ok && string(b) == probe
+}
+
+// toUTF8 decodes content in enc to UTF-8.
+func toUTF8(enc encoding.Encoding, content []byte) ([]byte, bool) {
+	if enc == unicode.UTF8 {
+		return content, true
+	}
+	out, err := enc.NewDecoder().Bytes(content)
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+func hasNonASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// lineEnd is the line end used in content: CRLF if it has one, LF if it
+// has only those, def otherwise.
+func lineEnd(content []byte, def string) string {
+	if i := bytes.IndexByte(content, '\n'); i >= 0 {
+		if i > 0 && content[i-1] == '\r' {
+			return "\r\n"
+		}
+		return "\n"
+	}
+	return def
+}
