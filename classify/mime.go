@@ -1,0 +1,820 @@
+package classify
+
+import (
+	"bytes"
+	"mime"
+	"path"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// scanCtx is shared by all the stages of one scan.
+type scanCtx struct {
+	opts Options
+	dict *dictionary
+	col  *collector
+	wd   mime.WordDecoder
+}
+
+func (ctx *scanCtx) initWordDecoder() { ctx.wd.CharsetReader = ctx.charsetReader }
+
+// decodeWords decodes RFC 2047 encoded words (Q and B, any charset we
+// know, UTF-7 included); whitespace between adjacent encoded words goes,
+// as section 6.2 says. Malformed words stay as they are.
+func (ctx *scanCtx) decodeWords(s string) string {
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	out, err := ctx.wd.DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return out
+}
+
+// Header limits. A field longer than maxField is truncated, except the
+// Subject, which is scanned in pieces.
+const (
+	maxField    = 16 << 10
+	maxNameLine = 256
+)
+
+// Header parser states.
+const (
+	hLineStart  = iota // at the start of a header line
+	hName              // in a field name
+	hNameWS            // white space between a name and ':' (obsolete syntax)
+	hValueStart        // after ':', skipping white space
+	hValue             // in a field value
+	hFoldWS            // leading white space of a continuation line
+	hBlankCR           // CR at the start of a line
+	hSkipLine          // an mbox "From " line or junk
+)
+
+// Field kinds worth keeping.
+const (
+	fOther = iota
+	fContentType
+	fEncoding
+	fDisposition
+	fSubject
+)
+
+// entity is one MIME entity (RFC 2045, RFC 2046): a header block, then a
+// body handled by a stage chosen from the header. The top-level message
+// and every embedded message/rfc822 are entities with message set; the
+// parts of a multipart are entities too.
+type entity struct {
+	ctx     *scanCtx
+	depth   int
+	path    string // part number ("" for the top-level message)
+	message bool   // a message: its Subject is scanned (R32)
+	digest  bool   // a part of multipart/digest: default type message/rfc822
+	attach  string // label of the enclosing scanned attachment, if any
+
+	hst     int
+	lines   int
+	raw     []byte // the start of a line that may not be a header
+	kind    int    // kind of the current field
+	field   []byte // the current field's value, unfolded
+	trunc   bool
+	subject *matcher
+
+	ctype, cte, disp string
+	body             stage
+}
+
+func newEntity(ctx *scanCtx, depth int, path string, message, digest bool, attach string) *entity {
+	return &entity{ctx: ctx, depth: depth, path: path, message: message, digest: digest, attach: attach}
+}
+
+func (e *entity) write(p []byte) {
+	if e.body == nil {
+		p = e.headers(p)
+		if e.body == nil {
+			return
+		}
+	}
+	if len(p) > 0 {
+		e.body.write(p)
+	}
+}
+
+func (e *entity) close() {
+	if e.body == nil {
+		raw := e.raw
+		if e.hst != hName && e.hst != hNameWS {
+			raw = nil
+		}
+		e.startBody()
+		if len(raw) > 0 {
+			e.body.write(raw)
+		}
+	}
+	e.body.close()
+}
+
+// headers parses the header block (RFC 5322 section 2.2: lines ending in
+// CRLF or a bare LF, continuation lines starting with white space) and
+// returns what follows it once the body has started.
+func (e *entity) headers(p []byte) []byte {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch e.hst {
+		case hLineStart:
+			switch c {
+			case '\r':
+				e.hst = hBlankCR
+			case '\n':
+				e.startBody()
+				return p[i+1:]
+			case ' ', '\t':
+				if e.lines == 0 {
+					e.hst = hSkipLine
+				} else {
+					e.fold()
+					e.hst = hFoldWS
+				}
+			default:
+				e.endField()
+				e.raw = append(e.raw[:0], c)
+				e.hst = hName
+			}
+		case hName:
+			switch {
+			case c == ':':
+				e.startField()
+			case c == ' ' || c == '\t':
+				e.raw = append(e.raw, c)
+				e.hst = hNameWS
+			case c > ' ' && c < 0x7F && len(e.raw) < maxNameLine:
+				e.raw = append(e.raw, c)
+			default:
+				return e.notHeader(p[i:])
+			}
+		case hNameWS:
+			switch {
+			case c == ':':
+				e.startField()
+			case (c == ' ' || c == '\t') && len(e.raw) < maxNameLine:
+				e.raw = append(e.raw, c)
+			case e.lines == 0 && bytes.HasPrefix(e.raw, []byte("From ")):
+				e.hst = hSkipLine // an mbox separator line
+			default:
+				return e.notHeader(p[i:])
+			}
+		case hValueStart:
+			if c == ' ' || c == '\t' {
+				continue
+			}
+			e.hst = hValue
+			i--
+		case hValue:
+			j := bytes.IndexByte(p[i:], '\n')
+			end := len(p)
+			if j >= 0 {
+				end = i + j
+			}
+			e.value(p[i:end])
+			i = end
+			if j >= 0 {
+				e.lines++
+				e.hst = hLineStart
+			}
+		case hFoldWS:
+			switch c {
+			case ' ', '\t', '\r':
+			case '\n':
+				e.lines++
+				e.hst = hLineStart
+			default:
+				e.hst = hValue
+				i--
+			}
+		case hBlankCR:
+			e.startBody()
+			if c == '\n' {
+				return p[i+1:]
+			}
+			return p[i:] // a lone CR ended the header block
+		case hSkipLine:
+			if j := bytes.IndexByte(p[i:], '\n'); j >= 0 {
+				i += j
+				e.lines++
+				e.hst = hLineStart
+			} else {
+				i = len(p)
+			}
+		}
+	}
+	return nil
+}
+
+// notHeader handles a line that is not a header field: the header block
+// ends (it was missing its blank line, or there was none) and the line
+// belongs to the body.
+func (e *entity) notHeader(rest []byte) []byte {
+	if e.lines > 0 {
+		e.ctx.col.problem("%s: header block ended without a blank line", e.where("", ""))
+	}
+	raw := e.raw
+	e.raw = nil
+	e.startBody()
+	e.body.write(raw)
+	return rest
+}
+
+// startField starts a field whose name is in e.raw.
+func (e *entity) startField() {
+	name := strings.ToLower(strings.TrimRight(string(e.raw), " \t"))
+	e.raw = e.raw[:0]
+	e.field = e.field[:0]
+	e.trunc = false
+	e.hst = hValueStart
+	switch name {
+	case "content-type":
+		e.kind = fContentType
+	case "content-transfer-encoding":
+		e.kind = fEncoding
+	case "content-disposition":
+		e.kind = fDisposition
+	case "subject":
+		e.kind = fOther
+		if e.message {
+			e.kind = fSubject
+			e.subject = newMatcher(e.ctx, e.subjectWhere())
+		}
+	default:
+		e.kind = fOther
+	}
+}
+
+// value appends part of a field's line (without its LF).
+func (e *entity) value(b []byte) {
+	if e.kind == fOther {
+		return
+	}
+	for _, c := range b {
+		if c == '\r' {
+			continue
+		}
+		if len(e.field) >= maxField {
+			if e.kind == fSubject {
+				e.flushSubject(false)
+			} else {
+				if !e.trunc {
+					e.trunc = true
+					e.ctx.col.problem("%s: header field longer than %d bytes truncated", e.where("", ""), maxField)
+				}
+				return
+			}
+		}
+		e.field = append(e.field, c)
+	}
+}
+
+// fold handles a line fold: folding white space reads as one space, so
+// "[TOP\r\n SECRET]" in a Subject is "[TOP SECRET]".
+func (e *entity) fold() {
+	if e.kind == fOther {
+		return
+	}
+	e.field = bytes.TrimRight(e.field, " \t")
+	if len(e.field) < maxField {
+		e.field = append(e.field, ' ')
+	}
+}
+
+// flushSubject scans the Subject collected so far: all of it at the end
+// of the field, else up to its last space (an overlong Subject is scanned
+// in pieces; the matcher keeps a marking split between pieces).
+func (e *entity) flushSubject(final bool) {
+	b := e.field
+	if !final {
+		if i := bytes.LastIndexAny(b, " \t"); i > 0 {
+			b = b[:i]
+		}
+	}
+	e.subject.write([]byte(e.ctx.decodeWords(string(b))))
+	e.field = e.field[:copy(e.field, e.field[len(b):])]
+	if final {
+		e.subject.close()
+		e.subject = nil
+	}
+}
+
+// endField acts on a complete field.
+func (e *entity) endField() {
+	v := string(bytes.TrimSpace(e.field))
+	switch e.kind {
+	case fContentType:
+		if e.ctype == "" {
+			e.ctype = v
+		}
+	case fEncoding:
+		if e.cte == "" {
+			e.cte = v
+		}
+	case fDisposition:
+		if e.disp == "" {
+			e.disp = v
+		}
+	case fSubject:
+		e.flushSubject(true)
+	}
+	e.kind = fOther
+	e.field = e.field[:0]
+}
+
+func (e *entity) subjectWhere() string {
+	switch {
+	case e.attach != "":
+		return e.attach + " subject"
+	case e.path == "":
+		return "subject"
+	}
+	return "message/rfc822 subject (part " + e.path + ")"
+}
+
+// leafPath is the part number of this entity's content when it is not
+// a multipart: "" for the top-level message (named "body"), P.1 for the
+// body of a message embedded at part P.
+func (e *entity) leafPath() string {
+	if e.message && e.path != "" {
+		return e.path + ".1"
+	}
+	return e.path
+}
+
+// where names this entity's content for markings and problems; label is
+// the name of an attachment when this entity is one.
+func (e *entity) where(mt, label string) string {
+	if label != "" {
+		return label
+	}
+	local := "body"
+	if p := e.leafPath(); p != "" {
+		local = "part " + p
+		if mt != "" {
+			local += " (" + mt + ")"
+		}
+		if e.attach == "" {
+			local = "body/" + local
+		}
+	}
+	if e.attach != "" {
+		return e.attach + " " + local
+	}
+	return local
+}
+
+// Content kinds.
+const (
+	kOther = iota
+	kText
+	kHTML
+	kRTF
+	kTNEF
+	kMessage
+	kMultipart
+)
+
+func kindOf(mt string) int {
+	switch mt {
+	case "text/html", "application/xhtml+xml", "text/enriched", "text/richtext":
+		return kHTML
+	case "text/rtf", "application/rtf", "application/x-rtf":
+		return kRTF
+	case "application/ms-tnef", "application/vnd.ms-tnef":
+		return kTNEF
+	case "message/rfc822", "message/global":
+		return kMessage
+	}
+	switch {
+	case strings.HasPrefix(mt, "multipart/"):
+		return kMultipart
+	case strings.HasPrefix(mt, "text/"):
+		return kText
+	}
+	return kOther
+}
+
+// kindByName guesses the kind of a generic attachment from its name.
+func kindByName(name string) int {
+	if strings.EqualFold(name, "winmail.dat") {
+		return kTNEF
+	}
+	switch strings.ToLower(path.Ext(name)) {
+	case ".txt", ".text", ".csv", ".log", ".md":
+		return kText
+	case ".htm", ".html", ".xhtml":
+		return kHTML
+	case ".rtf":
+		return kRTF
+	case ".eml":
+		return kMessage
+	}
+	return kOther
+}
+
+// startBody chooses the body stage from the header (RFC 2045, 2046, 2183).
+func (e *entity) startBody() {
+	e.endField()
+	e.raw = nil
+	e.field = nil
+	e.body = e.bodyStage()
+}
+
+func (e *entity) bodyStage() stage {
+	ctx := e.ctx
+	mt, params := parseMediaType(e.ctype)
+	if mt == "" || !strings.Contains(mt, "/") {
+		if e.ctype != "" {
+			ctx.col.problem("%s: unparsable Content-Type %q, read as text/plain", e.where("", ""), clip(e.ctype, 60))
+		}
+		mt, params = "text/plain", nil
+		if e.digest {
+			mt = "message/rfc822"
+		}
+	}
+	disp, dparams := parseMediaType(e.disp)
+	name := dparams["filename"]
+	if name == "" {
+		name = params["name"]
+	}
+	name = cleanName(ctx.decodeWords(name))
+	attachment := disp == "attachment"
+	kind := kindOf(mt)
+	if kind == kOther {
+		if kind = kindByName(name); kind != kOther && kind != kTNEF {
+			attachment = true
+		}
+	}
+
+	// R34: attachments are scanned only when the agency asks for it;
+	// TNEF is the message body in Outlook's format and always scanned.
+	label := ""
+	if attachment && kind != kTNEF && kind != kMultipart {
+		if kind == kOther || !ctx.opts.ScanAttachments {
+			return discard{}
+		}
+		if name != "" {
+			label = "attachment " + name
+		} else {
+			label = "attachment " + strings.TrimPrefix(e.where(mt, ""), "body/")
+		}
+		if e.attach != "" {
+			label = e.attach + " / " + label
+		}
+	}
+	where := e.where(mt, label)
+
+	if (kind == kMultipart || kind == kMessage) && e.depth >= MaxDepth {
+		ctx.col.problem("%s: nested deeper than %d levels, read as plain text", where, MaxDepth)
+		kind = kText
+	}
+	switch kind {
+	case kMultipart:
+		boundary := params["boundary"]
+		if boundary == "" || len(boundary) > 200 {
+			ctx.col.problem("%s: multipart without a usable boundary, read as plain text", where)
+			return e.textStage(kText, "", where)
+		}
+		return newTransferStage(ctx, e.cte, where, newMultipart(e, where, boundary, mt == "multipart/digest"))
+	case kMessage:
+		p := e.path
+		if p == "" {
+			p = "1"
+		}
+		attach := e.attach
+		if label != "" {
+			attach = label
+		}
+		return newTransferStage(ctx, e.cte, where, newEntity(ctx, e.depth+1, p, true, false, attach))
+	case kTNEF:
+		return newTransferStage(ctx, e.cte, where, newTNEFStage(ctx, where))
+	case kText, kHTML, kRTF:
+		if kind == kText && strings.EqualFold(params["format"], "flowed") {
+			return e.flowedStage(params, where)
+		}
+		return e.textStage(kind, params["charset"], where)
+	}
+	return discard{}
+}
+
+// textStage decodes a text part (transfer encoding, charset, HTML or RTF
+// rendering) into a matcher.
+func (e *entity) textStage(kind int, charset, where string) stage {
+	ctx := e.ctx
+	var s stage = newMatcher(ctx, where)
+	switch kind {
+	case kHTML:
+		s = newCharsetStage(ctx, charset, where, newHTMLText(s))
+	case kRTF:
+		s = newRTFText(s) // RTF is 7-bit; its escapes name the code page
+	default:
+		s = newCharsetStage(ctx, charset, where, s)
+	}
+	return newTransferStage(ctx, e.cte, where, s)
+}
+
+// flowedStage decodes text/plain; format=flowed (RFC 3676): the soft
+// line breaks are joined after charset decoding.
+func (e *entity) flowedStage(params map[string]string, where string) stage {
+	ctx := e.ctx
+	var s stage = newFlowedStage(strings.EqualFold(params["delsp"], "yes"), newMatcher(ctx, where))
+	s = newCharsetStage(ctx, params["charset"], where, s)
+	return newTransferStage(ctx, e.cte, where, s)
+}
+
+// cleanName makes an attachment name safe and short for reports.
+func cleanName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	return clip(strings.TrimSpace(s), 100)
+}
+
+// parseMediaType parses a Content-Type or Content-Disposition value
+// (RFC 2045 section 5.1, RFC 2231, RFC 2183), leniently: when the strict
+// parser refuses the value, the type and the parameters that can be read
+// are still returned. The type is lower case.
+func parseMediaType(v string) (string, map[string]string) {
+	if v == "" {
+		return "", nil
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err == nil {
+		return mt, params
+	}
+	params = map[string]string{}
+	parts := splitParams(v)
+	mt = strings.ToLower(strings.TrimSpace(parts[0]))
+	for _, p := range parts[1:] {
+		k, val, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		val = strings.TrimSpace(val)
+		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+			val = strings.ReplaceAll(val[1:len(val)-1], `\"`, `"`)
+		} else if len(val) >= 1 && val[0] == '"' {
+			val = val[1:]
+		}
+		if _, dup := params[k]; !dup && k != "" {
+			params[k] = val
+		}
+	}
+	return mt, params
+}
+
+// splitParams splits at semicolons outside quoted strings.
+func splitParams(v string) []string {
+	var parts []string
+	quoted, start := false, 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '"':
+			quoted = !quoted
+		case ';':
+			if !quoted {
+				parts = append(parts, v[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(parts, v[start:])
+}
+
+// Delimiter decisions.
+const (
+	dlNo = iota
+	dlYes
+	dlClose
+	dlMore
+)
+
+// Multipart states.
+const (
+	msPreamble = iota
+	msPart
+	msEpilogue
+)
+
+// maxPad bounds the transport padding accepted after a boundary.
+const maxPad = 128
+
+var nlDashDash = []byte("\n--")
+
+// multipart splits a multipart body at its boundary (RFC 2046 section
+// 5.1.1): a delimiter is CRLF (or a bare LF), "--", the boundary, then
+// "--" for the last one, then optional white space and a line break. The
+// line break before a delimiter belongs to it. Content is passed on as it
+// arrives; only a possible delimiter at the end of a chunk is held back
+// (a bounded carry). Each part is an entity of its own; nested multiparts
+// split again inside their part, so the nesting depth is bounded by
+// MaxDepth and every level holds a bounded amount of state.
+type multipart struct {
+	parent *entity
+	where  string
+	delim  []byte // "--" + boundary
+	digest bool
+	carry  []byte
+	st     int
+	child  *entity
+	n      int
+	eol    int // after a delimiter: 1 skip CR or LF, 2 skip LF
+}
+
+func newMultipart(parent *entity, where, boundary string, digest bool) *multipart {
+	delim := []byte("--" + boundary)
+	hold := len(delim) + maxPad + 8
+	m := &multipart{parent: parent, where: where, delim: delim, digest: digest, carry: make([]byte, 0, 2*hold+512)}
+	// The first delimiter may open the body without a line break before
+	// it; a synthetic one (in the discarded preamble) makes it uniform.
+	m.carry = append(m.carry, '\n')
+	return m
+}
+
+func (m *multipart) write(p []byte) {
+	for len(m.carry) > 0 && len(p) > 0 && m.st != msEpilogue {
+		k := min(len(p), cap(m.carry)-len(m.carry))
+		m.carry = append(m.carry, p[:k]...)
+		p = p[k:]
+		keep := m.process(m.carry, false)
+		m.carry = m.carry[:copy(m.carry, m.carry[keep:])]
+	}
+	if len(m.carry) > 0 || len(p) == 0 || m.st == msEpilogue {
+		return
+	}
+	keep := m.process(p, false)
+	m.carry = append(m.carry[:0], p[keep:]...)
+}
+
+// process splits b and returns the offset from which bytes are held back.
+func (m *multipart) process(b []byte, final bool) int {
+	i := 0
+	for i < len(b) {
+		if m.st == msEpilogue {
+			return len(b)
+		}
+		j := bytes.Index(b[i:], nlDashDash)
+		if j < 0 {
+			end := len(b)
+			if !final {
+				end -= partialDelimiter(b[i:])
+			}
+			m.emit(b[i:end])
+			return end
+		}
+		nl := i + j
+		ls := nl + 1
+		st, n := m.delimiter(b[ls:], final)
+		switch st {
+		case dlNo:
+			m.emit(b[i:ls])
+			i = ls
+		case dlMore:
+			start := nl
+			if start > i && b[start-1] == '\r' {
+				start--
+			}
+			m.emit(b[i:start])
+			return start
+		default:
+			end := nl
+			if end > i && b[end-1] == '\r' {
+				end--
+			}
+			m.emit(b[i:end])
+			m.boundary(st == dlClose)
+			i = ls + n
+		}
+	}
+	return len(b)
+}
+
+// partialDelimiter returns the length of the end of b that may begin a
+// delimiter ("\r", "\n", "\r\n", "\n-", "\r\n-").
+func partialDelimiter(b []byte) int {
+	n := len(b)
+	switch {
+	case n >= 3 && b[n-3] == '\r' && b[n-2] == '\n' && b[n-1] == '-':
+		return 3
+	case n >= 2 && b[n-2] == '\n' && b[n-1] == '-':
+		return 2
+	case n >= 2 && b[n-2] == '\r' && b[n-1] == '\n':
+		return 2
+	case n >= 1 && (b[n-1] == '\n' || b[n-1] == '\r'):
+		return 1
+	}
+	return 0
+}
+
+// delimiter decides whether line, which starts with "--", is a delimiter
+// line; n is the length of the delimiter without its line break.
+func (m *multipart) delimiter(line []byte, final bool) (st, n int) {
+	d := m.delim
+	if len(line) < len(d) {
+		if !final && bytes.HasPrefix(d, line) {
+			return dlMore, 0
+		}
+		return dlNo, 0
+	}
+	if !bytes.Equal(line[:len(d)], d) {
+		return dlNo, 0
+	}
+	k := len(d)
+	closing := false
+	if k < len(line) && line[k] == '-' {
+		if k+1 == len(line) {
+			if !final {
+				return dlMore, 0
+			}
+			return dlNo, 0
+		}
+		if line[k+1] != '-' {
+			return dlNo, 0
+		}
+		closing = true
+		k += 2
+	}
+	for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
+		k++
+		if k-len(d) > maxPad {
+			return dlNo, 0
+		}
+	}
+	if k == len(line) {
+		if !final {
+			return dlMore, 0
+		}
+	} else if line[k] != '\n' && line[k] != '\r' {
+		return dlNo, 0
+	}
+	if closing {
+		return dlClose, k
+	}
+	return dlYes, k
+}
+
+func (m *multipart) emit(p []byte) {
+	if m.st != msPart {
+		return
+	}
+	for m.eol > 0 && len(p) > 0 {
+		switch {
+		case m.eol == 1 && p[0] == '\r':
+			m.eol = 2
+			p = p[1:]
+		case p[0] == '\n':
+			m.eol = 0
+			p = p[1:]
+		default:
+			m.eol = 0
+		}
+	}
+	if len(p) > 0 {
+		m.child.write(p)
+	}
+}
+
+func (m *multipart) boundary(closing bool) {
+	if m.child != nil {
+		m.child.close()
+		m.child = nil
+	}
+	if closing {
+		m.st = msEpilogue
+		return
+	}
+	m.n++
+	path := strconv.Itoa(m.n)
+	if m.parent.path != "" {
+		path = m.parent.path + "." + path
+	}
+	m.child = newEntity(m.parent.ctx, m.parent.depth+1, path, false, m.digest, m.parent.attach)
+	m.st, m.eol = msPart, 1
+}
+
+func (m *multipart) close() {
+	if len(m.carry) > 0 && m.st != msEpilogue {
+		m.process(m.carry, true)
+	}
+	m.carry = m.carry[:0]
+	if m.child != nil {
+		m.child.close()
+		m.child = nil
+	}
+	if m.st != msEpilogue {
+		m.parent.ctx.col.problem("%s: multipart without its closing boundary", m.where)
+		m.st = msEpilogue
+	}
+}
