@@ -11,11 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"sync/atomic"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/classify"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -149,4 +151,20 @@ wait:
 	stop() // close idle sessions now
 	<-done
 	return err
+}
+
+// ClassifyOptions turns the policy's classification settings into the
+// scanner's options (R29-R35, R109, R114).
+func ClassifyOptions(p *policy.Policy) classify.Options {
+	levels := make([]classify.Level, 0, len(p.Classification.Levels))
+	for w, r := range p.Classification.Levels {
+		levels = append(levels, classify.Level{Word: w, Rank: r})
+	}
+	sort.Slice(levels, func(i, j int) bool {
+		if levels[i].Rank != levels[j].Rank {
+			return levels[i].Rank < levels[j].Rank
+		}
+		return levels[i].Word < levels[j].Word
+	})
+	return classify.Options{Levels: levels, ScanAttachments: p.Classification.ScanAttachments}
 }

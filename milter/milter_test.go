@@ -568,3 +568,60 @@ func TestNegotiation(t *testing.T) {
 		t.Error("an MTA without quarantine and recipient removal was accepted")
 	}
 }
+
+// Classification through the milter protocol: the subject is encoded and
+// the body base64, split over chunks; the verdict routes by class
+// (M-OUT, R110, R111) and removes the recipients it may not reach.
+func TestClassifiedOutbound(t *testing.T) {
+	addr, _, logs := startServer(t, testPolicy(t, `outbound.secure_domains=["*.govt.nz"]`))
+	m := dial(t, addr)
+	m.connect("198.51.100.7", "ORIGINATING", "TLSv1.3")
+	body := "UGxlYXNlIGZpbmQgdGhlIFtJTi1DT05GSURFTkNFXSBicmllZi4=\r\n" // "Please find the [IN-CONFIDENCE] brief."
+	msg := message{auth: "alice", from: "alice@agency.govt.nz", rcpts: []string{"officer@mfat.govt.nz", "someone@gmail.example"},
+		headers: [][2]string{{"From", " alice@agency.govt.nz"}, {"Subject", " =?UTF-8?B?YnJpZWY=?="}, {"MIME-Version", " 1.0"},
+			{"Content-Type", " text/plain; charset=utf-8"}, {"Content-Transfer-Encoding", " base64"}},
+		body: body}
+	r := m.send(msg)
+	if r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("got %s %v", r.stage, r.act)
+	}
+	var removed []string
+	for _, mod := range r.mods {
+		if mod.Type == gomilter.ActionDelRcpt {
+			removed = append(removed, mod.Rcpt)
+		}
+	}
+	if len(removed) != 1 || removed[0] != "<someone@gmail.example>" {
+		t.Errorf("removed %q, want the non-secure recipient", removed)
+	}
+	d := logs.decisions(t)
+	if len(d) != 1 || d[0]["classification"] != "IN-CONFIDENCE" || d[0]["markings"] == nil {
+		t.Errorf("decision: %v", d)
+	}
+
+	msg.headers[1] = [2]string{"Subject", " Budget [SECRET]"}
+	msg.body = "nothing here\r\n"
+	r = m.send(msg)
+	var held bool
+	for _, mod := range r.mods {
+		held = held || mod.Type == gomilter.ActionQuarantine
+	}
+	if r.act.Type != gomilter.ActionAccept || !held {
+		t.Errorf("SECRET not held: %v %v", r.act, r.mods)
+	}
+}
+
+// M-IN through the milter: warning 004 for classified mail from the internet.
+func TestClassifiedInboundWarning(t *testing.T) {
+	addr, _, logs := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	msg := forgedInbound
+	msg.headers = [][2]string{{"From", " sender@example.com"}, {"Subject", " [RESTRICTED] figures"}}
+	if r := m.send(msg); r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("got %v", r.act)
+	}
+	if d := logs.decisions(t); len(d) != 1 || d[0]["warning_code"] != "004" || d[0]["classification"] != "RESTRICTED" {
+		t.Errorf("decision: %v", d)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/classify"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -35,10 +36,15 @@ type transaction struct {
 	mail    policy.MailChecks
 	header  policy.HeaderChecks
 	start   time.Time
-	env     policy.Envelope
-	headers []policy.Header
-	size    int64 // header and body bytes seen, for limits.max_message_size
-	body    *Spool
+	scanner *classify.Scanner // trigger words, fed as the message streams in
+	scanErr error
+	// markings and problems of the scan, for the decision log
+	markings []classify.Marking
+	problems []string
+	env      policy.Envelope
+	headers  []policy.Header
+	size     int64 // header and body bytes seen, for limits.max_message_size
+	body     *Spool
 }
 
 // tempfailReply is given when the milter itself fails: the MTA keeps the
@@ -112,6 +118,9 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 		body: NewSpool(pol.Limits.MemorySpool, pol.Limits.SpoolDir),
 	}
 	s.srv.inflight.Add(1)
+	if s.tx.scanner, err = classify.NewScanner(ClassifyOptions(pol)); err != nil {
+		return nil, fmt.Errorf("classification scanner: %w", err)
+	}
 	s.tx.wants = pol.Wants(s.conn, s.tx.env)
 	if s.tx.wants.Any() {
 		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
@@ -152,7 +161,22 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 	// Counted here, refused at end of headers: Postfix is asked not to
 	// wait for a reply to each header (OptNoHeaderReply).
 	s.tx.size += int64(len(name) + len(value) + 3)
+	s.scan(name, ":", value, "\r\n")
 	return gomilter.RespContinue, nil
+}
+
+// scan feeds the classification scanner; a scanner failure is kept and
+// turns the end of message into a tempfail (never an unscanned accept).
+func (s *session) scan(parts ...string) {
+	if s.tx.scanErr != nil {
+		return
+	}
+	for _, p := range parts {
+		if _, err := s.tx.scanner.Write([]byte(p)); err != nil {
+			s.tx.scanErr = err
+			return
+		}
+	}
 }
 
 func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -164,6 +188,7 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 	if resp, err := s.grow(0); resp != gomilter.RespContinue || err != nil {
 		return resp, err
 	}
+	s.scan("\r\n")
 	if s.tx.wants.SenderIDPRA {
 		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 		s.tx.header = s.tx.checker.Headers(ctx, s.tx.wants, s.conn, s.tx.env, s.tx.headers)
@@ -193,6 +218,11 @@ func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.R
 	}
 	if resp, err := s.grow(len(chunk)); resp != gomilter.RespContinue || err != nil {
 		return resp, err
+	}
+	if s.tx.scanErr == nil {
+		if _, err := s.tx.scanner.Write(chunk); err != nil {
+			s.tx.scanErr = err
+		}
 	}
 	if _, werr := s.tx.body.Write(chunk); werr != nil {
 		s.srv.log.Error("cannot spool message body; transaction tempfailed", "error", werr.Error(), "queue_id", s.tx.env.QueueID)
@@ -225,7 +255,20 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		return gomilter.RejectWithCodeAndReason(451, tempfailText)
 	}
 	s.queueID(m)
-	v := s.tx.pol.AtEndOfMessage(s.transaction())
+	t := s.transaction()
+	res, err := s.tx.scanner.Close()
+	if err == nil {
+		err = s.tx.scanErr
+	}
+	if err != nil {
+		s.srv.log.Error("classification failed; transaction tempfailed", "queue_id", s.tx.env.QueueID, "error", err.Error())
+		return s.finish(policy.Verdict{Stage: policy.StageEOM, Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Tempfail,
+			Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
+			Reasons: []string{"classification scanner failed: " + err.Error()}}, nil)
+	}
+	t.Classification, t.RSVPDR = res.Classification, res.RSVPDR
+	s.tx.markings, s.tx.problems = res.Markings, res.Problems
+	v := s.tx.pol.AtEndOfMessage(t)
 	return s.finish(v, m)
 }
 
@@ -354,6 +397,12 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 	}
 	if v.Reply != nil {
 		attrs = append(attrs, "reply", v.Reply.String())
+	}
+	if len(s.tx.markings) > 0 {
+		attrs = append(attrs, "markings", s.tx.markings)
+	}
+	if len(s.tx.problems) > 0 {
+		attrs = append(attrs, "mime_problems", s.tx.problems)
 	}
 	if len(v.Recipients) > 0 {
 		attrs = append(attrs, "recipient_decisions", v.Recipients)

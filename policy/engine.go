@@ -159,7 +159,7 @@ const WarningInsecureSource = "004"
 // SecureMail server, the message will be flagged as from an insecure
 // source" (SecMx 2007, Overview), with Table 3's warning 004.
 func (p *Policy) flagInsecureClassified(v *Verdict, t Transaction) {
-	if rank, known := ClassRank[v.Classification]; known && rank == 0 {
+	if rank, known := p.Classification.Rank(v.Classification); known && rank == 0 {
 		return
 	}
 	if ok, why := p.secureSource(t); !ok {

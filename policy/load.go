@@ -137,6 +137,10 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 			probs = append(probs, Problem{it.file, it.line, it.key, err.Error()})
 		}
 	}
+	for _, pr := range crossCheck(p) {
+		pr.File, pr.Line = name, lines[pr.Key]
+		probs = append(probs, pr)
+	}
 	if p.AuthservID == "" {
 		if h, err := os.Hostname(); err == nil {
 			p.AuthservID = h
@@ -184,6 +188,10 @@ func profileDefaults(profile string) *Policy {
 		"TOP SECRET":    Hold,        // R110, M-OUT
 	}
 	p.Outbound.Partial = "split"
+	p.Classification.Levels = map[string]int{}
+	for w, r := range defaultLevels {
+		p.Classification.Levels[w] = r
+	}
 	p.MSEC = MSECPolicy{MinTLS: "1.2", MinCipherBits: 128, ForwardSecrecy: true, AEAD: true}
 	p.DNS.Timeout = 5 * time.Second
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
@@ -211,28 +219,66 @@ func profileDefaults(profile string) *Policy {
 	return p
 }
 
-// ClassRank orders the classification words (R109, M-OUT): the highest
-// found decides. SENSITIVE and RESTRICTED share a rank.
-var ClassRank = map[string]int{
+// defaultLevels orders the classification words (R109, R114, M-OUT): the
+// highest found decides. SENSITIVE and RESTRICTED share a rank.
+var defaultLevels = map[string]int{
 	Unclassified: 0, "IN-CONFIDENCE": 1, "SENSITIVE": 2, "RESTRICTED": 2,
 	"CONFIDENTIAL": 3, "SECRET": 4, "TOP SECRET": 5,
 }
 
-// prefixSpec handles the keys of tables whose keys are data, like
-// [outbound.by_class].
+// prefixSpec handles the keys of tables whose keys are data:
+// [outbound.by_class] and [classification.levels].
 func prefixSpec(key string) (keySpec, bool) {
+	if word, ok := strings.CutPrefix(key, "classification.levels."); ok {
+		return keySpec{func(p *Policy, v any) error {
+			n, isInt := v.(int64)
+			switch {
+			case !isInt || n < 0 || n > 100:
+				return fmt.Errorf("must be a rank from 0 to 100, got %s", show(v))
+			case !validWord(word):
+				return fmt.Errorf("%q is not a trigger word: upper case letters, digits, spaces and dashes only", word)
+			case word == "RSVPDR":
+				return fmt.Errorf("RSVPDR is the delivery-receipt word (R35), not a classification")
+			}
+			p.Classification.Levels[word] = int(n)
+			return nil
+		}}, true
+	}
 	class, ok := strings.CutPrefix(key, "outbound.by_class.")
 	if !ok {
 		return keySpec{}, false
 	}
 	return keySpec{func(p *Policy, v any) error {
-		if _, known := ClassRank[class]; !known {
-			return fmt.Errorf("%q is not a classification; want one of UNCLASSIFIED, IN-CONFIDENCE, SENSITIVE, RESTRICTED, CONFIDENTIAL, SECRET, TOP SECRET", class)
-		}
 		r, err := asEnum(v, string(BestEffort), string(SecureOnly), string(SEEMailOnly), string(ExceptionOnly), string(Hold))
 		p.Outbound.ByClass[class] = Routing(r)
 		return err
 	}}, true
+}
+
+func validWord(w string) bool {
+	if w == "" || len(w) > 64 {
+		return false
+	}
+	for _, c := range w {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ' ' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// crossCheck reports problems between keys: every by_class word must be a
+// classification the policy knows. Problems carry the key; Parse adds lines.
+func crossCheck(p *Policy) []Problem {
+	var out []Problem
+	for class := range p.Outbound.ByClass {
+		if _, ok := p.Classification.Levels[class]; !ok {
+			out = append(out, Problem{Key: "outbound.by_class." + class,
+				Msg: fmt.Sprintf("%q is not a classification of [classification.levels]", class)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
 }
 
 // keySpec is one key of the policy file: how to check and apply its value.
@@ -333,6 +379,10 @@ var keySpecs = map[string]keySpec{
 		p.Outbound.RouteHeader, err = asBool(v)
 		return err
 	}},
+	"classification.scan_attachments": {func(p *Policy, v any) (err error) {
+		p.Classification.ScanAttachments, err = asBool(v)
+		return err
+	}},
 	"inbound.spf": {func(p *Policy, v any) (err error) {
 		p.Inbound.SPF, err = asEnum(v, "off", "tag", "enforce")
 		return err
@@ -428,7 +478,7 @@ var keySpecs = map[string]keySpec{
 // Keys lists every valid dotted key (profile included), sorted; a table
 // whose keys are data is listed as "table.*".
 func Keys() []string {
-	keys := []string{"profile", "outbound.by_class.*"}
+	keys := []string{"profile", "outbound.by_class.*", "classification.levels.*"}
 	for k := range keySpecs {
 		keys = append(keys, k)
 	}

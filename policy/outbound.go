@@ -38,7 +38,7 @@ func (p *Policy) routeOutbound(v *Verdict, t Transaction) {
 		}
 	}
 
-	if ClassRank[class] > 0 || !known {
+	if rank, _ := p.Classification.Rank(class); rank > 0 || !known {
 		// RFC 8689: a sender may not waive TLS for classified mail.
 		if n := v.deleteAll(t.Headers, "TLS-Required"); n > 0 {
 			v.reason("removed TLS-Required header from %s mail (RFC 8689 section 5)", class)

@@ -43,14 +43,15 @@ type Policy struct {
 	// AuthservID names this gateway in headers it writes (RFC 8601 authserv-id).
 	AuthservID string
 
-	Listen    ListenPolicy
-	Limits    LimitsPolicy
-	Inbound   InboundPolicy
-	MSEC      MSECPolicy
-	DNS       DNSPolicy
-	Outbound  OutboundPolicy
-	TLSPolicy TLSPolicyPolicy
-	Log       LogPolicy
+	Listen         ListenPolicy
+	Limits         LimitsPolicy
+	Inbound        InboundPolicy
+	Classification ClassificationPolicy
+	MSEC           MSECPolicy
+	DNS            DNSPolicy
+	Outbound       OutboundPolicy
+	TLSPolicy      TLSPolicyPolicy
+	Log            LogPolicy
 
 	// Source is where the policy came from (a path or "embedded default").
 	Source string
@@ -92,6 +93,22 @@ type InboundPolicy struct {
 	// SecureMailSenders applies M-SEC to apparent SecureMail senders, whose
 	// domain's left-most label is "securemail" (M-RCV-SM).
 	SecureMailSenders bool
+}
+
+// ClassificationPolicy: which trigger words exist and how they rank (R29-R35,
+// R109, R114), and whether attachments are scanned (R34).
+type ClassificationPolicy struct {
+	// Levels maps each classification word to its rank; the highest found
+	// decides. UNCLASSIFIED is rank 0.
+	Levels map[string]int
+	// ScanAttachments scans text-like attachments too (R34; off by default).
+	ScanAttachments bool
+}
+
+// Rank returns a word's rank and whether the policy knows it.
+func (c ClassificationPolicy) Rank(word string) (int, bool) {
+	r, ok := c.Levels[word]
+	return r, ok
 }
 
 // MSECPolicy is the minimum cryptography of M-SEC: "the sender's TLS

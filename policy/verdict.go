@@ -47,6 +47,8 @@ type Transaction struct {
 	// Classification is the highest trigger word found (classify package);
 	// "" is taken as UNCLASSIFIED.
 	Classification string
+	// RSVPDR: the delivery-receipt trigger word was found (R35, R73).
+	RSVPDR bool
 	// Mail and Header are the sender checks run at MAIL FROM and end of
 	// headers (Wants says which).
 	Mail   MailChecks

@@ -13,6 +13,8 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/classify"
+	"github.com/nzsecure-milter/nzsecure-milter/milter"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -84,7 +86,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	br := bufio.NewReader(in)
+	// The scanner sees every byte as the milter's does, streamed.
+	scanner, err := classify.NewScanner(milter.ClassifyOptions(p))
+	if err != nil {
+		fmt.Fprintf(stderr, "check: %v\n", err)
+		return 1
+	}
+	br := bufio.NewReader(io.TeeReader(in, scanner))
 	headers, err := policy.ReadHeaders(br)
 	if err != nil {
 		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
@@ -92,6 +100,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
+		return 1
+	}
+	class, err := scanner.Close()
+	if err != nil {
+		fmt.Fprintf(stderr, "check: classification: %v\n", err)
 		return 1
 	}
 
@@ -107,13 +120,20 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			ClientIP: ip, ClientName: *clientName, HELO: *helo, Daemon: *daemon,
 			TLS: policy.TLSInfo{Version: *tlsVersion, Cipher: *cipher, CipherBits: *cipherBits},
 		},
-		Envelope: env,
-		Headers:  headers,
+		Envelope:       env,
+		Headers:        headers,
+		Classification: class.Classification,
+		RSVPDR:         class.RSVPDR,
 	}
 	out := json.NewEncoder(stdout)
 	out.SetIndent("", "  ")
 	out.SetEscapeHTML(false)
-	if err := out.Encode(p.Evaluate(context.Background(), t, runner).Report()); err != nil {
+	report := struct {
+		policy.Report
+		RSVPDR   bool               `json:"rsvpdr"`
+		Markings []classify.Marking `json:"markings"`
+	}{p.Evaluate(context.Background(), t, runner).Report(), class.RSVPDR, class.Markings}
+	if err := out.Encode(report); err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}
