@@ -113,8 +113,14 @@ func tlsRank(version string) int {
 }
 
 // AtEndOfMessage gives the final verdict for a whole message whose MAIL FROM
-// stage was not refused.
+// stage was not refused, with the notices it causes (R73-R74).
 func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
+	v := p.atEndOfMessage(t)
+	p.receipts(&v, t)
+	return v
+}
+
+func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	v := Verdict{
 		Stage:          StageEOM,
 		Direction:      p.Direction(t.Conn, t.Envelope),
@@ -124,10 +130,18 @@ func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 	if v.Classification == "" {
 		v.Classification = Unclassified
 	}
+	if pv, consumed := p.atPing(t); consumed {
+		return pv
+	} else if len(pv.Notices) > 0 {
+		// The ping copy is consumed, the other recipients are processed.
+		v.Notices = append(v.Notices, pv.Notices...)
+		v.RemoveRcpts = append(v.RemoveRcpts, p.PingAddress())
+	}
+	secureTag := len(HeaderValues(t.Headers, SecureEmailHeader)) > 0
 	stripSecureTag(&v, t.Headers)
 	p.stripForgedAuthResults(&v, t.Headers)
 	if v.Direction == Inbound {
-		p.flagInsecureClassified(&v, t)
+		p.chooseInboundWarning(&v, t, secureTag)
 		if ar := p.authResults(t); ar != "" {
 			v.addHeader(AuthResultsHeader, ar)
 		}
@@ -238,7 +252,7 @@ func (p *Policy) checkOutboundFrom(v *Verdict, t Transaction) {
 		v.refuse(550, "5.7.1", "Message refused: its From: header is blank (R65)")
 		return
 	}
-	addrs, err := mail.ParseAddressList(unfold(froms[0]))
+	addrs, err := parseAddressList(froms[0])
 	if err != nil || len(addrs) == 0 {
 		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header %q is not a valid address (R65)", clip(froms[0], 100)))
 		return
@@ -247,7 +261,7 @@ func (p *Policy) checkOutboundFrom(v *Verdict, t Transaction) {
 		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header has %d addresses; outbound mail must carry exactly one (R66)", len(addrs)))
 		return
 	}
-	from := strings.ToLower(addrs[0].Address)
+	from := strings.ToLower(addrs[0])
 	local, domain, _ := strings.Cut(from, "@")
 	if len(p.Domains) == 0 {
 		v.refuse(550, "5.7.1", "Message refused: this gateway has no domains configured (policy key domains), so no outbound From: can be checked (R66)")
@@ -268,6 +282,20 @@ func (p *Policy) checkOutboundFrom(v *Verdict, t Transaction) {
 		}
 	}
 	v.reason("From: <%s> matches the sender and our domains (R65, R66)", from)
+}
+
+// parseAddressList returns the addresses of an address-list header value
+// (folds removed; encoded display names in any charset).
+func parseAddressList(value string) ([]string, error) {
+	list, err := mail.ParseAddressList(unfold(value))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = a.Address
+	}
+	return out, nil
 }
 
 func clip(s string, n int) string {

@@ -195,6 +195,8 @@ func profileDefaults(profile string) *Policy {
 	p.MSEC = MSECPolicy{MinTLS: "1.2", MinCipherBits: 128, ForwardSecrecy: true, AEAD: true}
 	p.DNS.Timeout = 5 * time.Second
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
+	p.Inbound.WarningMode, p.Inbound.Unverified = "wrap", "warn"
+	p.Notify = NotifyPolicy{Submit: "sendmail", Sendmail: []string{"/usr/sbin/sendmail"}, RateCount: 10, RateWindow: time.Hour}
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"
@@ -379,6 +381,74 @@ var keySpecs = map[string]keySpec{
 		p.Outbound.RouteHeader, err = asBool(v)
 		return err
 	}},
+	"inbound.warning_mode": {func(p *Policy, v any) (err error) {
+		p.Inbound.WarningMode, err = asEnum(v, "wrap", "prepend", "header")
+		return err
+	}},
+	"inbound.warning_link": {func(p *Policy, v any) (err error) {
+		p.Inbound.WarningLink, err = asString(v)
+		return err
+	}},
+	"inbound.unverified": {func(p *Policy, v any) (err error) {
+		p.Inbound.Unverified, err = asEnum(v, "warn", "delete")
+		return err
+	}},
+	"inbound.trusted_lists": {func(p *Policy, v any) (err error) {
+		p.Inbound.TrustedLists, err = domainList(v, true)
+		return err
+	}},
+	"notify.admin": {func(p *Policy, v any) (err error) {
+		p.Notify.Admin, err = asAddress(v)
+		return err
+	}},
+	"notify.ping_address": {func(p *Policy, v any) error {
+		s, err := asString(v)
+		if err == nil && s != "off" && s != "" {
+			s, err = asAddress(v)
+		}
+		p.Notify.PingAddress = s
+		return err
+	}},
+	"notify.submit": {func(p *Policy, v any) error {
+		s, err := asString(v)
+		if err != nil {
+			return err
+		}
+		if s != "sendmail" {
+			addr, ok := strings.CutPrefix(s, "smtp:")
+			host, _, herr := net.SplitHostPort(addr)
+			ip, perr := netip.ParseAddr(host)
+			if !ok || herr != nil || (perr != nil && host != "localhost") || (perr == nil && !ip.IsLoopback()) {
+				return fmt.Errorf("must be \"sendmail\" or \"smtp:HOST:PORT\" on a loopback address (generated mail never goes straight to the internet), got %q", s)
+			}
+		}
+		p.Notify.Submit = s
+		return nil
+	}},
+	"notify.sendmail": {func(p *Policy, v any) error {
+		list, err := stringList(v)
+		if err == nil && (len(list) == 0 || !strings.HasPrefix(list[0], "/")) {
+			err = fmt.Errorf("must be a command line starting with an absolute path, got %q", list)
+		}
+		p.Notify.Sendmail = list
+		return err
+	}},
+	"notify.rate_count": {func(p *Policy, v any) error {
+		n, ok := v.(int64)
+		if !ok || n < 0 || n > 1_000_000 {
+			return fmt.Errorf("must be a count from 0 to 1000000, got %s", show(v))
+		}
+		p.Notify.RateCount = int(n)
+		return nil
+	}},
+	"notify.rate_window": {func(p *Policy, v any) (err error) {
+		p.Notify.RateWindow, err = asDuration(v, time.Second, 7*24*time.Hour)
+		return err
+	}},
+	"notify.agencies": {func(p *Policy, v any) (err error) {
+		p.Notify.Agencies, err = domainList(v, false)
+		return err
+	}},
 	"classification.scan_attachments": {func(p *Policy, v any) (err error) {
 		p.Classification.ScanAttachments, err = asBool(v)
 		return err
@@ -437,17 +507,9 @@ var keySpecs = map[string]keySpec{
 		p.DNS.Servers = list
 		return nil
 	}},
-	"dns.timeout": {func(p *Policy, v any) error {
-		s, err := asString(v)
-		if err != nil {
-			return err
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 || d > time.Minute {
-			return fmt.Errorf("must be a duration between 1ms and 1m, like \"5s\", got %q", s)
-		}
-		p.DNS.Timeout = d
-		return nil
+	"dns.timeout": {func(p *Policy, v any) (err error) {
+		p.DNS.Timeout, err = asDuration(v, time.Millisecond, time.Minute)
+		return err
 	}},
 	"tlspolicy.listen": {func(p *Policy, v any) (err error) {
 		p.TLSPolicy.Listen, err = listenSpec(v)

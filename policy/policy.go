@@ -47,6 +47,7 @@ type Policy struct {
 	Limits         LimitsPolicy
 	Inbound        InboundPolicy
 	Classification ClassificationPolicy
+	Notify         NotifyPolicy
 	MSEC           MSECPolicy
 	DNS            DNSPolicy
 	Outbound       OutboundPolicy
@@ -93,6 +94,38 @@ type InboundPolicy struct {
 	// SecureMailSenders applies M-SEC to apparent SecureMail senders, whose
 	// domain's left-most label is "securemail" (M-RCV-SM).
 	SecureMailSenders bool
+	// WarningMode: how a recipient sees a warning (R76-R80): "wrap",
+	// "prepend" or "header".
+	WarningMode string
+	// WarningLink, when set, is appended to warnings (R78); "{code}" is
+	// replaced by the warning code.
+	WarningLink string
+	// Unverified: "warn" or "delete" unverified messages without
+	// X-NZ-Secure-email (R76, an agency decision).
+	Unverified string
+	// TrustedLists are list-server domains whose mail gets no 002/005
+	// warning (R108, the WORKSPACE rule).
+	TrustedLists []string
+}
+
+// NotifyPolicy configures the messages the gateway generates (R42, R56,
+// R73-R74, R92-R99).
+type NotifyPolicy struct {
+	// Admin receives held-mail notices; default postmaster@ the first domain.
+	Admin string
+	// PingAddress is answered by the ping responder; default ping@ the
+	// first domain; "off" turns it off.
+	PingAddress string
+	// Submit is how generated mail reaches the MTA: "sendmail" (the
+	// Sendmail command) or "smtp:HOST:PORT" (a loopback port).
+	Submit string
+	// Sendmail is the command line for Submit = "sendmail".
+	Sendmail []string
+	// RateCount notices per recipient and code within RateWindow (R95).
+	RateCount  int
+	RateWindow time.Duration
+	// Agencies are listed in the ping answer as known secure agencies.
+	Agencies []string
 }
 
 // ClassificationPolicy: which trigger words exist and how they rank (R29-R35,

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // show renders a decoded TOML value for an error message.
@@ -181,4 +182,34 @@ func prefixList(v any) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("bad network: %s", strings.Join(bad, "; "))
 	}
 	return out, nil
+}
+
+// asDuration takes a Go duration string ("5s", "1h") within [lo, hi].
+func asDuration(v any, lo, hi time.Duration) (time.Duration, error) {
+	s, err := asString(v)
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		return 0, fmt.Errorf("must be a duration between %s and %s, like \"5s\", got %q", lo, hi, s)
+	}
+	return d, nil
+}
+
+// asAddress takes a mail address local@domain with a valid domain.
+func asAddress(v any) (string, error) {
+	s, err := asString(v)
+	if err != nil {
+		return "", err
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || strings.ContainsAny(local, " <>\t") {
+		return "", fmt.Errorf("must be an address like postmaster@agency.govt.nz, got %q", s)
+	}
+	d, err := checkDomain(domain, false)
+	if err != nil {
+		return "", err
+	}
+	return local + "@" + d, nil
 }

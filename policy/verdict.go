@@ -133,6 +133,7 @@ type Verdict struct {
 	Reply          *Reply // nil: the MTA's own reply for the action
 	Edits          []HeaderEdit
 	WarningCode    string // Table 3 code, "" when none
+	WarningMode    string // how the recipient sees it: wrap, prepend, header ("" none)
 	Classification string
 	Reasons        []string
 
@@ -146,6 +147,9 @@ type Verdict struct {
 	Breaches []string
 	// Checks are the sender checks the verdict saw, for logs and `check`.
 	Checks []AuthCheck
+	// Notices are the messages to generate: receipts, reports, held-mail
+	// and ping answers (R56, R73-R74, R96-R99, R110).
+	Notices []Notice
 }
 
 // RecipientDecision is what the policy allows for one recipient.
