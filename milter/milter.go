@@ -75,7 +75,9 @@ type Server struct {
 	state atomic.Pointer[state]
 	log   *slog.Logger
 	// Metrics, when set, counts every decision.
-	Metrics  *metrics.Metrics
+	Metrics *metrics.Metrics
+	// Notifier, when set, sends the notices verdicts ask for.
+	Notifier *Notifier
 	srv      *gomilter.Server
 	inflight atomic.Int64 // transactions between MAIL FROM and their end
 	draining atomic.Bool  // set by Shutdown: new transactions get 4xx

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"mime/quotedprintable"
 	"net"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
+	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -248,17 +251,36 @@ func TestForgedTagRemovedInbound(t *testing.T) {
 	if r.stage != "eom" || r.act.Type != gomilter.ActionAccept {
 		t.Fatalf("got %s %v", r.stage, r.act)
 	}
-	if len(r.mods) != 3 {
+	// Deletions first, last index first; then the SPF result; then R76: the
+	// forged tag marks the message as claiming to be secure, and it is not
+	// verified, so it is delivered wrapped with warning 002.
+	if len(r.mods) < 4 {
 		t.Fatalf("modifications: %v", r.mods)
-	}
-	if ar := r.mods[2]; ar.Type != gomilter.ActionAddHeader || ar.HeaderName != "Authentication-Results" || !strings.Contains(ar.HeaderValue, "spf=pass smtp.mailfrom=sender@example.com") {
-		t.Errorf("SPF result not recorded (sge: spf=tag): %v", ar)
 	}
 	for i, wantIndex := range []uint32{2, 1} {
 		mod := r.mods[i]
 		if mod.Type != gomilter.ActionChangeHeader || mod.HeaderIndex != wantIndex || !strings.EqualFold(mod.HeaderName, "X-NZ-Secure-email") || mod.HeaderValue != "" {
 			t.Errorf("mod %d = %v, want delete of X-NZ-Secure-email #%d", i, mod, wantIndex)
 		}
+	}
+	if ar := r.mods[2]; ar.Type != gomilter.ActionAddHeader || ar.HeaderName != "Authentication-Results" || !strings.Contains(ar.HeaderValue, "spf=pass smtp.mailfrom=sender@example.com") {
+		t.Errorf("SPF result not recorded (sge: spf=tag): %v", ar)
+	}
+	var warning string
+	var body []byte
+	for _, mod := range r.mods {
+		switch {
+		case mod.Type == gomilter.ActionAddHeader && mod.HeaderName == "X-NZ-Secure-Warning":
+			warning = mod.HeaderValue
+		case mod.Type == gomilter.ActionReplaceBody:
+			body = append(body, mod.Body...)
+		}
+	}
+	if warning != " 002 UNVERIFIED MESSAGE (mx.agency.govt.nz)" {
+		t.Errorf("R76 warning header %q", warning)
+	}
+	if !strings.Contains(string(body), "UNVERIFIED MESSAGE") || !strings.Contains(string(body), "message/rfc822") || !strings.Contains(string(body), "Hello Bob") {
+		t.Errorf("wrapped body lacks the warning or the original:\n%s", body)
 	}
 	d := logs.decisions(t)
 	if len(d) != 1 || d[0]["queue_id"] != "4ABC123" || d[0]["tls_version"] != "TLSv1.3" || d[0]["tls_bits"] != float64(256) || d[0]["sender"] != "sender@example.com" {
@@ -624,4 +646,106 @@ func TestClassifiedInboundWarning(t *testing.T) {
 	if d := logs.decisions(t); len(d) != 1 || d[0]["warning_code"] != "004" || d[0]["classification"] != "RESTRICTED" {
 		t.Errorf("decision: %v", d)
 	}
+}
+
+// captureSubmitter records what the notice queue submits.
+type captureSubmitter struct {
+	mu   sync.Mutex
+	msgs []string
+	to   [][]string
+}
+
+func (c *captureSubmitter) Submit(_ context.Context, from string, rcpts []string, msg []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, string(msg))
+	c.to = append(c.to, rcpts)
+	return nil
+}
+
+func (c *captureSubmitter) wait(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		if len(c.msgs) >= n {
+			out := append([]string(nil), c.msgs...)
+			c.mu.Unlock()
+			return out
+		}
+		c.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d notices submitted, want %d", len(c.msgs), n)
+	return nil
+}
+
+// R73 and R96 through the milter: an [RSVPDR] message from an authenticated
+// sender produces a DELIVERY RECEIPT; a ping is answered and not delivered.
+func TestNoticesSent(t *testing.T) {
+	p := testPolicy(t)
+	addr, srv, _ := startServer(t, p)
+	sub := &captureSubmitter{}
+	lim, _ := notify.NewRateLimiter(notify.RateLimit{Count: 10, Window: time.Hour}, time.Now)
+	srv.Notifier = &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{}), Limiter: lim, Log: srv.log, Product: "nzsecure-milter", Version: "test"}
+	t.Cleanup(func() { srv.Notifier.Close(context.Background()) })
+
+	m := dial(t, addr)
+	m.connect("198.51.100.7", "ORIGINATING", "TLSv1.3")
+	r := m.send(message{auth: "alice", from: "alice@agency.govt.nz", rcpts: []string{"x@example.org"},
+		headers: [][2]string{{"From", " alice@agency.govt.nz"}, {"Subject", " minutes [RSVPDR]"}, {"Message-ID", " <m1@agency.govt.nz>"}}})
+	if r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("got %v", r.act)
+	}
+	msgs := sub.wait(t, 1)
+	if !strings.Contains(msgs[0], "Subject: DELIVERY RECEIPT") || !strings.Contains(qpBody(t, msgs[0]), notify.DeliveryReceiptText) || sub.to[0][0] != "alice@agency.govt.nz" {
+		t.Errorf("receipt:\n%s\nto %v", msgs[0], sub.to[0])
+	}
+
+	ping := dial(t, addr)
+	ping.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	r = ping.send(message{from: "someone@example.com", rcpts: []string{"ping@agency.govt.nz"}, headers: [][2]string{{"From", " someone@example.com"}, {"Subject", " ping"}}})
+	if r.act.Type != gomilter.ActionDiscard {
+		t.Fatalf("ping not consumed: %v", r.act)
+	}
+	msgs = sub.wait(t, 2)
+	if body := qpBody(t, msgs[1]); !strings.Contains(body, "nzsecure-milter") || !strings.Contains(body, "SGE") || sub.to[1][0] != "someone@example.com" {
+		t.Errorf("ping answer:\n%s", msgs[1])
+	}
+}
+
+// R199: mail from a list server gets warnings 002/005 as a header only.
+func TestListMailSoftWarning(t *testing.T) {
+	addr, _, _ := startServer(t, testPolicy(t))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	msg := forgedInbound
+	msg.headers = [][2]string{{"From", " ceo@agency.govt.nz"}, {"List-Id", " <staff.lists.example>"}, {"Subject", " news"}}
+	r := m.send(msg)
+	var warning string
+	for _, mod := range r.mods {
+		if mod.Type == gomilter.ActionReplaceBody {
+			t.Error("list mail was wrapped; R199 makes 005 soft (header only)")
+		}
+		if mod.Type == gomilter.ActionAddHeader && mod.HeaderName == "X-NZ-Secure-Warning" {
+			warning = mod.HeaderValue
+		}
+	}
+	if !strings.HasPrefix(warning, " 005 ") {
+		t.Errorf("warning header %q, want 005", warning)
+	}
+}
+
+// qpBody decodes the quoted-printable body of a generated message.
+func qpBody(t *testing.T, msg string) string {
+	t.Helper()
+	_, body, ok := strings.Cut(strings.ReplaceAll(msg, "\r\n", "\n"), "\n\n")
+	if !ok {
+		t.Fatalf("no body in %q", msg)
+	}
+	dec, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatalf("quoted-printable: %v", err)
+	}
+	return strings.ReplaceAll(string(dec), "\r\n", "\n")
 }

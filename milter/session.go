@@ -13,6 +13,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
+	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -306,9 +307,16 @@ func (s *session) endTransaction() {
 // changes are allowed), logs it and ends the transaction.
 func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 	defer s.endTransaction()
-	resp, applyErr := apply(v, m)
-	s.logDecision(v, applyErr)
+	var warn Warning
+	if m != nil {
+		warn = GradeWarning(s.tx.pol, v, s.tx.headers)
+	}
+	resp, applyErr := s.apply(v, warn, m)
+	s.logDecision(v, warn, applyErr)
 	s.srv.Metrics.Decision(v, time.Since(s.tx.start))
+	if applyErr == nil {
+		s.srv.Notifier.Send(s.tx.pol, v, s.tx.env, s.tx.headers)
+	}
 	if applyErr != nil {
 		// The MTA connection may be broken; returning the error closes it and
 		// Postfix applies milter_default_action (tempfail).
@@ -317,8 +325,8 @@ func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respo
 	return resp, nil
 }
 
-// apply turns a verdict into header edits and the MTA response.
-func apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
+// apply turns a verdict into header edits, the warning, and the MTA response.
+func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*gomilter.Response, error) {
 	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine) {
 		for _, r := range v.RemoveRcpts {
 			if err := m.DeleteRecipient(r); err != nil {
@@ -343,6 +351,11 @@ func apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 			}
 			if err != nil {
 				return nil, fmt.Errorf("applying %s %s: %w", e.Op, e.Name, err)
+			}
+		}
+		if warn.Mode != "" {
+			if err := s.applyWarning(warn, m, lead); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -371,9 +384,38 @@ func apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 	return nil, fmt.Errorf("verdict with action %q cannot end a transaction", v.Action)
 }
 
+// applyWarning renders the warning (R76-R80) and applies its header edits,
+// then replaces the body: Postfix wants the body replacement in one go after
+// every other change.
+func (s *session) applyWarning(warn Warning, m gomilter.Modifier, lead string) error {
+	res, err := presentWarning(s.tx.pol, warn, s.tx.headers, s.tx.body.Reader())
+	if err != nil {
+		return err
+	}
+	for _, e := range res.Edits {
+		switch e.Op {
+		case notify.EditAdd:
+			err = m.AddHeader(e.Name, lead+e.Value)
+		case notify.EditChange:
+			err = m.ChangeHeader(e.Index, e.Name, lead+e.Value)
+		case notify.EditDelete:
+			err = m.ChangeHeader(e.Index, e.Name, "")
+		}
+		if err != nil {
+			return fmt.Errorf("warning: %s %s: %w", e.Op, e.Name, err)
+		}
+	}
+	if res.Body != nil {
+		if err := m.ReplaceBody(res.Body); err != nil {
+			return fmt.Errorf("warning: replacing the body: %w", err)
+		}
+	}
+	return nil
+}
+
 // logDecision writes the one JSON line per decision (issue: queue ID,
 // direction, client, sender, recipients, TLS facts, action, reasons, warning).
-func (s *session) logDecision(v policy.Verdict, applyErr error) {
+func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
 	attrs := []any{
 		"queue_id", s.tx.env.QueueID,
 		"stage", string(v.Stage),
@@ -406,6 +448,12 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 	}
 	if len(v.Recipients) > 0 {
 		attrs = append(attrs, "recipient_decisions", v.Recipients)
+	}
+	if v.WarningCode != "" {
+		attrs = append(attrs, "warning_mode", string(warn.Mode), "warning_severity", string(warn.Severity))
+	}
+	if len(v.Notices) > 0 {
+		attrs = append(attrs, "notices", v.Notices)
 	}
 	if len(v.RemoveRcpts) > 0 {
 		attrs = append(attrs, "recipients_removed", v.RemoveRcpts)

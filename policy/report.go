@@ -7,6 +7,7 @@ type Report struct {
 	Action         Action    `json:"action"`
 	Reply          string    `json:"reply"`
 	WarningCode    string    `json:"warning_code"`
+	WarningMode    string    `json:"warning_mode"`
 	Classification string    `json:"classification"`
 	Reasons        []string  `json:"reasons"`
 	HeadersAdded   []string  `json:"headers_added"`
@@ -21,6 +22,7 @@ type Report struct {
 	SenderID       string      `json:"senderid"`
 	SPFExplanation string      `json:"spf_explanation,omitempty"`
 	Checks         []AuthCheck `json:"checks"`
+	Notices        []Notice    `json:"notices"`
 }
 
 // Report renders the verdict for `check`. Lists are never null.

@@ -62,6 +62,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	srv := milter.NewServer(p, runner, log)
+	if srv.Notifier, err = milter.NewNotifier(p, log, productName, version); err != nil {
+		log.Error("cannot set up notices", "error", err.Error())
+		return 1
+	}
 	if p.Listen.Metrics != "" {
 		mln, err := listenSpec(p.Listen.Metrics)
 		if err != nil {
@@ -102,6 +106,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			err := srv.Shutdown(ctx)
+			if nerr := srv.Notifier.Close(ctx); nerr != nil {
+				log.Error("notices still queued at shutdown", "error", nerr.Error())
+			}
 			cancel()
 			if err != nil {
 				log.Error("shutdown", "error", err.Error())
@@ -135,6 +142,10 @@ func reload(srv *milter.Server, pf *policyFlags, level *slog.LevelVar, log *slog
 	}
 	if old := srv.Policy(); old.Listen.Milter != p.Listen.Milter {
 		log.Warn("listen.milter changed; it takes effect at the next restart", "running", old.Listen.Milter, "new", p.Listen.Milter)
+	}
+	if old := srv.Policy(); old.Notify.Submit != p.Notify.Submit || fmt.Sprint(old.Notify.Sendmail) != fmt.Sprint(p.Notify.Sendmail) ||
+		old.Notify.RateCount != p.Notify.RateCount || old.Notify.RateWindow != p.Notify.RateWindow {
+		log.Warn("notify.submit, notify.sendmail and the notice rate limit take effect at the next restart")
 	}
 	srv.SetPolicy(p, runner)
 	level.Set(logLevel(p.Log.Level))

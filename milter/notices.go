@@ -1,0 +1,114 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/notify"
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+// Notifier turns a verdict's notices into messages and hands them to a
+// queue that submits them to the MTA (never directly to the internet),
+// retrying, without ever holding up the transaction (issue 8, R92-R95).
+type Notifier struct {
+	Queue   *notify.Queue
+	Limiter *notify.RateLimiter
+	Log     *slog.Logger
+	Product string
+	Version string
+}
+
+// NewNotifier builds the queue and rate limiter the policy asks for.
+func NewNotifier(p *policy.Policy, log *slog.Logger, product, version string) (*Notifier, error) {
+	var sub notify.Submitter
+	if addr, ok := strings.CutPrefix(p.Notify.Submit, "smtp:"); ok {
+		s := notify.SMTPSubmitter{Addr: addr, HeloName: p.AuthservID}
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+		sub = s
+	} else {
+		sub = notify.SendmailSubmitter{Path: p.Notify.Sendmail[0], Args: p.Notify.Sendmail[1:]}
+	}
+	lim, err := notify.NewRateLimiter(notify.RateLimit{Count: p.Notify.RateCount, Window: p.Notify.RateWindow}, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{Logger: log, Backoff: 5 * time.Second}), Limiter: lim, Log: log,
+		Product: product, Version: version}, nil
+}
+
+// Close drains the queue (until ctx ends).
+func (n *Notifier) Close(ctx context.Context) error {
+	if n == nil {
+		return nil
+	}
+	return n.Queue.Close(ctx)
+}
+
+// Send generates and queues every notice of v. Failures are logged.
+func (n *Notifier) Send(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header) {
+	if n == nil {
+		return
+	}
+	for _, nt := range v.Notices {
+		msg, err := n.build(p, nt, v, env, hs)
+		if errors.Is(err, errSuppressed) {
+			continue
+		}
+		if err != nil {
+			n.Log.Error("cannot build notice", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID, "error", err.Error())
+			continue
+		}
+		if !n.Queue.Enqueue(msg) {
+			n.Log.Error("notice queue full; notice dropped", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID)
+			continue
+		}
+		n.Log.Info("notice queued", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID, "code", nt.Code)
+	}
+}
+
+var errSuppressed = errors.New("notice suppressed")
+
+func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, env policy.Envelope, hs []policy.Header) (*notify.Message, error) {
+	domain := "localhost"
+	if len(p.Domains) > 0 {
+		domain = p.Domains[0]
+	}
+	g := notify.Generator{Domain: domain}
+	orig := notify.OriginalFromHeaders(hs)
+	if nt.Kind != policy.NoticeHeld {
+		// R93, R94: no answers to postmasters or the null sender (loops).
+		if ok, why := notify.ShouldNotify(orig.From, env.From, notify.NotifyContext{To: nt.To, Inbound: v.Direction == policy.Inbound, Headers: hs}); !ok {
+			n.Log.Info("notice not sent", "kind", string(nt.Kind), "to", nt.To, "reason", why, "queue_id", env.QueueID)
+			return nil, errSuppressed
+		}
+	}
+	// R95: at most rate_count notices per recipient and code per window.
+	if !n.Limiter.Allow(nt.To, string(nt.Kind)+nt.Code) {
+		n.Log.Warn("notice suppressed by the rate limit (R95)", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID)
+		return nil, errSuppressed
+	}
+	msgID := ""
+	if ids := policy.HeaderValues(hs, "Message-ID"); len(ids) > 0 {
+		msgID = strings.TrimSpace(ids[0])
+	}
+	rp := notify.ReceiptParams{To: nt.To, Original: orig, Received: time.Now(), Recipients: nt.Rcpts, Reason: nt.Reason, InReplyTo: msgID}
+	switch nt.Kind {
+	case policy.NoticeReceipt:
+		return g.DeliveryReceipt(rp)
+	case policy.NoticeNDR:
+		return g.NonDeliveryReport(rp)
+	case policy.NoticePing:
+		return g.PingReply(hs, nt.To, notify.PingInfo{Product: n.Product, Version: n.Version,
+			Environment: p.Environment(), EnvironmentVersion: p.Profile, Agencies: p.Notify.Agencies})
+	case policy.NoticeHeld:
+		return g.Notice(notify.NoticeParams{Code: "009", To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason}})
+	}
+	return nil, fmt.Errorf("unknown notice kind %q", nt.Kind)
+}
