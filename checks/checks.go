@@ -5,8 +5,12 @@ package checks
 
 import (
 	"context"
+	"io"
 	"net"
+	"strings"
 
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dkim"
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dmarc"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnsresolver"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
@@ -20,9 +24,11 @@ const (
 	ScopePRA        = "pra"
 )
 
-// Runner implements policy.Checker with the SPF/Sender ID evaluator.
+// Runner implements policy.Checker with the SPF/Sender ID evaluator, the
+// DKIM verifier and DMARC, all on one (caching) resolver.
 type Runner struct {
-	SPF *spf.Evaluator
+	SPF       *spf.Evaluator
+	LookupTXT func(ctx context.Context, name string) ([]string, error)
 }
 
 var _ policy.Checker = (*Runner)(nil)
@@ -34,7 +40,7 @@ func NewRunner(p *policy.Policy, receiver string) (*Runner, *dnsresolver.Resolve
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Runner{SPF: &spf.Evaluator{Resolver: res, Receiver: receiver}}, res, nil
+	return &Runner{SPF: &spf.Evaluator{Resolver: res, Receiver: receiver}, LookupTXT: res.LookupTXT}, res, nil
 }
 
 // Mail runs the MAIL FROM checks w asks for: SPF of MAIL FROM, or of HELO
@@ -77,7 +83,57 @@ func (r *Runner) Headers(ctx context.Context, w policy.Wants, c policy.Conn, e p
 		sh[i] = spf.Header{Name: h.Name, Value: h.Value}
 	}
 	hc.SenderIDPRA = fromOutcome(ScopePRA)(r.SPF.CheckPRA(ctx, net.IP(c.ClientIP.AsSlice()), sh, c.HELO))
+	if _, field, err := spf.PRA(sh); err == nil {
+		hc.SenderIDPRA.Field = strings.ToLower(field)
+	}
 	return hc
+}
+
+// Message verifies every DKIM signature (RFC 6376) and evaluates DMARC
+// (RFC 7489) from the SPF and DKIM results.
+func (r *Runner) Message(ctx context.Context, w policy.Wants, c policy.Conn, e policy.Envelope, hs []policy.Header, mc policy.MailChecks, msg io.Reader) policy.MessageChecks {
+	var out policy.MessageChecks
+	if !w.DKIM && !w.DMARC {
+		return out
+	}
+	sigs, err := dkim.Verify(ctx, msg, dkim.VerifyOptions{LookupTXT: r.LookupTXT})
+	if err != nil {
+		out.DKIM = append(out.DKIM, policy.DKIMCheck{Result: policy.ResultTempError, Detail: "reading the message: " + err.Error()})
+	}
+	var dr []dmarc.DKIMResult
+	for _, sg := range sigs {
+		d := policy.DKIMCheck{Result: string(sg.Result), Domain: sg.Domain, Selector: sg.Selector, HeaderB: sg.HeaderB,
+			Algorithm: sg.Algorithm, BodyLengthLimited: sg.BodyLengthLimited}
+		if sg.Err != nil {
+			d.Detail = sg.Err.Error()
+		}
+		out.DKIM = append(out.DKIM, d)
+		dr = append(dr, dmarc.DKIMResult{Domain: sg.Domain, Result: string(sg.Result)})
+	}
+	if len(sigs) == 0 && err == nil {
+		out.DKIM = append(out.DKIM, policy.DKIMCheck{Result: policy.ResultNone})
+	}
+	if !w.DMARC {
+		return out
+	}
+	in := dmarc.Input{From: policy.HeaderValues(hs, "From"), DKIM: dr}
+	switch {
+	case mc.SPF != nil:
+		in.SPFResult, in.SPFDomain = mc.SPF.Result, mc.SPF.Domain
+	case mc.SPFHelo != nil:
+		in.SPFResult, in.SPFDomain = mc.SPFHelo.Result, mc.SPFHelo.Domain
+	}
+	ev, err := dmarc.Evaluate(ctx, in, dmarc.Options{LookupTXT: r.LookupTXT})
+	d := &policy.DMARCCheck{Result: string(ev.Result), Disposition: string(ev.Disposition), Published: string(ev.PublishedPolicy),
+		FromDomain: ev.FromDomain, SPFAligned: ev.SPFAligned, DKIMAligned: ev.DKIMAligned, Reason: ev.Reason}
+	if err != nil && d.Reason == "" {
+		d.Reason = err.Error()
+	}
+	if d.Disposition == "" {
+		d.Disposition = "none"
+	}
+	out.DMARC = d
+	return out
 }
 
 // fromOutcome converts an evaluation; the error is in o.Err as well.

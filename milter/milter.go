@@ -88,13 +88,18 @@ type Server struct {
 type state struct {
 	pol     *policy.Policy
 	checker policy.Checker
+	signers signers
 }
 
 // NewServer makes a milter server deciding by p, running sender checks
-// with ck, and logging to log.
-func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) *Server {
+// with ck, and logging to log. It fails when a DKIM key cannot be loaded.
+func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, error) {
+	sg, err := newSigners(p)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{log: log}
-	s.state.Store(&state{p, ck})
+	s.state.Store(&state{p, ck, sg})
 	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
 		gomilter.WithActions(wantedActions),
@@ -107,15 +112,23 @@ func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) *Server {
 		opts = append(opts, gomilter.WithMacroRequest(r.stage, r.macros))
 	}
 	s.srv = gomilter.NewServer(opts...)
-	return s
+	return s, nil
 }
 
 // Policy returns the policy in force.
 func (s *Server) Policy() *policy.Policy { return s.state.Load().pol }
 
-// SetPolicy swaps the policy and its checker; transactions already past
-// MAIL FROM finish on the ones they started with.
-func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) { s.state.Store(&state{p, ck}) }
+// SetPolicy swaps the policy, its checker and its DKIM keys; transactions
+// already past MAIL FROM finish on the ones they started with. When a key
+// cannot be loaded nothing changes.
+func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) error {
+	sg, err := newSigners(p)
+	if err != nil {
+		return err
+	}
+	s.state.Store(&state{p, ck, sg})
+	return nil
+}
 
 // Serve accepts MTA connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {

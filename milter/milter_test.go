@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/quotedprintable"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dkim"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
@@ -76,14 +80,18 @@ func testZone() *dnstest.Zone {
 }
 
 func testChecker() policy.Checker {
-	return &checks.Runner{SPF: &spf.Evaluator{Resolver: testZone(), Receiver: "mx.agency.govt.nz"}}
+	z := testZone()
+	return &checks.Runner{SPF: &spf.Evaluator{Resolver: z, Receiver: "mx.agency.govt.nz"}, LookupTXT: z.LookupTXT}
 }
 
 // startServer runs a milter on a loopback port for the test's lifetime.
 func startServer(t *testing.T, p *policy.Policy) (string, *Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	srv := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv, err := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -370,7 +378,9 @@ func TestPolicySwapMidTransaction(t *testing.T) {
 	if a := m.must(m.session.Mail("<alice@agency.govt.nz>", "")); a.Type != gomilter.ActionContinue {
 		t.Fatal(a)
 	}
-	srv.SetPolicy(testPolicy(t, `domains=["other.govt.nz"]`), testChecker())
+	if err := srv.SetPolicy(testPolicy(t, `domains=["other.govt.nz"]`), testChecker()); err != nil {
+		t.Fatal(err)
+	}
 	m.must(m.session.Rcpt("<x@example.com>", ""))
 	m.must(m.session.DataStart())
 	m.must(m.session.HeaderField("From", "alice@agency.govt.nz", nil))
@@ -748,4 +758,93 @@ func qpBody(t *testing.T, msg string) string {
 		t.Fatalf("quoted-printable: %v", err)
 	}
 	return strings.ReplaceAll(string(dec), "\r\n", "\n")
+}
+
+// G-DMARC-IN through the milter: a spoof of a p=reject domain is refused
+// at end of message; p=quarantine is held.
+func TestDMARCThroughMilter(t *testing.T) {
+	z := dnstest.NewZone().
+		TXT("bank.example", "v=spf1 ip4:192.0.2.1 -all").
+		TXT("_dmarc.bank.example", "v=DMARC1; p=reject").
+		TXT("shop.example", "v=spf1 ip4:192.0.2.1 -all").
+		TXT("_dmarc.shop.example", "v=DMARC1; p=quarantine")
+	ck := &checks.Runner{SPF: &spf.Evaluator{Resolver: z}, LookupTXT: z.LookupTXT}
+	srv, err := NewServer(testPolicy(t), ck, slog.New(slog.NewJSONHandler(&syncBuffer{}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+
+	m := dial(t, ln.Addr().String())
+	m.connect("203.0.113.66", "smtpd", "TLSv1.3")
+	spoof := message{from: "ceo@bank.example", rcpts: []string{"bob@agency.govt.nz"},
+		headers: [][2]string{{"From", " CEO <ceo@bank.example>"}, {"Subject", " transfer"}}, body: "pay now\r\n"}
+	r := m.send(spoof)
+	if r.stage != "eom" || r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "DMARC policy of bank.example") {
+		t.Fatalf("p=reject spoof: %s %v", r.stage, r.act)
+	}
+	spoof.from, spoof.headers[0] = "sales@shop.example", [2]string{"From", " sales@shop.example"}
+	r = m.send(spoof)
+	var held bool
+	for _, mod := range r.mods {
+		held = held || mod.Type == gomilter.ActionQuarantine
+	}
+	if r.act.Type != gomilter.ActionAccept || !held {
+		t.Fatalf("p=quarantine spoof not held: %v %v", r.act, r.mods)
+	}
+}
+
+// G-DKIM: outbound mail of a domain with a key leaves signed, after our
+// other header changes; the signature verifies against the published key.
+func TestOutboundDKIMSigned(t *testing.T) {
+	key, err := dkim.GenerateKey("ed25519", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := dkim.MarshalPrivateKey(key)
+	file := filepath.Join(t.TempDir(), "s1.key")
+	os.WriteFile(file, pemBytes, 0o600)
+	record, _ := dkim.KeyRecord(key.Public())
+	addr, _, _ := startServer(t, testPolicy(t, fmt.Sprintf(`dkim.keys=["agency.govt.nz:s1:%s"]`, file)))
+	m := dial(t, addr)
+	m.connect("198.51.100.7", "ORIGINATING", "TLSv1.3")
+	headers := [][2]string{{"From", " Alice <alice@agency.govt.nz>"}, {"To", " x@example.org"}, {"Subject", " minutes"}, {"X-NZ-Secure-email", " forged"}}
+	body := "Minutes attached.\r\n"
+	r := m.send(message{auth: "alice", from: "alice@agency.govt.nz", rcpts: []string{"x@example.org"}, headers: headers, body: body})
+	if r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("got %v", r.act)
+	}
+	// Rebuild the message as Postfix delivers it: our edits, then the
+	// signature on top.
+	final := []policy.Header{}
+	for _, h := range headers {
+		final = append(final, policy.Header{Name: h[0], Value: h[1]})
+	}
+	var sig string
+	for _, mod := range r.mods {
+		switch {
+		case mod.Type == gomilter.ActionInsertHeader && mod.HeaderName == "DKIM-Signature":
+			sig = mod.HeaderValue
+		case mod.Type == gomilter.ActionChangeHeader && mod.HeaderValue == "":
+			final = policy.ApplyEdits(final, []policy.HeaderEdit{{Op: policy.OpDelete, Name: mod.HeaderName, Index: int(mod.HeaderIndex)}})
+		case mod.Type == gomilter.ActionAddHeader:
+			final = append(final, policy.Header{Name: mod.HeaderName, Value: mod.HeaderValue})
+		}
+	}
+	if sig == "" {
+		t.Fatalf("no DKIM-Signature added: %v", r.mods)
+	}
+	final = append([]policy.Header{{Name: "DKIM-Signature", Value: sig}}, final...)
+	raw, _ := io.ReadAll(io.MultiReader(headerBlock(final), strings.NewReader(body)))
+	z := dnstest.NewZone().TXT("s1._domainkey.agency.govt.nz", record)
+	sigs, err := dkim.Verify(context.Background(), bytes.NewReader(raw), dkim.VerifyOptions{LookupTXT: z.LookupTXT})
+	if err != nil || len(sigs) != 1 || sigs[0].Result != dkim.Pass {
+		t.Fatalf("signature does not verify: %+v %v\n%s", sigs, err, raw)
+	}
+	signed := strings.Join(sigs[0].SignedHeaders, ":")
+	if !strings.Contains(strings.ToLower(signed), "x-nz-secure-email") {
+		t.Errorf("our X-NZ-Secure-email tag is not signed: %s", signed)
+	}
 }

@@ -3,6 +3,7 @@ package milter
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+	"github.com/emersion/go-message/mail"
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
@@ -44,7 +46,10 @@ type transaction struct {
 	problems []string
 	env      policy.Envelope
 	headers  []policy.Header
-	size     int64 // header and body bytes seen, for limits.max_message_size
+	raw      []policy.Header // values exactly as received, for DKIM
+	signers  signers         // of the policy it started with
+	signed   int             // DKIM signatures added
+	size     int64           // header and body bytes seen, for limits.max_message_size
 	body     *Spool
 }
 
@@ -110,6 +115,7 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	s.tx = &transaction{
 		pol:     pol,
 		checker: st.checker,
+		signers: st.signers,
 		start:   time.Now(),
 		env: policy.Envelope{
 			QueueID:  m.Get(gomilter.MacroQueueId),
@@ -159,6 +165,7 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 	// OptHeaderLeadingSpace: the value keeps the space after the colon; the
 	// engine sees the value as a reader would.
 	s.tx.headers = append(s.tx.headers, policy.Header{Name: name, Value: strings.TrimLeft(value, " \t")})
+	s.tx.raw = append(s.tx.raw, policy.Header{Name: name, Value: value})
 	// Counted here, refused at end of headers: Postfix is asked not to
 	// wait for a reply to each header (OptNoHeaderReply).
 	s.tx.size += int64(len(name) + len(value) + 3)
@@ -269,6 +276,12 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	}
 	t.Classification, t.RSVPDR = res.Classification, res.RSVPDR
 	s.tx.markings, s.tx.problems = res.Markings, res.Problems
+	if s.tx.wants.DKIM || s.tx.wants.DMARC {
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		t.Message = s.tx.checker.Message(ctx, s.tx.wants, s.conn, s.tx.env, s.tx.headers, s.tx.mail,
+			io.MultiReader(headerBlock(s.tx.raw), s.tx.body.Reader()))
+		cancel()
+	}
 	v := s.tx.pol.AtEndOfMessage(t)
 	return s.finish(v, m)
 }
@@ -357,6 +370,10 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 			if err := s.applyWarning(warn, m, lead); err != nil {
 				return nil, err
 			}
+		} else if v.Action == policy.Accept && v.Direction == policy.Outbound {
+			if err := s.sign(v, m, lead); err != nil {
+				return nil, err
+			}
 		}
 	}
 	switch v.Action {
@@ -382,6 +399,41 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+v.Reply.Text)
 	}
 	return nil, fmt.Errorf("verdict with action %q cannot end a transaction", v.Action)
+}
+
+// sign adds the DKIM signatures of the From: domain (G-DKIM) over the
+// message as it will leave: after every other header change of ours.
+func (s *session) sign(v policy.Verdict, m gomilter.Modifier, lead string) error {
+	signer := s.tx.signers[fromDomainOf(s.tx.headers)]
+	if signer == nil {
+		return nil
+	}
+	final := policy.ApplyEdits(s.tx.raw, v.Edits)
+	values, err := signer.Sign(io.MultiReader(headerBlock(final), s.tx.body.Reader()))
+	if err != nil {
+		return fmt.Errorf("DKIM signing: %w", err)
+	}
+	for _, val := range values {
+		if err := m.InsertHeader(0, "DKIM-Signature", lead+strings.ReplaceAll(val, "\r\n", "\n")); err != nil {
+			return fmt.Errorf("adding DKIM-Signature: %w", err)
+		}
+	}
+	s.tx.signed = len(values)
+	return nil
+}
+
+// fromDomainOf is the lower-case domain of the single From: address.
+func fromDomainOf(hs []policy.Header) string {
+	froms := policy.HeaderValues(hs, "From")
+	if len(froms) != 1 {
+		return ""
+	}
+	a, err := mail.ParseAddress(strings.ReplaceAll(froms[0], "\n", ""))
+	if err != nil {
+		return ""
+	}
+	_, d, _ := strings.Cut(a.Address, "@")
+	return strings.ToLower(d)
 }
 
 // applyWarning renders the warning (R76-R80) and applies its header edits,
@@ -454,6 +506,12 @@ func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
 	}
 	if len(v.Notices) > 0 {
 		attrs = append(attrs, "notices", v.Notices)
+	}
+	if len(v.Message.DKIM) > 0 || v.Message.DMARC != nil {
+		attrs = append(attrs, "dkim", v.Message.DKIM, "dmarc", v.Message.DMARC)
+	}
+	if s.tx.signed > 0 {
+		attrs = append(attrs, "dkim_signatures_added", s.tx.signed)
 	}
 	if len(v.RemoveRcpts) > 0 {
 		attrs = append(attrs, "recipients_removed", v.RemoveRcpts)

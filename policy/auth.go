@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -20,6 +21,9 @@ type AuthCheck struct {
 	// "~", "?", "+"; "" when none): M-SEC wants "-all".
 	AllQualifier string `json:"all_qualifier,omitempty"`
 	Detail       string `json:"detail,omitempty"` // error text for permerror/temperror
+	// Field is the header the PRA came from (Sender ID): from, sender,
+	// resent-from, resent-sender.
+	Field string `json:"field,omitempty"`
 }
 
 // Results of the SPF family (RFC 7208 section 2.6, RFC 4406).
@@ -39,10 +43,41 @@ type Wants struct {
 	SPF         bool // MAIL FROM (or HELO for the null sender)
 	SenderIDMF  bool // Sender ID, mfrom scope (M-SEC)
 	SenderIDPRA bool // Sender ID on the Purported Responsible Address
+	DKIM        bool // verify every DKIM signature (RFC 6376)
+	DMARC       bool // evaluate DMARC (RFC 7489, G-DMARC-IN)
 }
 
 // Any reports whether any check is wanted.
-func (w Wants) Any() bool { return w.SPF || w.SenderIDMF || w.SenderIDPRA }
+func (w Wants) Any() bool { return w.SPF || w.SenderIDMF || w.SenderIDPRA || w.DKIM || w.DMARC }
+
+// DKIMCheck is one verified DKIM signature as plain values.
+type DKIMCheck struct {
+	Result    string `json:"result"` // pass fail neutral policy temperror permerror none
+	Domain    string `json:"domain"`
+	Selector  string `json:"selector"`
+	HeaderB   string `json:"header_b"`
+	Algorithm string `json:"algorithm"`
+	// BodyLengthLimited: the signature has l= (only part of the body signed).
+	BodyLengthLimited bool   `json:"body_length_limited,omitempty"`
+	Detail            string `json:"detail,omitempty"`
+}
+
+// DMARCCheck is a DMARC evaluation (RFC 7489) as plain values.
+type DMARCCheck struct {
+	Result      string `json:"result"`      // pass fail none temperror permerror
+	Disposition string `json:"disposition"` // none quarantine reject: what to do, after pct
+	Published   string `json:"policy"`      // the p= (or sp=) that applies
+	FromDomain  string `json:"header_from"`
+	SPFAligned  bool   `json:"spf_aligned"`
+	DKIMAligned bool   `json:"dkim_aligned"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// MessageChecks are the results that need the whole message.
+type MessageChecks struct {
+	DKIM  []DKIMCheck `json:"dkim"`
+	DMARC *DMARCCheck `json:"dmarc,omitempty"`
+}
 
 // MailChecks are the results available at MAIL FROM.
 type MailChecks struct {
@@ -70,6 +105,9 @@ type HeaderChecks struct {
 type Checker interface {
 	Mail(ctx context.Context, w Wants, c Conn, e Envelope) MailChecks
 	Headers(ctx context.Context, w Wants, c Conn, e Envelope, hs []Header) HeaderChecks
+	// Message runs the checks on the whole message: msg reads it from the
+	// first header byte (CRLF line ends).
+	Message(ctx context.Context, w Wants, c Conn, e Envelope, hs []Header, mc MailChecks, msg io.Reader) MessageChecks
 }
 
 // Wants tells which checks to run for a transaction.
@@ -78,10 +116,13 @@ func (p *Policy) Wants(c Conn, e Envelope) Wants {
 		return Wants{}
 	}
 	msec := p.msecApplies(e)
+	dmarc := p.Inbound.DMARC != "off"
 	return Wants{
-		SPF:         p.Inbound.SPF != "off" || msec,
+		SPF:         p.Inbound.SPF != "off" || msec || dmarc,
 		SenderIDMF:  msec,
 		SenderIDPRA: p.Inbound.SenderID != "off" || msec,
+		DKIM:        p.Inbound.DKIM != "off" || dmarc,
+		DMARC:       dmarc,
 	}
 }
 
@@ -205,4 +246,29 @@ func orUnknown(s string) string {
 		return "the sender's domain"
 	}
 	return s
+}
+
+// checkDMARC: G-DMARC-IN, under inbound.dmarc = "enforce": the sender's
+// policy decides. p=reject refuses (550 5.7.1); p=quarantine holds the
+// message for the administrators (the hold queue, never a junk folder,
+// spec 004); a temporary DNS failure answers 451; a message whose From:
+// cannot be evaluated (none, several, malformed; RFC 7489 section 6.6.1)
+// is refused.
+func (p *Policy) checkDMARC(v *Verdict, d *DMARCCheck, queueID, sender string) {
+	if d == nil || p.Inbound.DMARC != "enforce" {
+		return
+	}
+	switch {
+	case d.Result == ResultTempError:
+		v.refuse(451, "4.4.3", fmt.Sprintf("Temporary DNS failure evaluating DMARC for %s; please try again later", orUnknown(d.FromDomain)))
+	case d.Result == ResultPermError:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: DMARC cannot be evaluated: %s (RFC 7489 section 6.6.1)", d.Reason))
+	case d.Result == ResultFail && d.Disposition == "reject":
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message rejected by the DMARC policy of %s (p=%s): neither SPF nor DKIM is aligned with the From: domain (G-DMARC-IN)", d.FromDomain, d.Published))
+	case d.Result == ResultFail && d.Disposition == "quarantine":
+		v.Action = Quarantine
+		v.reason("DMARC policy of %s is quarantine: held for the administrators (G-DMARC-IN); release with: postsuper -H %s", d.FromDomain, queueIDOr(queueID))
+		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(),
+			Reason: fmt.Sprintf("A message from %s failed DMARC (%s publishes p=quarantine) and is held. Release it with: postsuper -H %s", sender, d.FromDomain, queueIDOr(queueID))})
+	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 )
@@ -10,8 +11,22 @@ import (
 type fakeChecker struct {
 	mc    MailChecks
 	hc    HeaderChecks
+	msg   MessageChecks
 	asked *Wants
 }
+
+func (f fakeChecker) Message(_ context.Context, w Wants, _ Conn, _ Envelope, _ []Header, _ MailChecks, _ io.Reader) MessageChecks {
+	var m MessageChecks
+	if w.DKIM {
+		m.DKIM = f.msg.DKIM
+	}
+	if w.DMARC {
+		m.DMARC = f.msg.DMARC
+	}
+	return m
+}
+
+func noBody() io.Reader { return strings.NewReader("") }
 
 func (f fakeChecker) Mail(_ context.Context, w Wants, _ Conn, _ Envelope) MailChecks {
 	if f.asked != nil {
@@ -76,7 +91,7 @@ func TestSenderChecks(t *testing.T) {
 			mc:   MailChecks{SPFHelo: &AuthCheck{Result: ResultFail, Scope: "helo", Identity: "postmaster@mx.sender.example", Domain: "mx.sender.example", RecordFound: true}},
 			code: 550, status: "5.7.23", text: "postmaster@mx.sender.example", stage: StageMail},
 		{name: "M-RCV-SPF tag never refuses", sets: []string{"inbound.spf=tag"}, mc: MailChecks{SPF: spfResult(ResultFail, "-")}},
-		{name: "M-RCV-SPF off asks for nothing", sets: []string{"inbound.spf=off"}, mc: MailChecks{SPF: spfResult(ResultFail, "-")}, noCheck: true},
+		{name: "M-RCV-SPF off asks for nothing", sets: []string{"inbound.spf=off", "inbound.dmarc=off", "inbound.dkim=off"}, mc: MailChecks{SPF: spfResult(ResultFail, "-")}, noCheck: true},
 		{name: "M-RCV-SID enforce PRA fail refused at end of headers", sets: []string{"inbound.senderid=enforce"}, hc: HeaderChecks{SenderIDPRA: praResult(ResultFail, "-")},
 			code: 550, status: "5.7.1", text: "Sender ID check failed: sender.example is not authorised to send as user@sender.example (M-RCV-SID)", stage: StageHeaders},
 		{name: "M-RCV-SID enforce temperror 451", sets: []string{"inbound.senderid=enforce"}, hc: HeaderChecks{SenderIDPRA: praResult(ResultTempError, "")},
@@ -143,7 +158,7 @@ func TestSenderChecks(t *testing.T) {
 			var asked Wants
 			tx := Transaction{Conn: Conn{ClientIP: internetIP, HELO: "mx.sender.example", TLS: tls}, Envelope: Envelope{From: from, Rcpts: []string{"bob@agency.govt.nz"}},
 				Headers: hdrs("From", "User <user@sender.example>")}
-			v := p.Evaluate(context.Background(), tx, fakeChecker{mc: c.mc, hc: c.hc, asked: &asked})
+			v := p.Evaluate(context.Background(), tx, fakeChecker{mc: c.mc, hc: c.hc, asked: &asked}, noBody)
 			if c.noCheck && asked.Any() {
 				t.Errorf("checks asked for: %+v", asked)
 			}
@@ -183,7 +198,7 @@ func TestAuthenticationResults(t *testing.T) {
 			"From", "user@sender.example"),
 	}
 	ck := fakeChecker{mc: MailChecks{SPF: spfResult(ResultPass, "-")}, hc: HeaderChecks{SenderIDPRA: praResult(ResultFail, "-")}}
-	r := p.Evaluate(context.Background(), tx, ck).Report()
+	r := p.Evaluate(context.Background(), tx, ck, noBody).Report()
 	if len(r.HeadersRemoved) != 2 || !strings.Contains(r.HeadersRemoved[0], "(comment) MX.Agency") || !strings.Contains(r.HeadersRemoved[1], "forged@") {
 		t.Errorf("removed %q", r.HeadersRemoved)
 	}
@@ -196,28 +211,49 @@ func TestAuthenticationResults(t *testing.T) {
 	}
 }
 
-func TestARValueEscaping(t *testing.T) {
-	for in, want := range map[string]string{
-		"user@example.com":       "user@example.com",
-		`"odd user"@example.com`: `"\"odd user\"@example.com"`,
-		"a@b\r\nX-Injected: yes": `"a@bX-Injected: yes"`,
-		"":                       `""`,
-		`back\slash@example.com`: `"back\\slash@example.com"`,
-		"semi;colon@example.com": `"semi;colon@example.com"`,
-	} {
-		if got := arValue(in); got != want {
-			t.Errorf("arValue(%q) = %s, want %s", in, got, want)
-		}
+// G-DMARC-IN: the sender's DMARC policy decides under enforce.
+func TestDMARCEnforcement(t *testing.T) {
+	dm := func(result, disp, pub string) *DMARCCheck {
+		return &DMARCCheck{Result: result, Disposition: disp, Published: pub, FromDomain: "bank.example", Reason: "why"}
 	}
-	for in, want := range map[string]string{
-		"mx.example; spf=pass":      "mx.example",
-		" (c (nested)) mx.example;": "mx.example",
-		"mx.example":                "mx.example",
-		"(unterminated":             "",
-		"mx.example 1; none":        "mx.example",
-	} {
-		if got := authservID(in); got != want {
-			t.Errorf("authservID(%q) = %q, want %q", in, got, want)
-		}
+	cases := []struct {
+		name   string
+		sets   []string
+		d      *DMARCCheck
+		action Action
+		reply  string
+		held   bool
+	}{
+		{"G-DMARC-IN p=reject refused", nil, dm("fail", "reject", "reject"), Reject, "550 5.7.1 Message rejected by the DMARC policy of bank.example (p=reject)", false},
+		{"G-DMARC-IN p=quarantine held for administrators", nil, dm("fail", "quarantine", "quarantine"), Quarantine, "", true},
+		{"G-DMARC-IN pct sampled out: none", nil, dm("fail", "none", "reject"), Accept, "", false},
+		{"G-DMARC-IN temperror 451", nil, dm("temperror", "none", ""), Tempfail, "451 4.4.3 Temporary DNS failure evaluating DMARC for bank.example", false},
+		{"G-DMARC-IN several From: refused", nil, dm("permerror", "none", ""), Reject, "550 5.7.1 Message refused: DMARC cannot be evaluated: why", false},
+		{"G-DMARC-IN pass accepted", nil, dm("pass", "none", "reject"), Accept, "", false},
+		{"G-DMARC-IN tag never refuses", []string{"inbound.dmarc=tag"}, dm("fail", "reject", "reject"), Accept, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mustPolicy(t, c.sets...)
+			tx := Transaction{Conn: Conn{ClientIP: internetIP, TLS: strongTLS}, Envelope: Envelope{From: "a@bank.example", QueueID: "QQ1"},
+				Headers: hdrs("From", "a@bank.example")}
+			v := p.Evaluate(context.Background(), tx, fakeChecker{msg: MessageChecks{DMARC: c.d}}, noBody)
+			if v.Action != c.action {
+				t.Fatalf("action %s, want %s (%v)", v.Action, c.action, v.Reply)
+			}
+			if c.reply != "" && (v.Reply == nil || !strings.HasPrefix(v.Reply.String(), c.reply)) {
+				t.Errorf("reply %v, want %q", v.Reply, c.reply)
+			}
+			var heldNotice bool
+			for _, n := range v.Notices {
+				heldNotice = heldNotice || (n.Kind == NoticeHeld && strings.Contains(n.Reason, "postsuper -H QQ1"))
+			}
+			if heldNotice != c.held {
+				t.Errorf("held notice %v, want %v: %+v", heldNotice, c.held, v.Notices)
+			}
+			if r := v.Report(); v.Action == Accept && (r.DMARC == nil || r.DMARC.Result != c.d.Result) {
+				t.Errorf("DMARC not reported: %+v", r.DMARC)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -137,10 +138,14 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		v.Notices = append(v.Notices, pv.Notices...)
 		v.RemoveRcpts = append(v.RemoveRcpts, p.PingAddress())
 	}
+	v.Message = t.Message
 	secureTag := len(HeaderValues(t.Headers, SecureEmailHeader)) > 0
 	stripSecureTag(&v, t.Headers)
 	p.stripForgedAuthResults(&v, t.Headers)
 	if v.Direction == Inbound {
+		if p.checkDMARC(&v, t.Message.DMARC, t.Envelope.QueueID, t.Envelope.From); v.Action == Reject || v.Action == Tempfail {
+			return v
+		}
 		p.chooseInboundWarning(&v, t, secureTag)
 		if ar := p.authResults(t); ar != "" {
 			v.addHeader(AuthResultsHeader, ar)
@@ -201,7 +206,10 @@ func (p *Policy) secureSource(t Transaction) (bool, string) {
 // Evaluate runs every stage on a whole transaction as the milter does,
 // calling ck for the checks the policy wants: the first verdict that ends
 // the transaction, else the end-of-message one. `check` uses it.
-func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker) Verdict {
+//
+// message returns a fresh reader of the whole message (CRLF line ends),
+// for DKIM and DMARC.
+func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker, message func() io.Reader) Verdict {
 	w := p.Wants(t.Conn, t.Envelope)
 	t.Mail = ck.Mail(ctx, w, t.Conn, t.Envelope)
 	v := p.AtMailFrom(t.Conn, t.Envelope, t.Mail)
@@ -210,6 +218,9 @@ func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker) Verdic
 		v = p.AtHeaders(t, t.Header)
 	}
 	if !v.Final() {
+		if w.DKIM || w.DMARC {
+			t.Message = ck.Message(ctx, w, t.Conn, t.Envelope, t.Headers, t.Mail, message())
+		}
 		return p.AtEndOfMessage(t)
 	}
 	v.Classification = t.Classification

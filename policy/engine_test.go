@@ -242,12 +242,12 @@ func TestOutboundFrom(t *testing.T) {
 func TestEvaluate(t *testing.T) {
 	p := mustPolicy(t)
 	tx := Transaction{Conn: Conn{ClientIP: internetIP}, Headers: hdrs("From", "a@example.com", "X-NZ-Secure-email", "x")}
-	v := p.Evaluate(context.Background(), tx, fakeChecker{})
+	v := p.Evaluate(context.Background(), tx, fakeChecker{}, noBody)
 	if v.Stage != StageMail || v.Action != Reject || v.Classification != Unclassified {
 		t.Errorf("plaintext: %+v", v)
 	}
 	tx.Conn.TLS = tls13
-	v = p.Evaluate(context.Background(), tx, fakeChecker{})
+	v = p.Evaluate(context.Background(), tx, fakeChecker{}, noBody)
 	if v.Stage != StageEOM || v.Action != Accept || len(v.Report().HeadersRemoved) != 1 {
 		t.Errorf("TLS: %+v", v)
 	}

@@ -202,6 +202,7 @@ func profileDefaults(profile string) *Policy {
 		p.Inbound.MinTLS = "1.2"
 		// SGE: SPF counts through DMARC (G-DMARC-IN); recorded, not enforced alone.
 		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
+		p.Inbound.DKIM, p.Inbound.DMARC = "tag", "enforce"
 		// G-DLP: "markings above IN-CONFIDENCE blocked" unless an exception.
 		p.Outbound.ByClass["SENSITIVE"] = ExceptionOnly
 		p.Outbound.ByClass["RESTRICTED"] = ExceptionOnly
@@ -211,10 +212,12 @@ func profileDefaults(profile string) *Policy {
 		// domain's SPF record ... Sender ID record"; a SecureMail receiver
 		// refuses senders failing M-SEC.
 		p.Inbound.SPF, p.Inbound.SenderID = "enforce", "enforce"
+		p.Inbound.DKIM, p.Inbound.DMARC = "tag", "tag"
 		p.Inbound.SecureMailReceiver = true
 	case ProfileSEEMail:
 		p.Inbound.MinTLS = "none"
 		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
+		p.Inbound.DKIM, p.Inbound.DMARC = "tag", "tag"
 	default:
 		return nil
 	}
@@ -379,6 +382,52 @@ var keySpecs = map[string]keySpec{
 	}},
 	"outbound.route_header": {func(p *Policy, v any) (err error) {
 		p.Outbound.RouteHeader, err = asBool(v)
+		return err
+	}},
+	"inbound.dkim": {func(p *Policy, v any) (err error) {
+		p.Inbound.DKIM, err = asEnum(v, "off", "tag")
+		return err
+	}},
+	"inbound.dmarc": {func(p *Policy, v any) (err error) {
+		p.Inbound.DMARC, err = asEnum(v, "off", "tag", "enforce")
+		return err
+	}},
+	"dkim.keys": {func(p *Policy, v any) error {
+		list, err := stringList(v)
+		if err != nil {
+			return err
+		}
+		var keys []DKIMKey
+		var bad []string
+		for _, e := range list {
+			parts := strings.SplitN(e, ":", 3)
+			if len(parts) != 3 || !strings.HasPrefix(parts[2], "/") || parts[1] == "" {
+				bad = append(bad, fmt.Sprintf("%q is not domain:selector:/absolute/key.pem", e))
+				continue
+			}
+			d, err := checkDomain(parts[0], false)
+			if err != nil {
+				bad = append(bad, err.Error())
+				continue
+			}
+			if _, err := os.Stat(parts[2]); err != nil {
+				bad = append(bad, err.Error())
+				continue
+			}
+			keys = append(keys, DKIMKey{Domain: d, Selector: parts[1], File: parts[2]})
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("bad key: %s", strings.Join(bad, "; "))
+		}
+		p.DKIM.Keys = keys
+		return nil
+	}},
+	"dkim.headers": {func(p *Policy, v any) (err error) {
+		p.DKIM.Headers, err = stringList(v)
+		return err
+	}},
+	"dkim.oversign": {func(p *Policy, v any) (err error) {
+		p.DKIM.Oversign, err = stringList(v)
 		return err
 	}},
 	"inbound.warning_mode": {func(p *Policy, v any) (err error) {

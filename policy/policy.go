@@ -48,6 +48,7 @@ type Policy struct {
 	Inbound        InboundPolicy
 	Classification ClassificationPolicy
 	Notify         NotifyPolicy
+	DKIM           DKIMPolicy
 	MSEC           MSECPolicy
 	DNS            DNSPolicy
 	Outbound       OutboundPolicy
@@ -88,6 +89,10 @@ type InboundPolicy struct {
 	SPF string
 	// SenderID is "off", "tag" or "enforce" (M-RCV-SID, on the PRA).
 	SenderID string
+	// DKIM is "off" or "tag": verify every signature and record it.
+	DKIM string
+	// DMARC is "off", "tag" or "enforce" (G-DMARC-IN).
+	DMARC string
 	// SecureMailReceiver makes this gateway a SecureMail receiver: M-SEC
 	// applies to every sender.
 	SecureMailReceiver bool
@@ -106,6 +111,22 @@ type InboundPolicy struct {
 	// TrustedLists are list-server domains whose mail gets no 002/005
 	// warning (R108, the WORKSPACE rule).
 	TrustedLists []string
+}
+
+// DKIMPolicy configures outbound signing (G-DKIM).
+type DKIMPolicy struct {
+	// Keys are "domain:selector:/path/to/key.pem"; a domain with several
+	// keys (RSA and Ed25519) gets several signatures.
+	Keys []DKIMKey
+	// Headers and Oversign override the default signed and oversigned
+	// header lists (empty: the defaults, From oversigned).
+	Headers  []string
+	Oversign []string
+}
+
+// DKIMKey is one signing key.
+type DKIMKey struct {
+	Domain, Selector, File string
 }
 
 // NotifyPolicy configures the messages the gateway generates (R42, R56,

@@ -22,6 +22,8 @@ type Report struct {
 	SenderID       string      `json:"senderid"`
 	SPFExplanation string      `json:"spf_explanation,omitempty"`
 	Checks         []AuthCheck `json:"checks"`
+	DKIM           []DKIMCheck `json:"dkim"`
+	DMARC          *DMARCCheck `json:"dmarc"`
 	Notices        []Notice    `json:"notices"`
 }
 
@@ -44,6 +46,8 @@ func (v Verdict) Report() Report {
 		r.Reply = v.Reply.String()
 	}
 	r.Checks = append([]AuthCheck{}, v.Checks...)
+	r.DKIM = append([]DKIMCheck{}, v.Message.DKIM...)
+	r.DMARC = v.Message.DMARC
 	for _, c := range v.Checks {
 		switch c.Scope {
 		case "mfrom":

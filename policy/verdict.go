@@ -51,8 +51,9 @@ type Transaction struct {
 	RSVPDR bool
 	// Mail and Header are the sender checks run at MAIL FROM and end of
 	// headers (Wants says which).
-	Mail   MailChecks
-	Header HeaderChecks
+	Mail    MailChecks
+	Header  HeaderChecks
+	Message MessageChecks
 }
 
 // Direction says which way a message travels through the gateway.
@@ -147,6 +148,8 @@ type Verdict struct {
 	Breaches []string
 	// Checks are the sender checks the verdict saw, for logs and `check`.
 	Checks []AuthCheck
+	// Message are the DKIM and DMARC results, at end of message.
+	Message MessageChecks
 	// Notices are the messages to generate: receipts, reports, held-mail
 	// and ping answers (R56, R73-R74, R96-R99, R110).
 	Notices []Notice
@@ -184,6 +187,30 @@ func HeaderValues(hs []Header, name string) []string {
 	for _, h := range hs {
 		if strings.EqualFold(h.Name, name) {
 			out = append(out, h.Value)
+		}
+	}
+	return out
+}
+
+// ApplyEdits returns the header list as the MTA will have it after the
+// verdict's edits (for DKIM signing, which must see the final message).
+func ApplyEdits(hs []Header, edits []HeaderEdit) []Header {
+	out := append([]Header(nil), hs...)
+	for _, e := range edits {
+		switch e.Op {
+		case OpAdd:
+			out = append(out, Header{Name: e.Name, Value: e.Value})
+		case OpDelete:
+			n := 0
+			for i, h := range out {
+				if strings.EqualFold(h.Name, e.Name) {
+					n++
+					if n == e.Index {
+						out = append(out[:i], out[i+1:]...)
+						break
+					}
+				}
+			}
 		}
 	}
 	return out

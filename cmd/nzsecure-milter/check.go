@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,37 +77,29 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	in := io.Reader(os.Stdin)
-	if pos[0] != "-" {
-		f, err := os.Open(pos[0])
-		if err != nil {
-			fmt.Fprintf(stderr, "check: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		in = f
+	// check is an offline tool: the message is read into memory once, and
+	// read again from there for DKIM and DMARC.
+	var data []byte
+	if pos[0] == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(pos[0])
 	}
-	// The scanner sees every byte as the milter's does, streamed.
-	scanner, err := classify.NewScanner(milter.ClassifyOptions(p))
 	if err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}
-	br := bufio.NewReader(io.TeeReader(in, scanner))
-	headers, err := policy.ReadHeaders(br)
-	if err != nil {
-		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
-		return 1
-	}
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
-		return 1
-	}
-	class, err := scanner.Close()
+	class, err := classify.Classify(bytes.NewReader(data), milter.ClassifyOptions(p))
 	if err != nil {
 		fmt.Fprintf(stderr, "check: classification: %v\n", err)
 		return 1
 	}
+	headers, err := policy.ReadHeaders(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil {
+		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
+		return 1
+	}
+	message := func() io.Reader { return bytes.NewReader(crlf(data)) }
 
 	env := policy.Envelope{QueueID: *queueID, From: *from, Rcpts: rcpts, AuthUser: *auth}
 	if env.From == "" {
@@ -132,7 +125,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		policy.Report
 		RSVPDR   bool               `json:"rsvpdr"`
 		Markings []classify.Marking `json:"markings"`
-	}{p.Evaluate(context.Background(), t, runner).Report(), class.RSVPDR, class.Markings}
+	}{p.Evaluate(context.Background(), t, runner, message).Report(), class.RSVPDR, class.Markings}
 	if report.WarningCode != "" {
 		// R199/R108 grading, as the milter does it.
 		v := policy.Verdict{WarningCode: report.WarningCode, WarningMode: report.WarningMode}
@@ -167,4 +160,9 @@ func firstAddress(hs []policy.Header, name string) string {
 		return a[0]
 	}
 	return ""
+}
+
+// crlf gives a message CRLF line ends, as the MTA hands it over.
+func crlf(b []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
 }

@@ -45,7 +45,8 @@ func TestCheckJSON(t *testing.T) {
 			[]string{"check", "--client-ip", "203.0.113.9", "--tls-version", "TLSv1.3", "--cipher", "TLS_AES_256_GCM_SHA384", "--cipher-bits", "256", "testdata/inbound-forged.eml"},
 			map[string]any{"direction": "inbound", "action": "accept", "reply": "", "spf": "pass", "senderid": "",
 				"headers_removed": []any{"X-NZ-Secure-email: compliant; forged by the sender"},
-				"headers_added":   []any{"Authentication-Results: mx.agency.govt.nz;\n\tspf=pass smtp.mailfrom=sender@example.com"}}},
+				"warning_code":    "002", "warning_mode": "wrap", // R76: claims X-NZ-Secure-email, unverified
+				"headers_added": []any{"Authentication-Results: mx.agency.govt.nz;\n\tspf=pass smtp.mailfrom=sender@example.com;\n\tdkim=none;\n\tdmarc=none reason=\"no DMARC record for example.com\" header.from=example.com"}}},
 		{"R60 outbound tagged (flags after the file)",
 			[]string{"check", "testdata/outbound.eml", "--auth", "alice", "--set", `domains=["agency.govt.nz"]`, "--set", `authserv_id="mx.agency.govt.nz"`},
 			map[string]any{"direction": "outbound", "action": "accept", "classification": "UNCLASSIFIED", "warning_code": "",

@@ -61,7 +61,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot set up the DNS resolver", "error", err.Error())
 		return 1
 	}
-	srv := milter.NewServer(p, runner, log)
+	srv, err := milter.NewServer(p, runner, log)
+	if err != nil {
+		log.Error("cannot start", "error", err.Error())
+		return 1
+	}
 	if srv.Notifier, err = milter.NewNotifier(p, log, productName, version); err != nil {
 		log.Error("cannot set up notices", "error", err.Error())
 		return 1
@@ -147,7 +151,10 @@ func reload(srv *milter.Server, pf *policyFlags, level *slog.LevelVar, log *slog
 		old.Notify.RateCount != p.Notify.RateCount || old.Notify.RateWindow != p.Notify.RateWindow {
 		log.Warn("notify.submit, notify.sendmail and the notice rate limit take effect at the next restart")
 	}
-	srv.SetPolicy(p, runner)
+	if err := srv.SetPolicy(p, runner); err != nil {
+		log.Error("reload refused; keeping the running policy", "error", err.Error())
+		return
+	}
 	level.Set(logLevel(p.Log.Level))
 	log.Info("policy reloaded", "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
 }
