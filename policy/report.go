@@ -34,6 +34,8 @@ func (v Verdict) Report() Report {
 		Stage:             v.Stage,
 		Action:            v.Action,
 		WarningCode:       v.WarningCode,
+		WarningMode:       v.WarningMode,
+		Notices:           append([]Notice{}, v.Notices...),
 		Classification:    v.Classification,
 		Reasons:           append([]string{}, v.Reasons...),
 		HeadersAdded:      []string{},

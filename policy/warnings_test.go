@@ -36,6 +36,9 @@ func TestInboundWarnings(t *testing.T) {
 			tx := Transaction{Conn: Conn{ClientIP: internetIP, TLS: tls13}, Envelope: Envelope{From: c.mailFrom, Rcpts: []string{"bob@agency.govt.nz"}},
 				Headers: hs, Classification: c.class, Mail: MailChecks{SPF: c.spf}}
 			v := p.AtEndOfMessage(tx)
+			if r := v.Report(); r.WarningCode != c.code || r.WarningMode != c.mode {
+				t.Errorf("report shows warning %q mode %q", r.WarningCode, r.WarningMode)
+			}
 			if v.WarningCode != c.code || v.WarningMode != c.mode || v.Action != c.action {
 				t.Errorf("got warning %q mode %q action %s, want %q %q %s (reasons %q)", v.WarningCode, v.WarningMode, v.Action, c.code, c.mode, c.action, v.Reasons)
 			}
@@ -113,5 +116,8 @@ func TestHeldNotice(t *testing.T) {
 	if v.Action != Quarantine || len(v.Notices) != 1 || v.Notices[0].Kind != NoticeHeld || v.Notices[0].To != "mailadmin@agency.govt.nz" ||
 		!strings.Contains(v.Notices[0].Reason, "postsuper -H 4XYZ") {
 		t.Errorf("held: %s %+v", v.Action, v.Notices)
+	}
+	if r := v.Report(); len(r.Notices) != 1 || r.Notices[0].Kind != NoticeHeld {
+		t.Errorf("report notices: %+v", r.Notices)
 	}
 }
