@@ -16,11 +16,14 @@ STATICCHECK_VERSION := v0.8.2
 # staticcheck from PATH, else from $(go env GOPATH)/bin.
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/staticcheck")
 
-# Debian packages for the tests: Postfix (smtpd, smtp-sink, smtp-source),
-# swaks and the Perl modules it and tests/e2e/slow-smtp.pl use for TLS,
-# openssl for the test certificates, gcc for go test -race.
+# Debian packages for the tests: Postfix (smtpd, smtp-sink, smtp-source,
+# postmap), swaks and the Perl modules it and tests/e2e/slow-smtp.pl use for
+# TLS, sasl2-bin (saslpasswd2) and libsasl2-modules (PLAIN, LOGIN, sasldb)
+# for the authenticated submission tests, openssl for the test
+# certificates, gcc for go test -race.
 DEB_PACKAGES := postfix swaks openssl ca-certificates perl \
 	libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl \
+	sasl2-bin libsasl2-modules opendkim opendkim-tools \
 	gcc libc6-dev make git
 
 # Go files to check with gofmt (not the e2e/bench scratch directories).

@@ -2,17 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dnserr"
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dnsresolver"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/tlspolicy"
 )
@@ -20,9 +22,6 @@ import (
 func init() {
 	register("tlspolicy", "serve Postfix smtp_tls_policy_maps (socketmap) from the secure lists and MTA-STS", runTLSPolicy)
 }
-
-// errDNSNotFound marks "no such record" answers of systemTXT.
-var errDNSNotFound = errors.New("no such record")
 
 func runTLSPolicy(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("tlspolicy", "", stderr)
@@ -54,8 +53,19 @@ func runTLSPolicy(args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(p.Log.Level)}))
 	var current atomic.Pointer[policy.Policy]
 	current.Store(p)
+	servers := p.DNS.Servers
+	if *dnsServer != "" {
+		servers = []string{*dnsServer}
+	}
+	// One caching resolver (negative answers too) for the _mta-sts TXT
+	// records and the policy hosts' addresses.
+	res, err := dnsresolver.New(dnsresolver.Config{Servers: servers, Timeout: p.DNS.Timeout})
+	if err != nil {
+		log.Error("DNS resolver", "error", err.Error())
+		return 1
+	}
 	decider := &tlspolicy.Decider{Policy: current.Load, Log: log,
-		STS: &tlspolicy.STSCache{LookupTXT: systemTXT(*dnsServer), NotFound: errDNSNotFound}}
+		STS: &tlspolicy.STSCache{LookupTXT: res.LookupTXT, NotFound: dnserr.ErrNotFound, HTTP: stsClient(res)}}
 
 	spec := *listen
 	if spec == "" {
@@ -101,21 +111,26 @@ func runTLSPolicy(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// systemTXT looks up TXT records through the system resolver, or through
-// server when given, telling "no such record" apart as errDNSNotFound.
-func systemTXT(server string) tlspolicy.TXTLookup {
-	r := net.DefaultResolver
-	if server != "" {
-		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, server)
-		}}
-	}
-	return func(ctx context.Context, name string) ([]string, error) {
-		txts, err := r.LookupTXT(ctx, name)
-		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
-			return nil, fmt.Errorf("%s: %w", name, errDNSNotFound)
-		}
-		return txts, err
-	}
+// stsClient fetches MTA-STS policies over HTTPS (certificates verified by
+// the system roots), resolving the policy host through our resolver.
+func stsClient(res *dnsresolver.Resolver) *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			ips, err := res.LookupIP(ctx, "ip4", host)
+			if len(ips) == 0 {
+				ips, err = res.LookupIP(ctx, "ip6", host)
+			}
+			if len(ips) == 0 {
+				return nil, fmt.Errorf("resolving %s: %w", host, err)
+			}
+			return dialer.DialContext(ctx, network, net.JoinHostPort(ips[0].String(), port))
+		},
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
 }

@@ -2,7 +2,8 @@
 # tests/e2e/foundation.sh: the "foundation" scenarios through a real Postfix.
 #
 #   a. TLS message from the internet: accepted, delivered once, X-Test-Id and
-#      Subject intact, the client's forged X-NZ-Secure-email removed.
+#      Subject intact, the client's forged X-NZ-Secure-email removed from
+#      the header section (R60) and warning 002 added (R76).
 #   b. Plaintext message from the internet: 5xx with 5.7.10 at MAIL FROM
 #      (profile sge requires TLS >= 1.2 inbound); nothing delivered.
 #   c. Milter killed (SIGKILL): Postfix's milter_default_action=tempfail gives
@@ -12,6 +13,10 @@
 #      (accepted, or a clean 4xx that is then retried), the milter exits 0.
 #   e. SIGHUP with an invalid policy file: errors logged, old policy kept;
 #      SIGHUP with a valid seemail policy: plaintext now accepted.
+#
+# The milter resolves through the loopback test DNS server (tests/e2e/dnsd):
+# sender.example publishes an SPF record that passes the test client
+# 127.0.0.2, so these messages come from a well-behaved internet sender.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -52,6 +57,11 @@ refused_4xx() {
 		! grep -Eq '^ *<\*\* +5[0-9][0-9][ -]' "$SEND_OUT"
 }
 
+cat >"$WORK/zone" <<'EOF'
+; foundation.sh: the sender's domain (tests/e2e/dnsd). Other names: NXDOMAIN.
+sender.example. 300 IN TXT "v=spf1 ip4:127.0.0.2 -all"
+EOF
+start_dns "$WORK/zone"
 start_sink
 start_milter --set "$DOMAINS"
 start_postfix "inet:$SERVER_IP:$MILTER_PORT"
@@ -83,11 +93,17 @@ if wait_id "$id_a" 20; then
 	assert_contains "$WORK/a.headers" "^X-Test-Id: $id_a\$" "a: X-Test-Id intact"
 	assert_contains "$WORK/a.headers" "^Subject: e2e $id_a\$" "a: Subject intact"
 	assert_contains "$WORK/a.headers" "using TLSv1\.[23] " "a: received over TLS >= 1.2 (Received header)"
-	if grep -Eiq '^X-NZ-Secure-email:' "$WORK/a.headers" "$f"; then
-		fail "a: client-supplied X-NZ-Secure-email header removed" "$f"
+	# R60 is about the delivered message's header section; with
+	# warning_mode "wrap" the original (as received) is attached below.
+	if grep -Eiq '^X-NZ-Secure-email:' "$WORK/a.headers"; then
+		fail "a: client-supplied X-NZ-Secure-email header removed (R60)" "$f"
 	else
-		pass "a: client-supplied X-NZ-Secure-email header removed"
+		pass "a: client-supplied X-NZ-Secure-email header removed (R60)"
 	fi
+	# R76: unverified mail that carried X-NZ-Secure-email gets the
+	# UNVERIFIED warning (code 002).
+	assert_contains "$WORK/a.headers" '^X-NZ-Secure-Warning: 002 ' \
+		"a: it carried an unverified X-NZ-Secure-email: warning 002 (R76)"
 else
 	fail "a: message $id_a reached the sink"
 fi

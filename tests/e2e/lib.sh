@@ -12,22 +12,35 @@
 #   $WORK/milter.log   stderr/stdout of nzsecure-milter (all restarts)
 #   $WORK/tls/       throw-away CA and server certificate for STARTTLS
 #   $WORK/send-N.txt   swaks transcripts, one per send
+#   $WORK/dns.log      stderr of the loopback DNS server (start_dns)
+#   $WORK/tlspolicy.log  nzsecure-milter tlspolicy (start_tlspolicy)
+#   $WORK/postfix/sasl/  sasldb2 and smtpd.conf (enable_submission)
 #
 # The system Postfix (/etc/postfix, /var/spool/postfix) is never touched.
 # Only loopback addresses are used: Postfix, the sink and the milter listen
 # on 127.0.0.1; test clients connect from 127.0.0.2 (an "internet" client:
 # the milter's default policy treats 127.0.0.1 as an internal network).
+# tlspolicy.sh also uses 127.0.0.3 and 127.0.0.4 (MX hosts) and port 53 of
+# 127.0.53.53 (DNS for Postfix's C resolver).
 #
 # Typical scenario:
 #   source "$(dirname "$0")/lib.sh"
 #   e2e_init myname
+#   start_dns "$WORK/zone"   # loopback DNS (tests/e2e/dnsd) for the milter
 #   start_sink; start_milter --set 'domains=["agency.govt.nz"]'
+#   enable_submission agency.govt.nz alice PASSWORD   # optional: SASL port
 #   start_postfix "inet:127.0.0.1:$MILTER_PORT"
 #   send --tls --to user@agency.govt.nz ... && pass "..." || fail "..."
+#   send_auth alice PASSWORD --from alice@agency.govt.nz --to ...
 #   e2e_finish            # prints "e2e: N passed, M failed"; exit status
 #
-# All waits are bounded. An EXIT trap stops Postfix, the sink, the milter
-# and every pid registered with e2e_track, also when the script fails.
+# Also: start_tlspolicy (nzsecure-milter tlspolicy as a socketmap service),
+# start_dns53 + pf_use_dns (DNS on port 53 of a spare loopback address for
+# Postfix's chrooted smtp clients), see tests/e2e/tlspolicy.sh.
+#
+# All waits are bounded. An EXIT trap stops Postfix, the sink, the milter,
+# tlspolicy, the DNS server and every pid registered with e2e_track, also
+# when the script fails.
 
 set -euo pipefail
 
@@ -68,6 +81,10 @@ fi
 
 SERVER_IP=127.0.0.1 # Postfix, sink and milter listen here
 CLIENT_IP=127.0.0.2 # test clients connect from here ("the internet")
+# The sink's address; a scenario may move it off 127.0.0.1 before
+# start_sink (Postfix refuses to deliver to an MX host that is one of its
+# own inet_interfaces: "mail for ... loops back to myself").
+SINK_IP=${SINK_IP:-$SERVER_IP}
 
 E2E_PASSED=0
 E2E_FAILED=0
@@ -77,6 +94,9 @@ E2E_PORTS_USED=" "
 SEND_SEQ=0
 SEND_OUT=
 SINK_PID=
+DNS_PID=
+TLSPOLICY_PID=
+E2E_SUBMISSION=0
 MILTER_PID=
 MILTER_EXIT=
 POSTFIX_RUNNING=0
@@ -85,10 +105,12 @@ POSTFIX_RUNNING=0
 
 e2e_log() { printf '%s e2e[%s]: %s\n' "$(date +%T)" "${E2E_NAME:-?}" "$*" >&2; }
 
-# e2e_context prints the last lines of the logs, for a failure report.
+# e2e_context prints the last lines of the logs (those a scenario has:
+# milter, Postfix, tlspolicy, DNS server), for a failure report.
 e2e_context() {
 	local f n=${E2E_CONTEXT_LINES:-15}
-	for f in "$@" "${WORK:-/nonexistent}/milter.log" "${WORK:-/nonexistent}/postfix.log"; do
+	local w=${WORK:-/nonexistent}
+	for f in "$@" "$w/milter.log" "$w/postfix.log" "$w/tlspolicy.log" "$w/dns.log"; do
 		[[ -n $f && -s $f ]] || continue
 		printf '    --- last %d lines of %s\n' "$n" "${f#"$REPO_ROOT"/}"
 		tail -n "$n" "$f" | sed 's/^/    | /'
@@ -259,16 +281,19 @@ e2e_need() {
 	fi
 }
 
-# e2e_build: build nzsecure-milter once per run of all scenarios. run-all.sh
-# builds first and exports NZBIN and E2E_BUILT=1; a scenario started alone
+# e2e_build: build nzsecure-milter ($NZBIN) and the loopback DNS server
+# tests/e2e/dnsd ($DNSD_BIN) once per run of all scenarios. run-all.sh builds
+# first and exports NZBIN, DNSD_BIN and E2E_BUILT=1; a scenario started alone
 # builds for itself (go's build cache makes that cheap).
 e2e_build() {
 	NZBIN=${NZBIN:-$E2E_BIN_DIR/nzsecure-milter}
-	export NZBIN
-	if [[ ${E2E_BUILT:-0} == 1 && -x $NZBIN ]]; then return 0; fi
-	mkdir -p "$(dirname "$NZBIN")" "$E2E_BIN_DIR"
-	e2e_log "building $NZBIN"
-	if ! (cd "$REPO_ROOT" && go build -o "$NZBIN" ./cmd/nzsecure-milter) >"$E2E_BIN_DIR/build.log" 2>&1; then
+	DNSD_BIN=${DNSD_BIN:-$E2E_BIN_DIR/dnsd}
+	export NZBIN DNSD_BIN
+	if [[ ${E2E_BUILT:-0} == 1 && -x $NZBIN && -x $DNSD_BIN ]]; then return 0; fi
+	mkdir -p "$(dirname "$NZBIN")" "$(dirname "$DNSD_BIN")" "$E2E_BIN_DIR"
+	e2e_log "building $NZBIN and $DNSD_BIN"
+	if ! (cd "$REPO_ROOT" && go build -o "$NZBIN" ./cmd/nzsecure-milter &&
+		go build -o "$DNSD_BIN" ./tests/e2e/dnsd) >"$E2E_BIN_DIR/build.log" 2>&1; then
 		cat "$E2E_BIN_DIR/build.log" >&2
 		return 1
 	fi
@@ -340,7 +365,7 @@ e2e_init() {
 	e2e_make_certs "$TLS_DIR"
 	if [[ ${2:-} != --no-build ]]; then
 		if ! e2e_build; then
-			fail "go build ./cmd/nzsecure-milter"
+			fail "go build ./cmd/nzsecure-milter ./tests/e2e/dnsd"
 			e2e_finish
 		fi
 	fi
@@ -358,6 +383,8 @@ e2e_cleanup() {
 	done
 	stop_postfix >/dev/null 2>&1
 	[[ -n $MILTER_PID ]] && stop_pid "$MILTER_PID" 5
+	[[ -n $TLSPOLICY_PID ]] && stop_pid "$TLSPOLICY_PID" 5
+	[[ -n $DNS_PID ]] && stop_pid "$DNS_PID" 3
 	[[ -n $SINK_PID ]] && stop_pid "$SINK_PID" 3
 	if [[ $E2E_FINISHED != 1 ]]; then
 		E2E_FAILED=$((E2E_FAILED + 1))
@@ -372,15 +399,15 @@ e2e_cleanup() {
 
 # ------------------------------------------------------------------ sink
 
-# start_sink: smtp-sink on 127.0.0.1:$SINK_PORT, one file per message in
-# $SINK_DIR (smtp-sink -d). The file is created at MAIL FROM and closed at
+# start_sink: smtp-sink on $SINK_IP:$SINK_PORT (default 127.0.0.1), one file
+# per message in $SINK_DIR (smtp-sink -d). The file is created at MAIL FROM and closed at
 # the final "."; an aborted transaction's file is removed. sink_files lists
 # only closed files, so a message counts once it is complete.
 start_sink() {
 	mkdir -p "$SINK_DIR"
 	chown nobody "$SINK_DIR"
 	smtp-sink -u nobody -h sink.e2e.test -d "$SINK_DIR/msg." -m 500 \
-		"$SERVER_IP:$SINK_PORT" 512 >>"$WORK/sink.log" 2>&1 &
+		"$SINK_IP:$SINK_PORT" 512 >>"$WORK/sink.log" 2>&1 &
 	SINK_PID=$!
 	if ! wait_until 10 port_listening "$SINK_PORT"; then
 		echo "start_sink: smtp-sink did not listen on $SINK_PORT" >&2
@@ -464,7 +491,10 @@ pf_queue_nonempty() { (($(pf_queue_count) > 0)); }
 
 # write_postfix_config MILTER_SPEC: main.cf and master.cf of the private
 # instance. MILTER_SPEC may be empty (no milter). Extra main.cf lines can be
-# given in $POSTFIX_EXTRA_MAIN (appended last, so they win).
+# given in $POSTFIX_EXTRA_MAIN (appended last, so they win), extra master.cf
+# services in $POSTFIX_EXTRA_MASTER; start_postfix also waits for the ports
+# in $POSTFIX_EXTRA_PORTS to listen. enable_submission (before start_postfix)
+# adds the SASL submission listener.
 write_postfix_config() {
 	local milter=$1
 	mkdir -p "$PFDIR" "$PFQUEUE" "$PFDATA"
@@ -497,7 +527,7 @@ local_recipient_maps =
 alias_maps =
 alias_database =
 local_transport = error:5.1.1 no local delivery in the e2e instance
-relayhost = [$SERVER_IP]:$SINK_PORT
+relayhost = [$SINK_IP]:$SINK_PORT
 # Postfix insists on a reject_unauth_destination; 127.0.0.0/8 (all test
 # clients) is in mynetworks, so everything is relayed.
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
@@ -526,22 +556,19 @@ queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 smtp_connect_timeout = 5s
+$(pf_submission_main)
 ${POSTFIX_EXTRA_MAIN:-}
 EOF
+	pf_main_last_wins "$PFDIR/main.cf"
 	cat >"$PFDIR/master.cf" <<EOF
 # Private Postfix instance for the e2e test "$E2E_NAME" (tests/e2e/lib.sh).
-# No port 25, no local/virtual/lmtp delivery; chroot off everywhere.
+# No port 25, no local/virtual/lmtp delivery; chroot off (except in services
+# a scenario adds through POSTFIX_EXTRA_MASTER).
 # pickup stays: postqueue -f refuses to run ("mail system is down") without
 # public/pickup.
 # service type  private unpriv  chroot  wakeup  maxproc command + args
 $SERVER_IP:$SMTP_PORT inet n   -       n       -       -       smtpd
-# Submission listener, for the authentication tests (not used yet):
-# $SERVER_IP:$SUBMISSION_PORT inet n - n - - smtpd
-#   -o syslog_name=postfix-e2e-$E2E_NAME/submission
-#   -o smtpd_tls_security_level=encrypt
-#   -o smtpd_sasl_auth_enable=yes
-#   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
-#   -o milter_macro_daemon_name=ORIGINATING
+$(pf_submission_master)
 ${POSTFIX_EXTRA_MASTER:-}
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
@@ -567,8 +594,23 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 }
 
+# pf_main_last_wins FILE: drop every main.cf parameter setting that a later
+# one overrides (with its continuation lines), so that $POSTFIX_EXTRA_MAIN can
+# override a default without Postfix warning "overriding earlier entry" on
+# every command (postmap -q output included).
+pf_main_last_wins() {
+	awk '
+		FNR == NR { if (match($0, /^[A-Za-z0-9_]+[ \t]*=/)) { n = $0; sub(/[ \t]*=.*/, "", n); last[n] = FNR }; next }
+		/^[ \t]/ && skip { next }
+		{ skip = 0 }
+		match($0, /^[A-Za-z0-9_]+[ \t]*=/) { n = $0; sub(/[ \t]*=.*/, "", n); if (last[n] != FNR) { skip = 1; next } }
+		{ print }
+	' "$1" "$1" >"$1.tmp" && mv "$1.tmp" "$1"
+}
+
 # start_postfix MILTER_SPEC: write the config and start the private
-# instance; wait until smtpd listens on $SMTP_PORT. An empty MILTER_SPEC
+# instance; wait until smtpd listens on $SMTP_PORT (and $SUBMISSION_PORT
+# after enable_submission, and $POSTFIX_EXTRA_PORTS). An empty MILTER_SPEC
 # runs Postfix without a milter.
 start_postfix() {
 	write_postfix_config "${1:-}"
@@ -581,11 +623,17 @@ start_postfix() {
 		return 1
 	fi
 	POSTFIX_RUNNING=1
-	if ! wait_until 15 port_listening "$SMTP_PORT"; then
-		echo "start_postfix: smtpd does not listen on $SMTP_PORT" >&2
-		tail -n 30 "$WORK/postfix.log" >&2
-		return 1
-	fi
+	local port ports=("$SMTP_PORT")
+	if [[ $E2E_SUBMISSION == 1 ]]; then ports+=("$SUBMISSION_PORT"); fi
+	# shellcheck disable=SC2206 # a list of port numbers
+	ports+=(${POSTFIX_EXTRA_PORTS:-})
+	for port in "${ports[@]}"; do
+		if ! wait_until 15 port_listening "$port"; then
+			echo "start_postfix: smtpd does not listen on $port" >&2
+			tail -n 30 "$WORK/postfix.log" >&2
+			return 1
+		fi
+	done
 }
 
 postfix_master_pid() {
@@ -626,13 +674,96 @@ stop_postfix() {
 }
 pf_no_instance_pids() { [[ -z $(pf_instance_pids) ]]; }
 
+# ------------------------------------------------------------ submission
+
+# enable_submission REALM USER PASSWORD [USER PASSWORD]...: before
+# start_postfix. Creates the users in a Cyrus sasldb
+# ($WORK/postfix/sasl/sasldb2, saslpasswd2 -u REALM) and makes start_postfix
+# add a submission listener on 127.0.0.1:$SUBMISSION_PORT: STARTTLS
+# required, SASL PLAIN/LOGIN (only after STARTTLS), relaying only for
+# authenticated clients, and milter_macro_daemon_name=ORIGINATING so the
+# milter sees {daemon_name} ORIGINATING. Users log in as USER or USER@REALM
+# (smtpd_sasl_local_domain is REALM); either way Cyrus names the user
+# USER@REALM, and that is what Postfix logs as sasl_username and hands the
+# milter as {auth_authen}.
+enable_submission() {
+	local realm=$1
+	shift
+	e2e_need saslpasswd2 || return 1
+	if (($# == 0 || $# % 2)); then
+		echo "enable_submission: REALM USER PASSWORD [USER PASSWORD]..." >&2
+		return 1
+	fi
+	# Debian's Postfix reads $config_directory/sasl/smtpd.conf (it ignores
+	# cyrus_sasl_config_path); upstream's reads cyrus_sasl_config_path.
+	SASL_DIR=$PFDIR/sasl
+	SASL_REALM=$realm
+	mkdir -p "$SASL_DIR"
+	while (($# >= 2)); do
+		if ! printf '%s\n' "$2" | saslpasswd2 -p -c -f "$SASL_DIR/sasldb2" -u "$realm" "$1"; then
+			echo "enable_submission: saslpasswd2 failed for $1@$realm" >&2
+			return 1
+		fi
+		shift 2
+	done
+	# smtpd runs as postfix and opens the database read-only.
+	chgrp postfix "$SASL_DIR/sasldb2"
+	chmod 640 "$SASL_DIR/sasldb2"
+	cat >"$SASL_DIR/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $SASL_DIR/sasldb2
+mech_list: PLAIN LOGIN
+EOF
+	chmod 644 "$SASL_DIR/smtpd.conf"
+	E2E_SUBMISSION=1
+}
+
+# pf_submission_main / pf_submission_master: the main.cf lines and the
+# master.cf service for the submission listener (empty unless enabled).
+# smtpd (not chrooted: chroot column n) reads $SASL_DIR/smtpd.conf.
+pf_submission_main() {
+	[[ $E2E_SUBMISSION == 1 ]] || return 0
+	cat <<EOF
+# SASL for the submission listener (enable_submission): Cyrus, sasldb.
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $SASL_DIR
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_local_domain = $SASL_REALM
+smtpd_tls_auth_only = yes
+EOF
+}
+pf_submission_master() {
+	[[ $E2E_SUBMISSION == 1 ]] || return 0
+	cat <<EOF
+# Submission (enable_submission): TLS required, SASL, ORIGINATING.
+$SERVER_IP:$SUBMISSION_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-e2e-$E2E_NAME/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o milter_macro_daemon_name=ORIGINATING
+EOF
+}
+
 # ----------------------------------------------------------------- milter
 
 # start_milter [ARGS...]: $NZBIN serve --listen inet:127.0.0.1:$MILTER_PORT
 # ARGS..., logs appended to $WORK/milter.log; waits (bounded) until the port
 # listens. Fails if the process exits first.
+#
+# Two settings come first (ARGS may override them with their own --set):
+# mail the milter generates (notices, receipts, ping answers) is submitted
+# with "sendmail -C $PFDIR", i.e. into the private instance, which delivers
+# it to the sink, never to the machine's own MTA; and once start_dns has run,
+# the milter resolves through the test DNS server (dns.servers), so no
+# SPF/DKIM/DMARC lookup leaves loopback.
 start_milter() {
 	: "${NZBIN:?NZBIN is not set: e2e_init builds it}"
+	if [[ -n ${DNS_ADDR:-} ]]; then set -- --set "dns.servers=[\"$DNS_ADDR\"]" "$@"; fi
+	set -- --set 'notify.submit="sendmail"' \
+		--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$PFDIR\"]" "$@"
 	printf -- '--- %s start_milter %s\n' "$(date +%T)" "$*" >>"$WORK/milter.log"
 	"$NZBIN" serve --listen "inet:$SERVER_IP:$MILTER_PORT" "$@" >>"$WORK/milter.log" 2>&1 &
 	MILTER_PID=$!
@@ -688,16 +819,34 @@ milter_signal() { kill "-$1" "$MILTER_PID"; }
 
 # ------------------------------------------------------------------- send
 
-# send ARGS...: swaks to 127.0.0.1:$SMTP_PORT from 127.0.0.2 (add --tls for
-# STARTTLS); the transcript goes to $SEND_OUT ($WORK/send-N.txt) and the
+# send ARGS...: swaks to 127.0.0.1:$SMTP_PORT from 127.0.0.2, or from
+# $SEND_FROM_IP if set (127.0.0.1: an internal client); add --tls for
+# STARTTLS. The transcript goes to $SEND_OUT ($WORK/send-N.txt) and the
 # status is swaks's exit code (0: accepted; 23: refused at MAIL FROM, 24:
 # RCPT, 25: DATA, 26: after the final "."; 21/22: connection/banner/EHLO).
 send() {
 	SEND_SEQ=$((SEND_SEQ + 1))
 	SEND_OUT=$WORK/send-$SEND_SEQ.txt
 	local rc=0
-	swaks --server "$SERVER_IP" --port "$SMTP_PORT" --local-interface "$CLIENT_IP" \
+	swaks --server "$SERVER_IP" --port "$SMTP_PORT" --local-interface "${SEND_FROM_IP:-$CLIENT_IP}" \
 		--ehlo client.e2e.test --timeout 30 --suppress-data "$@" >"$SEND_OUT" 2>&1 || rc=$?
+	return "$rc"
+}
+
+# send_auth USER PASSWORD ARGS...: swaks to the submission listener
+# (enable_submission) from 127.0.0.2 (or $SEND_FROM_IP), STARTTLS, then AUTH
+# PLAIN as USER (USER or USER@REALM). Transcript and status as for send; 28
+# means authentication failed.
+send_auth() {
+	local user=$1 pass=$2
+	shift 2
+	SEND_SEQ=$((SEND_SEQ + 1))
+	SEND_OUT=$WORK/send-$SEND_SEQ.txt
+	local rc=0
+	swaks --server "$SERVER_IP" --port "$SUBMISSION_PORT" --local-interface "${SEND_FROM_IP:-$CLIENT_IP}" \
+		--ehlo client.e2e.test --timeout 30 --suppress-data \
+		--tls --auth PLAIN --auth-user "$user" --auth-password "$pass" \
+		"$@" >"$SEND_OUT" 2>&1 || rc=$?
 	return "$rc"
 }
 
@@ -712,3 +861,118 @@ reply_to() {
 
 # unique_id: a message id for X-Test-Id headers.
 unique_id() { printf '%s-%s-%s' "${E2E_NAME:-e2e}" "$(date +%s%N)" "$RANDOM"; }
+
+# -------------------------------------------------------------------- dns
+
+# start_dns [--listen IP:PORT] ZONEFILE...: the loopback authoritative DNS
+# server tests/e2e/dnsd ($DNSD_BIN, built by e2e_build) serving the records
+# of the zone files (auth/dnstest.ParseZone format: master-file text plus
+# "$FAULT NAME TIMEOUT|SERVFAIL|TRUNCATE" lines), UDP and TCP, by default on
+# 127.0.0.1 and a port it picks. Waits (bounded) for its "listening ADDR"
+# line, then exports DNS_ADDR (IP:PORT), DNS_IP and DNS_PORT. Every query is
+# logged in $WORK/dns.log. start_milter and start_tlspolicy then point the
+# milter (dns.servers) and tlspolicy (--dns) at it: start it first.
+start_dns() {
+	local listen=$SERVER_IP:0 f args=()
+	if [[ ${1:-} == --listen ]]; then
+		listen=$2
+		shift 2
+	fi
+	: "${DNSD_BIN:?DNSD_BIN is not set: e2e_init builds it}"
+	(($# > 0)) || {
+		echo "start_dns: no zone file" >&2
+		return 1
+	}
+	for f in "$@"; do args+=(-zone "$f"); done
+	: >"$WORK/dns.out"
+	"$DNSD_BIN" -v -listen "$listen" "${args[@]}" >"$WORK/dns.out" 2>>"$WORK/dns.log" &
+	DNS_PID=$!
+	local deadline=$((SECONDS + 10))
+	while ! grep -q '^listening ' "$WORK/dns.out"; do
+		if ! pid_alive "$DNS_PID" || ((SECONDS >= deadline)); then
+			echo "start_dns: dnsd did not start on $listen" >&2
+			tail -n 5 "$WORK/dns.log" >&2
+			stop_pid "$DNS_PID" 3
+			DNS_PID=
+			return 1
+		fi
+		sleep 0.1
+	done
+	DNS_ADDR=$(awk '/^listening / { print $2; exit }' "$WORK/dns.out")
+	DNS_IP=${DNS_ADDR%:*}
+	DNS_PORT=${DNS_ADDR##*:}
+	export DNS_ADDR DNS_IP DNS_PORT
+	e2e_record_pid "$DNS_PID"
+	e2e_log "dns server on $DNS_ADDR"
+}
+
+stop_dns() {
+	[[ -n $DNS_PID ]] || return 0
+	stop_pid "$DNS_PID" 5
+	DNS_PID=
+}
+
+# start_dns53 ZONEFILE...: start_dns on port 53 of a spare loopback address
+# (127.0.53.53, or the next of a few if taken): the C resolver, which
+# cannot be told a port, can use it. See pf_use_dns.
+start_dns53() {
+	local ip
+	for ip in 127.0.53.53 127.0.53.54 127.0.53.55 127.0.53.56; do
+		start_dns --listen "$ip:53" "$@" 2>>"$WORK/dns.log" && return 0
+	done
+	echo "start_dns53: port 53 is taken on every candidate loopback address" >&2
+	return 1
+}
+
+# pf_use_dns: make the chrooted services of the private Postfix resolve
+# through the test DNS server (start_dns53): a chrooted process reads
+# $PFQUEUE/etc/resolv.conf. Only master.cf services with chroot "y" (e.g.
+# the smtp transports of tlspolicy.sh) see it; nothing else of the machine's
+# DNS changes.
+pf_use_dns() {
+	[[ ${DNS_PORT:-} == 53 ]] || {
+		echo "pf_use_dns: the DNS server must listen on port 53 (start_dns53)" >&2
+		return 1
+	}
+	mkdir -p "$PFQUEUE/etc"
+	chmod 755 "$PFQUEUE" "$PFQUEUE/etc"
+	printf 'nameserver %s\noptions timeout:2 attempts:2\n' "$DNS_IP" >"$PFQUEUE/etc/resolv.conf"
+	chmod 644 "$PFQUEUE/etc/resolv.conf"
+}
+
+# ------------------------------------------------------------- tlspolicy
+
+# start_tlspolicy [ARGS...]: $NZBIN tlspolicy --listen
+# inet:127.0.0.1:$TLSPOLICY_PORT ARGS... (socketmap service), log appended to
+# $WORK/tlspolicy.log; waits (bounded) until it listens. Exports
+# TLSPOLICY_MAP, the smtp_tls_policy_maps value for Postfix. Once start_dns
+# has run, --dns "$DNS_ADDR" comes first (ARGS may override it), so the
+# MTA-STS TXT lookups stay on loopback.
+start_tlspolicy() {
+	: "${NZBIN:?NZBIN is not set: e2e_init builds it}"
+	if [[ -n ${DNS_ADDR:-} ]]; then set -- --dns "$DNS_ADDR" "$@"; fi
+	[[ -n ${TLSPOLICY_PORT:-} ]] || pick_port TLSPOLICY_PORT
+	printf -- '--- %s start_tlspolicy %s\n' "$(date +%T)" "$*" >>"$WORK/tlspolicy.log"
+	"$NZBIN" tlspolicy --listen "inet:$SERVER_IP:$TLSPOLICY_PORT" "$@" >>"$WORK/tlspolicy.log" 2>&1 &
+	TLSPOLICY_PID=$!
+	local deadline=$((SECONDS + 15))
+	while ! port_listening "$TLSPOLICY_PORT"; do
+		if ! pid_alive "$TLSPOLICY_PID" || ((SECONDS >= deadline)); then
+			echo "start_tlspolicy: tlspolicy did not listen on $TLSPOLICY_PORT" >&2
+			tail -n 20 "$WORK/tlspolicy.log" >&2
+			stop_pid "$TLSPOLICY_PID" 3
+			TLSPOLICY_PID=
+			return 1
+		fi
+		sleep 0.1
+	done
+	TLSPOLICY_MAP=socketmap:inet:$SERVER_IP:$TLSPOLICY_PORT:policy
+	export TLSPOLICY_PORT TLSPOLICY_MAP
+	e2e_record_pid "$TLSPOLICY_PID"
+}
+
+stop_tlspolicy() {
+	[[ -n $TLSPOLICY_PID ]] || return 0
+	stop_pid "$TLSPOLICY_PID" 10
+	TLSPOLICY_PID=
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # tests/e2e/run-all.sh: run every end-to-end scenario script.
 #
-# Builds nzsecure-milter once, runs each tests/e2e/*.sh except lib.sh and
-# this file (in name order, one after the other: each starts its own private
-# Postfix), adds up their "e2e: N passed, M failed" lines and prints the total
-# as the last line, in the same form. Exits non-zero if a script failed or
-# printed no summary, if anything failed, or if nothing passed.
+# Builds nzsecure-milter and tests/e2e/dnsd once, runs each tests/e2e/*.sh
+# except lib.sh and this file (in name order, one after the other: each
+# starts its own private Postfix), adds up their "e2e: N passed, M failed"
+# lines and prints the total as the last line, in the same form. Exits
+# non-zero if a script failed or printed no summary, if anything failed, or
+# if nothing passed.
 #
 # Environment: E2E_ONLY="foundation other" runs only those scripts.
 set -euo pipefail
@@ -16,7 +17,7 @@ E2E_NAME=run-all
 
 mkdir -p "$E2E_WORK_ROOT"
 if ! e2e_build; then
-	echo "FAIL: go build ./cmd/nzsecure-milter (see above)"
+	echo "FAIL: go build ./cmd/nzsecure-milter ./tests/e2e/dnsd (see above)"
 	echo "e2e: 0 passed, 1 failed"
 	exit 1
 fi
