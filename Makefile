@@ -42,6 +42,8 @@ test:
 	$(STATICCHECK) ./...
 	@echo "== go test -race -count=1 ./..."
 	$(GO) test -race -count=1 ./...
+	@echo "== fuzz: every fuzz target briefly (tests/fuzz-smoke.sh)"
+	@bash tests/fuzz-smoke.sh
 	@echo "== e2e: tests/e2e/run-all.sh"
 	@bash tests/e2e/run-all.sh
 
