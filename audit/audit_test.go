@@ -2,13 +2,7 @@ package audit
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 )
 
 // testKey reads a DKIM key record from testdata (generated once: RSA 2048
@@ -30,32 +25,6 @@ func testKey(name string) string {
 		panic(err)
 	}
 	return strings.TrimSpace(string(b))
-}
-
-// testPKI makes a CA and a leaf certificate for names, as in
-// tlspolicy/tlspolicy_test.go.
-func testPKI(t testing.TB, names ...string) (*x509.CertPool, tls.Certificate) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "audit test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // stsServer serves MTA-STS policies by Host over HTTPS on 127.0.0.1; its
@@ -73,7 +42,7 @@ func newSTSServer(t testing.TB, domains ...string) *stsServer {
 	for _, d := range domains {
 		names = append(names, "mta-sts."+d)
 	}
-	pool, cert := testPKI(t, names...)
+	pool, cert := testpki.New(t, names...)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		body, ok := s.policies[r.Host]

@@ -4,15 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -142,31 +137,6 @@ func TestServerProtocol(t *testing.T) {
 	}
 }
 
-// testPKI is a CA and a server certificate for the MTA-STS web servers.
-func testPKI(t *testing.T, names ...string) (*x509.CertPool, tls.Certificate) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // stsWorld is a loopback HTTPS server for mta-sts.* names and a TXT table.
 type stsWorld struct {
 	mu       sync.Mutex
@@ -182,7 +152,7 @@ var errNotFound = errors.New("not found")
 
 func newSTSWorld(t *testing.T) *stsWorld {
 	w := &stsWorld{txt: map[string][]string{}, txtErr: map[string]error{}, policies: map[string]string{}, now: time.Unix(1_800_000_000, 0)}
-	pool, cert := testPKI(t, "mta-sts.enforce.example", "mta-sts.testing.example", "mta-sts.redirect.example", "mta-sts.html.example", "mta-sts.big.example", "mta-sts.missing.example")
+	pool, cert := testpki.New(t, "mta-sts.enforce.example", "mta-sts.testing.example", "mta-sts.redirect.example", "mta-sts.html.example", "mta-sts.big.example", "mta-sts.missing.example")
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.fetches.Add(1)
 		if r.URL.Path != "/.well-known/mta-sts.txt" {

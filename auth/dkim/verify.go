@@ -49,19 +49,6 @@ func (e tempDNSError) Temporary() bool { return true }
 
 var _ net.Error = tempDNSError{}
 
-// systemLookupTXT adapts net.DefaultResolver to LookupTXTFunc.
-func systemLookupTXT(ctx context.Context, name string) ([]string, error) {
-	txts, err := net.DefaultResolver.LookupTXT(ctx, name)
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return nil, fmt.Errorf("%w: %s", dnserr.ErrNotFound, name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", dnserr.ErrTemporary, err)
-	}
-	return txts, nil
-}
-
 // keyLookup adapts a context-aware lookup to go-msgauth's: NXDOMAIN and
 // NODATA stay permanent (RFC 6376 section 6.1.2 step 3: no key record is
 // PERMFAIL); everything else becomes temporary (section 6.1.2 step 2).
@@ -142,7 +129,7 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) ([]Signature, 
 	}
 	lookup := opts.LookupTXT
 	if lookup == nil {
-		lookup = systemLookupTXT
+		lookup = dnserr.SystemLookupTXT
 	}
 	mopts := &msgdkim.VerifyOptions{LookupTXT: keyLookup(ctx, lookup)}
 	if limit > 0 {

@@ -20,7 +20,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
-	"net"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -164,7 +163,7 @@ type Evaluation struct {
 // ErrMalformedFrom for permerror.
 func Evaluate(ctx context.Context, in Input, opts Options) (Evaluation, error) {
 	if opts.LookupTXT == nil {
-		opts.LookupTXT = systemLookupTXT
+		opts.LookupTXT = dnserr.SystemLookupTXT
 	}
 	if opts.RandIntN == nil {
 		opts.RandIntN = rand.IntN
@@ -477,17 +476,4 @@ func normalize(d string) (string, bool) {
 		}
 	}
 	return d, len(d) <= 253
-}
-
-// systemLookupTXT adapts net.DefaultResolver to LookupTXTFunc.
-func systemLookupTXT(ctx context.Context, name string) ([]string, error) {
-	txts, err := net.DefaultResolver.LookupTXT(ctx, name)
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return nil, fmt.Errorf("%w: %s", dnserr.ErrNotFound, name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", dnserr.ErrTemporary, err)
-	}
-	return txts, nil
 }

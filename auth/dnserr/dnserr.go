@@ -12,7 +12,12 @@
 //     section 2.6.6 maps these to "temperror".
 package dnserr
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+)
 
 var (
 	// ErrNotFound reports NXDOMAIN or NODATA.
@@ -27,3 +32,18 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // IsTemporary reports whether err wraps ErrTemporary.
 func IsTemporary(err error) bool { return errors.Is(err, ErrTemporary) }
+
+// SystemLookupTXT looks up TXT records through the system resolver
+// (net.DefaultResolver), classifying its errors as ErrNotFound or
+// ErrTemporary. It is the default of packages whose lookups are injectable.
+func SystemLookupTXT(ctx context.Context, name string) ([]string, error) {
+	txts, err := net.DefaultResolver.LookupTXT(ctx, name)
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTemporary, err)
+	}
+	return txts, nil
+}

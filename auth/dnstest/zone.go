@@ -404,15 +404,8 @@ func (z *Zone) LookupTXT(ctx context.Context, name string) ([]string, error) {
 
 // LookupIP returns the A ("ip4"), AAAA ("ip6") or both ("ip") addresses.
 func (z *Zone) LookupIP(ctx context.Context, network, host string) ([]net.IP, error) {
-	var types []uint16
-	switch network {
-	case "ip4":
-		types = []uint16{dns.TypeA}
-	case "ip6":
-		types = []uint16{dns.TypeAAAA}
-	case "ip":
-		types = []uint16{dns.TypeA, dns.TypeAAAA}
-	default:
+	types, ok := dnsname.AddressTypes(network)
+	if !ok {
 		return nil, fmt.Errorf("dnstest: unknown network %q", network)
 	}
 	var ips []net.IP

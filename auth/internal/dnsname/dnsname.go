@@ -6,7 +6,11 @@
 // space or "%" (RFC 7208 section 7.3); TXT records may hold any byte.
 package dnsname
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/miekg/dns"
+)
 
 // Escape turns a raw name (labels separated by ".") into presentation
 // format.
@@ -94,4 +98,18 @@ func asciiLower(s string) string {
 		}
 	}
 	return s
+}
+
+// AddressTypes maps a LookupIP network ("ip4", "ip6", "ip") to the query
+// types to ask: A, AAAA, or both.
+func AddressTypes(network string) ([]uint16, bool) {
+	switch network {
+	case "ip4":
+		return []uint16{dns.TypeA}, true
+	case "ip6":
+		return []uint16{dns.TypeAAAA}, true
+	case "ip":
+		return []uint16{dns.TypeA, dns.TypeAAAA}, true
+	}
+	return nil, false
 }
