@@ -62,7 +62,7 @@ func (s *syncBuffer) decisions(t *testing.T) []map[string]any {
 
 func testPolicy(t *testing.T, sets ...string) *policy.Policy {
 	t.Helper()
-	p, err := policy.Load("", append([]string{`domains=["agency.govt.nz"]`, `authserv_id="mx.agency.govt.nz"`}, sets...))
+	p, err := policy.Load("", append([]string{`domains=["agency.govt.nz"]`, `authserv_id="mx.agency.govt.nz"`, "record_times=false"}, sets...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -846,5 +846,29 @@ func TestOutboundDKIMSigned(t *testing.T) {
 	signed := strings.Join(sigs[0].SignedHeaders, ":")
 	if !strings.Contains(strings.ToLower(signed), "x-nz-secure-email") {
 		t.Errorf("our X-NZ-Secure-email tag is not signed: %s", signed)
+	}
+}
+
+// R100: the milter records when it received the message.
+func TestReceivedTimeHeader(t *testing.T) {
+	addr, _, _ := startServer(t, testPolicy(t, "record_times=true"))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	before := time.Now().UTC().Truncate(time.Second)
+	r := m.send(message{from: "sender@example.com", rcpts: []string{"bob@agency.govt.nz"}, headers: [][2]string{{"From", " sender@example.com"}}})
+	var got string
+	for _, mod := range r.mods {
+		if mod.Type == gomilter.ActionAddHeader && mod.HeaderName == "X-NZ-Secure-Gateway" {
+			got = mod.HeaderValue
+		}
+	}
+	stamp, ok := strings.CutPrefix(got, " received=")
+	if !ok {
+		t.Fatalf("no X-NZ-Secure-Gateway header: %v", r.mods)
+	}
+	stamp, _, _ = strings.Cut(stamp, ";")
+	at, err := time.Parse(time.RFC1123Z, stamp)
+	if err != nil || at.Before(before) || at.After(time.Now().Add(time.Second)) {
+		t.Errorf("received time %q (%v) not the time of the transaction", stamp, err)
 	}
 }

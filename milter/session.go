@@ -216,7 +216,7 @@ const checkTimeout = 25 * time.Second
 
 // transaction is the engine's view of the transaction so far.
 func (s *session) transaction() policy.Transaction {
-	return policy.Transaction{Conn: s.conn, Envelope: s.tx.env, Headers: s.tx.headers, Mail: s.tx.mail, Header: s.tx.header}
+	return policy.Transaction{Conn: s.conn, Envelope: s.tx.env, Headers: s.tx.headers, Mail: s.tx.mail, Header: s.tx.header, Received: s.tx.start}
 }
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {

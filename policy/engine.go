@@ -6,10 +6,14 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "github.com/emersion/go-message/charset" // charsets for encoded display names in From:
 	"github.com/emersion/go-message/mail"
 )
+
+// TimesHeader records when the gateway received a message (R100).
+const TimesHeader = "X-NZ-Secure-Gateway"
 
 // SecureEmailHeader is the tag of compliant mail (R60).
 const SecureEmailHeader = "X-NZ-Secure-email"
@@ -152,6 +156,12 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		}
 	}
 	v.Checks = checkList(t.Mail, t.Header)
+	if p.RecordTimes && !t.Received.IsZero() {
+		// R100: "record in the header when the gateway received and sent the
+		// message". The time it leaves is Postfix's (its Received: line at the
+		// next hop); the milter records the time it received it.
+		v.addHeader(TimesHeader, fmt.Sprintf("received=%s; gateway=%s", t.Received.UTC().Format(time.RFC1123Z), p.AuthservID))
+	}
 	if v.Direction == Outbound {
 		if p.checkOutboundFrom(&v, t); v.Action != Accept {
 			return v

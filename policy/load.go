@@ -171,6 +171,7 @@ func profileDefaults(profile string) *Policy {
 		Profile:          profile,
 		InternalNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
 		OutboundDaemons:  []string{"ORIGINATING"},
+		RecordTimes:      true,
 		Listen:           ListenPolicy{Milter: "inet:127.0.0.1:8891"},
 		Limits:           LimitsPolicy{MaxMessageSize: 64 << 20, MemorySpool: 1 << 20},
 		Outbound:         OutboundPolicy{TagSecureEmail: true},
@@ -304,6 +305,10 @@ var keySpecs = map[string]keySpec{
 	}},
 	"outbound_daemons": {func(p *Policy, v any) (err error) {
 		p.OutboundDaemons, err = stringList(v)
+		return err
+	}},
+	"record_times": {func(p *Policy, v any) (err error) {
+		p.RecordTimes, err = asBool(v)
 		return err
 	}},
 	"authserv_id": {func(p *Policy, v any) error {

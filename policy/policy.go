@@ -42,6 +42,9 @@ type Policy struct {
 	OutboundDaemons []string
 	// AuthservID names this gateway in headers it writes (RFC 8601 authserv-id).
 	AuthservID string
+	// RecordTimes adds X-NZ-Secure-Gateway with the time the gateway
+	// received the message (R100).
+	RecordTimes bool
 
 	Listen         ListenPolicy
 	Limits         LimitsPolicy

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // TLSInfo is what the MTA says about the client's TLS session, in Postfix's
@@ -49,6 +50,8 @@ type Transaction struct {
 	Classification string
 	// RSVPDR: the delivery-receipt trigger word was found (R35, R73).
 	RSVPDR bool
+	// Received is when the gateway received the message (MAIL FROM), for R100.
+	Received time.Time
 	// Mail and Header are the sender checks run at MAIL FROM and end of
 	// headers (Wants says which).
 	Mail    MailChecks

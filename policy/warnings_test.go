@@ -3,6 +3,7 @@ package policy
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // R76, R79 and Table 3: one warning per inbound message, in rule order.
@@ -119,5 +120,19 @@ func TestHeldNotice(t *testing.T) {
 	}
 	if r := v.Report(); len(r.Notices) != 1 || r.Notices[0].Kind != NoticeHeld {
 		t.Errorf("report notices: %+v", r.Notices)
+	}
+}
+
+// R100: the time the gateway received the message is recorded in a header.
+func TestReceivedTimeRecorded(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	tx := Transaction{Conn: Conn{ClientIP: internetIP, TLS: tls13}, Envelope: Envelope{From: "a@gmail.example"}, Headers: hdrs("From", "a@gmail.example"), Received: at}
+	r := mustPolicy(t).AtEndOfMessage(tx).Report()
+	want := "X-NZ-Secure-Gateway: received=Mon, 23 Nov 2026 10:00:00 +0000; gateway=mx.agency.govt.nz"
+	if len(r.HeadersAdded) == 0 || r.HeadersAdded[len(r.HeadersAdded)-1] != want && r.HeadersAdded[0] != want {
+		t.Errorf("headers added %q, want %q", r.HeadersAdded, want)
+	}
+	if r := mustPolicy(t, "record_times=false").AtEndOfMessage(tx).Report(); strings.Contains(strings.Join(r.HeadersAdded, "\n"), "X-NZ-Secure-Gateway") {
+		t.Errorf("record_times=false still adds it: %q", r.HeadersAdded)
 	}
 }

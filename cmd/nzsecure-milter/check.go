@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-message/mail"
 
@@ -117,6 +118,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		Headers:        headers,
 		Classification: class.Classification,
 		RSVPDR:         class.RSVPDR,
+		Received:       time.Now(),
 	}
 	out := json.NewEncoder(stdout)
 	out.SetIndent("", "  ")
