@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
+	"github.com/nzsecure-milter/nzsecure-milter/milter"
 )
 
 func init() {
@@ -18,11 +19,14 @@ func init() {
 // R109, R114), where, and any decoding problems. Exit 0 with a result;
 // 2 for usage errors; 1 when the file cannot be read.
 //
-// It does not read a policy file yet: the level list comes from the
-// policy's classification section once the policy package has one.
+// The words and their ranks, and whether attachments are scanned, come from
+// the policy's [classification] section, as in the milter; --attachments
+// turns attachment scanning on whatever the policy says.
 func runClassify(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("classify", "FILE|-", stderr)
 	attachments := fs.Bool("attachments", false, "also scan text-like attachments (R34: text, HTML, RTF, attached messages)")
+	var pf policyFlags
+	pf.add(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return 2
@@ -42,7 +46,13 @@ func runClassify(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	res, err := classify.Classify(in, classify.Options{ScanAttachments: *attachments})
+	p, ok := pf.load(stderr)
+	if !ok {
+		return 1
+	}
+	opts := milter.ClassifyOptions(p)
+	opts.ScanAttachments = opts.ScanAttachments || *attachments
+	res, err := classify.Classify(in, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err) // "classify: reading message: read FILE: ..."
 		return 1

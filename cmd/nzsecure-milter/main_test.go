@@ -162,3 +162,33 @@ func TestServeRefusesBadPolicy(t *testing.T) {
 		t.Errorf("bad listen spec: exit %d stderr %s", code, errs)
 	}
 }
+
+// classify: the words come from the policy ([classification.levels]); the
+// JSON names the classification, RSVPDR and each marking with its place.
+func TestClassifyCommand(t *testing.T) {
+	code, out, errs := runCmd(t, "classify", "testdata/personal.eml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var res struct {
+		Classification string `json:"classification"`
+		RSVPDR         bool   `json:"rsvpdr"`
+		Markings       []struct{ Word, Endorsement, Where string }
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.Classification != "IN-CONFIDENCE" || !res.RSVPDR || len(res.Markings) != 2 || res.Markings[0].Endorsement != "STAFF" || res.Markings[0].Where != "subject" {
+		t.Errorf("default words: %+v", res)
+	}
+	code, out, _ = runCmd(t, "classify", "--set", "classification.levels.PERSONAL=3", "--set", `outbound.by_class.PERSONAL="hold"`, "testdata/personal.eml")
+	if code != 0 || !strings.Contains(out, `"classification": "PERSONAL"`) {
+		t.Errorf("policy word PERSONAL not used: exit %d\n%s", code, out)
+	}
+	if code, _, _ := runCmd(t, "classify"); code != 2 {
+		t.Errorf("no file: exit %d", code)
+	}
+	if code, _, _ := runCmd(t, "classify", "testdata/missing.eml"); code != 1 {
+		t.Errorf("missing file: exit %d", code)
+	}
+}
