@@ -108,7 +108,9 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 		return g.PingReply(hs, nt.To, notify.PingInfo{Product: n.Product, Version: n.Version,
 			Environment: p.Environment(), EnvironmentVersion: p.Profile, Agencies: p.Notify.Agencies})
 	case policy.NoticeHeld:
-		return g.Notice(notify.NoticeParams{Code: "009", To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason}})
+		// The engine names the Table 3 code: 001 for classified mail held
+		// (R110), 002 for a DMARC-quarantined spoof (G-DMARC-IN).
+		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason}})
 	}
 	return nil, fmt.Errorf("unknown notice kind %q", nt.Kind)
 }

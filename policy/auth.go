@@ -268,7 +268,7 @@ func (p *Policy) checkDMARC(v *Verdict, d *DMARCCheck, queueID, sender string) {
 	case d.Result == ResultFail && d.Disposition == "quarantine":
 		v.Action = Quarantine
 		v.reason("DMARC policy of %s is quarantine: held for the administrators (G-DMARC-IN); release with: postsuper -H %s", d.FromDomain, queueIDOr(queueID))
-		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(),
+		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Code: WarningForgedAgency,
 			Reason: fmt.Sprintf("A message from %s failed DMARC (%s publishes p=quarantine) and is held. Release it with: postsuper -H %s", sender, d.FromDomain, queueIDOr(queueID))})
 	}
 }

@@ -246,7 +246,7 @@ func TestDMARCEnforcement(t *testing.T) {
 			}
 			var heldNotice bool
 			for _, n := range v.Notices {
-				heldNotice = heldNotice || (n.Kind == NoticeHeld && strings.Contains(n.Reason, "postsuper -H QQ1"))
+				heldNotice = heldNotice || (n.Kind == NoticeHeld && n.Code == "002" && strings.Contains(n.Reason, "postsuper -H QQ1"))
 			}
 			if heldNotice != c.held {
 				t.Errorf("held notice %v, want %v: %+v", heldNotice, c.held, v.Notices)

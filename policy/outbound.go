@@ -50,7 +50,7 @@ func (p *Policy) routeOutbound(v *Verdict, t Transaction) {
 		v.Action = Quarantine
 		v.reason("classification %s is held for an administrator (R110); release with: postsuper -H %s", class, queueIDOr(t.Envelope.QueueID))
 		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to external recipients %s held (R110)", class, strings.Join(external, ", ")))
-		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: external,
+		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: external, Code: WarningSecureDeliveryFailure,
 			Reason: fmt.Sprintf("A %s message from %s is held in the queue. Release it with: postsuper -H %s", class, t.Envelope.From, queueIDOr(t.Envelope.QueueID))})
 		return
 	case len(refused) == 0:

@@ -114,7 +114,7 @@ func TestHeldNotice(t *testing.T) {
 	p := mustPolicy(t, `notify.admin="mailadmin@agency.govt.nz"`)
 	v := p.AtEndOfMessage(Transaction{Envelope: Envelope{AuthUser: "alice", From: "alice@agency.govt.nz", Rcpts: []string{"x@gmail.example"}, QueueID: "4XYZ"},
 		Headers: hdrs("From", "alice@agency.govt.nz"), Classification: "TOP SECRET"})
-	if v.Action != Quarantine || len(v.Notices) != 1 || v.Notices[0].Kind != NoticeHeld || v.Notices[0].To != "mailadmin@agency.govt.nz" ||
+	if v.Action != Quarantine || len(v.Notices) != 1 || v.Notices[0].Kind != NoticeHeld || v.Notices[0].To != "mailadmin@agency.govt.nz" || v.Notices[0].Code != "001" ||
 		!strings.Contains(v.Notices[0].Reason, "postsuper -H 4XYZ") {
 		t.Errorf("held: %s %+v", v.Action, v.Notices)
 	}
