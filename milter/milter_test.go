@@ -586,12 +586,12 @@ func TestSizeCapInHeaders(t *testing.T) {
 func TestNegotiation(t *testing.T) {
 	addr, _, _ := startServer(t, testPolicy(t))
 	m := dial(t, addr)
-	for _, opt := range []gomilter.OptProtocol{gomilter.OptNoHeaderReply, gomilter.OptNoRcptReply, gomilter.OptNoConnReply, gomilter.OptNoData} {
+	for _, opt := range []gomilter.OptProtocol{gomilter.OptNoHeaderReply, gomilter.OptNoRcptReply, gomilter.OptNoConnReply, gomilter.OptNoData, gomilter.OptNoBodyReply} {
 		if !m.session.ProtocolOption(opt) {
 			t.Errorf("protocol option %s not negotiated", opt)
 		}
 	}
-	if m.session.ProtocolOption(gomilter.OptNoMailReply) || m.session.ProtocolOption(gomilter.OptNoEOHReply) || m.session.ProtocolOption(gomilter.OptNoBodyReply) {
+	if m.session.ProtocolOption(gomilter.OptNoMailReply) || m.session.ProtocolOption(gomilter.OptNoEOHReply) {
 		t.Error("replies turned off for a stage that can refuse")
 	}
 	weak := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader))
@@ -870,5 +870,23 @@ func TestReceivedTimeHeader(t *testing.T) {
 	at, err := time.Parse(time.RFC1123Z, stamp)
 	if err != nil || at.Before(before) || at.After(time.Now().Add(time.Second)) {
 		t.Errorf("received time %q (%v) not the time of the transaction", stamp, err)
+	}
+}
+
+// A body that cannot be spooled (spool directory gone) is tempfailed at
+// end of message, never accepted unfiltered.
+func TestSpoolFailureTempfails(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "gone")
+	addr, _, logs := startServer(t, testPolicy(t, "limits.memory_spool=16", fmt.Sprintf("limits.spool_dir=%q", missing)))
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	msg := forgedInbound
+	msg.body = strings.Repeat("more than sixteen bytes\r\n", 4)
+	r := m.send(msg)
+	if r.act.SMTPCode != 451 || !strings.Contains(r.act.SMTPReply, "4.3.0") {
+		t.Fatalf("got %s %v", r.stage, r.act)
+	}
+	if d := logs.decisions(t); len(d) != 1 || d[0]["action"] != "tempfail" {
+		t.Errorf("decision: %v", d)
 	}
 }

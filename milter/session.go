@@ -50,6 +50,8 @@ type transaction struct {
 	signers  signers         // of the policy it started with
 	signed   int             // DKIM signatures added
 	size     int64           // header and body bytes seen, for limits.max_message_size
+	tooBig   bool            // passed limits.max_message_size: refused at end of message
+	bodyErr  error           // spooling failed: tempfailed at end of message
 	body     *Spool
 }
 
@@ -221,11 +223,16 @@ func (s *session) transaction() policy.Transaction {
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("body", &resp, &err)
-	if s.tx == nil {
+	// Body chunks get no reply (OptNoBodyReply): what goes wrong here is
+	// kept and answered at end of message.
+	if s.tx == nil || s.tx.tooBig || s.tx.bodyErr != nil {
 		return gomilter.RespContinue, nil
 	}
-	if resp, err := s.grow(len(chunk)); resp != gomilter.RespContinue || err != nil {
-		return resp, err
+	s.tx.size += int64(len(chunk))
+	if s.tx.size > s.tx.pol.Limits.MaxMessageSize {
+		// Stop spooling and scanning: the message will be refused.
+		s.tx.tooBig = true
+		return gomilter.RespContinue, nil
 	}
 	if s.tx.scanErr == nil {
 		if _, err := s.tx.scanner.Write(chunk); err != nil {
@@ -233,10 +240,7 @@ func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.R
 		}
 	}
 	if _, werr := s.tx.body.Write(chunk); werr != nil {
-		s.srv.log.Error("cannot spool message body; transaction tempfailed", "error", werr.Error(), "queue_id", s.tx.env.QueueID)
-		return s.finish(policy.Verdict{Stage: "body", Action: policy.Tempfail,
-			Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
-			Reasons: []string{"spooling the body failed: " + werr.Error()}}, nil)
+		s.tx.bodyErr = werr
 	}
 	return gomilter.RespContinue, nil
 }
@@ -245,12 +249,17 @@ func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.R
 // limits.max_message_size (RFC 3463 5.3.4: message too big for system).
 func (s *session) grow(n int) (*gomilter.Response, error) {
 	s.tx.size += int64(n)
-	if limit := s.tx.pol.Limits.MaxMessageSize; s.tx.size > limit {
-		return s.finish(policy.Verdict{Stage: "size", Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Reject,
-			Reply:   &policy.Reply{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("Message too big: this gateway accepts at most %d bytes", limit)},
-			Reasons: []string{fmt.Sprintf("message passed limits.max_message_size (%d bytes)", limit)}}, nil)
+	if s.tx.tooBig || s.tx.size > s.tx.pol.Limits.MaxMessageSize {
+		return s.refuseTooBig()
 	}
 	return gomilter.RespContinue, nil
+}
+
+func (s *session) refuseTooBig() (*gomilter.Response, error) {
+	limit := s.tx.pol.Limits.MaxMessageSize
+	return s.finish(policy.Verdict{Stage: "size", Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Reject,
+		Reply:   &policy.Reply{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("Message too big: this gateway accepts at most %d bytes", limit)},
+		Reasons: []string{fmt.Sprintf("message passed limits.max_message_size (%d bytes)", limit)}}, nil)
 }
 
 func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -263,6 +272,15 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		return gomilter.RejectWithCodeAndReason(451, tempfailText)
 	}
 	s.queueID(m)
+	if s.tx.tooBig {
+		return s.refuseTooBig()
+	}
+	if s.tx.bodyErr != nil {
+		s.srv.log.Error("cannot spool message body; transaction tempfailed", "error", s.tx.bodyErr.Error(), "queue_id", s.tx.env.QueueID)
+		return s.finish(policy.Verdict{Stage: "body", Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Tempfail,
+			Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
+			Reasons: []string{"spooling the body failed: " + s.tx.bodyErr.Error()}}, nil)
+	}
 	t := s.transaction()
 	res, err := s.tx.scanner.Close()
 	if err == nil {

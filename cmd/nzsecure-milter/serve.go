@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -42,6 +43,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		fmt.Fprintln(stderr, "serve: the policy is not valid; not starting")
 		return 1
+	}
+	// NZSECURE_CPUPROFILE=FILE writes a CPU profile until shutdown, for
+	// benchmarks (bench/throughput.sh) and field diagnosis.
+	if path := os.Getenv("NZSECURE_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "serve: cpu profile: %v\n", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "serve: cpu profile: %v\n", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	level := new(slog.LevelVar)
 	level.Set(logLevel(p.Log.Level))

@@ -331,24 +331,7 @@ else
 fi
 
 # ------------------------------------------------------- nothing lost/doubled
-pf_queue_wait_empty 20 || true
-for id in "${EXPECT_ONE[@]}"; do wait_id "$id" 10 || true; done
-sleep 0.5
-bad=()
-for id in "${EXPECT_ONE[@]}"; do
-	n=$(id_count "$id")
-	[[ $n == 1 ]] || bad+=("$id:$n")
-done
-for id in "${EXPECT_NONE[@]}"; do
-	n=$(id_count "$id")
-	[[ $n == 0 ]] || bad+=("$id:$n")
-done
-if ((${#bad[@]} == 0)); then
-	pass "all: ${#EXPECT_ONE[@]} accepted messages at the sink exactly once, ${#EXPECT_NONE[@]} refused ones never"
-else
-	fail "all: every accepted message once, refused ones never (id:copies ${bad[*]})"
-fi
-check "all: Postfix queue empty at the end" pf_queue_is_empty
+assert_nothing_lost_or_doubled
 
 stop_milter
 e2e_finish

@@ -976,3 +976,28 @@ stop_tlspolicy() {
 	stop_pid "$TLSPOLICY_PID" 10
 	TLSPOLICY_PID=
 }
+
+# assert_nothing_lost_or_doubled [WORD]: once the queue has drained, every
+# message id in EXPECT_ONE is at the sink exactly once and every id in
+# EXPECT_NONE (the WORD ones, default "refused") never, and the Postfix queue
+# is empty (two pass/fail lines).
+assert_nothing_lost_or_doubled() {
+	local id n bad=() word=${1:-refused}
+	pf_queue_wait_empty 20 || true
+	for id in "${EXPECT_ONE[@]}"; do wait_id "$id" 10 || true; done
+	sleep 0.5
+	for id in "${EXPECT_ONE[@]}"; do
+		n=$(id_count "$id")
+		[[ $n == 1 ]] || bad+=("$id:$n")
+	done
+	for id in "${EXPECT_NONE[@]}"; do
+		n=$(id_count "$id")
+		[[ $n == 0 ]] || bad+=("$id:$n")
+	done
+	if ((${#bad[@]} == 0)); then
+		pass "all: ${#EXPECT_ONE[@]} accepted messages at the sink exactly once, ${#EXPECT_NONE[@]} $word ones never"
+	else
+		fail "all: every accepted message once, $word ones never (id:copies ${bad[*]})"
+	fi
+	check "all: Postfix queue empty at the end" pf_queue_is_empty
+}
