@@ -42,12 +42,6 @@ GMAIL=user@gmail.example
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-id_count() { sink_grep_count "^X-Test-Id: $1\$"; }
-id_arrived() { (($(id_count "$1") >= 1)); }
-wait_id() { wait_until "${2:-20}" id_arrived "$1"; }
-accepted() { grep -Eq '^ *<[~-] +250 [0-9.]+ Ok: queued as' "$SEND_OUT"; }
-queue_id() { grep -Eo 'queued as [0-9A-Za-z]+' "$SEND_OUT" | awk '{print $3}' | tail -n 1; }
-last_reply() { grep -E '^ *<[~*-]+ +[45][0-9][0-9][ -]' "$SEND_OUT" | tail -n 1 | sed -E 's/^ *<[~*-]+ +//'; }
 unfolded_headers() {
 	sink_headers "$1" | awk '
 		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }

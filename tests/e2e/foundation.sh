@@ -43,13 +43,9 @@ send_msg() {
 }
 
 # id_count ID: how many complete messages at the sink carry X-Test-Id ID.
-id_count() { sink_grep_count "^X-Test-Id: $1\$"; }
-id_arrived() { (($(id_count "$1") >= 1)); }
 
 # wait_id ID [TIMEOUT]: wait until the message with ID is at the sink.
-wait_id() { wait_until "${2:-20}" id_arrived "$1"; }
 
-accepted() { grep -Eq '^ *<[~-] +250 [0-9.]+ Ok: queued as' "$SEND_OUT"; }
 
 # refused_4xx: the transcript shows a 4xx reply and no acceptance.
 refused_4xx() {

@@ -30,15 +30,9 @@ TO=someone@partner.example
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-id_count() { sink_grep_count "^X-Test-Id: $1\$"; }
-id_arrived() { (($(id_count "$1") >= 1)); }
-wait_id() { wait_until "${2:-20}" id_arrived "$1"; }
-accepted() { grep -Eq '^ *<[~-] +250 [0-9.]+ Ok: queued as' "$SEND_OUT"; }
-queue_id() { grep -Eo 'queued as [0-9A-Za-z]+' "$SEND_OUT" | awk '{print $3}' | tail -n 1; }
 # decision_for QID: the milter's decision log line for Postfix queue id QID.
 decision_for() { grep -F "\"queue_id\":\"$1\"" "$WORK/milter.log" | grep '"action"' | tail -n 1; }
 # last_reply: the last 4xx/5xx reply in the transcript (without "<~* ").
-last_reply() { grep -E '^ *<[~*-]+ +[45][0-9][0-9][ -]' "$SEND_OUT" | tail -n 1 | sed -E 's/^ *<[~*-]+ +//'; }
 
 # auth_msg LOGIN ID [SWAKS ARGS...]: alice's message with X-Test-Id ID.
 auth_msg() {

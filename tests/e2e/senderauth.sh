@@ -44,12 +44,7 @@ EXPECT_ONE=()
 EXPECT_NONE=()
 pick_port WEAK_PORT
 
-id_count() { sink_grep_count "^X-Test-Id: $1\$"; }
-id_arrived() { (($(id_count "$1") >= 1)); }
-wait_id() { wait_until "${2:-20}" id_arrived "$1"; }
-accepted() { grep -Eq '^ *<[~-] +250 [0-9.]+ Ok: queued as' "$SEND_OUT"; }
 # last_reply: the last 4xx/5xx reply in the transcript (without "<~* ").
-last_reply() { grep -E '^ *<[~*-]+ +[45][0-9][0-9][ -]' "$SEND_OUT" | tail -n 1 | sed -E 's/^ *<[~*-]+ +//'; }
 mail_reply() { reply_to "MAIL FROM" "$SEND_OUT" | tail -n 1; }
 # unfolded_headers FILE: the header section, continuation lines joined.
 unfolded_headers() {

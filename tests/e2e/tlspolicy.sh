@@ -54,11 +54,6 @@ DOMAINS='domains=["agency.govt.nz"]'
 SECURE='outbound.secure_domains=["secure.example","notls.example"]'
 FROM=x@agency.govt.nz
 
-id_count() { sink_grep_count "^X-Test-Id: $1\$"; }
-id_arrived() { (($(id_count "$1") >= 1)); }
-wait_id() { wait_until "${2:-20}" id_arrived "$1"; }
-accepted() { grep -Eq '^ *<[~-] +250 [0-9.]+ Ok: queued as' "$SEND_OUT"; }
-queue_id() { grep -Eo 'queued as [0-9A-Za-z]+' "$SEND_OUT" | awk '{print $3}' | tail -n 1; }
 last_reply() { grep -E '^ *<[~*-]+ +[0-9]{3}[ -]' "$SEND_OUT" | tail -n 1 | sed -E 's/^ *<[~*-]+ +//'; }
 
 # send_internal ID RCPT: a TLS message from the internal client 127.0.0.1.
