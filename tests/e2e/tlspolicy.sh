@@ -28,6 +28,9 @@
 #      get "encrypt protocols=>=TLSv1.2", plain.example nothing.
 #   b. to user@secure.example: delivered over TLS to the TLS receiver (its
 #      Received header: ESMTPS, TLSv1.2+), then to the sink.
+#   b2. an [IN-CONFIDENCE] message to user@secure.example: accepted by the
+#      milter (secure list) and delivered over TLS through the TLS receiver.
+#   b3. the same to user@plain.example: refused, 550 5.7.1 (R115).
 #   c. to user@notls.example: never delivered in clear; deferred with "TLS
 #      is required, but was not offered" over several queue runs, and not
 #      at the sink.
@@ -56,10 +59,11 @@ FROM=x@agency.govt.nz
 
 last_reply() { grep -E '^ *<[~*-]+ +[0-9]{3}[ -]' "$SEND_OUT" | tail -n 1 | sed -E 's/^ *<[~*-]+ +//'; }
 
-# send_internal ID RCPT: a TLS message from the internal client 127.0.0.1.
+# send_internal ID RCPT [SUBJECT-PREFIX]: a TLS message from the internal
+# client 127.0.0.1 (outbound for the milter).
 send_internal() {
 	SEND_FROM_IP=$SERVER_IP send --tls --from "$FROM" --to "$2" \
-		--header "Subject: e2e tlspolicy $1" --add-header "X-Test-Id: $1"
+		--header "Subject: ${3:+$3 }e2e tlspolicy $1" --add-header "X-Test-Id: $1"
 }
 
 # received_headers FILE: the Received headers of a message, unfolded, one a
@@ -88,7 +92,8 @@ start_sink
 start_dns53 "$WORK/zone"
 # Both resolve through the test DNS server (start_dns53 sets DNS_ADDR).
 start_tlspolicy --set "$SECURE"
-start_milter --set "$DOMAINS"
+# The milter gets the same secure list as tlspolicy, as one policy file would.
+start_milter --set "$DOMAINS" --set "$SECURE"
 
 POSTFIX_EXTRA_MAIN="# tlspolicy.sh: TLS only where the policy map says so.
 smtp_tls_security_level = may
@@ -132,6 +137,38 @@ if ((rc == 1)) && [[ -z $out ]]; then
 	pass "a: postmap -q plain.example: not found (exit 1, no policy)"
 else
 	fail "a: postmap -q plain.example: not found (exit $rc, output '$out')"
+fi
+
+# ------------------------------------------------- b2, b3 (M-OUT, R115)
+# Classified mail: [IN-CONFIDENCE] may go only to secure domains, and only
+# over TLS (sge: "only over enforced TLS"); to a domain off the lists it is
+# refused before it is queued.
+id_b2=$(unique_id)
+rc=0
+send_internal "$id_b2" user@secure.example "[IN-CONFIDENCE]" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "b2 (R115): [IN-CONFIDENCE] message to user@secure.example accepted"
+else
+	fail "b2 (R115): [IN-CONFIDENCE] message to user@secure.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
+fi
+if wait_id "$id_b2" 30; then
+	f=$(sink_grep "^X-Test-Id: $id_b2\$" | head -n 1)
+	received_headers "$f" | grep -F 'by tls-receiver.e2e.test' >"$WORK/b2.received" || true
+	assert_contains "$WORK/b2.received" '\(using TLSv1\.[23] with cipher ' \
+		"b2 (R115, M-SEC-OUT): the [IN-CONFIDENCE] message left over TLS >= 1.2 to the TLS receiver"
+	assert_contains "$f" '^X-NZ-Secure-email: compliant; classification="IN-CONFIDENCE"' \
+		"b2 (R60): tagged with its classification"
+else
+	fail "b2 (R115): [IN-CONFIDENCE] message to user@secure.example reached the sink"
+fi
+id_b3=$(unique_id)
+rc=0
+send_internal "$id_b3" user@plain.example "[IN-CONFIDENCE]" || rc=$?
+reply=$(grep -Eo '550 5\.7\.1 Message classified \[IN-CONFIDENCE\] refused[^<]*' "$SEND_OUT" | head -n 1)
+if ((rc != 0)) && [[ -n $reply ]]; then
+	pass "b3 (R115): [IN-CONFIDENCE] to user@plain.example refused ($reply)"
+else
+	fail "b3 (R115): [IN-CONFIDENCE] to user@plain.example refused with 550 5.7.1 (swaks exit $rc)" "$SEND_OUT"
 fi
 
 # ------------------------------------------------------------------ b
