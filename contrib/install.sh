@@ -18,6 +18,14 @@ if ! command -v go >/dev/null; then
   echo "install: no Go toolchain found; installing Debian's golang-go"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go
 fi
+# Go 1.21 or later fetches the toolchain go.mod names through the module
+# proxy (GOTOOLCHAIN=auto); older ones cannot build this module.
+minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+if ! [[ $minor =~ ^[0-9]+$ ]] || ((minor < 21)); then
+  echo "install: $(go env GOVERSION) is too old: Go 1.21 or later is needed (it fetches the Go release go.mod asks for)." >&2
+  echo "install: on Debian bookworm: apt-get install -t bookworm-backports golang-go, or Go from go.dev at /usr/local/go" >&2
+  exit 1
+fi
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 
 echo "install: building"
