@@ -151,20 +151,13 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 			lines = append(lines, line{name: e.Name, value: e.Value})
 			continue
 		}
-		n := 0
-		for i := range lines {
-			if !strings.EqualFold(lines[i].name, e.Name) {
-				continue
-			}
-			if n++; n != e.Index {
-				continue
-			}
-			if e.Op == EditDelete {
-				lines = append(lines[:i], lines[i+1:]...)
-			} else {
-				lines[i] = line{name: lines[i].name, value: e.Value}
-			}
-			break
+		i := policy.NthHeader(lines, func(l line) string { return l.name }, e.Name, e.Index)
+		switch {
+		case i < 0:
+		case e.Op == EditDelete:
+			lines = append(lines[:i], lines[i+1:]...)
+		default:
+			lines[i] = line{name: lines[i].name, value: e.Value}
 		}
 	}
 	var b bytes.Buffer
@@ -202,20 +195,13 @@ func ApplyEdits(hs []policy.Header, edits []HeaderEdit) []policy.Header {
 			out = append(out, policy.Header{Name: e.Name, Value: e.Value})
 			continue
 		}
-		n := 0
-		for i := range out {
-			if !strings.EqualFold(out[i].Name, e.Name) {
-				continue
-			}
-			if n++; n != e.Index {
-				continue
-			}
-			if e.Op == EditDelete {
-				out = append(out[:i], out[i+1:]...)
-			} else {
-				out[i].Value = e.Value
-			}
-			break
+		i := policy.NthHeader(out, func(h policy.Header) string { return h.Name }, e.Name, e.Index)
+		switch {
+		case i < 0:
+		case e.Op == EditDelete:
+			out = append(out[:i], out[i+1:]...)
+		default:
+			out[i].Value = e.Value
 		}
 	}
 	return out

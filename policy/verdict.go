@@ -204,17 +204,25 @@ func ApplyEdits(hs []Header, edits []HeaderEdit) []Header {
 		case OpAdd:
 			out = append(out, Header{Name: e.Name, Value: e.Value})
 		case OpDelete:
-			n := 0
-			for i, h := range out {
-				if strings.EqualFold(h.Name, e.Name) {
-					n++
-					if n == e.Index {
-						out = append(out[:i], out[i+1:]...)
-						break
-					}
-				}
+			if i := NthHeader(out, func(h Header) string { return h.Name }, e.Name, e.Index); i >= 0 {
+				out = append(out[:i], out[i+1:]...)
 			}
 		}
 	}
 	return out
+}
+
+// NthHeader returns the position in items of the nth (1-based) item whose
+// name is name, compared without regard to case, or -1: the milter
+// protocol's per-name header index, as ChangeHeader counts it.
+func NthHeader[T any](items []T, nameOf func(T) string, name string, nth int) int {
+	n := 0
+	for i, it := range items {
+		if strings.EqualFold(nameOf(it), name) {
+			if n++; n == nth {
+				return i
+			}
+		}
+	}
+	return -1
 }
