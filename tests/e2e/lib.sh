@@ -255,9 +255,15 @@ port_listening() {
 # pick_port VAR: set VAR to a free TCP port on loopback, one not handed out
 # before in this run (runs in the calling shell, so it remembers).
 pick_port() {
-	local p i
+	local p i low _high span
+	# Below the kernel's ephemeral range: a port in it can be taken by any
+	# outgoing connection (or a listener on port 0) between this check and
+	# the bind, as happened once to smtp-sink.
+	read -r low _high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+	span=$((low - 10000))
+	((span >= 1000)) || span=1000
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((10000 + (RANDOM * 32768 + RANDOM) % span))
 		[[ $E2E_PORTS_USED == *" $p "* ]] && continue
 		port_listening "$p" && continue
 		if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
