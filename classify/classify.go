@@ -114,7 +114,19 @@ type Result struct {
 	// for the logs: at most MaxProblems, plus a line each saying how many
 	// markings and problems were left off, if any. Nil when none.
 	Problems []string `json:"problems,omitempty"`
+	// Unreadable lists why part of the content the scanner would judge
+	// could not be read in full (nesting past MaxDepth, a multipart
+	// boundary it cannot use, a decoding error, truncated or encrypted
+	// content, a spent budget): each entry names the place and the cause.
+	// A caller enforcing policy must treat a non-empty list as if the
+	// worst marking were there (fail safe; issue 11): the Classification
+	// is then only a lower bound. At most MaxProblems entries, plus one
+	// saying how many were left off. Nil when everything was read.
+	Unreadable []string `json:"unreadable,omitempty"`
 }
+
+// Readable reports whether the scanner read all it would judge.
+func (r Result) Readable() bool { return len(r.Unreadable) == 0 }
 
 // Scanner classifies one message fed to it in chunks, as the milter
 // receives it: the raw header block, the blank line, then the body. Its
@@ -304,10 +316,13 @@ type collector struct {
 	problems    []string
 	seenProblem map[string]bool
 	dropProblem int
+	unread      []string
+	seenUnread  map[string]bool
+	dropUnread  int
 }
 
 func newCollector(d *dictionary) *collector {
-	return &collector{dict: d, best: -1, seen: map[Marking]bool{}, seenProblem: map[string]bool{}}
+	return &collector{dict: d, best: -1, seen: map[Marking]bool{}, seenProblem: map[string]bool{}, seenUnread: map[string]bool{}}
 }
 
 // found records word index w. Highest rank wins; at equal rank the first
@@ -343,6 +358,22 @@ func (c *collector) problem(format string, args ...any) {
 	c.problems = append(c.problems, p)
 }
 
+// unreadable records that part of the content could not be read in full
+// (Result.Unreadable). The reason is also listed as a problem.
+func (c *collector) unreadable(format string, args ...any) {
+	p := fmt.Sprintf(format, args...)
+	c.problem("%s", p)
+	if c.seenUnread[p] {
+		return
+	}
+	if len(c.unread) >= MaxProblems {
+		c.dropUnread++
+		return
+	}
+	c.seenUnread[p] = true
+	c.unread = append(c.unread, p)
+}
+
 func (c *collector) result() Result {
 	r := Result{Classification: Unclassified, RSVPDR: c.rsvpdr, Markings: c.markings}
 	if c.best >= 0 {
@@ -358,6 +389,10 @@ func (c *collector) result() Result {
 	}
 	if c.dropProblem > 0 {
 		r.Problems = append(r.Problems, fmt.Sprintf("%d further problems not listed", c.dropProblem))
+	}
+	r.Unreadable = c.unread
+	if c.dropUnread > 0 {
+		r.Unreadable = append(r.Unreadable, fmt.Sprintf("%d further unreadable parts not listed", c.dropUnread))
 	}
 	return r
 }
