@@ -42,6 +42,12 @@ type fixture struct {
 	// wantAttach, when set, is the classification with ScanAttachments,
 	// and a NAME.attachments.json golden exists.
 	wantAttach string
+	// unreadable: with the default options the scan must report
+	// Result.Unreadable (fail safe, issue 11); otherwise it must not.
+	unreadable bool
+	// unreadableAttach: the same with ScanAttachments (checked only when
+	// wantAttach is set).
+	unreadableAttach bool
 }
 
 // crlf turns the line ends of a fixture into CRLF.
@@ -374,10 +380,16 @@ func TestCorpusGenerated(t *testing.T) {
 			if res.Classification != f.want || res.RSVPDR != f.rsvpdr {
 				t.Errorf("classification %s rsvpdr %v, want %s %v; markings %+v", res.Classification, res.RSVPDR, f.want, f.rsvpdr, res.Markings)
 			}
+			if got := !res.Readable(); got != f.unreadable {
+				t.Errorf("unreadable %v, want %v: %q", got, f.unreadable, res.Unreadable)
+			}
 			if f.wantAttach != "" {
 				res, _ := Classify(bytes.NewReader(f.bytes()), Options{ScanAttachments: true})
 				if res.Classification != f.wantAttach {
 					t.Errorf("with attachments: %s, want %s; markings %+v", res.Classification, f.wantAttach, res.Markings)
+				}
+				if got := !res.Readable(); got != f.unreadableAttach {
+					t.Errorf("with attachments: unreadable %v, want %v: %q", got, f.unreadableAttach, res.Unreadable)
 				}
 			}
 		})
