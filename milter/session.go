@@ -292,7 +292,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 			Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
 			Reasons: []string{"classification scanner failed: " + err.Error()}}, nil)
 	}
-	t.Classification, t.RSVPDR = res.Classification, res.RSVPDR
+	t.Classification, t.RSVPDR, t.Unreadable = res.Classification, res.RSVPDR, res.Unreadable
 	s.tx.markings, s.tx.problems = res.Markings, res.Problems
 	if s.tx.wants.DKIM || s.tx.wants.DMARC {
 		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
@@ -515,6 +515,10 @@ func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
 	}
 	if len(s.tx.problems) > 0 {
 		attrs = append(attrs, "mime_problems", s.tx.problems)
+	}
+	if len(v.Unreadable) > 0 {
+		// Issue 11: why the classification is only a lower bound.
+		attrs = append(attrs, "unreadable", v.Unreadable)
 	}
 	if len(v.Recipients) > 0 {
 		attrs = append(attrs, "recipient_decisions", v.Recipients)

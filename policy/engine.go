@@ -131,6 +131,7 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		Direction:      p.Direction(t.Conn, t.Envelope),
 		Action:         Accept,
 		Classification: t.Classification,
+		Unreadable:     t.Unreadable,
 	}
 	if v.Classification == "" {
 		v.Classification = Unclassified
@@ -151,6 +152,10 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 			return v
 		}
 		p.chooseInboundWarning(&v, t, secureTag)
+		if len(t.Unreadable) > 0 {
+			// Inbound, unreadable content is recorded only (issue 11).
+			v.reason("content could not be read in full (recorded only inbound): %s", clip(strings.Join(t.Unreadable, "; "), 500))
+		}
 		if ar := p.authResults(t); ar != "" {
 			v.addHeader(AuthResultsHeader, ar)
 		}
@@ -169,7 +174,13 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		if p.routeOutbound(&v, t); v.Action != Accept {
 			return v
 		}
-		if p.Outbound.TagSecureEmail {
+		if p.decideUnreadable(&v, t); v.Action != Accept {
+			return v
+		}
+		if len(t.Unreadable) > 0 {
+			// Fail safe (issue 11): what was not read cannot be vouched for.
+			v.reason("not tagged %s: the content could not be read in full", SecureEmailHeader)
+		} else if p.Outbound.TagSecureEmail {
 			v.addHeader(SecureEmailHeader, p.secureTagValue(v.Classification))
 			v.reason("tagged compliant outbound mail with %s (R60)", SecureEmailHeader)
 		}
@@ -233,7 +244,7 @@ func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker, messag
 		}
 		return p.AtEndOfMessage(t)
 	}
-	v.Classification = t.Classification
+	v.Classification, v.Unreadable = t.Classification, t.Unreadable
 	if v.Classification == "" {
 		v.Classification = Unclassified
 	}

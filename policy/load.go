@@ -189,6 +189,7 @@ func profileDefaults(profile string) *Policy {
 		"TOP SECRET":    Hold,        // R110, M-OUT
 	}
 	p.Outbound.Partial = "split"
+	p.Classification.Unreadable = UnreadableHold
 	p.Classification.Levels = map[string]int{}
 	for w, r := range defaultLevels {
 		p.Classification.Levels[w] = r
@@ -505,6 +506,10 @@ var keySpecs = map[string]keySpec{
 	}},
 	"classification.scan_attachments": {func(p *Policy, v any) (err error) {
 		p.Classification.ScanAttachments, err = asBool(v)
+		return err
+	}},
+	"classification.unreadable": {func(p *Policy, v any) (err error) {
+		p.Classification.Unreadable, err = asEnum(v, UnreadableHold, UnreadableRefuse, UnreadableAccept)
 		return err
 	}},
 	"inbound.spf": {func(p *Policy, v any) (err error) {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -72,6 +73,45 @@ func (p *Policy) routeOutbound(v *Verdict, t Transaction) {
 	v.reason("removed %d recipient(s) that %s may not reach (%s): %s", len(refused), class, routingRule(routing), strings.Join(refused, ", "))
 	if p.Outbound.RouteHeader && routing != BestEffort {
 		v.addHeader(RouteHeader, "tls")
+	}
+}
+
+// decideUnreadable applies classification.unreadable to outbound mail whose
+// content the scanner could not read in full (issue 11, fail safe): what was
+// not read may hold any marking, so mail that leaves the agency is decided as
+// if the worst were there. Recipients in our own domains are not affected
+// (the worst marking may reach them, M-OUT). Every such decision is an audit
+// line like a breach (R113).
+func (p *Policy) decideUnreadable(v *Verdict, t Transaction) {
+	if len(t.Unreadable) == 0 {
+		return
+	}
+	why := clip(strings.Join(t.Unreadable, "; "), 500)
+	var external []string
+	for _, d := range v.Recipients {
+		if !d.Internal && !slices.Contains(v.RemoveRcpts, d.Address) {
+			external = append(external, d.Address)
+		}
+	}
+	if len(external) == 0 {
+		v.reason("content could not be read in full, but every recipient is in our own domains: %s", why)
+		return
+	}
+	rcpts := strings.Join(external, ", ")
+	switch p.Classification.Unreadable {
+	case UnreadableAccept:
+		v.reason("content could not be read in full; sent on the classification found (%s) because classification.unreadable = accept: %s", v.Classification, why)
+		v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s accepted by policy (classification.unreadable = accept): %s", rcpts, why))
+	case UnreadableRefuse:
+		v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s refused (classification.unreadable = refuse): %s", rcpts, why))
+		v.refuse(550, "5.7.1", "Message refused: this gateway could not read all of its content to check its classification ("+clip(why, 200)+"); send it unencrypted, uncompressed or as plain text")
+	default: // UnreadableHold, also for a zero Policy
+		qid := queueIDOr(t.Envelope.QueueID)
+		v.Action = Quarantine
+		v.reason("content could not be read in full, held for an administrator as if classified (classification.unreadable = hold); release with: postsuper -H %s: %s", qid, why)
+		v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s held (classification.unreadable = hold): %s", rcpts, why))
+		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: external, Code: WarningSecureDeliveryFailure,
+			Reason: fmt.Sprintf("A message from %s is held in the queue because this gateway could not read all of its content to check its classification: %s. Release it with: postsuper -H %s", t.Envelope.From, why, qid)})
 	}
 }
 

@@ -193,3 +193,97 @@ func TestDomainSet(t *testing.T) {
 		t.Errorf("by_class errors: %v", err)
 	}
 }
+
+// Issue 11, fail safe: outbound mail whose content could not be read in
+// full is decided by classification.unreadable (hold by default in every
+// profile), is an audit line (R113), and is never tagged compliant.
+func TestOutboundUnreadable(t *testing.T) {
+	unread := []string{"body/part 2 (application/pkcs7-mime): S/MIME enveloped (encrypted) content cannot be read"}
+	cases := []struct {
+		name    string
+		set     []string
+		class   string
+		rcpts   []string
+		want    Action
+		breach  bool
+		notice  bool
+		noTag   bool
+		unreadN int // len(t.Unreadable); 0 means unread
+	}{
+		{name: "sge default holds", set: []string{"profile=sge"}, rcpts: []string{rcptOf["other"]}, want: Quarantine, breach: true, notice: true, noTag: true},
+		{name: "securemail default holds", set: []string{"profile=securemail"}, rcpts: []string{rcptOf["secure"]}, want: Quarantine, breach: true, notice: true, noTag: true},
+		{name: "seemail default holds", set: []string{"profile=seemail"}, rcpts: []string{rcptOf["seemail"]}, want: Quarantine, breach: true, notice: true, noTag: true},
+		{name: "refuse", set: []string{`classification.unreadable="refuse"`}, rcpts: []string{rcptOf["other"]}, want: Reject, breach: true, noTag: true},
+		{name: "accept routes on what was read, untagged", set: []string{`classification.unreadable="accept"`}, rcpts: []string{rcptOf["other"]}, want: Accept, breach: true, noTag: true},
+		{name: "accept still applies a marking found", set: []string{`classification.unreadable="accept"`}, class: "SECRET", rcpts: []string{rcptOf["other"]}, want: Quarantine, breach: true, notice: true, noTag: true},
+		{name: "marking found elsewhere still decides", class: "SENSITIVE", rcpts: []string{rcptOf["other"]}, want: Reject, breach: true, noTag: true},
+		{name: "internal recipients only: delivered, untagged", rcpts: []string{rcptOf["internal"]}, want: Accept, noTag: true},
+		{name: "mixed internal and external: held", rcpts: []string{rcptOf["internal"], rcptOf["other"]}, want: Quarantine, breach: true, notice: true, noTag: true},
+		{name: "readable is tagged", rcpts: []string{rcptOf["other"]}, want: Accept, unreadN: -1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mustPolicy(t, append(c.set, routingLists...)...)
+			tx := Transaction{
+				Envelope:       Envelope{AuthUser: "alice", From: "alice@agency.govt.nz", Rcpts: c.rcpts, QueueID: "Q7"},
+				Headers:        hdrs("From", "alice@agency.govt.nz"),
+				Classification: c.class,
+				Unreadable:     unread,
+			}
+			if c.unreadN < 0 {
+				tx.Unreadable = nil
+			}
+			v := p.AtEndOfMessage(tx)
+			if v.Action != c.want {
+				t.Fatalf("action %s, want %s (reasons %q)", v.Action, c.want, v.Reasons)
+			}
+			if got := len(v.Breaches) > 0; got != c.breach {
+				t.Errorf("breach recorded %v, want %v: %q", got, c.breach, v.Breaches)
+			}
+			if c.breach && tx.Unreadable != nil && c.class == "" && !strings.Contains(strings.Join(v.Breaches, "\n"), "unreadable content") {
+				t.Errorf("breach does not name the unreadable content: %q", v.Breaches)
+			}
+			held := false
+			for _, n := range v.Notices {
+				if n.Kind == NoticeHeld {
+					held = true
+					if c.class == "" && !strings.Contains(n.Reason, "enveloped") {
+						t.Errorf("held notice does not give the unreadable reason: %q", n.Reason)
+					}
+				}
+			}
+			if held != c.notice {
+				t.Errorf("held notice %v, want %v", held, c.notice)
+			}
+			tagged := false
+			for _, e := range v.Edits {
+				if e.Op == OpAdd && e.Name == SecureEmailHeader {
+					tagged = true
+				}
+			}
+			if v.Action == Accept && tagged == c.noTag {
+				t.Errorf("tagged %v, want %v (edits %+v)", tagged, !c.noTag, v.Edits)
+			}
+			if tx.Unreadable != nil && len(v.Report().Unreadable) != 1 {
+				t.Errorf("report unreadable %q", v.Report().Unreadable)
+			}
+		})
+	}
+}
+
+// Issue 11: inbound, unreadable content is recorded, not acted on.
+func TestInboundUnreadableRecorded(t *testing.T) {
+	p := mustPolicy(t, `inbound.dmarc="off"`)
+	v := p.AtEndOfMessage(Transaction{
+		Conn:       Conn{TLS: TLSInfo{Version: "TLSv1.3"}},
+		Envelope:   Envelope{From: "a@example.org", Rcpts: []string{"colleague@agency.govt.nz"}},
+		Headers:    hdrs("From", "a@example.org"),
+		Unreadable: []string{"body: nested deeper than 32 levels"},
+	})
+	if v.Action != Accept || len(v.Breaches) > 0 {
+		t.Fatalf("inbound unreadable: action %s, breaches %q", v.Action, v.Breaches)
+	}
+	if !strings.Contains(strings.Join(v.Reasons, "\n"), "recorded only inbound") || len(v.Unreadable) != 1 {
+		t.Fatalf("inbound unreadable not recorded: reasons %q unreadable %q", v.Reasons, v.Unreadable)
+	}
+}

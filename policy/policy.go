@@ -160,7 +160,19 @@ type ClassificationPolicy struct {
 	Levels map[string]int
 	// ScanAttachments scans text-like attachments too (R34; off by default).
 	ScanAttachments bool
+	// Unreadable decides outbound mail whose content the scanner could not
+	// read in full (classify.Result.Unreadable): UnreadableHold (the
+	// default in every profile), UnreadableRefuse or UnreadableAccept.
+	// Fail safe (issue 11): such mail is never tagged compliant.
+	Unreadable string
 }
+
+// classification.unreadable values.
+const (
+	UnreadableHold   = "hold"   // quarantined for an administrator, like R110
+	UnreadableRefuse = "refuse" // 550 to the sender
+	UnreadableAccept = "accept" // routed on what could be read, never tagged compliant
+)
 
 // Rank returns a word's rank and whether the policy knows it.
 func (c ClassificationPolicy) Rank(word string) (int, bool) {

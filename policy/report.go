@@ -9,6 +9,7 @@ type Report struct {
 	WarningCode    string    `json:"warning_code"`
 	WarningMode    string    `json:"warning_mode"`
 	Classification string    `json:"classification"`
+	Unreadable     []string  `json:"unreadable"`
 	Reasons        []string  `json:"reasons"`
 	HeadersAdded   []string  `json:"headers_added"`
 	HeadersRemoved []string  `json:"headers_removed"`
@@ -37,6 +38,7 @@ func (v Verdict) Report() Report {
 		WarningMode:       v.WarningMode,
 		Notices:           append([]Notice{}, v.Notices...),
 		Classification:    v.Classification,
+		Unreadable:        append([]string{}, v.Unreadable...),
 		Reasons:           append([]string{}, v.Reasons...),
 		HeadersAdded:      []string{},
 		HeadersRemoved:    []string{},

@@ -50,6 +50,10 @@ type Transaction struct {
 	Classification string
 	// RSVPDR: the delivery-receipt trigger word was found (R35, R73).
 	RSVPDR bool
+	// Unreadable lists why the scanner could not read all of the content
+	// it would judge (classify.Result.Unreadable); then Classification is
+	// only a lower bound and classification.unreadable decides outbound.
+	Unreadable []string
 	// Received is when the gateway received the message (MAIL FROM), for R100.
 	Received time.Time
 	// Mail and Header are the sender checks run at MAIL FROM and end of
@@ -139,7 +143,10 @@ type Verdict struct {
 	WarningCode    string // Table 3 code, "" when none
 	WarningMode    string // how the recipient sees it: wrap, prepend, header ("" none)
 	Classification string
-	Reasons        []string
+	// Unreadable is the transaction's unreadable list, for the decision
+	// log and `check` (issue 11).
+	Unreadable []string
+	Reasons    []string
 
 	// Recipients is the outbound decision for each envelope recipient (M-OUT).
 	Recipients []RecipientDecision

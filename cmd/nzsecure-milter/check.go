@@ -118,6 +118,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		Headers:        headers,
 		Classification: class.Classification,
 		RSVPDR:         class.RSVPDR,
+		Unreadable:     class.Unreadable,
 		Received:       time.Now(),
 	}
 	out := json.NewEncoder(stdout)
