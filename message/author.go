@@ -16,7 +16,8 @@ const (
 	// StatusOK: exactly one From: field holding exactly one mailbox that
 	// parses (with the leniency real mail needs, see Authors).
 	StatusOK Status = "ok"
-	// StatusAbsent: no From: field, or only blank ones.
+	// StatusAbsent: no From: field, only blank ones, or one that names
+	// no mailbox at all (an empty group).
 	StatusAbsent Status = "absent"
 	// StatusRepeated: more than one From: field (RFC 5322 section 3.6
 	// allows one).
@@ -127,7 +128,8 @@ func Authors(values []string) AuthorResult {
 	case r.Problem != "":
 		r.Status = StatusUnparseable
 	case len(r.Authors) == 0:
-		r.Status, r.Problem = StatusUnparseable, "no address in the From: header field"
+		// An empty group ("undisclosed-recipients:;") names no author.
+		r.Status, r.Problem = StatusAbsent, "no address in the From: header field"
 	case len(r.Authors) > 1:
 		r.Status, r.Problem = StatusMultiple, "several addresses in the From: header field"
 	default:

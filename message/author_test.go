@@ -87,7 +87,7 @@ func TestAuthors(t *testing.T) {
 		{name: "two angle addresses", values: []string{"<john@agency.govt.nz> <x@evil.example>"}, status: StatusUnparseable,
 			candidates: []string{"agency.govt.nz", "evil.example"}},
 		{name: "text without an address", values: []string{"Smith, John"}, status: StatusUnparseable},
-		{name: "empty group", values: []string{"undisclosed-recipients:;"}, status: StatusUnparseable},
+		{name: "empty group", values: []string{"undisclosed-recipients:;"}, status: StatusAbsent},
 		{name: "group of one", values: []string{"Team: john@agency.govt.nz;"}, status: StatusOK,
 			address: "john@agency.govt.nz", candidates: []string{"agency.govt.nz"}},
 		{name: "source route", values: []string{"<@relay.example:john@agency.govt.nz>"}, status: StatusOK,

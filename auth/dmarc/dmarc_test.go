@@ -187,6 +187,22 @@ func TestEvaluate(t *testing.T) {
 		{"6.6.1 several authors in one domain",
 			Input{From: []string{"a@agency.govt.nz, B <b@Agency.govt.nz>"}, DKIM: dkimPass("agency.govt.nz")}, nil,
 			want{Pass, PolicyNone, PolicyReject, false, true, "agency.govt.nz", true, nil}},
+		// Issue 12 point 10: From: is unfolded before it is parsed; a
+		// fold with a comment on the next line is one author, not a
+		// permerror. Point 1: the forms real mail uses are read as
+		// clients read them (message.Authors).
+		{"issue 12 From: folded with a comment on the next line",
+			Input{From: []string{"bob@agency.govt.nz\r\n (Bob Smith)"}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 unquoted comma in the display name",
+			Input{From: []string{"Smith, Bob <bob@agency.govt.nz>"}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 ideographic full stops and a trailing dot",
+			Input{From: []string{"bob@Agency\u3002govt\uFF0Enz."}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 unclosed quote is malformed",
+			Input{From: []string{`"Bob <bob@agency.govt.nz>`}}, nil,
+			want{PermError, PolicyNone, "", false, false, "", true, ErrMalformedFrom}},
 		// A display name that looks like an address does not count.
 		{"6.6.1 display name with @",
 			Input{From: []string{`"ceo@agency.govt.nz" <mallory@nowhere.example>`}, DKIM: dkimPass("agency.govt.nz")}, nil,
