@@ -126,7 +126,10 @@ type Evaluation struct {
 	// that decided the result.
 	FromDomain string
 	// FromDomains lists the distinct domains of a From: field with
-	// several mailboxes (RFC 7489 section 6.6.1); nil with one.
+	// several mailboxes (RFC 7489 section 6.6.1), or every domain a
+	// From: that cannot be parsed names (its candidates, evaluated for
+	// the strictest policy; such a From: never gets Pass, at best None);
+	// nil with one.
 	FromDomains []string
 	// OrgDomain is FromDomain's organisational domain (section 3.2).
 	OrgDomain string
@@ -168,6 +171,17 @@ func Evaluate(ctx context.Context, in Input, opts Options) (Evaluation, error) {
 		opts.OrgDomain = OrganizationalDomain
 	}
 	domains, err := FromDomains(in.From)
+	unparsed := ""
+	if errors.Is(err, ErrMalformedFrom) {
+		// RFC 7489 section 6.6.1 leaves a From: that cannot be parsed to
+		// the receiver. Fail safe (issue 12 point 1): when it names
+		// domains (after an "@" anywhere, or in a display name), each is
+		// evaluated and the strictest policy applies, so a domain that
+		// says reject is refused; only a From: naming none is a permerror.
+		if c := message.Authors(in.From).Candidates; len(c) > 0 {
+			domains, unparsed, err = c, err.Error(), nil
+		}
+	}
 	if err != nil {
 		return Evaluation{Result: PermError, Disposition: PolicyNone, Sampled: true, Reason: err.Error()}, err
 	}
@@ -184,6 +198,14 @@ func Evaluate(ctx context.Context, in Input, opts Options) (Evaluation, error) {
 		// addresses: evaluate each domain and apply the strictest policy
 		// among those that fail.
 		best.FromDomains = domains
+	}
+	if unparsed != "" {
+		best.FromDomains = domains
+		if best.Result == Pass {
+			// No pass is claimed for an author nobody can tell.
+			best.Result = None
+		}
+		best.Reason = fmt.Sprintf("%s; evaluated every domain it names (%s), the strictest applies: %s", unparsed, strings.Join(domains, ", "), best.Reason)
 	}
 	return best, bestErr
 }

@@ -200,8 +200,20 @@ func TestEvaluate(t *testing.T) {
 		{"issue 12 ideographic full stops and a trailing dot",
 			Input{From: []string{"bob@Agency\u3002govt\uFF0Enz."}}, noRand(t),
 			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
-		{"issue 12 unclosed quote is malformed",
-			Input{From: []string{`"Bob <bob@agency.govt.nz>`}}, nil,
+		// Issue 12 point 1: a From: that cannot be parsed is evaluated
+		// over every domain it names, the strictest policy applies, and
+		// it never passes.
+		{"issue 12 unclosed quote: the named domain's p=reject applies",
+			Input{From: []string{`"Bob <bob@agency.govt.nz>`}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 unparseable From: naming a reject domain in its display name",
+			Input{From: []string{`"Bob at agency.govt.nz <bob@nowhere.example>`}, DKIM: dkimPass("nowhere.example")}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 unparseable From: aligned is no pass",
+			Input{From: []string{`"Bob <bob@agency.govt.nz>`}, DKIM: dkimPass("agency.govt.nz")}, noRand(t),
+			want{None, PolicyNone, PolicyReject, false, true, "agency.govt.nz", true, nil}},
+		{"issue 12 unparseable From: naming no domain is a permerror",
+			Input{From: []string{`"Bob (the boss`}}, nil,
 			want{PermError, PolicyNone, "", false, false, "", true, ErrMalformedFrom}},
 		// A display name that looks like an address does not count.
 		{"6.6.1 display name with @",

@@ -22,6 +22,14 @@
 #      naming the impersonation.
 #   b'. From: "Sender Ltd CEO (ceo@sender.example)" <ceo@sender.example>:
 #      delivered with no warning.
+#   d. From: "John <john@agency.govt.nz> (an unclosed quote: no author can
+#      be told): unverified, delivered with X-NZ-Secure-Warning: 005 (the
+#      domain it names is ours and publishes no DMARC record).
+#   d2. From: "Boss <boss@reject.example> (unclosed quote naming a domain
+#      whose DMARC record says p=reject; SPF passes only for
+#      sender.example): refused after DATA with 550 5.7.1 "Message rejected
+#      by the DMARC policy of reject.example" (G-DMARC-IN, RFC 7489 section
+#      6.6.1: the strictest policy of every domain the From: names).
 #   c. alice (SASL submission) sends From: alice@agency.govt.nz with
 #      Sender: bob@agency.govt.nz: refused after DATA, 550 5.7.1 "Sender:
 #      address <bob@agency.govt.nz> does not match the authenticated sender
@@ -117,6 +125,7 @@ cat >"$WORK/zone" <<EOF
 ; identity.sh (tests/e2e/dnsd). The test client is 127.0.0.2. Other names:
 ; NXDOMAIN (no DMARC record anywhere: the warnings decide, not p=reject).
 sender.example.   300 IN TXT "v=spf1 ip4:127.0.0.2 -all"
+_dmarc.reject.example. 300 IN TXT "v=DMARC1; p=reject"
 $DOMAIN.          300 IN TXT "v=spf1 ip4:127.0.0.1 -all"
 EOF
 start_dns "$WORK/zone"
@@ -135,6 +144,22 @@ inbound b "\"ceo@$DOMAIN\" <ceo@sender.example>" 005
 assert_contains "$WORK/b.decision" "names our own domain $DOMAIN but the address is <ceo@sender.example>: impersonation" \
 	"b (issue 12 point 2): the decision log names the display-name impersonation"
 inbound b1 "Sender Ltd CEO (ceo@sender.example) <ceo@sender.example>" ""
+
+# ------------------------------------------------------------------ d, d2
+inbound d "\"John <john@$DOMAIN>" 005
+assert_contains "$WORK/d.decision" "cannot be read for one author \\(unclosed quoted string\\) and names our own domain $DOMAIN" \
+	"d (issue 12 point 1): the decision log says the From: cannot be read and names our domain"
+id=$(unique_id)
+rc=0
+send --tls --from "$SENDER" --to "$TO" --header 'From: "Boss <boss@reject.example>' \
+	--header "Subject: e2e identity $id" --add-header "X-Test-Id: $id" || rc=$?
+EXPECT_NONE+=("$id")
+reply=$(last_reply)
+if ((rc == 26)) && [[ $reply =~ ^550[\ -]5\.7\.1\ Message\ rejected\ by\ the\ DMARC\ policy\ of\ reject\.example ]]; then
+	pass "d2 (G-DMARC-IN, issue 12 point 1): unparseable From: naming a p=reject domain refused after DATA: $reply"
+else
+	fail "d2 (G-DMARC-IN): unparseable From: naming a p=reject domain refused with 550 5.7.1 (swaks exit $rc, reply '$reply')" "$SEND_OUT"
+fi
 
 # ------------------------------------------------------------------ c, c2, c'
 outbound c 'Sender: address <bob@agency\.govt\.nz> does not match the authenticated sender .*\(R66\)$' \
