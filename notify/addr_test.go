@@ -29,9 +29,26 @@ func TestSplitAddress(t *testing.T) {
 // R93 through the one parser: a system sender behind an unquoted comma or
 // an address literal is still a system sender.
 func TestShouldNotifyMalformedFrom(t *testing.T) {
-	for _, from := range []string{"Delivery, Mail <MAILER-DAEMON@example.org>", "postmaster@[192.0.2.1]", "Mail System <postmaster@example.org"} {
+	for _, from := range []string{"Delivery, Mail <MAILER-DAEMON@example.org>", "postmaster@[192.0.2.1]", "Mail System <postmaster@example.org",
+		"alice@example.org, Postmaster <postmaster@example.org>"} {
 		if ok, reason := ShouldNotify(from, "x@example.org", NotifyContext{To: "postmaster@agency.govt.nz", Inbound: true}); ok || reason != ReasonFromSystem {
 			t.Errorf("%q: ShouldNotify = %v %q", from, ok, reason)
 		}
+	}
+}
+
+// R95 for every author of a From: with several mailboxes.
+func TestShouldNotifySeveralAuthors(t *testing.T) {
+	ctx := NotifyContext{To: "postmaster@other.govt.nz", Inbound: true}
+	if ok, reason := ShouldNotify("alice@example.org, bob@mail.other.govt.nz", "bounce@esp.example", ctx); ok || reason != ReasonSenderPM {
+		t.Errorf("second author's postmaster: %v %q", ok, reason)
+	}
+	ctx.Headers = hs("List-Id", "<staff.lists.example.org>")
+	ctx.To = "staff@lists.example.org"
+	if ok, reason := ShouldNotify("alice@example.org, Staff <staff@lists.example.org>", "bounce@esp.example", ctx); ok || reason != ReasonListSender {
+		t.Errorf("list sender as second author: %v %q", ok, reason)
+	}
+	if ok, _ := ShouldNotify("alice@example.org, bob@example.org", "bounce@esp.example", NotifyContext{To: "carol@example.net", Inbound: true}); !ok {
+		t.Error("ordinary authors suppressed")
 	}
 }
