@@ -521,7 +521,7 @@ func isAt(r rune) bool { return r == '@' || r == '\uFF20' || r == '\uFE6B' }
 
 // domainRune: a rune that can be part of a domain as a client shows it,
 // before UTS #46 mapping (letters and digits of any script, "-", "_",
-// and every full stop UTS #46 maps to ".").
+// every full stop UTS #46 maps to ".", and invisible format characters).
 func domainRune(r rune) bool {
 	switch r {
 	case '.', '-', '_', '\u3002', '\uFF0E', '\uFF61':
@@ -530,7 +530,9 @@ func domainRune(r rune) bool {
 	if r < 0x80 {
 		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 	}
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || r == '\uFF0D'
+	// Format characters (zero-width space, soft hyphen, ...) are part of
+	// the run: a client shows nothing for them, and UTS #46 maps them away.
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || r == '\uFF0D' || unicode.Is(unicode.Cf, r)
 }
 
 // atDomains lists the domains written after an "@" anywhere in s.

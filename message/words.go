@@ -14,10 +14,6 @@ import (
 // optional RFC 2231 language suffix on the charset.
 var encodedWord = regexp.MustCompile(`=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=`)
 
-// maxDecodedWord bounds what one encoded word may expand to, so decoding
-// stays linear in the input.
-const maxDecodedWord = 4096
-
 // DecodeWords decodes the RFC 2047 encoded words in s, in any charset
 // github.com/emersion/go-message/charset knows; a word in a charset it does
 // not know (or that fails to convert) is read as UTF-8, its bytes that are
@@ -58,12 +54,11 @@ func decodeWord(cs, enc, text string) string {
 	} else {
 		raw = qDecode(text)
 	}
-	if len(raw) > maxDecodedWord {
-		raw = raw[:maxDecodedWord]
-	}
+	// Nothing is cut short: a long word must not hide the name at its end.
+	// A charset conversion grows the text by a small factor at most.
 	cs, _, _ = strings.Cut(cs, "*") // RFC 2231 section 5: charset*language
 	if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
-		if out, err := io.ReadAll(io.LimitReader(r, 4*maxDecodedWord)); err == nil {
+		if out, err := io.ReadAll(r); err == nil {
 			return toUTF8(string(out))
 		}
 	}
