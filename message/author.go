@@ -141,12 +141,10 @@ func Authors(values []string) AuthorResult {
 
 // Mailboxes reads one address-list or mailbox-list field (Sender:,
 // Resent-From:, To:, an envelope address in angle brackets) with the same
-// rules as Authors. Status is StatusAbsent for a blank value, StatusOK for
-// one mailbox, StatusMultiple for several, StatusUnparseable otherwise.
-func Mailboxes(value string) AuthorResult {
-	r := Authors([]string{value})
-	return r
-}
+// rules as Authors. Status is StatusAbsent for a blank value (or an empty
+// group), StatusOK for one mailbox, StatusMultiple for several,
+// StatusUnparseable otherwise; Problem speaks of "From:" whatever the field.
+func Mailboxes(value string) AuthorResult { return Authors([]string{value}) }
 
 // finish fills Mentioned and Candidates from Names and Authors, distinct,
 // in order of appearance.
