@@ -84,9 +84,16 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 	orig := notify.OriginalFromHeaders(hs)
 	if nt.Kind != policy.NoticeHeld {
 		// R93, R94: no answers to postmasters or the null sender (loops).
-		if ok, why := notify.ShouldNotify(orig.From, env.From, notify.NotifyContext{To: nt.To, Inbound: v.Direction == policy.Inbound, Headers: hs}); !ok {
-			n.Log.Info("notice not sent", "kind", string(nt.Kind), "to", nt.To, "reason", why, "queue_id", env.QueueID)
-			return nil, errSuppressed
+		// Every From: field counts, read raw by the one parser (issue 12).
+		froms := policy.HeaderValues(hs, "From")
+		if len(froms) == 0 {
+			froms = []string{""}
+		}
+		for _, from := range froms {
+			if ok, why := notify.ShouldNotify(from, env.From, notify.NotifyContext{To: nt.To, Inbound: v.Direction == policy.Inbound, Headers: hs}); !ok {
+				n.Log.Info("notice not sent", "kind", string(nt.Kind), "to", nt.To, "reason", why, "queue_id", env.QueueID)
+				return nil, errSuppressed
+			}
 		}
 	}
 	// R95: at most rate_count notices per recipient and code per window.

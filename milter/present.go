@@ -3,8 +3,8 @@ package milter
 import (
 	"fmt"
 	"io"
-	"strings"
 
+	nzmsg "github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -27,8 +27,12 @@ func GradeWarning(p *policy.Policy, v policy.Verdict, hs []policy.Header) Warnin
 	w := Warning{Code: v.WarningCode, Mode: notify.Mode(v.WarningMode)}
 	workspace := false
 	if ws, err := notify.NewWorkspace(p.Inbound.TrustedLists); err == nil {
-		for _, f := range policy.HeaderValues(hs, "From") {
-			workspace = workspace || ws.Contains(strings.Trim(strings.TrimSpace(f), "<>"))
+		// R108 downgrades only a From: that names one author and no other
+		// domain anywhere (issue 12: an ambiguous or impersonating From:
+		// keeps its warning).
+		a := nzmsg.Authors(policy.HeaderValues(hs, "From"))
+		if m, ok := a.Author(); ok && len(a.Candidates) == 1 {
+			workspace = ws.Contains(m.Address())
 		}
 	}
 	w.Severity = notify.Grade(w.Code, notify.IsListMail(hs), workspace, true)

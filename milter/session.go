@@ -12,7 +12,7 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
-	"github.com/emersion/go-message/mail"
+	nzmsg "github.com/nzsecure-milter/nzsecure-milter/message"
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
@@ -440,18 +440,10 @@ func (s *session) sign(v policy.Verdict, m gomilter.Modifier, lead string) error
 	return nil
 }
 
-// fromDomainOf is the lower-case domain of the single From: address.
+// fromDomainOf is the domain of the single From: author (message.Authors),
+// "" when there is not exactly one.
 func fromDomainOf(hs []policy.Header) string {
-	froms := policy.HeaderValues(hs, "From")
-	if len(froms) != 1 {
-		return ""
-	}
-	a, err := mail.ParseAddress(strings.ReplaceAll(froms[0], "\n", ""))
-	if err != nil {
-		return ""
-	}
-	_, d, _ := strings.Cut(a.Address, "@")
-	return strings.ToLower(d)
+	return nzmsg.Authors(policy.HeaderValues(hs, "From")).Domain()
 }
 
 // applyWarning renders the warning (R76-R80) and applies its header edits,

@@ -3,41 +3,28 @@ package notify
 import (
 	"strings"
 
-	"github.com/emersion/go-message/mail"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
-// splitAddress returns the local part and the domain (lower case, without a
-// trailing dot) of an address written as an envelope address
-// ("user@example.org", "<user@example.org>", "<>") or as a header value
-// ("Name <user@example.org>", "user@example.org (comment)"). It returns two
-// empty strings for the null address and for text without an address.
+// splitAddress returns the local part and the domain (normalised as
+// message.NormalizeDomain does) of an address written as an envelope
+// address ("user@example.org", "<user@example.org>", "<>") or as a header
+// value ("Name <user@example.org>", "user@example.org (comment)"), read by
+// the gateway's one address parser (message.Mailboxes, issue 12 point 1):
+// the first mailbox it finds. It returns two empty strings for the null
+// address and for text without an address.
 func splitAddress(a string) (local, domain string) {
-	a = strings.TrimSpace(a)
+	a = strings.TrimSpace(message.Unfold(a))
 	if a == "" || a == "<>" {
 		return "", ""
 	}
-	addr := ""
-	if strings.ContainsAny(a, "<(\",") || strings.Contains(a, " ") {
-		if l, err := mail.ParseAddressList(a); err == nil && len(l) > 0 {
-			addr = l[0].Address
-		}
+	if r := message.Mailboxes(a); len(r.Authors) > 0 {
+		return r.Authors[0].Local, r.Authors[0].Domain
 	}
-	if addr == "" {
-		addr = a
-		if i := strings.LastIndexByte(addr, '<'); i >= 0 {
-			addr = addr[i+1:]
-			if j := strings.IndexByte(addr, '>'); j >= 0 {
-				addr = addr[:j]
-			}
-		}
-	}
-	addr = strings.TrimSpace(addr)
-	// An RFC 5321 source route (@a,@b:user@c) names relays, not the mailbox.
-	if strings.HasPrefix(addr, "@") {
-		if i := strings.IndexByte(addr, ':'); i >= 0 {
-			addr = addr[i+1:]
-		}
-	}
+	// No mailbox with a usable domain: "postmaster" without a domain, an
+	// address literal. Split what is there, so that the loop rules (R93)
+	// still see a system local part.
+	addr := strings.TrimSpace(strings.Trim(a, "<>"))
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return unquote(addr), ""
@@ -53,11 +40,13 @@ func unquote(lp string) string {
 	return lp
 }
 
-// normDomain lower-cases a domain and drops a trailing dot and brackets.
+// normDomain is message.NormalizeDomain, or for a name that cannot be a
+// domain (an address literal) the name lower-cased without a trailing dot.
 func normDomain(d string) string {
-	d = strings.ToLower(strings.TrimSpace(d))
-	d = strings.TrimSuffix(d, ".")
-	return d
+	if n, ok := message.NormalizeDomain(d); ok {
+		return n
+	}
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 }
 
 // bareAddress is the address of a (header or envelope) value as

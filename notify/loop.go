@@ -4,6 +4,7 @@ import (
 	"mime"
 	"strings"
 
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -33,7 +34,8 @@ const (
 
 // ShouldNotify applies the loop rules of R93-R95 to a proposed exception or
 // notification message about an original message whose From: header is
-// origFrom and whose envelope sender (MAIL FROM) is envelopeFrom:
+// origFrom (one raw value; the caller asks once per From: field) and whose
+// envelope sender (MAIL FROM) is envelopeFrom:
 //
 //   - never in answer to the null sender ("" or "<>");
 //   - never in answer to mail from postmaster or MAILER-DAEMON, in the
@@ -53,9 +55,14 @@ func ShouldNotify(origFrom, envelopeFrom string, c NotifyContext) (ok bool, reas
 	if envLocal == "" && envDomain == "" {
 		return false, ReasonNullSender
 	}
-	hdrLocal, hdrDomain := splitAddress(origFrom)
-	if isSystemLocalPart(envLocal) || isSystemLocalPart(hdrLocal) {
+	authors := headerAddresses(origFrom)
+	if isSystemLocalPart(envLocal) {
 		return false, ReasonFromSystem
+	}
+	for _, a := range authors {
+		if isSystemLocalPart(a[0]) {
+			return false, ReasonFromSystem
+		}
 	}
 	for _, h := range c.Headers {
 		switch strings.ToLower(strings.TrimSpace(h.Name)) {
@@ -73,15 +80,37 @@ func ShouldNotify(origFrom, envelopeFrom string, c NotifyContext) (ok bool, reas
 	if toLocal == "" || toDomain == "" {
 		return false, ReasonNoRecipient
 	}
-	if c.Inbound && isSystemLocalPart(toLocal) &&
-		(sameOrganisation(toDomain, envDomain) || sameOrganisation(toDomain, hdrDomain)) {
+	sameOrg, listSender := sameOrganisation(toDomain, envDomain), false
+	to := toLocal + "@" + toDomain
+	for _, a := range authors {
+		sameOrg = sameOrg || sameOrganisation(toDomain, a[1])
+		listSender = listSender || strings.EqualFold(to, a[0]+"@"+a[1])
+	}
+	if c.Inbound && isSystemLocalPart(toLocal) && sameOrg {
 		return false, ReasonSenderPM
 	}
-	to := toLocal + "@" + toDomain
-	if IsListMail(c.Headers) && (strings.EqualFold(to, bareAddress(envelopeFrom)) || strings.EqualFold(to, bareAddress(origFrom))) {
+	if IsListMail(c.Headers) && (strings.EqualFold(to, bareAddress(envelopeFrom)) || listSender) {
 		return false, ReasonListSender
 	}
 	return true, ""
+}
+
+// headerAddresses lists the local part and domain of every mailbox in a
+// From: value, read by the
+// one parser (message.Mailboxes): the loop rules hold for every author,
+// not only the first (fail safe, R93). A value with no mailbox gives what
+// splitAddress finds.
+func headerAddresses(v string) [][2]string {
+	var out [][2]string
+	for _, m := range message.Mailboxes(v).Authors {
+		out = append(out, [2]string{m.Local, m.Domain})
+	}
+	if len(out) == 0 {
+		if l, d := splitAddress(v); l != "" || d != "" {
+			out = append(out, [2]string{l, d})
+		}
+	}
+	return out
 }
 
 // keyword is a header value's first token in lower case, without

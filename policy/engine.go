@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/emersion/go-message/charset" // charsets for encoded display names in From:
-	"github.com/emersion/go-message/mail"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // TimesHeader records when the gateway received a message (R100).
@@ -269,65 +268,83 @@ func (p *Policy) secureTagValue(classification string) string {
 
 // checkOutboundFrom enforces R65 (a From: exists and is not blank) and R66
 // (the From: address matches the authenticated sender and is one of our
-// domains). No policy key turns these off: "The Sender must NOT be able to
-// disable this feature" (R66).
+// domains), reading From: with the one author parser (message.Authors).
+// R66 covers every header that names who sends (issue 12 point 7):
+// Sender:, Resent-From: and Resent-Sender: naming anyone but the
+// authenticated user, or outside our domains, are refused like a
+// mismatched From:. No policy key turns these off: "The Sender must NOT be
+// able to disable this feature" (R66).
 func (p *Policy) checkOutboundFrom(v *Verdict, t Transaction) {
 	froms := HeaderValues(t.Headers, "From")
-	switch {
-	case len(froms) == 0:
-		v.refuse(550, "5.7.1", "Message refused: it has no From: header (R65)")
+	a := message.Authors(froms)
+	switch a.Status {
+	case message.StatusAbsent:
+		if len(froms) == 0 {
+			v.refuse(550, "5.7.1", "Message refused: it has no From: header (R65)")
+		} else {
+			v.refuse(550, "5.7.1", "Message refused: its From: header is blank (R65)")
+		}
 		return
-	case len(froms) > 1:
+	case message.StatusRepeated:
 		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: it has %d From: headers; exactly one is required (R65)", len(froms)))
 		return
-	case strings.TrimSpace(froms[0]) == "":
-		v.refuse(550, "5.7.1", "Message refused: its From: header is blank (R65)")
+	case message.StatusUnparseable:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header %q is not a valid address (R65): %s", clip(unfold(froms[0]), 100), a.Problem))
+		return
+	case message.StatusMultiple:
+		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header has %d addresses; outbound mail must carry exactly one (R66)", len(a.Authors)))
 		return
 	}
-	addrs, err := parseAddressList(froms[0])
-	if err != nil || len(addrs) == 0 {
-		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header %q is not a valid address (R65)", clip(froms[0], 100)))
-		return
-	}
-	if len(addrs) > 1 {
-		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its From: header has %d addresses; outbound mail must carry exactly one (R66)", len(addrs)))
-		return
-	}
-	from := strings.ToLower(addrs[0])
-	local, domain, _ := strings.Cut(from, "@")
 	if len(p.Domains) == 0 {
 		v.refuse(550, "5.7.1", "Message refused: this gateway has no domains configured (policy key domains), so no outbound From: can be checked (R66)")
 		return
 	}
-	if !p.IsOurDomain(domain) {
-		v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: From: address <%s> is not in one of this agency's domains (R66)", from))
+	author, _ := a.Author()
+	if why := p.identityMismatch("From", author, t.Envelope.AuthUser); why != "" {
+		v.refuse(550, "5.7.1", why)
 		return
 	}
-	if user := strings.ToLower(t.Envelope.AuthUser); user != "" {
-		match := from == user
-		if !strings.Contains(user, "@") {
-			match = local == user
-		}
-		if !match {
-			v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: From: address <%s> does not match the authenticated sender %q (R66)", from, t.Envelope.AuthUser))
-			return
+	for _, name := range []string{"Sender", "Resent-From", "Resent-Sender"} {
+		for _, val := range HeaderValues(t.Headers, name) {
+			r := message.Mailboxes(val)
+			switch r.Status {
+			case message.StatusAbsent:
+				v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its %s: header names no address (R66)", name))
+				return
+			case message.StatusUnparseable:
+				v.refuse(550, "5.7.1", fmt.Sprintf("Message refused: its %s: header %q is not a valid address (R66): %s", name, clip(unfold(val), 100), r.Problem))
+				return
+			}
+			for _, m := range r.Authors {
+				if why := p.identityMismatch(name, m, t.Envelope.AuthUser); why != "" {
+					v.refuse(550, "5.7.1", why)
+					return
+				}
+			}
 		}
 	}
-	v.reason("From: <%s> matches the sender and our domains (R65, R66)", from)
+	v.reason("From: <%s> matches the sender and our domains (R65, R66)", strings.ToLower(author.Address()))
 }
 
-// parseAddressList returns the addresses of an address-list header value
-// (folds removed; encoded display names in any charset).
-func parseAddressList(value string) ([]string, error) {
-	list, err := mail.ParseAddressList(unfold(value))
-	if err != nil {
-		return nil, err
+// identityMismatch says why the address in header name may not be used by
+// the authenticated user (R66), "" when it may: it must be in one of our
+// domains and, when the client authenticated, be the user (the whole
+// address, or the local part for a user name without a domain).
+func (p *Policy) identityMismatch(name string, m message.Mailbox, authUser string) string {
+	addr := strings.ToLower(m.Address())
+	if !p.IsOurDomain(m.Domain) {
+		return fmt.Sprintf("Message refused: %s: address <%s> is not in one of this agency's domains (R66)", name, addr)
 	}
-	out := make([]string, len(list))
-	for i, a := range list {
-		out[i] = a.Address
+	if user := strings.ToLower(authUser); user != "" {
+		match := addr == user
+		if !strings.Contains(user, "@") {
+			match = strings.ToLower(m.Local) == user
+		}
+		if !match {
+			return fmt.Sprintf("Message refused: %s: address <%s> does not match the authenticated sender %q (R66)", name, addr, authUser)
+		}
 	}
-	return out, nil
+	return ""
 }
 
 func clip(s string, n int) string {

@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // Table 3 warning codes the engine gives.
@@ -31,29 +33,90 @@ type Notice struct {
 	Rcpts  []string   `json:"recipients,omitempty"` // the recipients it is about
 }
 
-// verifiedSender: the From: domain is vouched for by a passing SPF check
-// of a MAIL FROM in the same domain or a subdomain of it, over TLS. (Domain
-// S/MIME and DKIM/DMARC will also verify, when they land.)
+// verifiedSender reports whether the author domain fromDomain (normalised)
+// is verified (R76), by DMARC's alignment rules (RFC 7489 section 3.1,
+// issue 12 point 3), over TLS: a DMARC pass for that very From: domain
+// (an aligned SPF or DKIM pass), or a passing SPF check of a MAIL FROM
+// whose domain is aligned with it (the same domain or the same
+// organisational domain, never a public suffix: an SPF pass of govt.nz
+// verifies no agency below it).
 func verifiedSender(t Transaction, fromDomain string) bool {
-	r := t.Mail.SPF
-	if r == nil || r.Result != ResultPass || t.Conn.TLS.Version == "" {
+	if fromDomain == "" || t.Conn.TLS.Version == "" {
 		return false
 	}
-	d := senderDomain(t.Envelope.From)
-	return d == fromDomain || strings.HasSuffix(d, "."+fromDomain) || strings.HasSuffix(fromDomain, "."+d)
+	if d := t.Message.DMARC; d != nil && d.Result == ResultPass && d.FromDomain == fromDomain {
+		return true
+	}
+	r := t.Mail.SPF
+	if r == nil || r.Result != ResultPass {
+		return false
+	}
+	d, ok := message.NormalizeDomain(senderDomain(t.Envelope.From))
+	return ok && message.Aligned(d, fromDomain)
 }
 
-// fromDomain is the domain of the single From: address, "" otherwise.
-func fromDomain(hs []Header) string {
-	froms := HeaderValues(hs, "From")
-	if len(froms) != 1 {
-		return ""
+// ownsDomain: d is one of our domains or a subdomain of one (issue 12
+// point 3: 005 covers x@sub.agency.govt.nz when agency.govt.nz is ours).
+func (p *Policy) ownsDomain(d string) bool {
+	for _, ours := range p.Domains {
+		if d == ours || strings.HasSuffix(d, "."+ours) {
+			return true
+		}
 	}
-	addrs, err := parseAddressList(froms[0])
-	if err != nil || len(addrs) != 1 {
-		return ""
+	return false
+}
+
+// participating: d is on one of the secure-domain lists (a participating
+// agency, Table 3 code 002).
+func (p *Policy) participating(d string) bool {
+	o := &p.Outbound
+	return o.SecureDomains.Match(d) || o.SEEMailDomains.Match(d) || o.SecureMailDomains.Match(d)
+}
+
+// authorWarning is the Table 3 warning the From: field(s) call for (R76),
+// read by the one author parser (message.Authors), with the reason; "" when
+// none. 005 goes before 002 (R79: the first rule that warns).
+//
+// With exactly one author: 005 when its domain is ours (or below ours) and
+// not verified, or when a display name or comment names our domain while
+// the address is elsewhere (display-name impersonation, issue 12 point 2,
+// under every profile); then 002 the same way for a participating agency.
+// Otherwise (no From:, several From: fields, several addresses, a From:
+// that does not parse) the author is unverifiable: any candidate domain
+// that is ours gets 005, a participating agency's 002 (issue 12 point 1;
+// fail safe: never delivered as if nothing were named).
+func (p *Policy) authorWarning(t Transaction, a message.AuthorResult) (code, why string) {
+	if m, ok := a.Author(); ok {
+		fd := m.Domain
+		if p.ownsDomain(fd) && !verifiedSender(t, fd) {
+			return WarningOwnAgency, fmt.Sprintf("From: is in our own domain %s but the message came from outside and is not verified (warning %s, R76)", fd, WarningOwnAgency)
+		}
+		for _, d := range a.Mentioned {
+			if p.ownsDomain(d) && !p.ownsDomain(fd) {
+				return WarningOwnAgency, fmt.Sprintf("From: display name or comment names our own domain %s but the address is <%s>: impersonation, not verified (warning %s, R76)", d, m.Address(), WarningOwnAgency)
+			}
+		}
+		if p.participating(fd) && !verifiedSender(t, fd) {
+			return WarningForgedAgency, fmt.Sprintf("From: is a participating agency (%s) but the message is not verified (warning %s, R76)", fd, WarningForgedAgency)
+		}
+		for _, d := range a.Mentioned {
+			if p.participating(d) && !message.Aligned(fd, d) {
+				return WarningForgedAgency, fmt.Sprintf("From: display name or comment names the participating agency %s but the address is <%s>: impersonation, not verified (warning %s, R76)", d, m.Address(), WarningForgedAgency)
+			}
+		}
+		return "", ""
 	}
-	return senderDomain(strings.ToLower(addrs[0]))
+	for _, d := range a.Candidates {
+		if p.ownsDomain(d) {
+			return WarningOwnAgency, fmt.Sprintf("From: cannot be read for one author (%s) and names our own domain %s: not verified (warning %s, R76)", a.Problem, d, WarningOwnAgency)
+		}
+	}
+	for _, d := range a.Candidates {
+		if p.participating(d) {
+			return WarningForgedAgency, fmt.Sprintf("From: cannot be read for one author (%s) and names the participating agency %s: not verified (warning %s, R76)", a.Problem, d, WarningForgedAgency)
+		}
+	}
+	return "", ""
 }
 
 // chooseInboundWarning gives the one warning an inbound message gets
@@ -64,16 +127,10 @@ func fromDomain(hs []Header) string {
 // warning; other unverified ones are warned or deleted per
 // inbound.unverified.
 func (p *Policy) chooseInboundWarning(v *Verdict, t Transaction, secureTag bool) {
-	fd := fromDomain(t.Headers)
-	o := &p.Outbound
-	switch {
-	case fd != "" && p.IsOurDomain(fd) && !verifiedSender(t, fd):
-		v.WarningCode = WarningOwnAgency
-		v.reason("From: is in our own domain %s but the message came from outside and is not verified (warning %s, R76)", fd, v.WarningCode)
-	case fd != "" && (o.SecureDomains.Match(fd) || o.SEEMailDomains.Match(fd) || o.SecureMailDomains.Match(fd)) && !verifiedSender(t, fd):
-		v.WarningCode = WarningForgedAgency
-		v.reason("From: is a participating agency (%s) but the message is not verified (warning %s, R76)", fd, v.WarningCode)
-	default:
+	if code, why := p.authorWarning(t, message.Authors(HeaderValues(t.Headers, "From"))); code != "" {
+		v.WarningCode = code
+		v.reason("%s", why)
+	} else {
 		p.flagInsecureClassified(v, t)
 		if v.WarningCode == "" && secureTag {
 			// R76: carries X-NZ-Secure-email, cannot be verified.

@@ -17,18 +17,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"mime"
-	"net/mail"
-	"regexp"
 	"slices"
 	"strings"
 
-	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnserr"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // Result is the DMARC result (RFC 7489 section 11.2, the values of the
@@ -130,7 +126,10 @@ type Evaluation struct {
 	// that decided the result.
 	FromDomain string
 	// FromDomains lists the distinct domains of a From: field with
-	// several mailboxes (RFC 7489 section 6.6.1); nil with one.
+	// several mailboxes (RFC 7489 section 6.6.1), or every domain a
+	// From: that cannot be parsed names (its candidates, evaluated for
+	// the strictest policy; such a From: never gets Pass, at best None);
+	// nil with one.
 	FromDomains []string
 	// OrgDomain is FromDomain's organisational domain (section 3.2).
 	OrgDomain string
@@ -172,6 +171,17 @@ func Evaluate(ctx context.Context, in Input, opts Options) (Evaluation, error) {
 		opts.OrgDomain = OrganizationalDomain
 	}
 	domains, err := FromDomains(in.From)
+	unparsed := ""
+	if errors.Is(err, ErrMalformedFrom) {
+		// RFC 7489 section 6.6.1 leaves a From: that cannot be parsed to
+		// the receiver. Fail safe (issue 12 point 1): when it names
+		// domains (after an "@" anywhere, or in a display name), each is
+		// evaluated and the strictest policy applies, so a domain that
+		// says reject is refused; only a From: naming none is a permerror.
+		if c := message.Authors(in.From).Candidates; len(c) > 0 {
+			domains, unparsed, err = c, err.Error(), nil
+		}
+	}
 	if err != nil {
 		return Evaluation{Result: PermError, Disposition: PolicyNone, Sampled: true, Reason: err.Error()}, err
 	}
@@ -188,6 +198,14 @@ func Evaluate(ctx context.Context, in Input, opts Options) (Evaluation, error) {
 		// addresses: evaluate each domain and apply the strictest policy
 		// among those that fail.
 		best.FromDomains = domains
+	}
+	if unparsed != "" {
+		best.FromDomains = domains
+		if best.Result == Pass {
+			// No pass is claimed for an author nobody can tell.
+			best.Result = None
+		}
+		best.Reason = fmt.Sprintf("%s; evaluated every domain it names (%s), the strictest applies: %s", unparsed, strings.Join(domains, ", "), best.Reason)
 	}
 	return best, bestErr
 }
@@ -387,93 +405,30 @@ func OrganizationalDomain(domain string) string {
 }
 
 // FromDomains returns the distinct domains of the author addresses in
-// the From: header field values (RFC 7489 section 6.6.1), lower-case,
-// internationalised names as A-labels. Errors wrap ErrNoFrom,
+// the From: header field values (RFC 7489 section 6.6.1), read by the
+// gateway's one author parser (message.Authors: unfolded first, so a From:
+// folded with a comment on the next line is one author, issue 12 point 10),
+// lower-case, internationalised names as A-labels. Errors wrap ErrNoFrom,
 // ErrMultipleFrom or ErrMalformedFrom.
 func FromDomains(values []string) ([]string, error) {
-	switch {
-	case len(values) == 0:
-		return nil, fmt.Errorf("%w: no From: header field", ErrNoFrom)
-	case len(values) > 1:
+	r := message.Authors(values)
+	switch r.Status {
+	case message.StatusAbsent:
+		return nil, fmt.Errorf("%w: %s", ErrNoFrom, r.Problem)
+	case message.StatusRepeated:
 		return nil, fmt.Errorf("%w (%d)", ErrMultipleFrom, len(values))
-	}
-	raw := strings.TrimSpace(values[0])
-	if raw == "" {
-		return nil, fmt.Errorf("%w: empty From: header field", ErrNoFrom)
-	}
-	addrs, err := fromParser.ParseList(raw)
-	if err != nil {
-		// Fall back on the one unambiguous shape: a single <addr-spec>
-		// at the end, as MUAs display it.
-		m := angleAddr.FindStringSubmatch(raw)
-		if m == nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformedFrom, err)
-		}
-		addrs = []*mail.Address{{Address: m[1]}}
+	case message.StatusUnparseable:
+		return nil, fmt.Errorf("%w: %s", ErrMalformedFrom, r.Problem)
 	}
 	var domains []string
-	for _, a := range addrs {
-		at := strings.LastIndexByte(a.Address, '@')
-		if at < 0 {
-			return nil, fmt.Errorf("%w: address %q has no domain", ErrMalformedFrom, a.Address)
+	for _, a := range r.Authors {
+		if !slices.Contains(domains, a.Domain) {
+			domains = append(domains, a.Domain)
 		}
-		d, ok := normalize(a.Address[at+1:])
-		if !ok {
-			return nil, fmt.Errorf("%w: bad domain in %q", ErrMalformedFrom, a.Address)
-		}
-		if !slices.Contains(domains, d) {
-			domains = append(domains, d)
-		}
-	}
-	if len(domains) == 0 {
-		return nil, fmt.Errorf("%w: the From: field holds no address", ErrNoFrom)
 	}
 	return domains, nil
 }
 
-// angleAddr matches a From: value ending in one <local@domain> with no
-// other angle brackets or "@" outside it.
-var angleAddr = regexp.MustCompile(`^[^<>@]*<([^<>@\s]+@[^<>@\s]+)>\s*$`)
-
-// fromParser decodes RFC 2047 display names in any charset (only the
-// addresses matter here).
-var fromParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
-	CharsetReader: func(_ string, in io.Reader) (io.Reader, error) { return in, nil },
-}}
-
-// normalize lower-cases a domain, drops a final dot and converts U-labels
-// to A-labels; ok is false for an unusable name (empty, address literal,
-// bad IDN, bad characters).
-func normalize(d string) (string, bool) {
-	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
-	if d == "" || strings.HasPrefix(d, "[") {
-		return "", false
-	}
-	ascii := true
-	for i := 0; i < len(d); i++ {
-		if d[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if !ascii {
-		a, err := idna.Lookup.ToASCII(d)
-		if err != nil {
-			return "", false
-		}
-		d = a
-	}
-	d = strings.ToLower(d)
-	for _, label := range strings.Split(d, ".") {
-		if label == "" || len(label) > 63 {
-			return "", false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return "", false
-			}
-		}
-	}
-	return d, len(d) <= 253
-}
+// normalize is message.NormalizeDomain: the same normalisation for the
+// From: domain and the SPF and DKIM domains aligned with it.
+func normalize(d string) (string, bool) { return message.NormalizeDomain(d) }

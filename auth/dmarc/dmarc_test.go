@@ -187,6 +187,34 @@ func TestEvaluate(t *testing.T) {
 		{"6.6.1 several authors in one domain",
 			Input{From: []string{"a@agency.govt.nz, B <b@Agency.govt.nz>"}, DKIM: dkimPass("agency.govt.nz")}, nil,
 			want{Pass, PolicyNone, PolicyReject, false, true, "agency.govt.nz", true, nil}},
+		// Issue 12 point 10: From: is unfolded before it is parsed; a
+		// fold with a comment on the next line is one author, not a
+		// permerror. Point 1: the forms real mail uses are read as
+		// clients read them (message.Authors).
+		{"issue 12 From: folded with a comment on the next line",
+			Input{From: []string{"bob@agency.govt.nz\r\n (Bob Smith)"}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 unquoted comma in the display name",
+			Input{From: []string{"Smith, Bob <bob@agency.govt.nz>"}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 ideographic full stops and a trailing dot",
+			Input{From: []string{"bob@Agency\u3002govt\uFF0Enz."}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		// Issue 12 point 1: a From: that cannot be parsed is evaluated
+		// over every domain it names, the strictest policy applies, and
+		// it never passes.
+		{"issue 12 unclosed quote: the named domain's p=reject applies",
+			Input{From: []string{`"Bob <bob@agency.govt.nz>`}}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 unparseable From: naming a reject domain in its display name",
+			Input{From: []string{`"Bob at agency.govt.nz <bob@nowhere.example>`}, DKIM: dkimPass("nowhere.example")}, noRand(t),
+			want{Fail, PolicyReject, PolicyReject, false, false, "agency.govt.nz", true, nil}},
+		{"issue 12 unparseable From: aligned is no pass",
+			Input{From: []string{`"Bob <bob@agency.govt.nz>`}, DKIM: dkimPass("agency.govt.nz")}, noRand(t),
+			want{None, PolicyNone, PolicyReject, false, true, "agency.govt.nz", true, nil}},
+		{"issue 12 unparseable From: naming no domain is a permerror",
+			Input{From: []string{`"Bob (the boss`}}, nil,
+			want{PermError, PolicyNone, "", false, false, "", true, ErrMalformedFrom}},
 		// A display name that looks like an address does not count.
 		{"6.6.1 display name with @",
 			Input{From: []string{`"ceo@agency.govt.nz" <mallory@nowhere.example>`}, DKIM: dkimPass("agency.govt.nz")}, nil,

@@ -9,10 +9,9 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/emersion/go-message/mail"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
@@ -146,12 +145,8 @@ func addresses(hs []policy.Header, names ...string) []string {
 	var out []string
 	for _, name := range names {
 		for _, v := range policy.HeaderValues(hs, name) {
-			list, err := mail.ParseAddressList(strings.ReplaceAll(v, "\n", ""))
-			if err != nil {
-				continue
-			}
-			for _, a := range list {
-				out = append(out, a.Address)
+			for _, a := range message.Mailboxes(v).Authors {
+				out = append(out, a.Address())
 			}
 		}
 	}
