@@ -480,6 +480,7 @@ func (e *entity) bodyStage() stage {
 	if kind == kPKCS7 && byName && mt != "application/octet-stream" {
 		kind, byName = kOther, false
 	}
+	smime := kind == kPKCS7 && (!byName || strings.EqualFold(name, "smime.p7m"))
 
 	// R34: attachments are scanned only when the agency asks for it.
 	// TNEF is the message body in Outlook's format and always scanned; so
@@ -490,11 +491,11 @@ func (e *entity) bodyStage() stage {
 	// multipart/encrypted body is never skipped (it is unreadable).
 	label := ""
 	if attachment && kind != kTNEF && kind != kMultipart && !(kind == kEncrypted && mt == "multipart/encrypted") {
-		always := !byName && (kind == kMessage || kind == kPKCS7)
+		always := smime || (kind == kMessage && !byName)
 		if !always && (kind == kOther || !ctx.opts.ScanAttachments) {
 			return discard{}
 		}
-		if kind != kPKCS7 || byName {
+		if !smime {
 			if name != "" {
 				label = "attachment " + name
 			} else {
@@ -549,7 +550,7 @@ func (e *entity) bodyStage() stage {
 		switch st := strings.ToLower(params["smime-type"]); st {
 		case "enveloped-data", "authenveloped-data":
 			// RFC 8551 section 3.2.2: encrypted; nothing can be read.
-			ctx.col.unreadable("%s: S/MIME %s (encrypted), content not readable", where, st)
+			ctx.col.unreadable("%s: S/MIME %s (encrypted), content not readable", where, params["smime-type"])
 			return discard{}
 		}
 		attach := e.attach
