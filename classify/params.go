@@ -78,6 +78,9 @@ func parseMedia(v string) mediaType {
 				k = k[:i]
 			}
 		}
+		if k == "" {
+			continue
+		}
 		seg.value = val
 		if _, seen := segs[k]; !seen {
 			order = append(order, k)
