@@ -94,6 +94,22 @@ func init() {
 		fixture{name: "failsafe-empty-multipart", want: "IN-CONFIDENCE", msg: head("failsafe-empty-multipart") +
 			"Subject: [IN-CONFIDENCE] empty\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"e\"\n\n\n"},
 
+		// MIME fields given twice.
+		fixture{name: "failsafe-dup-content-type", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-dup-content-type") +
+			"Subject: two types\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Type: multipart/mixed; boundary=\"x\"\n\n" +
+			"--x\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" + b64Lines([]byte("[SECRET]")) + "--x--\n"},
+		fixture{name: "failsafe-dup-cte", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-dup-cte") +
+			"Subject: two encodings\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: 7bit\nContent-Transfer-Encoding: base64\n\n" +
+			b64Lines([]byte("[SECRET]"))},
+		fixture{name: "failsafe-dup-disposition", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-dup-disposition") +
+			"Subject: two dispositions\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"x\"\n\n--x\nContent-Type: text/plain\n\nhello\n" +
+			"--x\nContent-Type: text/plain\nContent-Disposition: attachment; filename=a.txt\nContent-Disposition: inline\n\n[SECRET]\n--x--\n"},
+		fixture{name: "failsafe-dup-same", want: "SECRET", msg: head("failsafe-dup-same") +
+			"Subject: the same type twice\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\nContent-Type: text/plain;\n charset=\"us-ascii\"\n\n[SECRET]\n"},
+		fixture{name: "failsafe-uuencode-cte", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-uuencode-cte") +
+			"Subject: uuencoded part\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\n" +
+			"begin 644 note.txt\n(6U-%0U)%5%T`\n`\nend\n"},
+
 		// Decoding.
 		fixture{name: "failsafe-qp-malformed", want: "SECRET", msg: head("failsafe-qp-malformed") +
 			"Subject: qp\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n" +

@@ -2,8 +2,10 @@ package classify
 
 import (
 	"bytes"
+	"maps"
 	"mime"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +93,7 @@ type entity struct {
 	subject *matcher
 
 	ctype, cte, disp string
+	dups             []string // MIME fields given twice with different values
 	body             stage
 }
 
@@ -320,20 +323,43 @@ func (e *entity) endField() {
 	case fContentType:
 		if e.ctype == "" {
 			e.ctype = v
+		} else if !sameMedia(e.ctype, v) {
+			e.dupField("Content-Type")
 		}
 	case fEncoding:
 		if e.cte == "" {
 			e.cte = v
+		} else if !strings.EqualFold(e.cte, v) {
+			e.dupField("Content-Transfer-Encoding")
 		}
 	case fDisposition:
 		if e.disp == "" {
 			e.disp = v
+		} else if !sameMedia(e.disp, v) {
+			e.dupField("Content-Disposition")
 		}
 	case fSubject:
 		e.flushSubject(true)
 	}
 	e.kind = fOther
 	e.field = e.field[:0]
+}
+
+// dupField notes a MIME field given twice with different values: the
+// scanner reads the first, but clients differ on which one wins (some
+// take the last), so what the reader sees may be what the scanner did not
+// read (issue 11 point 1). Reported once the body starts.
+func (e *entity) dupField(name string) {
+	if !slices.Contains(e.dups, name) {
+		e.dups = append(e.dups, name)
+	}
+}
+
+// sameMedia reports whether two Content-Type or Content-Disposition
+// values say the same thing.
+func sameMedia(a, b string) bool {
+	ma, mb := parseMedia(a), parseMedia(b)
+	return ma.typ == mb.typ && maps.Equal(ma.params, mb.params)
 }
 
 func (e *entity) subjectWhere() string {
@@ -481,6 +507,12 @@ func (e *entity) bodyStage() stage {
 		kind, byName = kOther, false
 	}
 	smime := kind == kPKCS7 && (!byName || strings.EqualFold(name, "smime.p7m"))
+
+	// Reported even for a part not scanned: with another reading of the
+	// field it might be.
+	for _, f := range e.dups {
+		ctx.col.unreadable("%s: %s given twice with different values (read with the first)", e.where(mt, ""), f)
+	}
 
 	// R34: attachments are scanned only when the agency asks for it.
 	// TNEF is the message body in Outlook's format and always scanned; so

@@ -16,6 +16,12 @@ func newTransferStage(ctx *scanCtx, cte, where string, next stage) stage {
 		return &qpStage{ctx: ctx, where: where, next: next, out: make([]byte, 0, outBufSize)}
 	case "base64":
 		return &b64Stage{ctx: ctx, where: where, next: next, acc: make([]byte, 0, b64AccSize)}
+	case "x-uuencode", "uuencode", "x-uue":
+		// Thunderbird decodes these (non-standard) encodings, so the raw
+		// text is not what the reader sees; the scanner does not decode
+		// them (issue 11 point 1).
+		ctx.col.unreadable("%s: Content-Transfer-Encoding %q not decoded", where, clip(cte, 40))
+		return next
 	default:
 		// Readable: mail clients show a part in an unknown encoding as it
 		// is (RFC 2045 section 6.4 lets them treat it as application/
