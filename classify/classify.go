@@ -102,8 +102,10 @@ type Marking struct {
 	// Where names the place: "subject"; "body" (a single-part message);
 	// "body/part 1.2 (text/html)" (IMAP-style part numbers); "message/rfc822
 	// subject (part 2)" and "body/part 2.1 (text/plain)" for an embedded
-	// message; "attachment report.txt" (or "attachment part 3 (text/plain)"
-	// when unnamed) and "attachment old.eml subject" with ScanAttachments;
+	// message; "attachment old.eml subject" for a message attached with
+	// an attachment disposition (scanned whatever the options);
+	// "attachment report.txt" (or "attachment part 3 (text/plain)" when
+	// unnamed) with ScanAttachments;
 	// "body/part 2 (application/ms-tnef) rtf" for the RTF in a TNEF part.
 	Where string `json:"where"`
 }
