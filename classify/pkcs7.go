@@ -70,6 +70,10 @@ func (s *pkcs7Stage) close() {
 	case oid.Equal(oidEnvelopedData), oid.Equal(oidAuthEnveloped), oid.Equal(oidEncryptedData):
 		col.unreadable("%s: S/MIME encrypted (%s), content not readable", s.where, cmsName(oid))
 	case oid.Equal(oidSignedData):
+		if err := berBounded(buf); err != nil {
+			col.unreadable("%s: S/MIME signed-data not read: %v", s.where, err)
+			return
+		}
 		content, certsOnly, err := parseSignedData(buf)
 		switch {
 		case err != nil:
@@ -120,6 +124,81 @@ func parseSignedData(der []byte) (content []byte, certsOnly bool, err error) {
 		return nil, false, err
 	}
 	return p7.Content, len(p7.Signers) == 0 && len(p7.Certificates) > 0, nil
+}
+
+// Bounds on the shape of a BER object handed to the library: its BER to
+// DER conversion recurses once per nesting level (a deep enough object
+// would overflow the goroutine stack, which recover cannot catch) and
+// allocates per element. Real S/MIME nests about 15 levels deep and has a
+// few thousand elements (a 32 MiB content in 1000-byte chunks has 33000).
+const (
+	maxBERDepth    = 100
+	maxBERElements = 200000
+)
+
+// berBounded walks the TLVs of b without recursion and fails when the
+// nesting or the element count is past the bounds. Malformed encoding is
+// left for the parser to report (it stops at the same place).
+func berBounded(b []byte) error {
+	var ends []int // end offset of each open element; -1 when indefinite
+	count := 0
+	for i := 0; i < len(b); {
+		for len(ends) > 0 && ends[len(ends)-1] >= 0 && i >= ends[len(ends)-1] {
+			ends = ends[:len(ends)-1]
+		}
+		if len(ends) > 0 && ends[len(ends)-1] < 0 && i+1 < len(b) && b[i] == 0 && b[i+1] == 0 {
+			ends = ends[:len(ends)-1] // end-of-contents
+			i += 2
+			continue
+		}
+		if count++; count > maxBERElements {
+			return fmt.Errorf("more than %d elements", maxBERElements)
+		}
+		tag := b[i]
+		i++
+		if tag&0x1F == 0x1F { // high tag number form
+			for i < len(b) && b[i]&0x80 != 0 {
+				i++
+			}
+			i++
+		}
+		if i >= len(b) {
+			return nil
+		}
+		l := b[i]
+		i++
+		constructed := tag&0x20 != 0
+		n := int(l)
+		switch {
+		case l == 0x80:
+			n = -1
+		case l > 0x80:
+			k := int(l & 0x7F)
+			if k > 4 || i+k > len(b) {
+				return nil
+			}
+			n = 0
+			for ; k > 0; k-- {
+				n = n<<8 | int(b[i])
+				i++
+			}
+		}
+		if !constructed {
+			if n < 0 {
+				return nil
+			}
+			i += n
+			continue
+		}
+		end := -1
+		if n >= 0 {
+			end = i + n
+		}
+		if ends = append(ends, end); len(ends) > maxBERDepth {
+			return fmt.Errorf("nested deeper than %d levels", maxBERDepth)
+		}
+	}
+	return nil
 }
 
 // cmsContentType reads the contentType of a ContentInfo (RFC 5652

@@ -231,6 +231,8 @@ func TestPKCS7(t *testing.T) {
 		{"signed, truncated", signed[:len(signed)/2], Unclassified, "signed-data"},
 		{"signed, garbage inside", cmsObject(oidSignedData), Unclassified, "signed-data"},
 		{"not CMS", []byte("[SECRET] plain text"), Unclassified, "not a CMS object"},
+		{"nested too deep", append(signed[:19:19], bytes.Repeat([]byte{0x30, 0x80}, 1<<20)...), Unclassified, "nested deeper"},
+		{"too many elements", append(append(signed[:15:15], 0xA0, 0x80, 0x30, 0x80), bytes.Repeat([]byte{0x05, 0x00}, maxBERElements)...), Unclassified, "more than"},
 		{"empty", nil, Unclassified, "not a CMS object"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
