@@ -110,6 +110,10 @@ func init() {
 			"Subject: uuencoded part\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\n" +
 			"begin 644 note.txt\n(6U-%0U)%5%T`\n`\nend\n"},
 
+		fixture{name: "failsafe-message-partial", want: "IN-CONFIDENCE", unreadable: true, msg: head("failsafe-message-partial") +
+			"Subject: part 1 of 2\nMIME-Version: 1.0\nContent-Type: message/partial; id=\"abc@agency.govt.nz\"; number=1; total=2\n\n" +
+			"Subject: [IN-CONFIDENCE] the whole\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\nW1NFQ1JF\n"},
+
 		// Decoding.
 		fixture{name: "failsafe-qp-malformed", want: "SECRET", msg: head("failsafe-qp-malformed") +
 			"Subject: qp\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n" +

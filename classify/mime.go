@@ -550,6 +550,13 @@ func (e *entity) bodyStage() stage {
 		}
 	}
 
+	if mt == "message/partial" && !attachment {
+		// RFC 2046 section 5.2.2: one fragment of a message split across
+		// several; the whole is never in one message, so it cannot be
+		// judged. The fragment's text is still read.
+		ctx.col.unreadable("%s: message/partial, a fragment of a message that cannot be read whole", where)
+		kind = kText
+	}
 	if (kind == kMultipart || kind == kMessage || kind == kPKCS7) && e.depth >= MaxDepth {
 		ctx.col.unreadable("%s: nested deeper than %d levels, read as plain text", where, MaxDepth)
 		kind = kText
