@@ -15,12 +15,14 @@ type pgpDetect struct {
 	ctx   *scanCtx
 	where string
 	next  stage
-	tail  []byte
+	tail  []byte // the last bytes seen, at most len(pgpArmor)-1
+	join  []byte // scratch: tail + the head of the next write
 	found bool
 }
 
 func newPGPDetect(ctx *scanCtx, where string, next stage) *pgpDetect {
-	return &pgpDetect{ctx: ctx, where: where, next: next}
+	n := len(pgpArmor)
+	return &pgpDetect{ctx: ctx, where: where, next: next, tail: make([]byte, 0, 2*n), join: make([]byte, 0, 2*n)}
 }
 
 func (d *pgpDetect) write(p []byte) {
@@ -32,8 +34,8 @@ func (d *pgpDetect) write(p []byte) {
 	// between writes, then search p itself.
 	k := min(len(p), len(pgpArmor)-1)
 	if len(d.tail) > 0 {
-		j := append(d.tail, p[:k]...)
-		if bytes.Contains(j, pgpArmor) {
+		d.join = append(append(d.join[:0], d.tail...), p[:k]...)
+		if bytes.Contains(d.join, pgpArmor) {
 			d.report()
 			return
 		}
