@@ -43,6 +43,21 @@ func TestParseMedia(t *testing.T) {
 	}
 }
 
+// TestParamCharset: a name in an RFC 2231 charset is shown in UTF-8.
+func TestParamCharset(t *testing.T) {
+	for in, want := range map[string]string{
+		`attachment; filename*=iso-8859-1'fr'r%E9sum%E9.txt`:               "résumé.txt",
+		`attachment; filename*0*=windows-1252''%93q%94; filename*1=".txt"`: "“q”.txt",
+		`attachment; filename*=utf-8''%E2%82%AC.txt`:                       "€.txt",
+		`attachment; filename*=x-bogus''%E9.txt`:                           "\xe9.txt",
+		`attachment; filename="plain.txt"`:                                 "plain.txt",
+	} {
+		if got := parseMedia(in).text("filename"); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
+
 func FuzzMediaType(f *testing.F) {
 	for _, s := range []string{`multipart/mixed; boundary*0="ab"; boundary*1*=%65`, `a; b="\"`, `x; y*=a'b'%`, `t; n*999=1; n*0*=''%41`} {
 		f.Add(s)

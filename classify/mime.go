@@ -483,10 +483,11 @@ func (e *entity) bodyStage() stage {
 			mt = "message/rfc822"
 		}
 	}
-	disp, dparams := parseMediaType(e.disp)
-	name := dparams["filename"]
+	cd := parseMedia(e.disp)
+	disp := cd.typ
+	name := cd.text("filename")
 	if name == "" {
-		name = params["name"]
+		name = ct.text("name")
 	}
 	name = cleanName(ctx.decodeWords(name))
 	attachment := disp == "attachment"

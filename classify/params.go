@@ -20,6 +20,23 @@ type mediaType struct {
 	// dups lists the parameters given more than once with differing
 	// values (the first one is in params).
 	dups []string
+	// charsets holds the charset of each RFC 2231 extended value.
+	charsets map[string]string
+}
+
+// text returns parameter k decoded from its RFC 2231 charset to UTF-8
+// when the charset is known (for names shown in reports; the raw bytes
+// stay in params).
+func (m mediaType) text(k string) string {
+	v := m.params[k]
+	if cs := m.charsets[k]; cs != "" {
+		if enc, ok := lookupCharset(cs); ok && enc != nil {
+			if out, err := enc.NewDecoder().String(v); err == nil {
+				return out
+			}
+		}
+	}
+	return v
 }
 
 // paramSeg is one piece of an RFC 2231 parameter.
@@ -29,7 +46,7 @@ type paramSeg struct {
 	value string
 }
 
-// parseMediaType parses a Content-Type or Content-Disposition value
+// parseMedia parses a Content-Type or Content-Disposition value
 // (RFC 2045 section 5.1, RFC 2183) leniently, as mail clients read it:
 //   - RFC 2231 continuations (boundary*0="a"; boundary*1*=%62) are
 //     joined in numeric order; extended values are percent-decoded and
@@ -43,11 +60,6 @@ type paramSeg struct {
 //     that depends on it must fail safe).
 //
 // The type is lower case.
-func parseMediaType(v string) (string, map[string]string) {
-	m := parseMedia(v)
-	return m.typ, m.params
-}
-
 func parseMedia(v string) mediaType {
 	var m mediaType
 	if strings.TrimSpace(v) == "" {
@@ -94,8 +106,37 @@ func parseMedia(v string) mediaType {
 		if dup {
 			m.dups = append(m.dups, k)
 		}
+		if cs := extCharset(segs[k]); cs != "" {
+			if m.charsets == nil {
+				m.charsets = map[string]string{}
+			}
+			m.charsets[k] = cs
+		}
 	}
 	return m
+}
+
+// extCharset returns the charset of the extended value a parameter's
+// value is taken from (the first unnumbered one, else continuation 0).
+func extCharset(segs []paramSeg) string {
+	var pick *paramSeg
+	for i := range segs {
+		if segs[i].index < 0 {
+			pick = &segs[i]
+			break
+		}
+		if segs[i].index == 0 && pick == nil {
+			pick = &segs[i]
+		}
+	}
+	if pick == nil || !pick.ext {
+		return ""
+	}
+	cs, _, ok := strings.Cut(pick.value, "'")
+	if !ok {
+		return ""
+	}
+	return cs
 }
 
 // unquote removes the quotes of a quoted string and its backslash
