@@ -169,6 +169,14 @@ func init() {
 			"--m\nContent-Type: text/plain\n\nCover note.\n" +
 			"--m\nContent-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n" +
 			b64Lines(signedData([]byte(smimeEntity))) + "--m--\n"},
+		fixture{name: "failsafe-smime-signed-twice", want: "CONFIDENTIAL", msg: head("failsafe-smime-signed-twice") +
+			"Subject: signed inside signed\nMIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n" +
+			b64Lines(signedData([]byte("Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+				b64Lines(signedData([]byte("Content-Type: text/plain\r\n\r\nInner [CONFIDENTIAL]\r\n"))))))},
+		fixture{name: "failsafe-smime-signed-enveloped", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-smime-signed-enveloped") +
+			"Subject: encrypted inside signed\nMIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n" +
+			b64Lines(signedData([]byte("Content-Type: application/pkcs7-mime; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+				b64Lines(cmsObject(oidEnvelopedData)))))},
 		fixture{name: "failsafe-smime-garbage", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-smime-garbage") +
 			"Subject: broken S/MIME\nMIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n" +
 			b64Lines(append([]byte{0x30, 0x82, 0x7F, 0xFF, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02, 0xA0}, "[SECRET] garbage"...))},
@@ -183,7 +191,7 @@ func init() {
 			"This is a cryptographically signed message in MIME format.\n\n" +
 			"--s\nContent-Type: text/plain; charset=utf-8\n\nThe budget is [SECRET].\n" +
 			"--s\nContent-Type: application/pkcs7-signature; name=\"smime.p7s\"\nContent-Disposition: attachment; filename=\"smime.p7s\"\nContent-Transfer-Encoding: base64\n\n" +
-			b64Lines(cmsObject(oidSignedData)) + "--s--\n"},
+			b64Lines(detachedSignature([]byte("Content-Type: text/plain; charset=utf-8\r\n\r\nThe budget is [SECRET].\r\n"))) + "--s--\n"},
 		fixture{name: "failsafe-p7m-document", want: "UNCLASSIFIED", wantAttach: "CONFIDENTIAL", msg: head("failsafe-p7m-document") +
 			"Subject: signed document attached\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"d\"\n\n" +
 			"--d\nContent-Type: text/plain\n\nSee the signed file.\n" +

@@ -95,6 +95,27 @@ func signedData(content []byte) []byte {
 	return der
 }
 
+// detachedSignature returns a detached CMS signature of content (the
+// application/pkcs7-signature part of multipart/signed, RFC 8551
+// section 3.5.3.1).
+func detachedSignature(content []byte) []byte {
+	cert, key := testSigner()
+	sd, err := pkcs7.NewSignedData(content)
+	if err != nil {
+		panic(err)
+	}
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	if err := sd.SignWithoutAttr(cert, key, pkcs7.SignerInfoConfig{}); err != nil {
+		panic(err)
+	}
+	sd.Detach()
+	der, err := sd.Finish()
+	if err != nil {
+		panic(err)
+	}
+	return der
+}
+
 // certsOnly returns a degenerate signed-data object holding only the
 // certificate (smime-type=certs-only, RFC 8551 section 3.6).
 func certsOnly() []byte {
