@@ -171,11 +171,11 @@ func init() {
 			b64Lines(signedData([]byte(smimeEntity))) + "--m--\n"},
 		fixture{name: "failsafe-smime-signed-twice", want: "CONFIDENTIAL", msg: head("failsafe-smime-signed-twice") +
 			"Subject: signed inside signed\nMIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n" +
-			b64Lines(signedData([]byte("Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			b64Lines(signedData([]byte("Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
 				b64Lines(signedData([]byte("Content-Type: text/plain\r\n\r\nInner [CONFIDENTIAL]\r\n"))))))},
 		fixture{name: "failsafe-smime-signed-enveloped", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-smime-signed-enveloped") +
 			"Subject: encrypted inside signed\nMIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n" +
-			b64Lines(signedData([]byte("Content-Type: application/pkcs7-mime; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			b64Lines(signedData([]byte("Content-Type: application/pkcs7-mime; name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
 				b64Lines(cmsObject(oidEnvelopedData)))))},
 		fixture{name: "failsafe-smime-garbage", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-smime-garbage") +
 			"Subject: broken S/MIME\nMIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=signed-data\nContent-Transfer-Encoding: base64\n\n" +
