@@ -206,6 +206,11 @@ func init() {
 			"Subject: Fwd\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"f\"\n\n--f\nContent-Type: text/plain\n\nAttached.\n" +
 			"--f\nContent-Type: message/rfc822\nContent-Disposition: attachment\nContent-Transfer-Encoding: base64\n\n" +
 			b64Lines([]byte("Subject: old\r\nContent-Type: text/plain\r\n\r\nThe [SENSITIVE] bit.\r\n")) + "--f--\n"},
+		fixture{name: "failsafe-dsn-text", want: "RESTRICTED", msg: head("failsafe-dsn-text") +
+			"Subject: report\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\n\n" +
+			"--r\nContent-Type: text/plain\n\nDelivery failed.\n" +
+			"--r\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.agency.govt.nz\nX-Note: [RESTRICTED]\n\n" +
+			"Final-Recipient: rfc822; bob@example.com\nAction: failed\nStatus: 5.1.1\n--r--\n"},
 		fixture{name: "failsafe-eml-file", want: "UNCLASSIFIED", wantAttach: "SECRET", msg: head("failsafe-eml-file") +
 			"Subject: a saved message as a file\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"f\"\n\n--f\nContent-Type: text/plain\n\nAttached.\n" +
 			"--f\nContent-Type: application/octet-stream; name=\"old.eml\"\nContent-Disposition: attachment; filename=\"old.eml\"\n\nSubject: [SECRET]\n\nx\n--f--\n"},

@@ -425,8 +425,13 @@ func kindOf(mt string) int {
 		return kRTF
 	case "application/ms-tnef", "application/vnd.ms-tnef":
 		return kTNEF
-	case "message/rfc822", "message/global":
+	case "message/rfc822", "message/global", "message/news":
 		return kMessage
+	case "message/delivery-status", "message/disposition-notification", "message/global-delivery-status",
+		"message/global-disposition-notification", "message/global-headers":
+		// Text fields (RFC 3464, RFC 8098, RFC 6533) that clients show
+		// inline: text a sender could put a marking in.
+		return kText
 	case "application/pkcs7-mime", "application/x-pkcs7-mime":
 		return kPKCS7
 	case "multipart/encrypted", "application/pgp-encrypted":
