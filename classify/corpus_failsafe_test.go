@@ -105,7 +105,7 @@ func init() {
 			"Subject: two dispositions\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"x\"\n\n--x\nContent-Type: text/plain\n\nhello\n" +
 			"--x\nContent-Type: text/plain\nContent-Disposition: attachment; filename=a.txt\nContent-Disposition: inline\n\n[SECRET]\n--x--\n"},
 		fixture{name: "failsafe-dup-same", want: "SECRET", msg: head("failsafe-dup-same") +
-			"Subject: the same type twice\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\nContent-Type: text/plain;\n charset=\"us-ascii\"\n\n[SECRET]\n"},
+			"Subject: the same type twice\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Type: text/plain;\n charset=\"US-ASCII\"\n\n[SECRET]\n"},
 		fixture{name: "failsafe-uuencode-cte", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-uuencode-cte") +
 			"Subject: uuencoded part\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\n" +
 			"begin 644 note.txt\n(6U-%0U)%5%T`\n`\nend\n"},

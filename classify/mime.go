@@ -2,7 +2,7 @@ package classify
 
 import (
 	"bytes"
-	"maps"
+	"cmp"
 	"mime"
 	"path"
 	"slices"
@@ -356,10 +356,29 @@ func (e *entity) dupField(name string) {
 }
 
 // sameMedia reports whether two Content-Type or Content-Disposition
-// values say the same thing.
+// values lead to the same reading: the same type and the same values of
+// the parameters that change how the content is read (a missing charset
+// is US-ASCII, RFC 2045 section 5.2), so that a harmless repetition such
+// as "text/plain" then "text/plain; charset=us-ascii" is not a conflict.
 func sameMedia(a, b string) bool {
 	ma, mb := parseMedia(a), parseMedia(b)
-	return ma.typ == mb.typ && maps.Equal(ma.params, mb.params)
+	if ma.typ != mb.typ {
+		return false
+	}
+	for _, k := range []string{"boundary", "charset", "format", "delsp", "smime-type", "filename", "name"} {
+		va, vb := ma.params[k], mb.params[k]
+		if k == "charset" {
+			va, vb = cmp.Or(va, "us-ascii"), cmp.Or(vb, "us-ascii")
+		}
+		if k == "boundary" || k == "filename" || k == "name" {
+			if va != vb {
+				return false
+			}
+		} else if !strings.EqualFold(va, vb) {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *entity) subjectWhere() string {
