@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime/debug"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -76,8 +77,18 @@ type Options struct {
 	// MaxWordLen bytes, ranks >= 0, RSVPDR is reserved.
 	Levels []Level
 	// ScanAttachments also scans text-like attachments (text/*, RTF, HTML,
-	// message/rfc822) — an agency-specific option (R34).
+	// .eml files) — an agency-specific option (R34). A message/rfc822
+	// part is scanned whatever its disposition (a forwarded message is the
+	// sender's content; issue 11 point 6).
 	ScanAttachments bool
+	// MaxBytes bounds the raw message bytes scanned; 0 means unlimited.
+	// Past it the rest is not scanned, what was found is kept, and the
+	// result is unreadable (fail safe; issue 11 point 1).
+	MaxBytes int64
+	// Deadline, when not zero, bounds the time of the scan in the same
+	// way: a Write after it scans nothing more and the result is
+	// unreadable.
+	Deadline time.Time
 }
 
 // Marking is one trigger word found in a message.
@@ -91,8 +102,10 @@ type Marking struct {
 	// Where names the place: "subject"; "body" (a single-part message);
 	// "body/part 1.2 (text/html)" (IMAP-style part numbers); "message/rfc822
 	// subject (part 2)" and "body/part 2.1 (text/plain)" for an embedded
-	// message; "attachment report.txt" (or "attachment part 3 (text/plain)"
-	// when unnamed) and "attachment old.eml subject" with ScanAttachments;
+	// message; "attachment old.eml subject" for a message attached with
+	// an attachment disposition (scanned whatever the options);
+	// "attachment report.txt" (or "attachment part 3 (text/plain)" when
+	// unnamed) with ScanAttachments;
 	// "body/part 2 (application/ms-tnef) rtf" for the RTF in a TNEF part.
 	Where string `json:"where"`
 }
@@ -138,6 +151,8 @@ type Scanner struct {
 	err    error // sticky internal error
 	closed bool
 	res    Result
+	n      int64 // raw bytes scanned
+	spent  bool  // a budget (MaxBytes, Deadline) ran out: scan no more
 }
 
 // NewScanner returns a Scanner for one message. It fails, with an error
@@ -153,8 +168,11 @@ func NewScanner(opts Options) (*Scanner, error) {
 }
 
 // Write feeds the next chunk of the raw message. Malformed input is never
-// an error (it is decoded best effort and listed in Result.Problems); Write
-// fails only after Close (ErrClosed) or on an internal error (ErrInternal).
+// an error (it is decoded best effort and listed in Result.Problems, and
+// in Result.Unreadable when content could not be read); Write fails only
+// after Close (ErrClosed) or on an internal error (ErrInternal). Once
+// Options.MaxBytes or Options.Deadline is spent, Write accepts and
+// ignores the rest.
 func (s *Scanner) Write(p []byte) (n int, err error) {
 	if s.closed {
 		return 0, ErrClosed
@@ -163,8 +181,30 @@ func (s *Scanner) Write(p []byte) (n int, err error) {
 		return 0, s.err
 	}
 	defer s.recoverPanic(&err)
-	s.root.write(p)
+	if s.spent {
+		return len(p), nil
+	}
+	if s.ctx.expired() {
+		s.spend("time budget spent after %d bytes, the rest of the message not scanned", s.n)
+		return len(p), nil
+	}
+	q := p
+	if limit := s.ctx.opts.MaxBytes; limit > 0 && int64(len(p)) > limit-s.n {
+		q = p[:limit-s.n]
+	}
+	s.root.write(q)
+	s.n += int64(len(q))
+	if len(q) < len(p) {
+		s.spend("size budget of %d bytes spent, the rest of the message not scanned", s.ctx.opts.MaxBytes)
+	}
 	return len(p), nil
+}
+
+// spend stops the scan: a budget ran out, so the rest of the message is
+// not read (issue 11 point 1). What was found so far is kept.
+func (s *Scanner) spend(format string, args ...any) {
+	s.spent = true
+	s.ctx.col.unreadable("message: "+format, args...)
 }
 
 // Close ends the message and returns the result. Calling Close again

@@ -22,16 +22,24 @@
 // format=flowed soft line breaks (RFC 3676), text/html as rendered text, RTF as rendered text, multipart nesting at
 // any depth up to MaxDepth (RFC 2046), message/rfc822 parts, messages
 // without MIME headers, and Outlook's TNEF (winmail.dat), whose
-// compressed RTF ([MS-OXRTFCP]) is decompressed and scanned. Attachments
-// are skipped unless Options.ScanAttachments is set (R34); then text-like
-// attachments (text, HTML, RTF, messages) are scanned too.
+// compressed RTF ([MS-OXRTFCP]) is decompressed and scanned, and
+// opaque-signed S/MIME (application/pkcs7-mime signed-data, RFC 8551),
+// whose signed entity is scanned. A message/rfc822 part is scanned
+// whatever its disposition (a forwarded message is the sender's content).
+// Other attachments are skipped unless Options.ScanAttachments is set
+// (R34); then text-like attachments (text, HTML, RTF, .eml files) are
+// scanned too.
 //
 // The message is fed to a Scanner in chunks as it arrives (it is an
 // io.Writer); memory stays bounded whatever the size of the message: the
 // MIME walk, the decoders, the HTML and RTF renderers and the matcher are
 // push-based state machines that keep only small carries between chunks.
 // Malformed input never fails a scan; what could not be decoded cleanly
-// is listed in Result.Problems.
+// is listed in Result.Problems, and what could not be read in full
+// (nesting past MaxDepth, an unusable boundary, a truncated or corrupt
+// part, encrypted S/MIME or PGP content, a spent Options.MaxBytes or
+// Options.Deadline budget) in Result.Unreadable, which a caller enforcing
+// policy treats as if the worst marking were there (fail safe).
 //
 //	s, err := classify.NewScanner(classify.Options{})
 //	...

@@ -106,7 +106,7 @@ func (z *lzfuStage) header() {
 			z.remain = int64(z.rawSize)
 		}
 	default:
-		z.ctx.col.problem("%s: compressed RTF of unknown type %#08x", z.where, z.typ)
+		z.ctx.col.unreadable("%s: compressed RTF of unknown type %#08x, not read", z.where, z.typ)
 		z.done = true
 	}
 }
@@ -125,7 +125,7 @@ func (z *lzfuStage) emitRaw(p []byte) {
 func (z *lzfuStage) put(b byte) {
 	if z.produced >= z.rawSize {
 		if z.produced == z.rawSize {
-			z.ctx.col.problem("%s: compressed RTF longer than its RAWSIZE", z.where)
+			z.ctx.col.unreadable("%s: compressed RTF longer than its RAWSIZE, the rest not read", z.where)
 		}
 		z.produced = z.rawSize + 1
 		z.done = true
@@ -181,14 +181,18 @@ func (z *lzfuStage) flushOut() {
 	}
 }
 
+// close reports a stream that could not be read in full as unreadable
+// (issue 11 point 1). A CRC mismatch counts too: Outlook refuses RTF
+// whose CRC is wrong ([MS-OXRTFCP] section 3.2) and shows something else
+// (the plain-text body or nothing), not what the scanner decompressed.
 func (z *lzfuStage) close() {
 	switch {
 	case z.nhdr < lzfuHeaderSize:
-		z.ctx.col.problem("%s: compressed RTF truncated in its header", z.where)
+		z.ctx.col.unreadable("%s: compressed RTF truncated in its header", z.where)
 	case z.remain > 0:
-		z.ctx.col.problem("%s: compressed RTF truncated", z.where)
+		z.ctx.col.unreadable("%s: compressed RTF truncated", z.where)
 	case z.typ == lzfuCompressed && ^z.crcState != z.crc:
-		z.ctx.col.problem("%s: compressed RTF CRC mismatch", z.where)
+		z.ctx.col.unreadable("%s: compressed RTF CRC mismatch", z.where)
 	}
 	z.flushOut()
 	z.next.close()

@@ -2,10 +2,13 @@ package classify
 
 import (
 	"bytes"
+	"cmp"
 	"mime"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -15,6 +18,14 @@ type scanCtx struct {
 	dict *dictionary
 	col  *collector
 	wd   mime.WordDecoder
+	// inBoundary counts the multipart parts being closed at a delimiter
+	// (rather than at the end of the content around them).
+	inBoundary int
+}
+
+// expired reports whether Options.Deadline has passed.
+func (ctx *scanCtx) expired() bool {
+	return !ctx.opts.Deadline.IsZero() && time.Now().After(ctx.opts.Deadline)
 }
 
 func (ctx *scanCtx) initWordDecoder() { ctx.wd.CharsetReader = ctx.charsetReader }
@@ -82,6 +93,7 @@ type entity struct {
 	subject *matcher
 
 	ctype, cte, disp string
+	dups             []string // MIME fields given twice with different values
 	body             stage
 }
 
@@ -311,20 +323,62 @@ func (e *entity) endField() {
 	case fContentType:
 		if e.ctype == "" {
 			e.ctype = v
+		} else if !sameMedia(e.ctype, v) {
+			e.dupField("Content-Type")
 		}
 	case fEncoding:
 		if e.cte == "" {
 			e.cte = v
+		} else if !strings.EqualFold(e.cte, v) {
+			e.dupField("Content-Transfer-Encoding")
 		}
 	case fDisposition:
 		if e.disp == "" {
 			e.disp = v
+		} else if !sameMedia(e.disp, v) {
+			e.dupField("Content-Disposition")
 		}
 	case fSubject:
 		e.flushSubject(true)
 	}
 	e.kind = fOther
 	e.field = e.field[:0]
+}
+
+// dupField notes a MIME field given twice with different values: the
+// scanner reads the first, but clients differ on which one wins (some
+// take the last), so what the reader sees may be what the scanner did not
+// read (issue 11 point 1). Reported once the body starts.
+func (e *entity) dupField(name string) {
+	if !slices.Contains(e.dups, name) {
+		e.dups = append(e.dups, name)
+	}
+}
+
+// sameMedia reports whether two Content-Type or Content-Disposition
+// values lead to the same reading: the same type and the same values of
+// the parameters that change how the content is read (a missing charset
+// is US-ASCII, RFC 2045 section 5.2), so that a harmless repetition such
+// as "text/plain" then "text/plain; charset=us-ascii" is not a conflict.
+func sameMedia(a, b string) bool {
+	ma, mb := parseMedia(a), parseMedia(b)
+	if ma.typ != mb.typ {
+		return false
+	}
+	for _, k := range []string{"boundary", "charset", "format", "delsp", "smime-type", "filename", "name"} {
+		va, vb := ma.params[k], mb.params[k]
+		if k == "charset" {
+			va, vb = cmp.Or(va, "us-ascii"), cmp.Or(vb, "us-ascii")
+		}
+		if k == "boundary" || k == "filename" || k == "name" {
+			if va != vb {
+				return false
+			}
+		} else if !strings.EqualFold(va, vb) {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *entity) subjectWhere() string {
@@ -378,6 +432,8 @@ const (
 	kTNEF
 	kMessage
 	kMultipart
+	kPKCS7     // S/MIME application/pkcs7-mime (RFC 8551 section 3.2)
+	kEncrypted // PGP/MIME multipart/encrypted (RFC 3156 section 4)
 )
 
 func kindOf(mt string) int {
@@ -388,8 +444,17 @@ func kindOf(mt string) int {
 		return kRTF
 	case "application/ms-tnef", "application/vnd.ms-tnef":
 		return kTNEF
-	case "message/rfc822", "message/global":
+	case "message/rfc822", "message/global", "message/news":
 		return kMessage
+	case "message/delivery-status", "message/disposition-notification", "message/global-delivery-status",
+		"message/global-disposition-notification", "message/global-headers":
+		// Text fields (RFC 3464, RFC 8098, RFC 6533) that clients show
+		// inline: text a sender could put a marking in.
+		return kText
+	case "application/pkcs7-mime", "application/x-pkcs7-mime":
+		return kPKCS7
+	case "multipart/encrypted", "application/pgp-encrypted":
+		return kEncrypted
 	}
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
@@ -414,6 +479,8 @@ func kindByName(name string) int {
 		return kRTF
 	case ".eml":
 		return kMessage
+	case ".p7m": // S/MIME sent as application/octet-stream (RFC 8551 section 3.2.1)
+		return kPKCS7
 	}
 	return kOther
 }
@@ -428,57 +495,106 @@ func (e *entity) startBody() {
 
 func (e *entity) bodyStage() stage {
 	ctx := e.ctx
-	mt, params := parseMediaType(e.ctype)
+	ct := parseMedia(e.ctype)
+	mt, params := ct.typ, ct.params
 	if mt == "" || !strings.Contains(mt, "/") {
 		if e.ctype != "" {
+			// RFC 2045 section 5.2: the default, as mail clients read it.
 			ctx.col.problem("%s: unparsable Content-Type %q, read as text/plain", e.where("", ""), clip(e.ctype, 60))
 		}
-		mt, params = "text/plain", nil
+		mt, params, ct.dups = "text/plain", nil, nil
 		if e.digest {
 			mt = "message/rfc822"
 		}
 	}
-	disp, dparams := parseMediaType(e.disp)
-	name := dparams["filename"]
+	cd := parseMedia(e.disp)
+	disp := cd.typ
+	name := cd.text("filename")
 	if name == "" {
-		name = params["name"]
+		name = ct.text("name")
 	}
 	name = cleanName(ctx.decodeWords(name))
 	attachment := disp == "attachment"
 	kind := kindOf(mt)
+	byName := false
 	if kind == kOther {
-		if kind = kindByName(name); kind != kOther && kind != kTNEF {
-			attachment = true
+		if kind = kindByName(name); kind != kOther {
+			byName = true
+			// A .p7m named smime.p7m is the S/MIME message itself
+			// (RFC 8551 section 3.2.1), whatever its disposition; any
+			// other .p7m file is an attachment.
+			if kind != kTNEF && !(kind == kPKCS7 && strings.EqualFold(name, "smime.p7m")) {
+				attachment = true
+			}
 		}
 	}
+	if kind == kPKCS7 && byName && mt != "application/octet-stream" {
+		kind, byName = kOther, false
+	}
+	smime := kind == kPKCS7 && (!byName || strings.EqualFold(name, "smime.p7m"))
 
-	// R34: attachments are scanned only when the agency asks for it;
-	// TNEF is the message body in Outlook's format and always scanned.
+	// Reported even for a part not scanned: with another reading of the
+	// field it might be.
+	for _, f := range e.dups {
+		ctx.col.unreadable("%s: %s given twice with different values (read with the first)", e.where(mt, ""), f)
+	}
+
+	// R34: attachments are scanned only when the agency asks for it.
+	// TNEF is the message body in Outlook's format and always scanned; so
+	// is an application/pkcs7-mime part (Outlook sends its opaque-signed
+	// or encrypted body as an attachment named smime.p7m), and a
+	// message/rfc822 part whatever its disposition: a forwarded message is
+	// the sender's content (issue 11 point 6, README). A PGP/MIME
+	// multipart/encrypted body is never skipped (it is unreadable).
 	label := ""
-	if attachment && kind != kTNEF && kind != kMultipart {
-		if kind == kOther || !ctx.opts.ScanAttachments {
+	if attachment && kind != kTNEF && kind != kMultipart && !(kind == kEncrypted && mt == "multipart/encrypted") {
+		always := smime || (kind == kMessage && !byName)
+		if !always && (kind == kOther || !ctx.opts.ScanAttachments) {
 			return discard{}
 		}
-		if name != "" {
-			label = "attachment " + name
-		} else {
-			label = "attachment " + strings.TrimPrefix(e.where(mt, ""), "body/")
-		}
-		if e.attach != "" {
-			label = e.attach + " / " + label
+		if !smime {
+			if name != "" {
+				label = "attachment " + name
+			} else {
+				label = "attachment " + strings.TrimPrefix(e.where(mt, ""), "body/")
+			}
+			if e.attach != "" {
+				label = e.attach + " / " + label
+			}
 		}
 	}
 	where := e.where(mt, label)
 
-	if (kind == kMultipart || kind == kMessage) && e.depth >= MaxDepth {
-		ctx.col.problem("%s: nested deeper than %d levels, read as plain text", where, MaxDepth)
+	// Issue 11 point 1: a parameter given twice with differing values may
+	// be read either way by a client, so what the scanner reads with the
+	// first one may not be what the reader sees.
+	for _, k := range ct.dups {
+		switch k {
+		case "boundary", "charset", "format", "delsp", "smime-type":
+			ctx.col.unreadable("%s: Content-Type parameter %q given twice with different values (read with the first)", where, k)
+		}
+	}
+
+	if mt == "message/partial" && !attachment {
+		// RFC 2046 section 5.2.2: one fragment of a message split across
+		// several; the whole is never in one message, so it cannot be
+		// judged. The fragment's text is still read.
+		ctx.col.unreadable("%s: message/partial, a fragment of a message that cannot be read whole", where)
+		kind = kText
+	}
+	if (kind == kMultipart || kind == kMessage || kind == kPKCS7) && e.depth >= MaxDepth {
+		ctx.col.unreadable("%s: nested deeper than %d levels, read as plain text", where, MaxDepth)
 		kind = kText
 	}
 	switch kind {
 	case kMultipart:
 		boundary := params["boundary"]
-		if boundary == "" || len(boundary) > 200 {
-			ctx.col.problem("%s: multipart without a usable boundary, read as plain text", where)
+		switch {
+		case boundary == "":
+			ctx.col.unreadable("%s: multipart without a boundary parameter, read as plain text", where)
+			return e.textStage(kText, "", where)
+		case len(boundary) > MaxBoundary:
+			ctx.col.unreadable("%s: multipart boundary longer than %d bytes, read as plain text", where, MaxBoundary)
 			return e.textStage(kText, "", where)
 		}
 		return newTransferStage(ctx, e.cte, where, newMultipart(e, where, boundary, mt == "multipart/digest"))
@@ -494,6 +610,22 @@ func (e *entity) bodyStage() stage {
 		return newTransferStage(ctx, e.cte, where, newEntity(ctx, e.depth+1, p, true, false, attach))
 	case kTNEF:
 		return newTransferStage(ctx, e.cte, where, newTNEFStage(ctx, where))
+	case kPKCS7:
+		switch st := strings.ToLower(params["smime-type"]); st {
+		case "enveloped-data", "authenveloped-data":
+			// RFC 8551 section 3.2.2: encrypted; nothing can be read.
+			ctx.col.unreadable("%s: S/MIME %s (encrypted), content not readable", where, params["smime-type"])
+			return discard{}
+		}
+		attach := e.attach
+		if label != "" {
+			attach = label
+		}
+		return newTransferStage(ctx, e.cte, where, newPKCS7Stage(ctx, where, newEntity(ctx, e.depth+1, e.leafPath(), false, false, attach)))
+	case kEncrypted:
+		// RFC 3156 section 4: the content is OpenPGP ciphertext.
+		ctx.col.unreadable("%s: PGP encrypted, content not readable", where)
+		return discard{}
 	case kText, kHTML, kRTF:
 		if kind == kText && strings.EqualFold(params["format"], "flowed") {
 			return e.flowedStage(params, where)
@@ -507,7 +639,7 @@ func (e *entity) bodyStage() stage {
 // rendering) into a matcher.
 func (e *entity) textStage(kind int, charset, where string) stage {
 	ctx := e.ctx
-	var s stage = newMatcher(ctx, where)
+	var s stage = newPGPDetect(ctx, where, newMatcher(ctx, where))
 	switch kind {
 	case kHTML:
 		s = newCharsetStage(ctx, charset, where, newHTMLText(s))
@@ -523,7 +655,7 @@ func (e *entity) textStage(kind int, charset, where string) stage {
 // line breaks are joined after charset decoding.
 func (e *entity) flowedStage(params map[string]string, where string) stage {
 	ctx := e.ctx
-	var s stage = newFlowedStage(strings.EqualFold(params["delsp"], "yes"), newMatcher(ctx, where))
+	var s stage = newFlowedStage(strings.EqualFold(params["delsp"], "yes"), newPGPDetect(ctx, where, newMatcher(ctx, where)))
 	s = newCharsetStage(ctx, params["charset"], where, s)
 	return newTransferStage(ctx, e.cte, where, s)
 }
@@ -537,60 +669,6 @@ func cleanName(s string) string {
 		return r
 	}, s)
 	return clip(strings.TrimSpace(s), 100)
-}
-
-// parseMediaType parses a Content-Type or Content-Disposition value
-// (RFC 2045 section 5.1, RFC 2231, RFC 2183), leniently: when the strict
-// parser refuses the value, the type and the parameters that can be read
-// are still returned. The type is lower case.
-func parseMediaType(v string) (string, map[string]string) {
-	if v == "" {
-		return "", nil
-	}
-	mt, params, err := mime.ParseMediaType(v)
-	if err == nil {
-		return mt, params
-	}
-	params = map[string]string{}
-	parts := splitParams(v)
-	mt = strings.ToLower(strings.TrimSpace(parts[0]))
-	for _, p := range parts[1:] {
-		k, val, ok := strings.Cut(p, "=")
-		if !ok {
-			continue
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		val = strings.TrimSpace(val)
-		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
-			val = strings.ReplaceAll(val[1:len(val)-1], `\"`, `"`)
-		} else if len(val) >= 1 && val[0] == '"' {
-			val = val[1:]
-		}
-		if _, dup := params[k]; !dup && k != "" {
-			params[k] = val
-		}
-	}
-	return mt, params
-}
-
-// splitParams splits at semicolons outside quoted strings.
-func splitParams(v string) []string {
-	var parts []string
-	quoted, start := false, 0
-	for i := 0; i < len(v); i++ {
-		switch v[i] {
-		case '\\':
-			i++
-		case '"':
-			quoted = !quoted
-		case ';':
-			if !quoted {
-				parts = append(parts, v[start:i])
-				start = i + 1
-			}
-		}
-	}
-	return append(parts, v[start:])
 }
 
 // Delimiter decisions.
@@ -630,7 +708,8 @@ type multipart struct {
 	st     int
 	child  *entity
 	n      int
-	eol    int // after a delimiter: 1 skip CR or LF, 2 skip LF
+	eol    int  // after a delimiter: 1 skip CR or LF, 2 skip LF
+	text   bool // the preamble held more than white space
 }
 
 func newMultipart(parent *entity, where, boundary string, digest bool) *multipart {
@@ -767,6 +846,9 @@ func (m *multipart) delimiter(line []byte, final bool) (st, n int) {
 
 func (m *multipart) emit(p []byte) {
 	if m.st != msPart {
+		if m.st == msPreamble && !m.text && len(bytes.TrimSpace(p)) > 0 {
+			m.text = true
+		}
 		return
 	}
 	for m.eol > 0 && len(p) > 0 {
@@ -788,7 +870,11 @@ func (m *multipart) emit(p []byte) {
 
 func (m *multipart) boundary(closing bool) {
 	if m.child != nil {
+		// The part ends at this delimiter: a multipart nested in it that
+		// is still open lost nothing (see close).
+		m.parent.ctx.inBoundary++
 		m.child.close()
+		m.parent.ctx.inBoundary--
 		m.child = nil
 	}
 	if closing {
@@ -814,7 +900,24 @@ func (m *multipart) close() {
 		m.child = nil
 	}
 	if m.st != msEpilogue {
-		m.parent.ctx.col.problem("%s: multipart without its closing boundary", m.where)
+		// Issue 11 point 1. Without any delimiter the whole body was
+		// preamble, which is not read: the boundary the scanner uses is
+		// not the one the content has, so a client may well show what the
+		// scanner skipped. A multipart ended by its enclosing multipart's
+		// delimiter lost nothing (clients end it there too). One that ends
+		// with the message, or with the content of an encoding around it,
+		// is truncated.
+		col := m.parent.ctx.col
+		switch {
+		case m.n == 0 && m.text:
+			col.unreadable("%s: no line matches the multipart boundary, its content not read", m.where)
+		case m.n == 0:
+			col.problem("%s: empty multipart", m.where)
+		case m.parent.ctx.inBoundary > 0:
+			col.problem("%s: multipart without its closing boundary", m.where)
+		default:
+			col.unreadable("%s: multipart without its closing boundary (truncated)", m.where)
+		}
 		m.st = msEpilogue
 	}
 }

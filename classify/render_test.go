@@ -123,7 +123,7 @@ func TestMessages(t *testing.T) {
 		{"boundary prefix", "Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--bX [SECRET]\n--b-x\n--b--\n", "SECRET@body/part 1 (text/plain)", 0, false},
 		{"empty parts", "Content-Type: multipart/mixed; boundary=b\n\n--b\n--b\n\n[SECRET]\n--b--\n", "SECRET@body/part 2 (text/plain)", 0, false},
 		{"part without header", "Content-Type: multipart/mixed; boundary=b\n\n--b\n[SECRET]\n--b--", "SECRET@body/part 1 (text/plain)", 0, false},
-		{"lenient content type", "Content-Type: text/html; charset=\"utf-8\"; charset=x; ;\n\n<b>[SECRET]</b>", "SECRET@body", 0, false},
+		{"lenient content type", "Content-Type: text/html; charset=\"utf-8\"; charset=x; ;\n\n<b>[SECRET]</b>", "SECRET@body", 1, false}, // the charset given twice: unreadable
 		{"bad content type", "Content-Type: garbage\n\n[SECRET]", "SECRET@body", 1, false},
 		{"unknown transfer encoding", "Content-Transfer-Encoding: x-uuencode\n\n[SECRET]", "SECRET@body", 1, false},
 		{"base64 multipart", "Content-Type: multipart/mixed; boundary=b\nContent-Transfer-Encoding: base64\n\n" +
@@ -175,5 +175,8 @@ func TestDepthLimit(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(res.Problems, ";"), "nested deeper") {
 		t.Errorf("problems %q", res.Problems)
+	}
+	if !strings.Contains(strings.Join(res.Unreadable, ";"), "nested deeper") {
+		t.Errorf("unreadable %q", res.Unreadable)
 	}
 }

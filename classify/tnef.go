@@ -72,7 +72,7 @@ func (t *tnefStage) write(p []byte) {
 			if p, ok = fill(t.buf[:], &t.nbuf, 6, p); ok {
 				t.nbuf = 0
 				if binary.LittleEndian.Uint32(t.buf[:]) != tnefSignature {
-					t.ctx.col.problem("%s: not a TNEF stream (bad signature)", t.where)
+					t.ctx.col.unreadable("%s: not a TNEF stream (bad signature), not readable", t.where)
 					t.st = tnDead
 					continue
 				}
@@ -111,6 +111,8 @@ func (t *tnefStage) write(p []byte) {
 		case tnChecksum:
 			if p, ok = fill(t.buf[:], &t.nbuf, 2, p); ok {
 				t.nbuf = 0
+				// A wrong checksum stays readable: every byte of the
+				// attribute was read all the same.
 				if binary.LittleEndian.Uint16(t.buf[:]) != t.sum && !t.badSum {
 					t.badSum = true
 					t.ctx.col.problem("%s: TNEF checksum mismatch", t.where)
@@ -150,7 +152,7 @@ func (t *tnefStage) endAttr() {
 func (t *tnefStage) close() {
 	if t.st != tnAttrHdr || t.nbuf != 0 {
 		if t.st != tnDead {
-			t.ctx.col.problem("%s: TNEF stream truncated", t.where)
+			t.ctx.col.unreadable("%s: TNEF stream truncated", t.where)
 		}
 		if t.sink != nil {
 			t.sink.close()
@@ -332,7 +334,7 @@ func (m *mapiProps) write(p []byte) {
 func pad4(n uint32) uint32 { return (4 - n%4) % 4 }
 
 func (m *mapiProps) fail(format string, args ...any) {
-	m.ctx.col.problem(m.where+": TNEF: "+format, args...)
+	m.ctx.col.unreadable(m.where+": TNEF: "+format+", the rest not read", args...)
 	m.broken = true
 	m.st = mpDone
 }
@@ -409,7 +411,7 @@ func (m *mapiProps) close() {
 		m.sink = nil
 	}
 	if m.st != mpDone && !m.broken {
-		m.ctx.col.problem("%s: TNEF property list truncated", m.where)
+		m.ctx.col.unreadable("%s: TNEF property list truncated", m.where)
 	}
 	m.st = mpDone
 }

@@ -16,7 +16,17 @@ func newTransferStage(ctx *scanCtx, cte, where string, next stage) stage {
 		return &qpStage{ctx: ctx, where: where, next: next, out: make([]byte, 0, outBufSize)}
 	case "base64":
 		return &b64Stage{ctx: ctx, where: where, next: next, acc: make([]byte, 0, b64AccSize)}
+	case "x-uuencode", "uuencode", "x-uue":
+		// Thunderbird decodes these (non-standard) encodings, so the raw
+		// text is not what the reader sees; the scanner does not decode
+		// them (issue 11 point 1).
+		ctx.col.unreadable("%s: Content-Transfer-Encoding %q not decoded", where, clip(cte, 40))
+		return next
 	default:
+		// Readable: mail clients show a part in an unknown encoding as it
+		// is (RFC 2045 section 6.4 lets them treat it as application/
+		// octet-stream; Thunderbird and Outlook display the raw text), and
+		// the scanner reads those same raw bytes.
 		ctx.col.problem("%s: unknown Content-Transfer-Encoding %q, read as 8bit", where, clip(cte, 40))
 		return next
 	}
@@ -72,6 +82,9 @@ func (q *qpStage) flush() {
 	}
 }
 
+// bad reports a malformed escape. It stays readable: the escape passes
+// through literally, as mail clients show it (RFC 2045 section 6.7 note
+// 2), so nothing is dropped.
 func (q *qpStage) bad() {
 	q.flush() // the decoded text before the fault goes first
 	q.ctx.col.problem("%s: malformed quoted-printable", q.where)
@@ -278,7 +291,11 @@ func (s *b64Stage) slow(src []byte) {
 					s.next.write(out)
 					out = out[:0]
 				}
-				s.ctx.col.problem("%s: invalid base64 characters ignored", s.where)
+				// Issue 11 point 1: bytes of the part are dropped, and
+				// what follows them decodes in step only if they were
+				// inserted junk; clients differ (some skip them, some
+				// stop), so the text read may not be what the reader sees.
+				s.ctx.col.unreadable("%s: invalid base64 characters ignored", s.where)
 			}
 			continue
 		}
