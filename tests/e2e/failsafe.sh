@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# tests/e2e/failsafe.sh: classification fails safe (issue 11) through a real
+# Postfix: what the scanner cannot read is never tagged compliant
+# UNCLASSIFIED, and signed content is content.
+#
+# The milter runs under the default sge profile with domains=
+# ["agency.govt.nz"] and outbound.secure_domains=["secure.example"]; alice
+# submits on the SASL submission port (outbound); the internet client is
+# 127.0.0.2. The S/MIME messages are made by `openssl cms` (an independent
+# implementation) with a throw-away certificate.
+#
+#   a. alice sends an opaque-signed S/MIME message (application/pkcs7-mime;
+#      smime-type=signed-data, as some clients sign by default) whose signed
+#      text says [SECRET] (not readable in the raw message) to
+#      user@secure.example: 250 but HELD (R110), the administrator notice
+#      reaches postmaster, the audit line says SECRET (R113).
+#   b. alice sends an S/MIME-encrypted message (enveloped-data) to
+#      user@gmail.example: the gateway cannot read it, so it is HELD
+#      (classification.unreadable = "hold", the default), the administrator
+#      notice gives the unreadable reason, the audit line names the
+#      unreadable content, and nothing reaches the sink.
+#   c. control: an opaque-signed message without a marking to
+#      user@gmail.example is read, delivered and tagged
+#      compliant; classification="UNCLASSIFIED" (so a and b cannot pass by
+#      holding everything signed).
+#   d. inbound, an encrypted message from the internet is delivered
+#      (recorded only) and the decision log lists it as unreadable.
+#
+# Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_init failsafe
+DOMAIN=agency.govt.nz
+ADMIN=postmaster@$DOMAIN
+ALICE=alice@$DOMAIN
+ALICE_PASS=alice-secret-11
+SECURE=user@secure.example
+GMAIL=user@gmail.example
+EXPECT_ONE=()
+EXPECT_NONE=()
+
+e2e_need openssl python3
+unfolded_headers() {
+	sink_headers "$1" | awk '
+		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
+		{ if (cur != "") print cur; cur = $0 }
+		END { if (cur != "") print cur }'
+}
+qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
+held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
+audit_lines() { grep -F '"msg":"audit: classified mail breach attempt"' "$WORK/milter.log" || true; }
+audit_count() { audit_lines | wc -l | tr -d ' '; }
+audit_since() { audit_lines | tail -n "+$(($1 + 1))"; }
+audit_grew() { (($(audit_count) > $1)); }
+
+# A throw-away S/MIME identity for alice.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/alice.key" -out "$WORK/alice.crt" -days 7 \
+	-subj "/CN=$ALICE" -addext "subjectAltName=email:$ALICE" >/dev/null 2>&1 ||
+	fail "setup: openssl req made alice's certificate"
+
+# smime_eml FILE ID FROM TO KIND TEXT: a message whose content (a text/plain
+# entity saying TEXT) is signed opaquely (KIND=sign) or encrypted
+# (KIND=encrypt) by openssl cms, with CRLF line ends.
+smime_eml() {
+	local file=$1 id=$2 from=$3 to=$4 kind=$5 text=$6
+	printf 'Content-Type: text/plain; charset=utf-8\r\n\r\nKia ora,\r\n\r\nThis note is %s.\r\n' "$text" >"$file.inner"
+	{
+		printf '%s\r\n' "From: <$from>" "To: <$to>" "Subject: e2e failsafe $id" "X-Test-Id: $id" \
+			"Date: $(date -R)" "Message-ID: <$id@client.e2e.test>"
+		if [[ $kind == sign ]]; then
+			openssl cms -sign -nodetach -in "$file.inner" -signer "$WORK/alice.crt" -inkey "$WORK/alice.key" -outform SMIME -crlfeol
+		else
+			openssl cms -encrypt -aes256 -in "$file.inner" -outform SMIME -crlfeol "$WORK/alice.crt"
+		fi
+	} >"$file"
+}
+
+cat >"$WORK/zone" <<EOF
+; failsafe.sh (tests/e2e/dnsd). The test client is 127.0.0.2.
+sender.example.   300 IN TXT "v=spf1 ip4:127.0.0.2 -all"
+$DOMAIN.          300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+EOF
+start_dns "$WORK/zone"
+start_sink
+start_milter --set "domains=[\"$DOMAIN\"]" --set 'outbound.secure_domains=["secure.example"]'
+enable_submission "$DOMAIN" alice "$ALICE_PASS"
+start_postfix "inet:$SERVER_IP:$MILTER_PORT"
+
+# notice_for ID: the administrator notice about message ID at the sink.
+notice_for() { sink_grep "e2e failsafe $1" | xargs -r grep -l "^X-Rcpt-Args: <$ADMIN>" 2>/dev/null | head -n 1; }
+
+# ------------------------------------------------------------------ a
+id_a=$(unique_id)
+smime_eml "$WORK/$id_a.eml" "$id_a" "$ALICE" "$SECURE" sign "[SECRET]"
+if grep -q 'SECRET' "$WORK/$id_a.eml"; then
+	fail "a: test setup: the marking must not be readable in the raw message" "$WORK/$id_a.eml"
+fi
+n0=$(audit_count)
+rc=0
+send_auth alice "$ALICE_PASS" --from "$ALICE" --to "$SECURE" --data "$WORK/$id_a.eml" || rc=$?
+qid_a=
+if ((rc == 0)) && accepted; then
+	qid_a=$(queue_id)
+	pass "a (R110): opaque-signed [SECRET] to $SECURE accepted (250, queue id $qid_a)"
+else
+	fail "a (R110): opaque-signed [SECRET] accepted for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+if [[ -n $qid_a ]] && wait_until 10 held "$qid_a"; then
+	pass "a (R110, issue 11): the opaque-signed [SECRET] message is held: postqueue -p shows $qid_a!"
+else
+	pf_postqueue -p >"$WORK/a.postqueue" 2>&1 || true
+	fail "a (R110, issue 11): postqueue -p shows ${qid_a:-QUEUEID}! (on hold)" "$WORK/a.postqueue"
+fi
+has_notice_a() { [[ -n $(notice_for "$id_a") ]]; }
+if wait_until 30 has_notice_a; then
+	pass "a (R110): the administrator notice reached $ADMIN"
+else
+	fail "a (R110): an administrator notice about '$id_a' reached $ADMIN within 30s"
+fi
+wait_until 5 audit_grew "$n0" || true
+audit_since "$n0" >"$WORK/a.audit"
+assert_contains "$WORK/a.audit" '"classification":"SECRET"' "a (R113): the audit line says SECRET (found inside the signed-data)"
+EXPECT_NONE+=("$id_a")
+
+# ------------------------------------------------------------------ b
+id_b=$(unique_id)
+smime_eml "$WORK/$id_b.eml" "$id_b" "$ALICE" "$GMAIL" encrypt "[TOP SECRET]"
+n0=$(audit_count)
+rc=0
+send_auth alice "$ALICE_PASS" --from "$ALICE" --to "$GMAIL" --data "$WORK/$id_b.eml" || rc=$?
+qid_b=
+if ((rc == 0)) && accepted; then
+	qid_b=$(queue_id)
+	pass "b (issue 11): encrypted message to $GMAIL accepted for holding (250, queue id $qid_b)"
+else
+	fail "b (issue 11): encrypted message accepted for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+if [[ -n $qid_b ]] && wait_until 10 held "$qid_b"; then
+	pass "b (issue 11): the encrypted message is held (classification.unreadable = hold): postqueue -p shows $qid_b!"
+else
+	pf_postqueue -p >"$WORK/b.postqueue" 2>&1 || true
+	fail "b (issue 11): postqueue -p shows ${qid_b:-QUEUEID}! (on hold)" "$WORK/b.postqueue"
+fi
+has_notice_b() { [[ -n $(notice_for "$id_b") ]]; }
+if wait_until 30 has_notice_b; then
+	pass "b (issue 11): the administrator notice reached $ADMIN"
+	qp_decode "$(notice_for "$id_b")" | tr -d '\r' | tr '\n' ' ' >"$WORK/b.notice"
+	assert_contains "$WORK/b.notice" 'could not read all of its content' "b (issue 11): the notice says the content could not be read"
+	assert_contains "$WORK/b.notice" '[Ee]ncrypted|[Ee]nveloped' "b (issue 11): the notice gives the unreadable reason (encrypted content)"
+	assert_contains "$WORK/b.notice" "postsuper -H $qid_b" "b (R56): the notice names the release command"
+else
+	fail "b (issue 11): an administrator notice about '$id_b' reached $ADMIN within 30s"
+fi
+wait_until 5 audit_grew "$n0" || true
+audit_since "$n0" >"$WORK/b.audit"
+assert_contains "$WORK/b.audit" 'unreadable content' "b (R113, issue 11): the audit line names the unreadable content"
+EXPECT_NONE+=("$id_b")
+
+# ------------------------------------------------------------------ c
+id_c=$(unique_id)
+smime_eml "$WORK/$id_c.eml" "$id_c" "$ALICE" "$GMAIL" sign "for the lunch roster"
+rc=0
+send_auth alice "$ALICE_PASS" --from "$ALICE" --to "$GMAIL" --data "$WORK/$id_c.eml" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "c (control): an opaque-signed unmarked message to $GMAIL accepted (250)"
+	EXPECT_ONE+=("$id_c")
+else
+	fail "c (control): an opaque-signed unmarked message accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+if wait_id "$id_c" 20; then
+	f=$(sink_grep "^X-Test-Id: $id_c\$" | head -n 1)
+	unfolded_headers "$f" >"$WORK/c.headers"
+	assert_contains "$WORK/c.headers" '^X-NZ-Secure-email: compliant; classification="UNCLASSIFIED"' \
+		"c (R60): the signed content was read, so it is tagged compliant UNCLASSIFIED"
+else
+	fail "c (control): message $id_c reached the sink"
+fi
+
+# ------------------------------------------------------------------ d
+id_d=$(unique_id)
+smime_eml "$WORK/$id_d.eml" "$id_d" "sender@sender.example" "user@$DOMAIN" encrypt "[SECRET]"
+rc=0
+send --tls --from sender@sender.example --to "user@$DOMAIN" --data "$WORK/$id_d.eml" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "d (issue 11): inbound encrypted mail accepted (recorded only)"
+	EXPECT_ONE+=("$id_d")
+else
+	fail "d (issue 11): inbound encrypted mail accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+if wait_id "$id_d" 20; then
+	pass "d (issue 11): inbound encrypted mail delivered"
+else
+	fail "d (issue 11): inbound message $id_d reached the sink"
+fi
+grep -F '"msg":"decision"' "$WORK/milter.log" | grep -F "\"sender\":\"sender@sender.example\"" >"$WORK/d.log" || true
+assert_contains "$WORK/d.log" '"unreadable":\[' "d (issue 11): the decision log lists the inbound message as unreadable"
+
+# The held messages stay held until an administrator acts: delete them so
+# the queue check below sees nothing else left behind.
+for q in $qid_a $qid_b; do pf_postsuper -d "$q" hold >/dev/null 2>&1 || true; done
+assert_nothing_lost_or_doubled held
+
+stop_milter
+e2e_finish
