@@ -182,5 +182,13 @@ func ClassifyOptions(p *policy.Policy) classify.Options {
 		}
 		return levels[i].Word < levels[j].Word
 	})
-	return classify.Options{Levels: levels, ScanAttachments: p.Classification.ScanAttachments}
+	// MaxBytes: a message past limits.max_message_size is refused anyway;
+	// should any path feed the scanner more, what it did not read makes
+	// the result unreadable rather than silently partial (issue 11). The
+	// slack covers the header block as the milter rebuilds it.
+	var maxBytes int64
+	if p.Limits.MaxMessageSize > 0 {
+		maxBytes = p.Limits.MaxMessageSize + 1<<20
+	}
+	return classify.Options{Levels: levels, ScanAttachments: p.Classification.ScanAttachments, MaxBytes: maxBytes}
 }
