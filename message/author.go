@@ -150,12 +150,24 @@ func Mailboxes(value string) AuthorResult { return Authors([]string{value}) }
 // in order of appearance.
 func (r *AuthorResult) finish() {
 	seen := map[string]bool{}
+	mention := func(d string) {
+		if !seen[d] {
+			seen[d] = true
+			r.Mentioned = append(r.Mentioned, d)
+		}
+	}
 	for _, n := range r.Names {
 		for _, d := range namedDomains(n) {
-			if !seen[d] {
-				seen[d] = true
-				r.Mentioned = append(r.Mentioned, d)
-			}
+			mention(d)
+		}
+	}
+	// A local part that itself holds "@domain" ("ceo@agency.govt.nz"@evil,
+	// or the invalid ceo@agency.govt.nz@evil that some clients show whole)
+	// reads to a person as that domain's address: it impersonates as a
+	// display name does (issue 12 point 2).
+	for _, m := range r.Authors {
+		for _, d := range atDomains(m.Local) {
+			mention(d)
 		}
 	}
 	var cands []string

@@ -20,6 +20,10 @@ func TestAuthors(t *testing.T) {
 		candidates []string // every candidate domain, in order
 		mentioned  []string // domains named in display names and comments
 	}{
+		{name: "our address as the local part", values: []string{"ceo@agency.govt.nz@evil.example"}, status: StatusOK,
+			address: "ceo@agency.govt.nz@evil.example", candidates: []string{"evil.example", "agency.govt.nz"}, mentioned: []string{"agency.govt.nz"}},
+		{name: "our address as a quoted local part", values: []string{`"ceo@agency.govt.nz"@evil.example`}, status: StatusOK,
+			address: "ceo@agency.govt.nz@evil.example", candidates: []string{"evil.example", "agency.govt.nz"}, mentioned: []string{"agency.govt.nz"}},
 		{name: "plain", values: []string{"John Smith <john@agency.govt.nz>"}, status: StatusOK,
 			address: "john@agency.govt.nz", display: "John Smith", candidates: []string{"agency.govt.nz"}},
 		{name: "bare addr-spec", values: []string{"john@agency.govt.nz"}, status: StatusOK,
