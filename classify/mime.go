@@ -15,6 +15,7 @@ type scanCtx struct {
 	dict *dictionary
 	col  *collector
 	wd   mime.WordDecoder
+	arc  arcState // archives and inline blocks (archive.go)
 }
 
 func (ctx *scanCtx) initWordDecoder() { ctx.wd.CharsetReader = ctx.charsetReader }
@@ -391,6 +392,9 @@ func kindOf(mt string) int {
 	case "message/rfc822", "message/global":
 		return kMessage
 	}
+	if isArchiveType(mt) {
+		return kArchive
+	}
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
 		return kMultipart
@@ -414,6 +418,9 @@ func kindByName(name string) int {
 		return kRTF
 	case ".eml":
 		return kMessage
+	}
+	if isArchiveName(name) {
+		return kArchive
 	}
 	return kOther
 }
@@ -446,6 +453,9 @@ func (e *entity) bodyStage() stage {
 	name = cleanName(ctx.decodeWords(name))
 	attachment := disp == "attachment"
 	kind := kindOf(mt)
+	if kind == kArchive {
+		attachment = true // a zip or a document is an attachment however it is sent (R34)
+	}
 	if kind == kOther {
 		if kind = kindByName(name); kind != kOther && kind != kTNEF {
 			attachment = true
@@ -494,6 +504,8 @@ func (e *entity) bodyStage() stage {
 		return newTransferStage(ctx, e.cte, where, newEntity(ctx, e.depth+1, p, true, false, attach))
 	case kTNEF:
 		return newTransferStage(ctx, e.cte, where, newTNEFStage(ctx, where))
+	case kArchive:
+		return newTransferStage(ctx, e.cte, where, newArchiveStage(ctx, where))
 	case kText, kHTML, kRTF:
 		if kind == kText && strings.EqualFold(params["format"], "flowed") {
 			return e.flowedStage(params, where)
@@ -515,6 +527,11 @@ func (e *entity) textStage(kind int, charset, where string) stage {
 		s = newRTFText(s) // RTF is 7-bit; its escapes name the code page
 	default:
 		s = newCharsetStage(ctx, charset, where, s)
+	}
+	if kind == kText && ctx.opts.ScanAttachments {
+		// Inline uuencode, yEnc and BinHex files (inline.go, R34), read
+		// before the charset: yEnc is 8-bit.
+		s = newInlineStage(ctx, where, s)
 	}
 	return newTransferStage(ctx, e.cte, where, s)
 }

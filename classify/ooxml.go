@@ -1,0 +1,125 @@
+package classify
+
+import (
+	"encoding/xml"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// The text of an Office Open XML or OpenDocument part (R34, issue 11
+// point 7): the character data of the XML in document order, as a reader
+// sees it. A Word paragraph is runs, and an editor splits a run wherever
+// the formatting or the revision changes, so "[SEC" and "RET]" in two
+// <w:t> of one <w:p> are one word: character data of a paragraph is
+// joined as it is, and the end of a paragraph (w:p, a:p in DrawingML,
+// text:p and text:h in ODF), a table cell, a shared string (xl si) or a
+// spreadsheet cell is a line break. Attribute values are not text.
+// Elements are matched by local name, so the prefixes a producer chooses
+// do not matter.
+
+// paragraphEnd lists the elements whose end is a line break.
+var paragraphEnd = map[string]bool{
+	"p": true, "h": true, // w:p, a:p (ECMA-376 17.3.1.22, 21.1.2.2.6); text:p, text:h (ODF 5.1)
+	"br": true, "cr": true, "line-break": true, // w:br, w:cr, a:br; text:line-break
+	"tc": true, "tr": true, // w:tc, a:tc, w:tr, a:tr: table cells and rows
+	"table-cell": true, "table-row": true, // ODF tables
+	"si": true, "c": true, "row": true, // xl shared string item, cell, row (ECMA-376 18.4.8, 18.3.1.4)
+	"comment": true, "txbxContent": true, "list-item": true,
+}
+
+// isMetadataPart reports whether a part holds document properties, whose
+// elements (dc:title, dc:subject, cp:keywords, meta:user-defined, ...)
+// are each a line of their own.
+func isMetadataPart(name string) bool {
+	switch strings.ToLower(name) {
+	case "docprops/core.xml", "docprops/app.xml", "docprops/custom.xml", "meta.xml":
+		return true
+	}
+	return false
+}
+
+// maxODFSpaces bounds the spaces one <text:s text:c="N"/> stands for.
+const maxODFSpaces = 8
+
+// xmlText extracts the text of the XML part read from r into a matcher
+// named where. The reader is bounded (limitReader), and so is what a token
+// of encoding/xml may hold; the decoder never expands entities beyond the
+// predefined ones, so there is no entity expansion bomb.
+func xmlText(ctx *scanCtx, r io.Reader, where string, meta bool) error {
+	m := newMatcher(ctx, where)
+	out := make([]byte, 0, 4096)
+	emit := func(b ...byte) {
+		if len(out)+len(b) > cap(out) {
+			m.write(out)
+			out = out[:0]
+		}
+		if len(b) > cap(out) {
+			m.write(b)
+			return
+		}
+		out = append(out, b...)
+	}
+	d := xml.NewDecoder(r)
+	var err error
+	for {
+		var tok xml.Token
+		tok, err = d.RawToken()
+		if err != nil {
+			break
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if !isIndentation(t) {
+				emit(t...)
+			}
+		case xml.StartElement:
+			switch t.Name.Local {
+			case "tab": // w:tab, a:tab, text:tab
+				emit('\t')
+			case "s": // text:s, text:c spaces (ODF 6.1.3)
+				if t.Name.Space == "" {
+					break // xl's <s> does not exist; only a prefixed s is ODF's
+				}
+				n := 1
+				for _, a := range t.Attr {
+					if a.Name.Local == "c" {
+						if v, e := strconv.Atoi(a.Value); e == nil {
+							n = min(max(v, 1), maxODFSpaces)
+						}
+					}
+				}
+				for ; n > 0; n-- {
+					emit(' ')
+				}
+			}
+		case xml.EndElement:
+			if meta || paragraphEnd[t.Name.Local] {
+				emit('\n')
+			}
+		}
+	}
+	m.write(out)
+	m.close()
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// isIndentation reports whether character data is only white space with a
+// line break: the indentation of pretty-printed XML between elements, not
+// text (a run's own spaces, <w:t xml:space="preserve"> </w:t>, stay).
+func isIndentation(b []byte) bool {
+	nl := false
+	for _, c := range b {
+		switch c {
+		case '\n', '\r':
+			nl = true
+		case ' ', '\t':
+		default:
+			return false
+		}
+	}
+	return nl
+}
