@@ -201,7 +201,7 @@ func (s *inlineStage) textLine(line []byte) {
 				s.blk.sink = newTransferStage(s.ctx, "base64", s.blk.where, s.blk.sink)
 			}
 		}
-	case strings.HasPrefix(l, "=ybegin "):
+	case strings.HasPrefix(l, "=ybegin ") && strings.Contains(l, " size=") && strings.Contains(l, " name="):
 		kv := yencParams(l[len("=ybegin "):])
 		s.open("yEnc", kv["name"])
 		s.blk.ysize, _ = strconv.ParseInt(kv["size"], 10, 64)
@@ -297,7 +297,11 @@ func (s *inlineStage) endBlock(cut bool, why string) {
 	if b.zero {
 		cut = false // uuencode: the data ended with its zero-length line
 	}
-	if cut && (b.lines > 0 || b.bh != nil && b.bh.started) && b.sink != nil && !b.lost {
+	// Content is lost when a block that is scanned was cut after its
+	// data began, or when a BinHex block was cut inside its header,
+	// before the name said what the file is.
+	inHeader := b.bh != nil && b.bh.started && b.bh.st == bhHeader
+	if cut && (b.lines > 0 && b.sink != nil || inHeader) && !b.lost {
 		if why == "" {
 			why = "not terminated"
 		}
@@ -364,8 +368,8 @@ func uuDecodeLine(line, dst []byte) ([]byte, bool) {
 	if need := (n + 2) / 3 * 4; len(data) > need {
 		data = data[:need] // a trailing check character is ignored
 	}
-	// Trailing spaces (zero bits) may have been stripped in transit.
-	if len(data) < (n*4+2)/3-2 {
+	// A trailing space (zero bits) may have been stripped in transit.
+	if len(data) < (n*4+2)/3-1 {
 		return dst, false
 	}
 	var q [4]byte
