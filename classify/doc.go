@@ -24,7 +24,11 @@
 // without MIME headers, and Outlook's TNEF (winmail.dat), whose
 // compressed RTF ([MS-OXRTFCP]) is decompressed and scanned. Attachments
 // are skipped unless Options.ScanAttachments is set (R34); then text-like
-// attachments (text, HTML, RTF, messages) are scanned too.
+// attachments (text, HTML, RTF, messages) are scanned too, and so are the
+// text of Office Open XML and OpenDocument files, the text-like files in
+// zip archives (archive.go, ooxml.go) and uuencode, yEnc and BinHex blocks
+// inside text (inline.go), within limits (MaxArchiveSize, ...) past which
+// the content is reported in Result.Unreadable.
 //
 // The message is fed to a Scanner in chunks as it arrives (it is an
 // io.Writer); memory stays bounded whatever the size of the message: the
