@@ -317,6 +317,11 @@ func init() {
 	fixtures = append(fixtures,
 		fixture{name: "attach-docx", want: "UNCLASSIFIED", wantAttach: "SECRET",
 			msg: withAttachment("attach-docx", "The minutes are attached.", ctDocx+"; name=\"minutes.docx\"", "attachment; filename=\"minutes.docx\"", splitDocx)},
+		fixture{name: "attach-docx-hidden", want: "UNCLASSIFIED", wantAttach: "TOP SECRET",
+			msg: withAttachment("attach-docx-hidden", "Hidden runs.", ctDocx+"; name=\"hidden.docx\"", "attachment; filename=\"hidden.docx\"",
+				docx("Hidden", `<w:p><w:r><w:t>[TOP SE</w:t></w:r><w:r><w:rPr><w:vanish/></w:rPr><w:t>x</w:t></w:r><w:r><w:t>CRET] shown, x hidden</w:t></w:r></w:p>`+
+					`<w:p><w:r><w:rPr><w:vanish/></w:rPr><w:t>[CONFIDENTIAL] hidden</w:t></w:r></w:p>`+
+					`<w:p><w:r><w:rPr><w:vanish w:val="0"/></w:rPr><w:t>[IN</w:t><w:noBreakHyphen/><w:t>CONFIDENCE] not hidden</w:t></w:r></w:p>`))},
 		fixture{name: "attach-docx-inline", want: "UNCLASSIFIED", wantAttach: "TOP SECRET",
 			msg: withAttachment("attach-docx-inline", "No Content-Disposition: a document is an attachment all the same.", ctDocx, "",
 				docx("Plan", wp("Plan: [TOP SECRET]")))},

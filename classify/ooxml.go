@@ -42,23 +42,47 @@ func isMetadataPart(name string) bool {
 // maxODFSpaces bounds the spaces one <text:s text:c="N"/> stands for.
 const maxODFSpaces = 8
 
+// xmlView is one view of a part's text: a matcher and its buffer.
+type xmlView struct {
+	m   *matcher
+	out []byte
+}
+
+func (v *xmlView) emit(b ...byte) {
+	if len(v.out)+len(b) > cap(v.out) {
+		v.m.write(v.out)
+		v.out = v.out[:0]
+	}
+	if len(b) > cap(v.out) {
+		v.m.write(b)
+		return
+	}
+	v.out = append(v.out, b...)
+}
+
+func (v *xmlView) close() {
+	v.m.write(v.out)
+	v.m.close()
+}
+
 // xmlText extracts the text of the XML part read from r into a matcher
 // named where. The reader is bounded (limitReader), and so is what a token
 // of encoding/xml may hold; the decoder never expands entities beyond the
 // predefined ones, so there is no entity expansion bomb.
+//
+// Word can hide runs (<w:vanish/>, ECMA-376 17.3.2.41). As for HTML and
+// RTF (issue 11 point 4), the text is matched in two views, every run
+// included and hidden runs left out, so that neither hiding a marking nor
+// hiding a few characters inside one defeats the scan.
 func xmlText(ctx *scanCtx, r io.Reader, where string, meta bool) error {
-	m := newMatcher(ctx, where)
-	out := make([]byte, 0, 4096)
+	all := &xmlView{m: newMatcher(ctx, where), out: make([]byte, 0, 4096)}
+	shown := &xmlView{m: newMatcher(ctx, where), out: make([]byte, 0, 4096)}
+	inRun, hidden := false, false
 	emit := func(b ...byte) {
-		if len(out)+len(b) > cap(out) {
-			m.write(out)
-			out = out[:0]
+		all.emit(b...)
+		if !hidden {
+			shown.emit(b...)
 		}
-		if len(b) > cap(out) {
-			m.write(b)
-			return
-		}
-		out = append(out, b...)
 	}
 	d := xml.NewDecoder(r)
 	var err error
@@ -75,6 +99,14 @@ func xmlText(ctx *scanCtx, r io.Reader, where string, meta bool) error {
 			}
 		case xml.StartElement:
 			switch t.Name.Local {
+			case "r":
+				inRun, hidden = t.Name.Space == "w", false
+			case "vanish":
+				if inRun && t.Name.Space == "w" {
+					hidden = !isOff(t.Attr)
+				}
+			case "noBreakHyphen": // w:noBreakHyphen reads as a hyphen
+				emit('-')
 			case "tab": // w:tab, a:tab, text:tab
 				emit('\t')
 			case "s": // text:s, text:c spaces (ODF 6.1.3)
@@ -94,17 +126,35 @@ func xmlText(ctx *scanCtx, r io.Reader, where string, meta bool) error {
 				}
 			}
 		case xml.EndElement:
+			if t.Name.Local == "r" && t.Name.Space == "w" {
+				inRun, hidden = false, false
+			}
 			if meta || paragraphEnd[t.Name.Local] {
+				hidden = false
 				emit('\n')
 			}
 		}
 	}
-	m.write(out)
-	m.close()
+	all.close()
+	shown.close()
 	if err == io.EOF {
 		return nil
 	}
 	return err
+}
+
+// isOff reports whether a Word toggle property is switched off
+// (w:val="0", "false" or "off", ECMA-376 17.17.4).
+func isOff(attrs []xml.Attr) bool {
+	for _, a := range attrs {
+		if a.Name.Local == "val" {
+			switch a.Value {
+			case "0", "false", "off":
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isIndentation reports whether character data is only white space with a
