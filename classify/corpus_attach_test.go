@@ -291,6 +291,16 @@ func binhexEncode(name string, data []byte) string {
 	return b.String()
 }
 
+// spaceUU is uuencode with spaces for zero bits in its data lines, as
+// old encoders write it.
+func spaceUU(name string, data []byte) string {
+	lines := strings.Split(uuencode(name, data), "\n")
+	for i := 1; i < len(lines)-3; i++ {
+		lines[i] = strings.ReplaceAll(lines[i], "`", " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
 func textMsg(id, ctype, body string) string {
 	return head(id) + "Subject: " + id + "\nMIME-Version: 1.0\nContent-Type: " + ctype + "\nContent-Transfer-Encoding: 8bit\n\n" + body
 }
@@ -383,6 +393,9 @@ func init() {
 			msg: textMsg("attach-uuencode-truncated", "text/plain", "Cut short:\n"+truncatedUU)},
 		fixture{name: "attach-uuencode-prose", want: "IN-CONFIDENCE", wantAttach: "IN-CONFIDENCE",
 			msg: textMsg("attach-uuencode-prose", "text/plain", "Notes:\nbegin 755 readme.txt\nPlease read the attached file first.\n=ybegin is how yEnc starts\n[IN-CONFIDENCE] Thanks.\n")},
+		fixture{name: "attach-uuencode-flowed", want: "UNCLASSIFIED", wantAttach: "CONFIDENTIAL",
+			msg: textMsg("attach-uuencode-flowed", "text/plain; charset=utf-8; format=flowed", "Flowed text (Thunderbird); an old encoder writes zero bits as a space,\n"+
+				"so a uuencode line may end in one, which is no soft line break:\n"+spaceUU("a.txt", []byte("[CONFIDENTIAL] x"))+"-- \nAlice\n")},
 		fixture{name: "attach-yenc", want: "UNCLASSIFIED", wantAttach: "TOP SECRET",
 			msg: textMsg("attach-yenc", "text/plain; charset=iso-8859-1", "Posted with yEnc:\n"+yencode("notes.txt", yData)+"Bye.\n")},
 		fixture{name: "attach-binhex", want: "UNCLASSIFIED", wantAttach: "CONFIDENTIAL",

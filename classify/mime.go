@@ -542,6 +542,9 @@ func (e *entity) flowedStage(params map[string]string, where string) stage {
 	ctx := e.ctx
 	var s stage = newFlowedStage(strings.EqualFold(params["delsp"], "yes"), newMatcher(ctx, where))
 	s = newCharsetStage(ctx, params["charset"], where, s)
+	if ctx.opts.ScanAttachments {
+		s = newInlineStage(ctx, where, s) // encoded files, before the lines are joined (inline.go, R34)
+	}
 	return newTransferStage(ctx, e.cte, where, s)
 }
 
