@@ -145,6 +145,19 @@ func TestUnpackedBudget(t *testing.T) {
 	}
 }
 
+func TestXMLTextEncoding(t *testing.T) {
+	part := "<?xml version=\"1.0\" encoding=\"windows-1252\"?><w:document " + nsW + "><w:body>" + wp("caf\xe9 [SECRET]") + "</w:body></w:document>"
+	res := scanArchive(t, mkzip(zentry{name: "[Content_Types].xml", body: "<Types/>"}, zentry{name: "word/document.xml", body: part}), 0)
+	if res.Classification != "SECRET" || !res.Readable() {
+		t.Fatalf("%+v", res)
+	}
+	part = strings.Replace(part, "windows-1252", "x-bogus", 1)
+	res = scanArchive(t, mkzip(zentry{name: "[Content_Types].xml", body: "<Types/>"}, zentry{name: "word/document.xml", body: part}), 0)
+	if res.Readable() || !strings.Contains(res.Unreadable[0], "x-bogus") {
+		t.Fatalf("%+v", res)
+	}
+}
+
 func TestXMLTextUnreadable(t *testing.T) {
 	res := scanArchive(t, docx("t", `<w:p><w:r><w:t>[SECRET]</w:t></w:r></w:p><w:p><w:t>&bogus;</w:t>`), 0)
 	if res.Classification != "SECRET" || res.Readable() || !strings.Contains(res.Unreadable[0], "word/document.xml") {

@@ -2,9 +2,12 @@ package classify
 
 import (
 	"encoding/xml"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
+
+	"golang.org/x/text/transform"
 )
 
 // The text of an Office Open XML or OpenDocument part (R34, issue 11
@@ -85,6 +88,18 @@ func xmlText(ctx *scanCtx, r io.Reader, where string, meta bool) error {
 		}
 	}
 	d := xml.NewDecoder(r)
+	// An 8-bit encoding declared in the XML declaration (XML 1.0 section
+	// 4.3.3); Go's decoder knows only UTF-8 by itself.
+	d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
+		enc, ok := lookupCharset(label)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("unknown XML encoding %q", clip(label, 40))
+		case enc == nil:
+			return in, nil
+		}
+		return transform.NewReader(in, enc.NewDecoder()), nil
+	}
 	var err error
 	for {
 		var tok xml.Token
