@@ -78,13 +78,29 @@ func newInlineStage(ctx *scanCtx, where string, next stage) *inlineStage {
 	return &inlineStage{ctx: ctx, where: where, next: next, level: ctx.arc.nest, bol: true}
 }
 
-func candidateStart(c byte) bool { return c == 'b' || c == '=' || c == '(' }
+// mayStart reports whether a line starting with p may start a block; with
+// fewer than 5 bytes known it may.
+func mayStart(p []byte) bool {
+	switch p[0] {
+	case 'b', '=', '(':
+	default:
+		return false
+	}
+	if len(p) < 5 {
+		return true
+	}
+	switch string(p[:5]) {
+	case "begin", "=ybeg", "(This":
+		return true
+	}
+	return false
+}
 
 func (s *inlineStage) write(p []byte) {
 	for len(p) > 0 {
 		if s.bol {
 			s.bol = false
-			s.cand = s.st != ilText || candidateStart(p[0])
+			s.cand = s.st != ilText || mayStart(p)
 			s.line, s.long = s.line[:0], false
 		}
 		if !s.cand {
@@ -98,7 +114,7 @@ func (s *inlineStage) write(p []byte) {
 					return
 				}
 				i += j + 1
-				if i == len(p) || candidateStart(p[i]) {
+				if i == len(p) || mayStart(p[i:]) {
 					break
 				}
 			}
@@ -186,6 +202,9 @@ func (s *inlineStage) endLine() {
 
 // textLine looks for the first line of a block.
 func (s *inlineStage) textLine(line []byte) {
+	if !bytes.HasPrefix(line, []byte("begin")) && !bytes.HasPrefix(line, []byte("=ybegin ")) && !bytes.HasPrefix(line, []byte(binhexTag)) {
+		return
+	}
 	l := string(line)
 	switch {
 	case strings.HasPrefix(l, "begin "), strings.HasPrefix(l, "begin-base64 "):
