@@ -88,7 +88,7 @@ func docx(title, body string, extra ...zentry) []byte {
 func xlsx(shared, sheet string) []byte {
 	return mkzip(
 		zentry{name: "[Content_Types].xml", body: xmlDecl + `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/></Types>`},
-		zentry{name: "xl/workbook.xml", body: xmlDecl + `<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheets><sheet name="Budget" sheetId="1"/></sheets></workbook>`},
+		zentry{name: "xl/workbook.xml", body: xmlDecl + `<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheets><sheet name="Budget [RESTRICTED]" sheetId="1" r:id="rId1" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"/></sheets></workbook>`},
 		zentry{name: "xl/sharedStrings.xml", deflate: true, body: xmlDecl + `<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="3" uniqueCount="3">` + shared + `</sst>`},
 		zentry{name: "xl/worksheets/sheet1.xml", deflate: true, body: xmlDecl + `<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>` + sheet + `</sheetData></worksheet>`},
 	)

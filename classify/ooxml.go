@@ -122,6 +122,16 @@ func xmlText(ctx *scanCtx, r io.Reader, where string, meta bool) error {
 				}
 			case "noBreakHyphen": // w:noBreakHyphen reads as a hyphen
 				emit('-')
+			case "sheet", "table":
+				// A sheet's name is on its tab, in an attribute: xl
+				// <sheet name=...> (ECMA-376 18.2.19), ODF <table:table
+				// table:name=...> (ODF 9.1.2).
+				for _, a := range t.Attr {
+					if a.Name.Local == "name" && (t.Name.Local == "sheet" || a.Name.Space == "table") {
+						emit([]byte(a.Value)...)
+						emit('\n')
+					}
+				}
 			case "tab": // w:tab, a:tab, text:tab
 				emit('\t')
 			case "s": // text:s, text:c spaces (ODF 6.1.3)
