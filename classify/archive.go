@@ -245,12 +245,56 @@ func entryStage(ctx *scanCtx, kind int, where string) stage {
 		return newEntity(ctx, 1, "", true, false, where)
 	case kTNEF:
 		return newTNEFStage(ctx, where)
-	case kText, kHTML, kRTF:
-		// The stages of a text attachment without a declared charset or
-		// transfer encoding.
+	case kText, kHTML:
+		return &bomStage{ctx: ctx, kind: kind, where: where}
+	case kRTF:
 		return (&entity{ctx: ctx}).textStage(kind, "", where)
 	}
 	return discard{}
+}
+
+// bomStage starts the stages of a text file that has no declared charset
+// (an archive entry, an inline block): a UTF-16 byte order mark (Windows
+// Notepad's "Unicode") says UTF-16, else it is read as ASCII/UTF-8 as an
+// undeclared MIME part is.
+type bomStage struct {
+	ctx   *scanCtx
+	kind  int
+	where string
+	head  [2]byte
+	nhead int
+	next  stage
+}
+
+func (b *bomStage) start() {
+	cs := ""
+	if h := b.head[:b.nhead]; bytes.Equal(h, []byte{0xFF, 0xFE}) || bytes.Equal(h, []byte{0xFE, 0xFF}) {
+		cs = "utf-16" // the BOM decides the byte order (RFC 2781 section 3.2)
+	}
+	// The stages of a text attachment without a transfer encoding.
+	b.next = (&entity{ctx: b.ctx}).textStage(b.kind, cs, b.where)
+	b.next.write(b.head[:b.nhead])
+}
+
+func (b *bomStage) write(p []byte) {
+	if b.next == nil {
+		k := copy(b.head[b.nhead:], p)
+		b.nhead += k
+		if p = p[k:]; b.nhead < len(b.head) {
+			return
+		}
+		b.start()
+	}
+	if len(p) > 0 {
+		b.next.write(p)
+	}
+}
+
+func (b *bomStage) close() {
+	if b.next == nil {
+		b.start()
+	}
+	b.next.close()
 }
 
 // copyStage feeds r to s in chunks and closes s.

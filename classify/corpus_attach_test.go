@@ -360,6 +360,7 @@ func init() {
 					zentry{name: "photo.png", body: "\x89PNG [TOP SECRET] is not text"},
 					zentry{name: "report.docx", body: string(docx("Report", wp("[CONFIDENTIAL]")))},
 					zentry{name: "fwd.eml", body: "Subject: [IN-CONFIDENCE] old\r\n\r\nold body\r\n"},
+					zentry{name: "notepad.txt", body: string(append([]byte{0xFF, 0xFE}, utf16le("Saved as Unicode: [SENSITIVE]\r\n")...))},
 				))},
 		fixture{name: "attach-zip-bomb", want: "IN-CONFIDENCE", wantAttach: "IN-CONFIDENCE", unreadableAttach: true,
 			msg: withAttachment("attach-zip-bomb", "[IN-CONFIDENCE] a small zip that inflates 1000 to 1.", "application/zip; name=\"bomb.zip\"", "attachment; filename=\"bomb.zip\"", zipBomb())},
