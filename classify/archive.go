@@ -157,6 +157,10 @@ func (a *archiveStage) close() {
 		col.unreadable("%s: archive with more than %d entries, not read", a.where, MaxArchiveEntries)
 		return
 	}
+	if bytes.HasPrefix(a.buf, oleSignature) {
+		col.unreadable("%s: an OLE2 compound file (a password-protected Office document, or a legacy one under a new name), not read", a.where)
+		return
+	}
 	zr, err := zip.NewReader(bytes.NewReader(a.buf), int64(len(a.buf)))
 	if err != nil && !(errors.Is(err, zip.ErrInsecurePath) && zr != nil) {
 		col.unreadable("%s: not a readable zip archive (%v)", a.where, err)
@@ -172,6 +176,10 @@ func (a *archiveStage) close() {
 		}
 	}
 }
+
+// oleSignature starts an OLE2 compound file ([MS-CFB] 2.2), which is what
+// an encrypted OOXML document is ([MS-OFFCRYPTO] 2.3.4.4).
+var oleSignature = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}
 
 // isPackage reports whether an archive is an OOXML package (it has the
 // [Content_Types].xml part, ECMA-376 Part 2 section 10.1.2.2) or an
@@ -194,16 +202,17 @@ func (a *archiveStage) entry(f *zip.File, pkg bool) bool {
 	}
 	ctx := a.ctx
 	where := a.where + " / " + cleanName(f.Name)
+	if f.Flags&0x1 != 0 { // APPNOTE.TXT 4.4.4 bit 0: encrypted
+		// Whatever its name says, what is inside cannot be known.
+		ctx.col.unreadable("%s: encrypted archive entry", where)
+		return true
+	}
 	xmlPart := pkg && strings.HasSuffix(strings.ToLower(f.Name), ".xml")
 	kind := kOther
 	if !xmlPart {
 		if kind = kindByName(path.Base(f.Name)); kind == kOther {
 			return true // not text: skipped, as such an attachment is (R34)
 		}
-	}
-	if f.Flags&0x1 != 0 { // APPNOTE.TXT 4.4.4 bit 0: encrypted
-		ctx.col.unreadable("%s: encrypted archive entry", where)
-		return true
 	}
 	if f.UncompressedSize64 > MaxEntrySize {
 		ctx.col.unreadable("%s: archive entry %v", where, errEntrySize)
