@@ -28,7 +28,11 @@
 // whatever its disposition (a forwarded message is the sender's content).
 // Other attachments are skipped unless Options.ScanAttachments is set
 // (R34); then text-like attachments (text, HTML, RTF, .eml files) are
-// scanned too.
+// scanned too, and so are the text of Office Open XML and OpenDocument
+// files, the text-like files in zip archives (archive.go, ooxml.go) and
+// uuencode, yEnc and BinHex blocks inside text (inline.go), within limits
+// (MaxArchiveSize, ...) past which the content is reported in
+// Result.Unreadable.
 //
 // The message is fed to a Scanner in chunks as it arrives (it is an
 // io.Writer); memory stays bounded whatever the size of the message: the

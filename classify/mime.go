@@ -18,6 +18,7 @@ type scanCtx struct {
 	dict *dictionary
 	col  *collector
 	wd   mime.WordDecoder
+	arc  arcState // archives and inline blocks (archive.go)
 	// inBoundary counts the multipart parts being closed at a delimiter
 	// (rather than at the end of the content around them).
 	inBoundary int
@@ -456,6 +457,9 @@ func kindOf(mt string) int {
 	case "multipart/encrypted", "application/pgp-encrypted":
 		return kEncrypted
 	}
+	if isArchiveType(mt) {
+		return kArchive
+	}
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
 		return kMultipart
@@ -481,6 +485,9 @@ func kindByName(name string) int {
 		return kMessage
 	case ".p7m": // S/MIME sent as application/octet-stream (RFC 8551 section 3.2.1)
 		return kPKCS7
+	}
+	if isArchiveName(name) {
+		return kArchive
 	}
 	return kOther
 }
@@ -517,6 +524,9 @@ func (e *entity) bodyStage() stage {
 	attachment := disp == "attachment"
 	kind := kindOf(mt)
 	byName := false
+	if kind == kArchive {
+		attachment = true // a zip or a document is an attachment however it is sent (R34)
+	}
 	if kind == kOther {
 		if kind = kindByName(name); kind != kOther {
 			byName = true
@@ -626,6 +636,8 @@ func (e *entity) bodyStage() stage {
 		// RFC 3156 section 4: the content is OpenPGP ciphertext.
 		ctx.col.unreadable("%s: PGP encrypted, content not readable", where)
 		return discard{}
+	case kArchive:
+		return newTransferStage(ctx, e.cte, where, newArchiveStage(ctx, where))
 	case kText, kHTML, kRTF:
 		if kind == kText && strings.EqualFold(params["format"], "flowed") {
 			return e.flowedStage(params, where)
@@ -648,6 +660,11 @@ func (e *entity) textStage(kind int, charset, where string) stage {
 	default:
 		s = newCharsetStage(ctx, charset, where, s)
 	}
+	if kind == kText && ctx.opts.ScanAttachments {
+		// Inline uuencode, yEnc and BinHex files (inline.go, R34), read
+		// before the charset: yEnc is 8-bit.
+		s = newInlineStage(ctx, where, s)
+	}
 	return newTransferStage(ctx, e.cte, where, s)
 }
 
@@ -657,6 +674,9 @@ func (e *entity) flowedStage(params map[string]string, where string) stage {
 	ctx := e.ctx
 	var s stage = newFlowedStage(strings.EqualFold(params["delsp"], "yes"), newPGPDetect(ctx, where, newMatcher(ctx, where)))
 	s = newCharsetStage(ctx, params["charset"], where, s)
+	if ctx.opts.ScanAttachments {
+		s = newInlineStage(ctx, where, s) // encoded files, before the lines are joined (inline.go, R34)
+	}
 	return newTransferStage(ctx, e.cte, where, s)
 }
 
