@@ -147,6 +147,10 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	stripSecureTag(&v, t.Headers)
 	p.stripForgedAuthResults(&v, t.Headers)
 	if v.Direction == Inbound {
+		if p.checkDeferredSPF(&v, t); v.Action == Reject || v.Action == Tempfail {
+			v.Checks = checkList(t.Mail, t.Header)
+			return v
+		}
 		if p.checkDMARC(&v, t.Message.DMARC, t.Envelope.QueueID, t.Envelope.From); v.Action == Reject || v.Action == Tempfail {
 			return v
 		}

@@ -201,8 +201,12 @@ func profileDefaults(profile string) *Policy {
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"
-		// SGE: SPF counts through DMARC (G-DMARC-IN); recorded, not enforced alone.
-		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
+		// Spec 000: "enforce the mail sending policy specified by a sending
+		// domain's SPF record"; spec 004 section 9: "v=spf1 -all" mail is
+		// "rejected and dropped". A fail is refused unless DMARC passes
+		// through an aligned DKIM signature (forwarding, RFC 7489 10.1).
+		// Sender ID is evaluated and recorded (M-RCV-SID).
+		p.Inbound.SPF, p.Inbound.SenderID = "enforce", "tag"
 		p.Inbound.DKIM, p.Inbound.DMARC = "tag", "enforce"
 		// G-DLP: "markings above IN-CONFIDENCE blocked" unless an exception.
 		p.Outbound.ByClass["SENSITIVE"] = ExceptionOnly
@@ -217,7 +221,8 @@ func profileDefaults(profile string) *Policy {
 		p.Inbound.SecureMailReceiver = true
 	case ProfileSEEMail:
 		p.Inbound.MinTLS = "none"
-		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
+		// As sge: SPF enforced (spec 000), Sender ID recorded.
+		p.Inbound.SPF, p.Inbound.SenderID = "enforce", "tag"
 		p.Inbound.DKIM, p.Inbound.DMARC = "tag", "tag"
 	default:
 		return nil
