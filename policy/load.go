@@ -141,6 +141,10 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 		pr.File, pr.Line = name, lines[pr.Key]
 		probs = append(probs, pr)
 	}
+	for _, pr := range lintWarnings(p) {
+		pr.File, pr.Line = name, lines[pr.Key]
+		p.Warnings = append(p.Warnings, pr)
+	}
 	if p.AuthservID == "" {
 		if h, err := os.Hostname(); err == nil {
 			p.AuthservID = h
@@ -792,3 +796,33 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// lintWarnings: what is valid but almost surely a mistake.
+//
+// internal_networks covering the internet: every client in it counts as
+// internal, so its mail is taken as outbound: no SPF, Sender ID, DKIM,
+// DMARC or warnings, and the MTA may relay it. A prefix shorter than /8
+// (IPv4; /104 as IPv4-mapped IPv6) or /16 (IPv6) covers at least 1/256 of
+// the address space; 0.0.0.0/0 and ::/0 are all of it. Private ranges
+// (10.0.0.0/8, fc00::/7) are long enough not to warn.
+func lintWarnings(p *Policy) Problems {
+	var out Problems
+	for _, n := range p.InternalNetworks {
+		short := 8
+		switch {
+		case n.Addr().Is4In6():
+			short = 96 + 8
+		case n.Addr().Is6():
+			short = 16
+		}
+		if n.Bits() < short && !(n.Addr().Is6() && !n.Addr().Is4In6() && privateV6.Overlaps(n) && n.Bits() >= privateV6.Bits()) {
+			out = append(out, Problem{Key: "internal_networks", Msg: fmt.Sprintf(
+				"warning: %s covers the internet (a prefix shorter than /%d): every client in it counts as internal and its mail as outbound, unchecked (no SPF, DKIM, DMARC or warnings); list only your own networks", n, short)})
+		}
+	}
+	return out
+}
+
+// privateV6 is the unique local range (RFC 4193): shorter than /16 but
+// not the internet.
+var privateV6 = netip.MustParsePrefix("fc00::/7")
