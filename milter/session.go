@@ -492,16 +492,18 @@ func fitsPacket(edits []policy.HeaderEdit) error {
 	return nil
 }
 
-// withoutOurHeaders drops the client-supplied copies of the headers only
-// this gateway writes: the verdict deletes them (policy.IsOurHeader), so
-// the warning must be rendered as if they were not there. A forged
-// X-NZ-Secure-Warning naming this gateway would otherwise make notify
-// refuse a second warning (R79) and the session end without a verdict.
-// Per-name indexes of the other headers are unchanged.
-func withoutOurHeaders(hs []policy.Header) []policy.Header {
+// withoutForgedWarnings drops the client-supplied X-NZ-Secure-Warning
+// headers: the verdict deletes them (every header only this gateway
+// writes, policy.IsOurHeader), so the warning is rendered as if they were
+// not there. A forged one naming this gateway would otherwise make notify
+// refuse a second warning (R79) and the session end without a verdict
+// (issue 12 point 8). The other forged headers stay in the original a
+// wrap attaches, as evidence. Per-name indexes of other headers are
+// unchanged.
+func withoutForgedWarnings(hs []policy.Header) []policy.Header {
 	out := make([]policy.Header, 0, len(hs))
 	for _, h := range hs {
-		if !policy.IsOurHeader(h.Name) {
+		if !strings.EqualFold(strings.TrimRight(h.Name, " \t"), policy.WarningHeader) {
 			out = append(out, h)
 		}
 	}
@@ -512,7 +514,7 @@ func withoutOurHeaders(hs []policy.Header) []policy.Header {
 // then replaces the body: Postfix wants the body replacement in one go after
 // every other change.
 func (s *session) applyWarning(warn Warning, m gomilter.Modifier, lead string) error {
-	res, err := presentWarning(s.tx.pol, warn, withoutOurHeaders(s.tx.headers), s.tx.body.Reader())
+	res, err := presentWarning(s.tx.pol, warn, withoutForgedWarnings(s.tx.headers), s.tx.body.Reader())
 	if err != nil {
 		return err
 	}
