@@ -1,8 +1,12 @@
 package dkim
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
 )
 
 // FuzzParseKey: no key record crashes the parser.
@@ -43,6 +47,40 @@ func FuzzBodyCanon(f *testing.F) {
 		}
 		if s := whole.String(); s != "" && !strings.HasSuffix(s, "\r\n") {
 			t.Fatalf("%q does not end in CRLF", s)
+		}
+	})
+}
+
+// FuzzVerify: no message, however its DKIM-Signature fields are written,
+// crashes the verifier or gets a result outside RFC 8601's vocabulary.
+func FuzzVerify(f *testing.F) {
+	rsaKey, edKey := testKeys(f)
+	zone := publish(f, dnstest.NewZone(), "agency.govt.nz", rsaKey, edKey)
+	msg := testMessage("agency.govt.nz", 200)
+	values, err := Sign(strings.NewReader(msg), "agency.govt.nz", []Key{rsaKey, edKey}, SignOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(prepend(msg, values...)))
+	f.Add([]byte(prepend(msg, "v=1; a=rsa-sha256; d=agency.govt.nz; s=rsa2026; l=5; i=@x.agency.govt.nz; h=from:from; bh=; b=")))
+	f.Add([]byte("DKIM-Signature: v=1;;\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, m []byte) {
+		if len(m) > 16<<10 {
+			return
+		}
+		sigs, err := Verify(context.Background(), bytes.NewReader(m), VerifyOptions{LookupTXT: zone.LookupTXT})
+		if err != nil {
+			return
+		}
+		for _, s := range sigs {
+			switch s.Result {
+			case Pass, Fail, Policy, Neutral, TempError, PermError:
+			default:
+				t.Fatalf("result %q", s.Result)
+			}
+			if (s.Result == Pass) != (s.Err == nil) {
+				t.Fatalf("%s with err %v", s.Result, s.Err)
+			}
 		}
 	})
 }
