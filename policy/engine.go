@@ -135,6 +135,14 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	if v.Classification == "" {
 		v.Classification = Unclassified
 	}
+	// M-RCV-SPF deferred from MAIL FROM: before anything else, the ping
+	// answer included (a forged sender must not get it, R96).
+	if v.Direction == Inbound {
+		if p.checkDeferredSPF(&v, t); v.Action == Reject || v.Action == Tempfail {
+			v.Checks = checkList(t.Mail, t.Header)
+			return v
+		}
+	}
 	if pv, consumed := p.atPing(t); consumed {
 		return pv
 	} else if len(pv.Notices) > 0 {
@@ -147,10 +155,6 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	stripOurHeaders(&v, t.Headers)
 	p.stripForgedAuthResults(&v, t.Headers)
 	if v.Direction == Inbound {
-		if p.checkDeferredSPF(&v, t); v.Action == Reject || v.Action == Tempfail {
-			v.Checks = checkList(t.Mail, t.Header)
-			return v
-		}
 		if p.checkDMARC(&v, t.Message.DMARC, t.Envelope.QueueID, t.Envelope.From); v.Action == Reject || v.Action == Tempfail {
 			return v
 		}

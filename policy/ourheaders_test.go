@@ -106,3 +106,21 @@ func TestAuthResultsBounded(t *testing.T) {
 		t.Errorf("3 signatures: %s", ar)
 	}
 }
+
+// M-RCV-SPF deferred to end of message still comes before the ping answer
+// (R96): a sender failing SPF gets no ping reply, as when SPF was refused
+// at MAIL FROM.
+func TestDeferredSPFBeforePing(t *testing.T) {
+	p := mustPolicy(t)
+	tx := Transaction{Conn: Conn{ClientIP: internetIP, TLS: tls13}, Envelope: Envelope{From: "forged@victim.example", Rcpts: []string{"ping@agency.govt.nz"}},
+		Headers: hdrs("From", "forged@victim.example"),
+		Mail:    MailChecks{SPF: &AuthCheck{Result: ResultFail, Identity: "forged@victim.example", Domain: "victim.example", RecordFound: true}}}
+	v := p.AtEndOfMessage(tx)
+	if v.Action != Reject || v.Reply == nil || v.Reply.Status != "5.7.23" || len(v.Notices) != 0 {
+		t.Fatalf("got %s %v notices %+v", v.Action, v.Reply, v.Notices)
+	}
+	tx.Mail.SPF.Result = ResultPass
+	if v := p.AtEndOfMessage(tx); v.Action != Discard || len(v.Notices) != 1 {
+		t.Errorf("SPF pass: ping not answered: %s %+v", v.Action, v.Notices)
+	}
+}
