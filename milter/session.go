@@ -409,7 +409,7 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 		if m == nil {
 			return nil, fmt.Errorf("quarantine is only possible at end of message")
 		}
-		if err := m.Quarantine(strings.Join(v.Reasons, "; ")); err != nil {
+		if err := m.Quarantine(clipText(strings.Join(v.Reasons, "; "), maxReplyText)); err != nil {
 			return nil, fmt.Errorf("quarantine: %w", err)
 		}
 		return gomilter.RespAccept, nil
@@ -422,7 +422,7 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 			}
 			return gomilter.RespTempFail, nil
 		}
-		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+v.Reply.Text)
+		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+clipText(v.Reply.Text, maxReplyText))
 	}
 	return nil, fmt.Errorf("verdict with action %q cannot end a transaction", v.Action)
 }
@@ -466,6 +466,18 @@ func fromDomainOf(hs []policy.Header) string {
 // a milter packet holds at most 64 KiB (go-milter refuses more, and so does
 // Postfix), less the index and the NULs.
 const maxEditData = int(gomilter.DataSize64K) - 16
+
+// maxReplyText bounds the text of an SMTP reply and of a quarantine reason:
+// they repeat what senders chose (a domain's SPF explanation, addresses),
+// and one milter packet holds at most 64 KiB. The full text is in the log.
+const maxReplyText = 2000
+
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
+}
 
 // ErrEditTooLarge is wrapped when a header edit does not fit a milter
 // packet: the transaction is tempfailed, never the connection dropped.

@@ -124,3 +124,21 @@ func TestOversizeEditTempfails(t *testing.T) {
 		t.Errorf("decision log: %v", d)
 	}
 }
+
+// A refusal whose text repeats a huge sender-chosen explanation (SPF
+// exp=) still reaches the MTA as that refusal, clipped; never an error.
+func TestLongReplyClipped(t *testing.T) {
+	p := testPolicy(t)
+	srv, err := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(&syncBuffer{}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.inflight.Add(1)
+	s := &session{srv: srv, tx: &transaction{pol: p, start: time.Now(), body: NewSpool(1024, "")}}
+	v := policy.Verdict{Stage: policy.StageEOM, Direction: policy.Inbound, Action: policy.Reject,
+		Reply: &policy.Reply{Code: 550, Status: "5.7.23", Text: "SPF check failed: " + strings.Repeat("explanation ", 10000)}}
+	resp, err := s.finish(v, &editMod{})
+	if err != nil || resp == nil || !strings.Contains(resp.String(), "550") || !strings.Contains(resp.String(), "5.7.23") || len(resp.String()) > 8<<10 {
+		t.Fatalf("got %d bytes %.200v %v", len(resp.String()), resp, err)
+	}
+}
