@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -189,6 +190,7 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) ([]Signature, 
 	}
 
 	keys := map[string]keyAnswer{}
+	hx := indexHeader(h)
 	for _, s := range states {
 		if s.done {
 			continue
@@ -197,9 +199,9 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) ([]Signature, 
 		if s.relaxedB {
 			total = canons[1]
 		}
-		s.verify(ctx, h, total.n, keys, lookup)
+		s.verify(ctx, hx, total.n, keys, lookup)
 		if s.sig.Result == Pass {
-			checkReplay(s, h)
+			checkReplay(s, hx)
 		}
 		if s.sig.Result != Pass && s.sig.Result != TempError && ctx.Err() != nil {
 			// A cancelled context can surface as any error: never let it
@@ -336,7 +338,7 @@ type keyAnswer struct {
 }
 
 // verify finishes one parsed signature: body hash, key records, signature.
-func (s *sigState) verify(ctx context.Context, h []string, bodyLen int64, cache map[string]keyAnswer, lookup LookupTXTFunc) {
+func (s *sigState) verify(ctx context.Context, hx headerIndex, bodyLen int64, cache map[string]keyAnswer, lookup LookupTXTFunc) {
 	sig := s.sig
 	if sig.BodyLengthLimited && sig.BodyLength > bodyLen {
 		// RFC 6376 section 6.1.3: l= longer than the body cannot be right.
@@ -355,7 +357,7 @@ func (s *sigState) verify(ctx context.Context, h []string, bodyLen int64, cache 
 	used := map[string]int{}
 	for _, k := range s.keys {
 		lk := strings.ToLower(k)
-		if f := pickField(h, lk, used[lk]); f != "" {
+		if f := hx.pick(lk, used[lk]); f != "" {
 			hh.Write([]byte(canonHeader(f, s.relaxedH)))
 		}
 		used[lk]++
@@ -428,25 +430,37 @@ func (s *sigState) verify(ctx context.Context, h []string, bodyLen int64, cache 
 	}
 }
 
-// pickField returns the (skip+1)-th field named lname from the bottom of
-// the header, "" when there is none.
-func pickField(h []string, lname string, skip int) string {
-	for i := len(h) - 1; i >= 0; i-- {
-		if strings.ToLower(fieldName(h[i])) != lname {
-			continue
-		}
-		if skip == 0 {
-			return h[i]
-		}
-		skip--
+// headerIndex finds header fields by lower-case name without scanning the
+// header for every h= entry (an h= of thousands of names over thousands of
+// fields must not cost their product).
+type headerIndex struct {
+	h    []string
+	byLC map[string][]int // positions, top to bottom
+}
+
+func indexHeader(h []string) headerIndex {
+	x := headerIndex{h: h, byLC: map[string][]int{}}
+	for i, f := range h {
+		k := strings.ToLower(fieldName(f))
+		x.byLC[k] = append(x.byLC[k], i)
 	}
-	return ""
+	return x
+}
+
+// pick returns the (skip+1)-th field named lname from the bottom of the
+// header (RFC 6376 section 5.4.2), "" when there is none.
+func (x headerIndex) pick(lname string, skip int) string {
+	at := x.byLC[lname]
+	if skip >= len(at) {
+		return ""
+	}
+	return x.h[at[len(at)-1-skip]]
 }
 
 // checkReplay turns a pass into Policy when the message holds more
 // instances of a covered replayFields field than the signature signs
 // (RFC 6376 section 8.15).
-func checkReplay(s *sigState, h []string) {
+func checkReplay(s *sigState, hx headerIndex) {
 	signed := map[string]int{}
 	for _, k := range s.keys {
 		signed[strings.ToLower(k)]++
@@ -456,13 +470,7 @@ func checkReplay(s *sigState, h []string) {
 		if n == 0 {
 			continue
 		}
-		have := 0
-		for _, f := range h {
-			if strings.ToLower(fieldName(f)) == name {
-				have++
-			}
-		}
-		if have > n {
+		if have := len(hx.byLC[name]); have > n {
 			s.final(Policy, fmt.Errorf("%w: the message has %d %s fields, the signature covers %d (RFC 6376 section 8.15)", ErrHeaderReplay, have, name, n))
 			return
 		}
@@ -516,29 +524,34 @@ func describe(value string) Signature {
 
 // setHeaderB shortens each b= value to the shortest prefix of at least
 // HeaderBMinLength characters that no other signature of the message
-// shares (RFC 6008 section 4).
+// shares (RFC 6008 section 4). A prefix is shared exactly when it is no
+// longer than the common prefix with another value, and the longest common
+// prefixes are with the neighbours in sorted order: O(n log n), whatever a
+// flood of look-alike signatures holds.
 func setHeaderB(sigs []Signature) {
-	full := make([]string, len(sigs))
+	order := make([]int, len(sigs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return sigs[order[a]].HeaderB < sigs[order[b]].HeaderB })
+	need := make([]int, len(sigs))
+	for k := 1; k < len(order); k++ {
+		a, b := order[k-1], order[k]
+		l := commonPrefix(sigs[a].HeaderB, sigs[b].HeaderB)
+		need[a] = max(need[a], l+1)
+		need[b] = max(need[b], l+1)
+	}
 	for i := range sigs {
-		full[i] = sigs[i].HeaderB
-	}
-	for i, b := range full {
-		n := HeaderBMinLength
-		for n < len(b) {
-			unique := true
-			for j, o := range full {
-				if j != i && strings.HasPrefix(o, b[:n]) {
-					unique = false
-					break
-				}
-			}
-			if unique {
-				break
-			}
-			n++
-		}
-		if n < len(b) {
-			sigs[i].HeaderB = b[:n]
+		if n := max(need[i], HeaderBMinLength); n < len(sigs[i].HeaderB) {
+			sigs[i].HeaderB = sigs[i].HeaderB[:n]
 		}
 	}
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }

@@ -39,10 +39,11 @@ func rawSign(t *testing.T, msg string, k Key, domain string, h []string, l int64
 	}
 	v += " h=" + strings.Join(h, ":") + "; bh=" + base64.StdEncoding.EncodeToString(bh.Sum(nil)) + "; b="
 	hh := sha256.New()
+	hx := indexHeader(hdr)
 	used := map[string]int{}
 	for _, name := range h {
 		ln := strings.ToLower(name)
-		if f := pickField(hdr, ln, used[ln]); f != "" {
+		if f := hx.pick(ln, used[ln]); f != "" {
 			hh.Write([]byte(canonHeader(f, true)))
 		}
 		used[ln]++
@@ -306,6 +307,45 @@ func TestVerifySignatureFlood(t *testing.T) {
 		}
 		if s.Result != want {
 			t.Fatalf("signature %d: %s %v, want %s", i, s.Result, s.Err, want)
+		}
+	}
+}
+
+// setHeaderB (sorted neighbours) gives what the plain definition gives:
+// the shortest prefix of at least 8 characters no other value starts with.
+func TestHeaderBMatchesDefinition(t *testing.T) {
+	naive := func(full []string, i int) string {
+		b := full[i]
+		for n := HeaderBMinLength; n < len(b); n++ {
+			shared := false
+			for j, o := range full {
+				shared = shared || (j != i && strings.HasPrefix(o, b[:n]))
+			}
+			if !shared {
+				return b[:n]
+			}
+		}
+		return b
+	}
+	rnd := uint32(1)
+	next := func() uint32 { rnd = rnd*1664525 + 1013904223; return rnd >> 24 }
+	for round := 0; round < 300; round++ {
+		n := 1 + int(next()%12)
+		sigs := make([]Signature, n)
+		full := make([]string, n)
+		for i := range sigs {
+			var b strings.Builder
+			for l := int(next() % 20); l > 0; l-- {
+				b.WriteByte("ab"[next()%2])
+			}
+			full[i] = b.String()
+			sigs[i].HeaderB = full[i]
+		}
+		setHeaderB(sigs)
+		for i := range sigs {
+			if want := naive(full, i); sigs[i].HeaderB != want {
+				t.Fatalf("%q: %d: %q, want %q", full, i, sigs[i].HeaderB, want)
+			}
 		}
 	}
 }
