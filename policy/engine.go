@@ -139,7 +139,7 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	// answer included (a forged sender must not get it, R96).
 	if v.Direction == Inbound {
 		if p.checkDeferredSPF(&v, t); v.Action == Reject || v.Action == Tempfail {
-			v.Checks = checkList(t.Mail, t.Header)
+			v.Checks, v.Message = checkList(t.Mail, t.Header), t.Message // the DKIM and DMARC results that did not save it
 			return v
 		}
 	}

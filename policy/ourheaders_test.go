@@ -115,9 +115,13 @@ func TestDeferredSPFBeforePing(t *testing.T) {
 	tx := Transaction{Conn: Conn{ClientIP: internetIP, TLS: tls13}, Envelope: Envelope{From: "forged@victim.example", Rcpts: []string{"ping@agency.govt.nz"}},
 		Headers: hdrs("From", "forged@victim.example"),
 		Mail:    MailChecks{SPF: &AuthCheck{Result: ResultFail, Identity: "forged@victim.example", Domain: "victim.example", RecordFound: true}}}
+	tx.Message = MessageChecks{DKIM: []DKIMCheck{{Result: "policy", Domain: "victim.example"}}}
 	v := p.AtEndOfMessage(tx)
 	if v.Action != Reject || v.Reply == nil || v.Reply.Status != "5.7.23" || len(v.Notices) != 0 {
 		t.Fatalf("got %s %v notices %+v", v.Action, v.Reply, v.Notices)
+	}
+	if len(v.Message.DKIM) != 1 || len(v.Checks) == 0 {
+		t.Errorf("the refusal does not report the checks: %+v %+v", v.Message, v.Checks)
 	}
 	tx.Mail.SPF.Result = ResultPass
 	if v := p.AtEndOfMessage(tx); v.Action != Discard || len(v.Notices) != 1 {
