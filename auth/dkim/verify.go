@@ -175,7 +175,9 @@ func Verify(ctx context.Context, r io.Reader, opts VerifyOptions) ([]Signature, 
 			outs = append(outs, canons[k])
 		}
 	}
-	if _, err := io.Copy(io.MultiWriter(append(outs, io.Discard)...), br); err != nil {
+	if len(outs) == 0 {
+		// No signature needs the body (all unusable or beyond the limit).
+	} else if _, err := io.Copy(io.MultiWriter(outs...), br); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("dkim: %w", cerr)
 		}
