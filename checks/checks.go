@@ -150,6 +150,8 @@ func convert(scope string, o spf.Outcome) *policy.AuthCheck {
 		Explanation:  o.Explanation,
 		RecordFound:  o.Record != "",
 		AllQualifier: string(o.AllQualifier),
+		// M-SEC: an spf2.0 record of another scope is a Sender ID record.
+		OtherScopeRecord: o.OtherScopeRecord,
 	}
 	if o.Err != nil {
 		a.Detail = o.Err.Error()

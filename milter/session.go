@@ -2,6 +2,7 @@ package milter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -349,9 +350,13 @@ func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respo
 		s.srv.Notifier.Send(s.tx.pol, v, s.tx.env, s.tx.headers)
 	}
 	if applyErr != nil {
-		// The MTA connection may be broken; returning the error closes it and
+		// An edit the MTA cannot take (too large for a milter packet, an
+		// action it did not offer) or a warning that cannot be rendered:
+		// a logged tempfail, so the MTA keeps the message and the sender
+		// retries; never a dropped connection (issue 12 point 9). Should
+		// the connection itself be broken, writing this reply fails too and
 		// Postfix applies milter_default_action (tempfail).
-		return nil, applyErr
+		return gomilter.RejectWithCodeAndReason(451, tempfailText)
 	}
 	return resp, nil
 }
@@ -363,6 +368,9 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 			if err := m.DeleteRecipient(r); err != nil {
 				return nil, fmt.Errorf("removing recipient %s: %w", r, err)
 			}
+		}
+		if err := fitsPacket(v.Edits); err != nil {
+			return nil, err
 		}
 		// With OptHeaderLeadingSpace the MTA writes values exactly as given,
 		// without the space it otherwise puts after the colon.
@@ -401,7 +409,7 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 		if m == nil {
 			return nil, fmt.Errorf("quarantine is only possible at end of message")
 		}
-		if err := m.Quarantine(strings.Join(v.Reasons, "; ")); err != nil {
+		if err := m.Quarantine(clipText(strings.Join(v.Reasons, "; "), maxReplyText)); err != nil {
 			return nil, fmt.Errorf("quarantine: %w", err)
 		}
 		return gomilter.RespAccept, nil
@@ -414,7 +422,7 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 			}
 			return gomilter.RespTempFail, nil
 		}
-		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+v.Reply.Text)
+		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+clipText(v.Reply.Text, maxReplyText))
 	}
 	return nil, fmt.Errorf("verdict with action %q cannot end a transaction", v.Action)
 }
@@ -446,13 +454,81 @@ func fromDomainOf(hs []policy.Header) string {
 	return nzmsg.Authors(policy.HeaderValues(hs, "From")).Domain()
 }
 
+// maxEditData is the most header name and value bytes one edit may carry:
+// a milter packet holds at most 64 KiB (go-milter refuses more, and so does
+// Postfix), less the index and the NULs.
+const maxEditData = int(gomilter.DataSize64K) - 16
+
+// maxReplyText bounds the text of an SMTP reply and of a quarantine reason:
+// they repeat what senders chose (a domain's SPF explanation, addresses),
+// and one milter packet holds at most 64 KiB. The full text is in the log.
+const maxReplyText = 2000
+
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
+}
+
+// ErrEditTooLarge is wrapped when a header edit does not fit a milter
+// packet: the transaction is tempfailed, never the connection dropped.
+var ErrEditTooLarge = errors.New("header edit too large for the milter protocol")
+
+func editFits(name, value string) error {
+	if n := len(name) + len(value); n > maxEditData {
+		return fmt.Errorf("%w: %s is %d bytes, at most %d fit", ErrEditTooLarge, name, n, maxEditData)
+	}
+	return nil
+}
+
+// fitsPacket checks every edit before the first is sent, so that a
+// verdict is applied whole or not at all.
+func fitsPacket(edits []policy.HeaderEdit) error {
+	for _, e := range edits {
+		if e.Op == policy.OpDelete {
+			continue // sent without a value; Value is only for the log
+		}
+		if err := editFits(e.Name, e.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withoutForgedWarnings drops the client-supplied X-NZ-Secure-Warning
+// headers: the verdict deletes them (every header only this gateway
+// writes, policy.IsOurHeader), so the warning is rendered as if they were
+// not there. A forged one naming this gateway would otherwise make notify
+// refuse a second warning (R79) and the session end without a verdict
+// (issue 12 point 8). The other forged headers stay in the original a
+// wrap attaches, as evidence. Per-name indexes of other headers are
+// unchanged.
+func withoutForgedWarnings(hs []policy.Header) []policy.Header {
+	out := make([]policy.Header, 0, len(hs))
+	for _, h := range hs {
+		if !strings.EqualFold(strings.TrimRight(h.Name, " \t"), policy.WarningHeader) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // applyWarning renders the warning (R76-R80) and applies its header edits,
 // then replaces the body: Postfix wants the body replacement in one go after
 // every other change.
 func (s *session) applyWarning(warn Warning, m gomilter.Modifier, lead string) error {
-	res, err := presentWarning(s.tx.pol, warn, s.tx.headers, s.tx.body.Reader())
+	res, err := presentWarning(s.tx.pol, warn, withoutForgedWarnings(s.tx.headers), s.tx.body.Reader())
 	if err != nil {
 		return err
+	}
+	for _, e := range res.Edits {
+		if e.Op == notify.EditDelete {
+			continue
+		}
+		if err := editFits(e.Name, e.Value); err != nil {
+			return err
+		}
 	}
 	for _, e := range res.Edits {
 		switch e.Op {

@@ -24,6 +24,10 @@ type AuthCheck struct {
 	// Field is the header the PRA came from (Sender ID): from, sender,
 	// resent-from, resent-sender.
 	Field string `json:"field,omitempty"`
+	// OtherScopeRecord (Sender ID): the domain publishes an spf2.0 record,
+	// but not for this scope (e.g. "spf2.0/pra ... -all" alone at the mfrom
+	// check). It is still the domain's Sender ID record (M-SEC).
+	OtherScopeRecord bool `json:"other_scope_record,omitempty"`
 }
 
 // Results of the SPF family (RFC 7208 section 2.6, RFC 4406).
@@ -146,14 +150,51 @@ func senderDomain(addr string) string {
 	return strings.ToLower(d)
 }
 
-// checkSPF: M-RCV-SPF. Under "enforce" a fail is refused with the domain's
-// explanation (RFC 7372 X.7.23), a permerror as an SPF validation error
-// (X.7.24), a temperror answered 451 4.4.3 so the sender retries; never an
-// accept of mail the policy requires to be authenticated.
+// checkSPF: M-RCV-SPF at MAIL FROM. Under "enforce" (every profile's
+// default: spec 000 "enforce the mail sending policy specified by a sending
+// domain's SPF record", spec 004 section 9) a fail is refused with the
+// domain's explanation (RFC 7372 X.7.23), a permerror as an SPF validation
+// error (X.7.24), a temperror answered 451 4.4.3 so the sender retries;
+// never an accept of mail the policy requires to be authenticated.
+//
+// A fail or permerror is not final while DMARC runs: mail forwarded by a
+// list or an alias fails SPF at the forwarder's address but passes DMARC
+// through the author's aligned DKIM signature (RFC 7489 section 10.1), and
+// DKIM needs the body. Those are decided at end of message
+// (checkDeferredSPF), with the same replies.
 func (p *Policy) checkSPF(v *Verdict, r *AuthCheck) {
 	if r == nil || p.Inbound.SPF != "enforce" {
 		return
 	}
+	if p.spfDeferred(r) {
+		v.reason("SPF %s for %s: decided at end of message, where an aligned DKIM signature can still pass DMARC (RFC 7489 section 10.1, M-RCV-SPF)", r.Result, orUnknown(r.Domain))
+		return
+	}
+	refuseSPF(v, r)
+}
+
+// spfDeferred reports whether an enforced SPF result waits for DKIM.
+func (p *Policy) spfDeferred(r *AuthCheck) bool {
+	return p.Inbound.DMARC != "off" && (r.Result == ResultFail || r.Result == ResultPermError)
+}
+
+// checkDeferredSPF: M-RCV-SPF at end of message, for the results
+// checkSPF deferred. The one way out is a DMARC pass through an aligned
+// DKIM signature (RFC 7489 section 10.1); the SPF result is recorded in
+// Authentication-Results either way.
+func (p *Policy) checkDeferredSPF(v *Verdict, t Transaction) {
+	r := t.Mail.spf()
+	if r == nil || p.Inbound.SPF != "enforce" || !p.spfDeferred(r) {
+		return
+	}
+	if d := t.Message.DMARC; d != nil && d.Result == ResultPass && d.DKIMAligned {
+		v.reason("SPF %s for %s not enforced: DMARC passes for %s through an aligned DKIM signature (forwarded mail, RFC 7489 section 10.1, M-RCV-SPF)", r.Result, orUnknown(r.Domain), d.FromDomain)
+		return
+	}
+	refuseSPF(v, r)
+}
+
+func refuseSPF(v *Verdict, r *AuthCheck) {
 	switch r.Result {
 	case ResultFail:
 		why := r.Explanation
@@ -193,6 +234,11 @@ func checkMSEC(v *Verdict, what string, r *AuthCheck) {
 	switch {
 	case r.Result == ResultTempError:
 		v.refuse(451, "4.4.3", fmt.Sprintf("Temporary DNS failure checking the %s of %s (M-SEC); please try again later", what, r.Domain))
+	case !r.RecordFound && r.OtherScopeRecord:
+		// A domain's Sender ID record is its spf2.0 record of any scope:
+		// "spf2.0/pra ... -all" alone is one. The check of the scope it
+		// names decides (the PRA at end of headers).
+		v.reason("the %s of %s is published for another scope only; that scope's check decides (M-SEC)", what, orUnknown(r.Domain))
 	case !r.RecordFound:
 		v.refuse(550, "5.7.1", fmt.Sprintf("Refused by the SecureMail rules (M-SEC): %s publishes no %s", orUnknown(r.Domain), what))
 	case r.AllQualifier != "-":

@@ -70,6 +70,7 @@ func TestSenderChecks(t *testing.T) {
 		tls     TLSInfo
 		mc      MailChecks
 		hc      HeaderChecks
+		msg     MessageChecks
 		code    int // 0: accepted
 		status  string
 		text    string
@@ -78,20 +79,43 @@ func TestSenderChecks(t *testing.T) {
 	}{
 		{name: "M-RCV-SPF enforce pass accepted", sets: []string{"inbound.spf=enforce"}, mc: MailChecks{SPF: spfResult(ResultPass, "-")}},
 		{name: "M-RCV-SPF enforce fail refused with the explanation", sets: []string{"inbound.spf=enforce"}, mc: MailChecks{SPF: failExp},
-			code: 550, status: "5.7.23", text: "SPF check failed for user@sender.example: sender.example does not send from 203.0.113.9", stage: StageMail},
+			code: 550, status: "5.7.23", text: "SPF check failed for user@sender.example: sender.example does not send from 203.0.113.9", stage: StageEOM},
 		{name: "M-RCV-SPF enforce fail without exp", sets: []string{"inbound.spf=enforce"}, mc: MailChecks{SPF: spfResult(ResultFail, "-")},
-			code: 550, status: "5.7.23", text: "not authorised to send mail for sender.example", stage: StageMail},
+			code: 550, status: "5.7.23", text: "not authorised to send mail for sender.example", stage: StageEOM},
 		{name: "M-RCV-SPF enforce permerror refused", sets: []string{"inbound.spf=enforce"}, mc: MailChecks{SPF: &AuthCheck{Result: ResultPermError, Scope: "mfrom", Domain: "sender.example", Detail: "spf: syntax error"}},
-			code: 550, status: "5.7.24", text: "SPF record of sender.example is not valid: spf: syntax error", stage: StageMail},
+			code: 550, status: "5.7.24", text: "SPF record of sender.example is not valid: spf: syntax error", stage: StageEOM},
 		{name: "M-RCV-SPF enforce temperror 451 never accept", sets: []string{"inbound.spf=enforce"}, mc: MailChecks{SPF: spfResult(ResultTempError, "")},
 			code: 451, status: "4.4.3", text: "Temporary DNS failure checking SPF for sender.example", stage: StageMail},
 		{name: "M-RCV-SPF enforce softfail accepted", sets: []string{"inbound.spf=enforce"}, mc: MailChecks{SPF: spfResult(ResultSoftFail, "~")}},
 		{name: "M-RCV-SPF enforce none accepted", sets: []string{"inbound.spf=enforce"}, mc: MailChecks{SPF: spfResult(ResultNone, "")}},
 		{name: "M-RCV-SPF enforce null sender HELO fail refused", sets: []string{"inbound.spf=enforce"}, from: "<>",
 			mc:   MailChecks{SPFHelo: &AuthCheck{Result: ResultFail, Scope: "helo", Identity: "postmaster@mx.sender.example", Domain: "mx.sender.example", RecordFound: true}},
-			code: 550, status: "5.7.23", text: "postmaster@mx.sender.example", stage: StageMail},
+			code: 550, status: "5.7.23", text: "postmaster@mx.sender.example", stage: StageEOM},
+		// Issue 12 point 5: SPF fail refused under every profile's default;
+		// the one way out is DMARC passing through aligned DKIM (RFC 7489
+		// section 10.1), so the refusal waits for the body.
+		{name: "M-RCV-SPF sge default refuses fail at end of message", mc: MailChecks{SPF: failExp},
+			code: 550, status: "5.7.23", text: "sender.example does not send from 203.0.113.9 (M-RCV-SPF)", stage: StageEOM},
+		{name: "M-RCV-SPF seemail default refuses fail", sets: []string{"profile=seemail"}, mc: MailChecks{SPF: failExp},
+			code: 550, status: "5.7.23", text: "SPF check failed", stage: StageEOM},
+		{name: "M-RCV-SPF fail with DMARC pass through aligned DKIM delivered (forwarding)", mc: MailChecks{SPF: failExp},
+			msg: MessageChecks{DKIM: []DKIMCheck{{Result: "pass", Domain: "sender.example"}},
+				DMARC: &DMARCCheck{Result: "pass", Disposition: "none", Published: "reject", FromDomain: "sender.example", DKIMAligned: true}}},
+		{name: "M-RCV-SPF permerror with DMARC pass through aligned DKIM delivered", mc: MailChecks{SPF: &AuthCheck{Result: ResultPermError, Scope: "mfrom", Domain: "sender.example", Detail: "too many lookups"}},
+			msg: MessageChecks{DMARC: &DMARCCheck{Result: "pass", Disposition: "none", FromDomain: "sender.example", DKIMAligned: true}}},
+		{name: "M-RCV-SPF fail with an unaligned DKIM pass refused", mc: MailChecks{SPF: failExp},
+			msg:  MessageChecks{DKIM: []DKIMCheck{{Result: "pass", Domain: "list.example"}}, DMARC: &DMARCCheck{Result: "fail", Disposition: "none", Published: "none", FromDomain: "sender.example"}},
+			code: 550, status: "5.7.23", text: "SPF check failed", stage: StageEOM},
+		{name: "M-RCV-SPF fail with DMARC none (no record) refused", mc: MailChecks{SPF: failExp},
+			msg:  MessageChecks{DMARC: &DMARCCheck{Result: "none", Disposition: "none", FromDomain: "sender.example"}},
+			code: 550, status: "5.7.23", text: "SPF check failed", stage: StageEOM},
+		{name: "M-RCV-SPF fail refused at MAIL FROM when DMARC is off (nothing can save it)", sets: []string{"inbound.dmarc=off"}, mc: MailChecks{SPF: failExp},
+			code: 550, status: "5.7.23", text: "SPF check failed", stage: StageMail},
+		{name: "M-RCV-SPF temperror answered at MAIL FROM", mc: MailChecks{SPF: spfResult(ResultTempError, "")},
+			code: 451, status: "4.4.3", text: "Temporary DNS failure checking SPF", stage: StageMail},
+		{name: "M-RCV-SID sge default records a PRA fail", hc: HeaderChecks{SenderIDPRA: praResult(ResultFail, "-")}},
 		{name: "M-RCV-SPF tag never refuses", sets: []string{"inbound.spf=tag"}, mc: MailChecks{SPF: spfResult(ResultFail, "-")}},
-		{name: "M-RCV-SPF off asks for nothing", sets: []string{"inbound.spf=off", "inbound.dmarc=off", "inbound.dkim=off"}, mc: MailChecks{SPF: spfResult(ResultFail, "-")}, noCheck: true},
+		{name: "M-RCV-SPF off asks for nothing", sets: []string{"inbound.spf=off", "inbound.dmarc=off", "inbound.dkim=off", "inbound.senderid=off"}, mc: MailChecks{SPF: spfResult(ResultFail, "-")}, noCheck: true},
 		{name: "M-RCV-SID enforce PRA fail refused at end of headers", sets: []string{"inbound.senderid=enforce"}, hc: HeaderChecks{SenderIDPRA: praResult(ResultFail, "-")},
 			code: 550, status: "5.7.1", text: "Sender ID check failed: sender.example is not authorised to send as user@sender.example (M-RCV-SID)", stage: StageHeaders},
 		{name: "M-RCV-SID enforce temperror 451", sets: []string{"inbound.senderid=enforce"}, hc: HeaderChecks{SenderIDPRA: praResult(ResultTempError, "")},
@@ -113,6 +137,22 @@ func TestSenderChecks(t *testing.T) {
 		{name: "M-SEC Sender ID missing", sets: []string{"profile=securemail"}, tls: strongTLS,
 			mc:   MailChecks{SPF: spfResult(ResultPass, "-"), SenderIDMF: spfResult(ResultNone, "")},
 			code: 550, status: "5.7.1", text: "publishes no Sender ID record", stage: StageMail},
+		// Issue 12 point 6: "spf2.0/pra ... -all" alone is a Sender ID
+		// record; the PRA check at end of headers decides.
+		{name: "M-SEC spf2.0/pra alone is a Sender ID record: PRA pass accepted", sets: []string{"profile=securemail"}, tls: strongTLS,
+			mc: MailChecks{SPF: spfResult(ResultPass, "-"), SenderIDMF: &AuthCheck{Result: ResultNone, Scope: "mfrom", Domain: "sender.example", OtherScopeRecord: true}},
+			hc: HeaderChecks{SenderIDPRA: praResult(ResultPass, "-")}},
+		{name: "M-SEC spf2.0/pra alone: PRA fail refused at end of headers", sets: []string{"profile=securemail"}, tls: strongTLS,
+			mc:   MailChecks{SPF: spfResult(ResultPass, "-"), SenderIDMF: &AuthCheck{Result: ResultNone, Scope: "mfrom", Domain: "sender.example", OtherScopeRecord: true}},
+			hc:   HeaderChecks{SenderIDPRA: praResult(ResultFail, "-")},
+			code: 550, status: "5.7.1", text: "Sender ID (PRA) record of sender.example gives fail", stage: StageHeaders},
+		{name: "M-SEC spf2.0/pra ~all alone refused at end of headers", sets: []string{"profile=securemail"}, tls: strongTLS,
+			mc:   MailChecks{SPF: spfResult(ResultPass, "-"), SenderIDMF: &AuthCheck{Result: ResultNone, Scope: "mfrom", Domain: "sender.example", OtherScopeRecord: true}},
+			hc:   HeaderChecks{SenderIDPRA: praResult(ResultPass, "~")},
+			code: 550, status: "5.7.1", text: `does not end in "-all"`, stage: StageHeaders},
+		{name: "M-SEC spf2.0/mfrom alone: the PRA check without record defers to it", sets: []string{"profile=securemail"}, tls: strongTLS,
+			mc: MailChecks{SPF: spfResult(ResultPass, "-"), SenderIDMF: spfResult(ResultPass, "-")},
+			hc: HeaderChecks{SenderIDPRA: &AuthCheck{Result: ResultNone, Scope: "pra", Domain: "sender.example", OtherScopeRecord: true}}},
 		{name: "M-SEC PRA record ~all", sets: []string{"profile=securemail"}, tls: strongTLS,
 			mc: MailChecks{SPF: spfResult(ResultPass, "-"), SenderIDMF: spfResult(ResultPass, "-")}, hc: HeaderChecks{SenderIDPRA: praResult(ResultPass, "~")},
 			code: 550, status: "5.7.1", text: "Sender ID (PRA) record", stage: StageHeaders},
@@ -158,7 +198,7 @@ func TestSenderChecks(t *testing.T) {
 			var asked Wants
 			tx := Transaction{Conn: Conn{ClientIP: internetIP, HELO: "mx.sender.example", TLS: tls}, Envelope: Envelope{From: from, Rcpts: []string{"bob@agency.govt.nz"}},
 				Headers: hdrs("From", "User <user@sender.example>")}
-			v := p.Evaluate(context.Background(), tx, fakeChecker{mc: c.mc, hc: c.hc, asked: &asked}, noBody)
+			v := p.Evaluate(context.Background(), tx, fakeChecker{mc: c.mc, hc: c.hc, msg: c.msg, asked: &asked}, noBody)
 			if c.noCheck && asked.Any() {
 				t.Errorf("checks asked for: %+v", asked)
 			}

@@ -135,6 +135,14 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	if v.Classification == "" {
 		v.Classification = Unclassified
 	}
+	// M-RCV-SPF deferred from MAIL FROM: before anything else, the ping
+	// answer included (a forged sender must not get it, R96).
+	if v.Direction == Inbound {
+		if p.checkDeferredSPF(&v, t); v.Action == Reject || v.Action == Tempfail {
+			v.Checks, v.Message = checkList(t.Mail, t.Header), t.Message // the DKIM and DMARC results that did not save it
+			return v
+		}
+	}
 	if pv, consumed := p.atPing(t); consumed {
 		return pv
 	} else if len(pv.Notices) > 0 {
@@ -144,7 +152,7 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	}
 	v.Message = t.Message
 	secureTag := len(HeaderValues(t.Headers, SecureEmailHeader)) > 0
-	stripSecureTag(&v, t.Headers)
+	stripOurHeaders(&v, t.Headers)
 	p.stripForgedAuthResults(&v, t.Headers)
 	if v.Direction == Inbound {
 		if p.checkDMARC(&v, t.Message.DMARC, t.Envelope.QueueID, t.Envelope.From); v.Action == Reject || v.Action == Tempfail {
@@ -248,15 +256,6 @@ func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker, messag
 		v.Classification = Unclassified
 	}
 	return v
-}
-
-// stripSecureTag removes every X-NZ-Secure-email header a client supplied
-// (R60): only this gateway may say a message complies. Deletions go last
-// first so the per-name indexes stay valid.
-func stripSecureTag(v *Verdict, hs []Header) {
-	if n := v.deleteAll(hs, SecureEmailHeader); n > 0 {
-		v.reason("removed %d client-supplied %s header(s) (R60)", n, SecureEmailHeader)
-	}
 }
 
 // secureTagValue is the value of X-NZ-Secure-email (format in README.md):

@@ -73,3 +73,40 @@ func validFieldName(name string) bool {
 	}
 	return true
 }
+
+// WarningHeader is the header of the inbound warnings (R79), written by
+// notify (notify.WarningHeader).
+const WarningHeader = "X-NZ-Secure-Warning"
+
+// ourHeaders are the headers only this gateway writes: a client's copy is
+// a forgery (issue 12 point 8) that a reader, a later filter or our own
+// R79 check would take for ours. Authentication-Results is ours only with
+// our authserv-id (stripForgedAuthResults).
+var ourHeaders = []string{SecureEmailHeader, TimesHeader, WarningHeader, RouteHeader}
+
+// IsOurHeader reports whether a header of this name (any case, white space
+// before the colon ignored) is one only this gateway writes.
+func IsOurHeader(name string) bool {
+	name = strings.TrimRight(name, " \t")
+	for _, o := range ourHeaders {
+		if strings.EqualFold(name, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripOurHeaders removes every client-supplied copy of the headers only
+// this gateway writes, inbound and outbound: X-NZ-Secure-email (R60),
+// X-NZ-Secure-Gateway (R100), X-NZ-Secure-Warning (R79),
+// X-NZ-Secure-Route. Ours are added after, so they are the only ones.
+func stripOurHeaders(v *Verdict, hs []Header) {
+	if n := v.deleteAll(hs, SecureEmailHeader); n > 0 {
+		v.reason("removed %d client-supplied %s header(s) (R60)", n, SecureEmailHeader)
+	}
+	for _, name := range ourHeaders[1:] {
+		if n := v.deleteAll(hs, name); n > 0 {
+			v.reason("removed %d client-supplied %s header(s): only this gateway writes it", n, name)
+		}
+	}
+}

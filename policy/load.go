@@ -141,6 +141,10 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 		pr.File, pr.Line = name, lines[pr.Key]
 		probs = append(probs, pr)
 	}
+	for _, pr := range lintWarnings(p) {
+		pr.File, pr.Line = name, lines[pr.Key]
+		p.Warnings = append(p.Warnings, pr)
+	}
 	if p.AuthservID == "" {
 		if h, err := os.Hostname(); err == nil {
 			p.AuthservID = h
@@ -202,8 +206,12 @@ func profileDefaults(profile string) *Policy {
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"
-		// SGE: SPF counts through DMARC (G-DMARC-IN); recorded, not enforced alone.
-		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
+		// Spec 000: "enforce the mail sending policy specified by a sending
+		// domain's SPF record"; spec 004 section 9: "v=spf1 -all" mail is
+		// "rejected and dropped". A fail is refused unless DMARC passes
+		// through an aligned DKIM signature (forwarding, RFC 7489 10.1).
+		// Sender ID is evaluated and recorded (M-RCV-SID).
+		p.Inbound.SPF, p.Inbound.SenderID = "enforce", "tag"
 		p.Inbound.DKIM, p.Inbound.DMARC = "tag", "enforce"
 		// G-DLP: "markings above IN-CONFIDENCE blocked" unless an exception.
 		p.Outbound.ByClass["SENSITIVE"] = ExceptionOnly
@@ -218,7 +226,8 @@ func profileDefaults(profile string) *Policy {
 		p.Inbound.SecureMailReceiver = true
 	case ProfileSEEMail:
 		p.Inbound.MinTLS = "none"
-		p.Inbound.SPF, p.Inbound.SenderID = "tag", "off"
+		// As sge: SPF enforced (spec 000), Sender ID recorded.
+		p.Inbound.SPF, p.Inbound.SenderID = "enforce", "tag"
 		p.Inbound.DKIM, p.Inbound.DMARC = "tag", "tag"
 	default:
 		return nil
@@ -792,3 +801,33 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// lintWarnings: what is valid but almost surely a mistake.
+//
+// internal_networks covering the internet: every client in it counts as
+// internal, so its mail is taken as outbound: no SPF, Sender ID, DKIM,
+// DMARC or warnings, and the MTA may relay it. A prefix shorter than /8
+// (IPv4; /104 as IPv4-mapped IPv6) or /16 (IPv6) covers at least 1/256 of
+// the address space; 0.0.0.0/0 and ::/0 are all of it. Private ranges
+// (10.0.0.0/8, fc00::/7) are long enough not to warn.
+func lintWarnings(p *Policy) Problems {
+	var out Problems
+	for _, n := range p.InternalNetworks {
+		short := 8
+		switch {
+		case n.Addr().Is4In6():
+			short = 96 + 8
+		case n.Addr().Is6():
+			short = 16
+		}
+		if n.Bits() < short && !(n.Addr().Is6() && !n.Addr().Is4In6() && privateV6.Overlaps(n) && n.Bits() >= privateV6.Bits()) {
+			out = append(out, Problem{Key: "internal_networks", Msg: fmt.Sprintf(
+				"warning: %s covers the internet (a prefix shorter than /%d): every client in it counts as internal and its mail as outbound, unchecked (no SPF, DKIM, DMARC or warnings); list only your own networks", n, short)})
+		}
+	}
+	return out
+}
+
+// privateV6 is the unique local range (RFC 4193): shorter than /16 but
+// not the internet.
+var privateV6 = netip.MustParsePrefix("fc00::/7")

@@ -60,6 +60,10 @@ type Policy struct {
 
 	// Source is where the policy came from (a path or "embedded default").
 	Source string
+	// Warnings are what lint reports about a valid policy that is likely
+	// wrong (e.g. internal_networks covering the internet); they do not
+	// stop it loading.
+	Warnings Problems
 }
 
 // ListenPolicy says where `serve` listens.

@@ -110,14 +110,34 @@ const (
 	OpDelete EditOp = "delete" // remove the Index-th (1-based, per name) Name header
 )
 
-// deleteAll removes every header named name, last first so the per-name
-// indexes stay valid; it returns how many it removed.
+// deleteAll removes every header named name in any case, also when
+// written with white space before the colon (RFC 5322 section 4.5.8,
+// obs-optional: "Name :" is read as Name by many readers). Each is deleted
+// under the name as the MTA passed it, with its index among the headers of
+// that exact name, last first so the per-name indexes stay valid; it
+// returns how many it removed.
 func (v *Verdict) deleteAll(hs []Header, name string) int {
-	values := HeaderValues(hs, name)
-	for i := len(values); i >= 1; i-- {
-		v.Edits = append(v.Edits, HeaderEdit{Op: OpDelete, Name: name, Index: i, Value: values[i-1]})
+	return v.deleteWhere(hs, name, nil)
+}
+
+// deleteWhere is deleteAll for the headers whose value match accepts (all
+// when match is nil).
+func (v *Verdict) deleteWhere(hs []Header, name string, match func(value string) bool) int {
+	idx := make([]int, len(hs))
+	seen := map[string]int{}
+	for i, h := range hs {
+		k := strings.ToLower(h.Name)
+		seen[k]++
+		idx[i] = seen[k]
 	}
-	return len(values)
+	n := 0
+	for i := len(hs) - 1; i >= 0; i-- {
+		if strings.EqualFold(strings.TrimRight(hs[i].Name, " \t"), name) && (match == nil || match(hs[i].Value)) {
+			v.Edits = append(v.Edits, HeaderEdit{Op: OpDelete, Name: hs[i].Name, Index: idx[i], Value: hs[i].Value})
+			n++
+		}
+	}
+	return n
 }
 
 func (v *Verdict) addHeader(name, value string) {

@@ -1,6 +1,8 @@
 // Package dkim verifies and creates DKIM signatures (RFC 6376) with
-// RSA-SHA256 and Ed25519-SHA256 (RFC 8463), on top of
-// github.com/emersion/go-msgauth/dkim.
+// RSA-SHA256 and Ed25519-SHA256 (RFC 8463). Signing uses
+// github.com/emersion/go-msgauth/dkim; verification is our own (verify.go),
+// because go-msgauth refuses every l= and every selector with two TXT
+// records, ignores t=s, and cannot see header replay (RFC 6376 8.15).
 //
 // Verification takes the whole message as an io.Reader (the milter spools
 // the body and hands over headers+body at end of message) and reports one
@@ -35,9 +37,11 @@ const (
 	// Fail: the signature or the body hash did not verify (RFC 6376
 	// section 6.1: PERMFAIL, signature did not verify).
 	Fail Result = "fail"
-	// Policy: the signature may be valid but is not acceptable here: it
-	// has an l= body length limit (RFC 6376 section 8.2: content may have
-	// been appended after the signed part).
+	// Policy: the signature is valid but not acceptable here: its l=
+	// body length limit leaves part of the body unsigned (RFC 6376
+	// section 8.2: content may have been appended after the signed part),
+	// or the message holds unsigned instances of a signed header field
+	// above the signed ones (section 8.15, header replay).
 	Policy Result = "policy"
 	// Neutral: the signature was not evaluated (more signatures than
 	// VerifyOptions.MaxSignatures, RFC 6376 section 6.1 allows a limit).
@@ -61,9 +65,13 @@ var (
 	// ErrTempFail: the public key could not be retrieved now (RFC 6376
 	// section 6.1.2: TEMPFAIL).
 	ErrTempFail = errors.New("dkim: temporary error")
-	// ErrBodyLength: the signature has an l= tag (RFC 6376 section 3.5
-	// and 8.2); go-msgauth refuses to verify such signatures.
+	// ErrBodyLength: the signature has an l= tag shorter than the body
+	// (RFC 6376 section 3.5 and 8.2): the rest of the body is unsigned.
 	ErrBodyLength = errors.New("dkim: body length limit (l=) not accepted")
+	// ErrHeaderReplay: the signature verifies, but the message holds more
+	// instances of a covered field than it signs (RFC 6376 section 8.15):
+	// an unsigned From:, Subject: ... was added above the signed ones.
+	ErrHeaderReplay = errors.New("dkim: unsigned instance of a signed header field")
 	// ErrNotVerified: the signature was beyond MaxSignatures.
 	ErrNotVerified = errors.New("dkim: signature not evaluated (too many signatures)")
 )

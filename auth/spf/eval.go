@@ -37,6 +37,10 @@ type checker struct {
 
 	ptrDone   bool
 	validated []string // %{p} candidates, cached per evaluation
+
+	// otherScope: Sender ID, the checked domain publishes spf2.0 records
+	// but none for this scope.
+	otherScope bool
 }
 
 // evalError carries permerror or temperror up the include tree.
@@ -125,6 +129,9 @@ func (c *checker) findRecord(domain string) (*Record, error) {
 		return nil, tempErr(err)
 	}
 	text, err := SelectRecord(txts, c.sid, c.scope)
+	if c.sid && err == nil && text == "" && domain == c.domain {
+		c.otherScope = hasSPF2(txts)
+	}
 	if err != nil || text == "" {
 		return nil, asPerm(err)
 	}
@@ -184,6 +191,16 @@ func SelectRecord(txts []string, senderID bool, scope Scope) (string, error) {
 		return cand[0], nil
 	}
 	return "", fmt.Errorf("%w: %q", ErrMultipleRecords, cand)
+}
+
+// hasSPF2 reports whether any of the TXT strings is an spf2.0 record.
+func hasSPF2(txts []string) bool {
+	for _, t := range txts {
+		if typ, _, _, ok := recordVersion(t); ok && typ == SPF2 {
+			return true
+		}
+	}
+	return false
 }
 
 // listsScope reports whether the version "spf2.0/<scopes>" lists scope.

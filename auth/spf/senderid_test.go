@@ -339,3 +339,38 @@ func TestAllQualifier(t *testing.T) {
 		t.Errorf("ParseRecord: %v, %v", r, err)
 	}
 }
+
+// M-SEC (issue 12 point 6): a domain publishing "spf2.0/pra ... -all"
+// alone has a Sender ID record; the mfrom check selects none but says an
+// spf2.0 record of another scope exists, and the PRA check finds it.
+func TestOtherScopeRecord(t *testing.T) {
+	z := dnstest.NewZone().
+		TXT("pra.example", "v=spf1 ip4:192.0.2.0/24 -all").TXT("pra.example", "spf2.0/pra ip4:192.0.2.0/24 -all").
+		TXT("mfrom.example", "spf2.0/mfrom ip4:192.0.2.0/24 -all").
+		TXT("spf1.example", "v=spf1 ip4:192.0.2.0/24 -all").
+		TXT("none.example", "some other text")
+	ev := &spf.Evaluator{Resolver: z}
+	ip := net.ParseIP("192.0.2.5")
+	for _, c := range []struct {
+		domain     string
+		scope      spf.Scope
+		record     bool
+		otherScope bool
+	}{
+		{"pra.example", spf.ScopeMFrom, false, true},
+		{"pra.example", spf.ScopePRA, true, false},
+		{"mfrom.example", spf.ScopePRA, false, true},
+		{"mfrom.example", spf.ScopeMFrom, true, false},
+		{"spf1.example", spf.ScopeMFrom, true, false}, // v=spf1 read as spf2.0/mfrom,pra
+		{"none.example", spf.ScopeMFrom, false, false},
+	} {
+		out, _ := ev.CheckSenderID(context.Background(), ip, c.scope, "a@"+c.domain, "mx.example")
+		if (out.Record != "") != c.record || out.OtherScopeRecord != c.otherScope {
+			t.Errorf("%s %s: record %q, other scope %v", c.domain, c.scope, out.Record, out.OtherScopeRecord)
+		}
+	}
+	// SPF proper never looks at spf2.0 records.
+	if out, _ := ev.CheckMailFrom(context.Background(), ip, "a@mfrom.example", "mx.example"); out.OtherScopeRecord {
+		t.Errorf("SPF check reports a Sender ID record: %+v", out)
+	}
+}

@@ -137,6 +137,11 @@ type Outcome struct {
 	// it has none; "" if there is no "all". The SecureMail rule M-SEC
 	// requires "-".
 	AllQualifier Qualifier
+	// OtherScopeRecord (Sender ID only): Domain publishes spf2.0 records,
+	// none of them for Scope (e.g. "spf2.0/pra ... -all" alone, the usual
+	// form, at an mfrom check). Record is then empty and Result none; the
+	// record is still a Sender ID record (M-SEC).
+	OtherScopeRecord bool
 	// Mechanism is the directive that matched (for an include, the include
 	// directive itself), "" for the default result.
 	Mechanism string
@@ -277,6 +282,7 @@ func (e *Evaluator) run(ctx context.Context, ip net.IP, scope Scope, domain, sen
 	if out.Result == Fail && h.rec != nil && h.rec.exp != nil {
 		out.Explanation = c.explain(h.rec, h.domain)
 	}
+	out.OtherScopeRecord = c.otherScope && out.Record == ""
 	out.Lookups, out.Terms, out.VoidLookups = c.lookups, c.terms, c.voids
 	if out.Result == PermError || out.Result == TempError {
 		return out, out.Err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -77,29 +76,56 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	// check is an offline tool: the message is read into memory once, and
-	// read again from there for DKIM and DMARC.
-	var data []byte
-	if pos[0] == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(pos[0])
+	// Like serve: the message is spooled (in memory up to
+	// limits.memory_spool, then in an unlinked temporary file), so memory
+	// does not grow with the message, and one larger than
+	// limits.max_message_size is refused as serve refuses it. Line ends
+	// become CRLF, as the MTA hands the message over.
+	in := io.Reader(os.Stdin)
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "check: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		in = f
 	}
-	if err != nil {
+	spool := milter.NewSpool(p.Limits.MemorySpool, p.Limits.SpoolDir)
+	defer spool.Close()
+	if _, err := io.CopyN(spool, &crlfReader{r: bufio.NewReaderSize(in, 32<<10)}, p.Limits.MaxMessageSize+1); err != nil && err != io.EOF {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}
-	class, err := classify.Classify(bytes.NewReader(data), milter.ClassifyOptions(p))
+	out := json.NewEncoder(stdout)
+	out.SetIndent("", "  ")
+	out.SetEscapeHTML(false)
+	conn := policy.Conn{
+		ClientIP: ip, ClientName: *clientName, HELO: *helo, Daemon: *daemon,
+		TLS: policy.TLSInfo{Version: *tlsVersion, Cipher: *cipher, CipherBits: *cipherBits},
+	}
+	if limit := p.Limits.MaxMessageSize; spool.Size() > limit {
+		env := policy.Envelope{QueueID: *queueID, From: *from, AuthUser: *auth}
+		v := policy.Verdict{Stage: "size", Direction: p.Direction(conn, env), Action: policy.Reject, Classification: policy.Unclassified,
+			Reply:   &policy.Reply{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("Message too big: this gateway accepts at most %d bytes", limit)},
+			Reasons: []string{fmt.Sprintf("message passed limits.max_message_size (%d bytes)", limit)}}
+		if err := out.Encode(v.Report()); err != nil {
+			fmt.Fprintf(stderr, "check: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	class, err := classify.Classify(spool.Reader(), milter.ClassifyOptions(p))
 	if err != nil {
 		fmt.Fprintf(stderr, "check: classification: %v\n", err)
 		return 1
 	}
-	headers, err := policy.ReadHeaders(bufio.NewReader(bytes.NewReader(data)))
+	headers, err := policy.ReadHeaders(bufio.NewReader(spool.Reader()))
 	if err != nil {
 		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
 		return 1
 	}
-	message := func() io.Reader { return bytes.NewReader(crlf(data)) }
+	message := spool.Reader
 
 	env := policy.Envelope{QueueID: *queueID, From: *from, Rcpts: rcpts, AuthUser: *auth}
 	if env.From == "" {
@@ -109,10 +135,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		env.Rcpts = addresses(headers, "To", "Cc")
 	}
 	t := policy.Transaction{
-		Conn: policy.Conn{
-			ClientIP: ip, ClientName: *clientName, HELO: *helo, Daemon: *daemon,
-			TLS: policy.TLSInfo{Version: *tlsVersion, Cipher: *cipher, CipherBits: *cipherBits},
-		},
+		Conn:           conn,
 		Envelope:       env,
 		Headers:        headers,
 		Classification: class.Classification,
@@ -120,9 +143,6 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		Unreadable:     class.Unreadable,
 		Received:       time.Now(),
 	}
-	out := json.NewEncoder(stdout)
-	out.SetIndent("", "  ")
-	out.SetEscapeHTML(false)
 	report := struct {
 		policy.Report
 		RSVPDR   bool               `json:"rsvpdr"`
@@ -160,7 +180,39 @@ func firstAddress(hs []policy.Header, name string) string {
 	return ""
 }
 
-// crlf gives a message CRLF line ends, as the MTA hands it over.
-func crlf(b []byte) []byte {
-	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+// crlfReader gives a message CRLF line ends, as the MTA hands it over:
+// a LF without CR before it gets one. It streams.
+type crlfReader struct {
+	r      *bufio.Reader
+	lastCR bool
+	lf     bool // a LF is owed after an inserted CR
+}
+
+func (c *crlfReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if c.lf {
+			p[n] = '\n'
+			n++
+			c.lf, c.lastCR = false, false
+			continue
+		}
+		b, err := c.r.ReadByte()
+		if err != nil {
+			if n > 0 {
+				return n, nil
+			}
+			return 0, err
+		}
+		if b == '\n' && !c.lastCR {
+			p[n] = '\r'
+			n++
+			c.lf = true
+			continue
+		}
+		p[n] = b
+		n++
+		c.lastCR = b == '\r'
+	}
+	return n, nil
 }

@@ -39,6 +39,9 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	for _, w := range p.Warnings {
+		fmt.Fprintln(stdout, w.String())
+	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", pos[0], p.Summary())
 	return 0
 }

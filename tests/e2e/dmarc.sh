@@ -3,7 +3,7 @@
 # G-DMARC-IN, G-DKIM, through a real Postfix.
 #
 # The milter runs under the default sge profile (inbound.dmarc = "enforce",
-# inbound.spf = "tag") with domains=["agency.govt.nz"] and a DKIM key for
+# inbound.spf = "enforce" since issue 12; every MAIL FROM here passes SPF) with domains=["agency.govt.nz"] and a DKIM key for
 # agency.govt.nz (selector e2e, made by `nzsecure-milter dkim-keygen`; its
 # TXT record is served by the loopback DNS server tests/e2e/dnsd). Inbound
 # mail comes from the "internet" client 127.0.0.2 over STARTTLS, with MAIL

@@ -10,11 +10,12 @@
 #
 #   a. pass.example (v=spf1 ip4:127.0.0.2 -all): accepted, delivered with
 #      Authentication-Results: ...; spf=pass ... (RFC 8601)
-#   b. fail.example (-all, not us): 550 5.7.23 at MAIL FROM (M-RCV-SPF)
+#   b. fail.example (-all, not us): 550 5.7.23 after DATA (M-RCV-SPF;
+#      since issue 12 a fail waits for DKIM, which could pass DMARC)
 #   c. soft.example (~all): accepted (softfail is not enforced), spf=softfail
 #   d. none.example (no record): accepted, spf=none
-#   e. perm.example (record with an unknown mechanism): 550 5.7.24 at MAIL
-#      FROM (SPF permerror, M-RCV-SPF)
+#   e. perm.example (record with an unknown mechanism): 550 5.7.24 after
+#      DATA (SPF permerror, M-RCV-SPF; decided at end of message like b)
 #   f. broken.example (dnsd answers SERVFAIL): 451 4.4.3 at MAIL FROM
 #      (temperror: never an accept); nothing queued
 #   g. Sender ID: MAIL FROM sender@pass.example, From: ceo@forged.example
@@ -140,13 +141,15 @@ assert_contains "$WORK/$id.headers" '^Authentication-Results: .*sender-id=pass h
 # ------------------------------------------------------------------ b
 id=$(unique_id)
 rc=0
-msg "$id" ceo@fail.example || rc=$?
-expect_refused "b (M-RCV-SPF fail)" "$id" 23 '^550[ -]5\.7\.23 SPF check failed for ceo@fail\.example: .*\(M-RCV-SPF\)$' \
-	"SPF fail refused at MAIL FROM with 550 5.7.23" "$rc"
-if [[ $(mail_reply) == 550* ]]; then
-	pass "b (M-RCV-SPF): the 550 is the reply to MAIL FROM"
+# From: a domain whose PRA passes, so that the enforced Sender ID check
+# at end of headers does not decide first.
+msg "$id" ceo@fail.example --header "From: <sender@pass.example>" || rc=$?
+expect_refused "b (M-RCV-SPF fail)" "$id" 26 '^550[ -]5\.7\.23 SPF check failed for ceo@fail\.example: .*\(M-RCV-SPF\)$' \
+	"SPF fail refused after DATA with 550 5.7.23" "$rc"
+if [[ $(mail_reply) == 250* ]]; then
+	pass "b (M-RCV-SPF): MAIL FROM accepted; the refusal waited for DKIM (RFC 7489 section 10.1)"
 else
-	fail "b (M-RCV-SPF): the 550 is the reply to MAIL FROM ('$(mail_reply)')" "$SEND_OUT"
+	fail "b (M-RCV-SPF): MAIL FROM accepted before the end-of-message refusal ('$(mail_reply)')" "$SEND_OUT"
 fi
 
 # ------------------------------------------------------------------ c
@@ -164,9 +167,9 @@ expect_accept "d (M-RCV-SPF none)" "$id" 'spf=none smtp\.mailfrom=sender@none\.e
 # ------------------------------------------------------------------ e
 id=$(unique_id)
 rc=0
-msg "$id" sender@perm.example || rc=$?
-expect_refused "e (M-RCV-SPF permerror)" "$id" 23 '^550[ -]5\.7\.24 SPF record of perm\.example is not valid: .*\(M-RCV-SPF\)$' \
-	"SPF permerror (syntax error in the record) refused at MAIL FROM with 550 5.7.24" "$rc"
+msg "$id" sender@perm.example --header "From: <sender@pass.example>" || rc=$?
+expect_refused "e (M-RCV-SPF permerror)" "$id" 26 '^550[ -]5\.7\.24 SPF record of perm\.example is not valid: .*\(M-RCV-SPF\)$' \
+	"SPF permerror (syntax error in the record) refused after DATA with 550 5.7.24" "$rc"
 
 # ------------------------------------------------------------------ f
 id=$(unique_id)
