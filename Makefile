@@ -23,7 +23,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env 
 # certificates, gcc for go test -race.
 DEB_PACKAGES := postfix swaks openssl ca-certificates perl \
 	libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl \
-	sasl2-bin libsasl2-modules opendkim opendkim-tools gpgsm \
+	sasl2-bin libsasl2-modules opendkim opendkim-tools gpgsm gpg-agent \
 	gcc libc6-dev make git
 
 # Go files to check with gofmt (not the e2e/bench scratch directories).
