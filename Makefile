@@ -24,6 +24,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env 
 DEB_PACKAGES := postfix swaks openssl ca-certificates perl \
 	libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl \
 	sasl2-bin libsasl2-modules opendkim opendkim-tools gpgsm gpg-agent \
+	slapd ldap-utils \
 	gcc libc6-dev make git
 
 # Go files to check with gofmt (not the e2e/bench scratch directories).
@@ -74,6 +75,7 @@ bench:
 install-deps:
 	apt-get update
 	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES)
 
 staticcheck-install:

@@ -106,9 +106,10 @@ type entry struct {
 	fetched time.Time
 }
 
-// New returns a cache in dir with the HTTP fetcher and the given timeout.
+// New returns a cache in dir with the HTTP and LDAP fetchers and the given
+// timeout.
 func New(dir string, timeout time.Duration) *Cache {
-	return &Cache{Dir: dir, Timeout: timeout, Fetchers: map[string]Fetcher{"http": HTTPFetcher{}, "https": HTTPFetcher{}}}
+	return &Cache{Dir: dir, Timeout: timeout, Fetchers: map[string]Fetcher{"http": HTTPFetcher{}, "https": HTTPFetcher{}, "ldap": LDAPFetcher{}}}
 }
 
 func (c *Cache) now() time.Time {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testldap"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
 
@@ -236,5 +237,30 @@ func TestValidatorWithCache(t *testing.T) {
 	fresh := &smime.Validator{Anchors: pool, Revocation: srv.cache(t.TempDir(), nil)}
 	if got := fresh.Validate(context.Background(), cert(t, "agency-b"), "agency-b.govt.nz", nil); got.State != smime.StateUnknown {
 		t.Fatalf("no CRL obtainable: %q, want unknown status (Table 1)", got.State)
+	}
+}
+
+// R39: a CRL at an ldap:// distribution point, from a private slapd (the
+// fixtures name ldap://ldap.test/cn=ca%2Cc=NZ?certificateRevocationList).
+func TestStatusFetchedOverLDAP(t *testing.T) {
+	abs, err := filepath.Abs(filepath.Join(fixtures, "ca.crl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testldap.Start(t, "c=NZ", "dn: c=NZ\nobjectClass: country\nc: NZ\n\n"+
+		"dn: cn=ca,c=NZ\nobjectClass: cRLDistributionPoint\ncn: ca\ncertificateRevocationList;binary:< file://"+abs+"\n")
+	c := &Cache{Dir: t.TempDir(), Timeout: 2 * time.Second, Fetchers: map[string]Fetcher{"ldap": LDAPFetcher{Addr: srv.Addr}}}
+	ca := cert(t, "ca")
+	if st, err := c.Status(context.Background(), cert(t, "revoked"), ca); st != smime.Revoked {
+		t.Fatalf("revoked certificate over LDAP: %v %v", st, err)
+	}
+	if st, err := c.Status(context.Background(), cert(t, "agency-b"), ca); st != smime.NotRevoked || err != nil {
+		t.Fatalf("good certificate over LDAP: %v %v", st, err)
+	}
+	// The directory goes down: a fresh cache (no copy) cannot tell.
+	srv.Stop(t)
+	fresh := &Cache{Timeout: time.Second, Fetchers: map[string]Fetcher{"ldap": LDAPFetcher{Addr: srv.Addr}}}
+	if st, err := fresh.Status(context.Background(), cert(t, "agency-b"), ca); st != smime.RevocationUnknown || err == nil {
+		t.Fatalf("directory down, no copy: %v %v", st, err)
 	}
 }

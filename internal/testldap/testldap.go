@@ -1,0 +1,126 @@
+// Package testldap starts a private OpenLDAP slapd on a loopback port for
+// tests (certificate discovery R43, CRLs at ldap:// distribution points):
+// its own configuration, database and schema in a temporary directory, the
+// entries of an LDIF loaded with slapadd. Only tests import it.
+package testldap
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Server is a running slapd.
+type Server struct {
+	Addr   string // host:port on 127.0.0.1
+	Suffix string
+	RootDN string
+	RootPW string
+	dir    string
+}
+
+// Start runs slapd for suffix (e.g. "c=NZ") with the entries of ldif. A
+// missing slapd fails the test in CI (CI set: .ci/run installs it) and
+// skips it elsewhere.
+func Start(t *testing.T, suffix, ldif string) *Server {
+	t.Helper()
+	slapd, err := exec.LookPath("slapd")
+	if err != nil {
+		slapd = "/usr/sbin/slapd"
+		if _, err := os.Stat(slapd); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("slapd not installed (CI must install it: apt-get install slapd)")
+			}
+			t.Skip("slapd not installed")
+		}
+	}
+	slapadd := filepath.Join(filepath.Dir(slapd), "slapadd")
+	dir := t.TempDir()
+	s := &Server{Suffix: suffix, RootDN: "cn=admin," + suffix, RootPW: "test-secret", dir: dir}
+	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "slapd.conf")
+	cfg := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile %s/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+suffix %q
+rootdn %q
+rootpw %s
+directory %s/db
+maxsize 10485760
+`, dir, suffix, s.RootDN, s.RootPW, dir)
+	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ldifFile := filepath.Join(dir, "data.ldif")
+	if err := os.WriteFile(ldifFile, []byte(ldif), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(slapadd, "-f", conf, "-l", ldifFile).CombinedOutput(); err != nil {
+		t.Fatalf("slapadd: %v\n%s", err, out)
+	}
+	// A free loopback port (slapd needs an explicit one).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Addr = l.Addr().String()
+	l.Close()
+	cmd := exec.Command(slapd, "-f", conf, "-h", "ldap://"+s.Addr+"/", "-d", "0")
+	logf, err := os.Create(filepath.Join(dir, "slapd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("slapd: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "slapd.log"))
+			t.Fatalf("slapd did not listen on %s: %v\n%s", s.Addr, err, strings.TrimSpace(string(log)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop ends slapd now (a directory that goes down).
+func (s *Server) Stop(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(s.dir, "slapd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(strings.TrimSpace(string(data)), &pid)
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Kill()
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond); err != nil {
+			return
+		} else {
+			c.Close()
+		}
+	}
+	t.Fatalf("slapd on %s did not stop", s.Addr)
+}
