@@ -270,11 +270,15 @@ func newDictionary(levels []Level) (*dictionary, error) {
 
 func (d *dictionary) add(w string, rank int) {
 	i := len(d.words)
-	d.words = append(d.words, []byte(w))
+	fw := foldWord(w) // compared with the normalised text (normalise.go)
+	if len(fw) == 0 {
+		fw = []byte(w)
+	}
+	d.words = append(d.words, fw)
 	d.names = append(d.names, w)
 	d.ranks = append(d.ranks, rank)
-	d.byFirst[w[0]] = append(d.byFirst[w[0]], i)
-	d.maxWord = max(d.maxWord, len(w))
+	d.byFirst[fw[0]] = append(d.byFirst[fw[0]], i)
+	d.maxWord = max(d.maxWord, len(fw))
 }
 
 // checkWord enforces the trigger-word syntax that the matcher relies on.
