@@ -2,56 +2,125 @@ package classify
 
 import (
 	"bytes"
-	"html"
+	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/net/html"
 )
 
 // htmlText turns HTML (UTF-8, after charset decoding) into the text a
-// reader sees (R33), streaming with bounded state:
+// reader sees (R33), streaming with bounded state. It tokenises as
+// browsers do (the HTML5 tokenizer, WHATWG HTML section 13.2.5), for the
+// states that decide what is text:
 //   - tags are removed, so "[SEC<b></b>RET]" reads "[SECRET]"; block
 //     elements (p, div, br, td, li, ...) break the line;
-//   - comments, and the content of script and style, are dropped;
-//   - character references are decoded, numeric (&#91; &#x5B;) and named
-//     (&lbrack; &rsqb; &amp; ... every HTML5 name, via html.UnescapeString);
+//   - attribute values are skipped with HTML5's rules: a quote inside an
+//     unquoted value (title=x"y) is part of it and opens nothing;
+//   - comments end at "-->", "--!>", or the abrupt "<!-->" and "<!--->";
+//     "<!DOCTYPE>", "<?...>" and other bogus comments at '>';
+//   - the content of script, style, xmp, iframe, noembed and noframes is
+//     dropped; title and textarea are RCDATA; plaintext ends the markup;
+//     noscript is read as HTML (mail clients run no scripts);
+//   - character references are decoded as HTML5 does (x/net/html's
+//     UnescapeString, which, unlike the standard library's copy, also reads
+//     a one-digit numeric reference:
+//     every named reference, the legacy ones such as &amp without a
+//     semicolon, numeric ones with or without it);
 //   - white space collapses to one space as rendering does, so
-//     "[TOP\r\nSECRET]" in the source reads "[TOP SECRET]"; a no-break
-//     space (&nbsp; or U+00A0) reads as a space and does not collapse.
+//     "[TOP\r\nSECRET]" in the source reads "[TOP SECRET]".
+//
+// Both views of styled text (issue 11 point 4; see views): text inside an
+// element hidden by CSS (display:none, visibility:hidden, mso-hide:all,
+// font-size:0, opacity:0) or the hidden attribute, inside Outlook's
+// conditional comments (<!--[if mso]>...<![endif]-->, which Outlook
+// renders and browsers do not) and in the title goes to the all-text view
+// only; text under text-transform:uppercase or font-variant:small-caps is
+// read in capitals in the rendered view, as written in the all-text view.
+// A named reference without its semicolon that HTML5 leaves literal
+// (&lbrack) is decoded in the all-text view, as lenient clients do.
+// Limits: CSS in <style> blocks (class selectors, generated content) is not
+// applied; the element stack is a bounded approximation of HTML5 tree
+// construction (an end tag closes up to its open element, or is ignored).
 type htmlText struct {
-	next stage
-	out  []byte
-	st   int
-	ws   byte // pending white space: 0, ' ' or '\n'
-	c2   bool // pending 0xC2, the first byte of a UTF-8 U+00A0
+	v  *views
+	st int
+	ws byte // pending white space: 0, ' ' or '\n'
 
-	name    [16]byte // tag name, lower case, truncated
-	nlen    int
-	endTag  bool
-	quote   byte
-	dash    int // comment: consecutive '-' seen
-	clen    int // comment: bytes seen
+	name   [16]byte // tag or attribute name, lower case, truncated
+	nlen   int
+	tag    [16]byte // the tag's name
+	tlen   int
+	endTag bool
+	quote  byte
+	attr   int // what the current attribute value is: atOther, atStyle
+	css    cssParser
+	aent   [40]byte // a character reference in a style value
+	aelen  int
+	inAEnt bool
+
+	dash    int  // comment: consecutive '-' seen
+	clen    int  // comment: bytes seen
+	cpre    byte // comment: "[if" prefix state (0 none, 1..3 matched, 4 waiting for "]>", 5 no)
+	prevBr  bool // comment: the previous byte was ']'
+	cond    bool // inside the content of a conditional comment
+	cdash   int  // conditional content: consecutive '-'
+	cbang   bool // conditional content: "--!" seen
+	cdepth  int  // stack depth when the conditional content began
 	raw     string
 	rawSeen int // bytes of "</"+raw matched in raw text
+	rcdata  bool
 	ent     [40]byte
 	elen    int
+
+	stack    []htmlElem
+	overflow int
+	hidden   bool // the current element hides its text
+	upper    bool // the current element shows its text in capitals
+	title    bool // inside title: not rendered in the message
 }
+
+// htmlElem is an open element with the style it passes on.
+type htmlElem struct {
+	name    [16]byte
+	nlen    int
+	dnone   bool // display:none here or above: nothing below is rendered
+	visHide bool // visibility:hidden (inherited, may be undone below)
+	upper   bool
+}
+
+const maxHTMLDepth = 256
 
 const (
 	htText = iota
 	htTagOpen
 	htEndTagOpen
 	htTagName
-	htAttrs
-	htAttrQuoted
-	htMarkup  // after "<!"
+	htBeforeAttrName
+	htAttrName
+	htAfterAttrName
+	htBeforeAttrValue
+	htAttrValueQuoted
+	htAttrValueUnquoted
+	htAfterAttrValueQuoted
+	htSelfClosing
+	htMarkup // after "<!"
+	htMarkupDash
 	htComment // inside "<!-- -->"
 	htBogus   // "<!DOCTYPE ...>", "<?...>": up to '>'
-	htRaw     // script or style content
+	htRaw     // raw text (script, style) or RCDATA (title, textarea)
 	htEntity
+	htPlaintext
+)
+
+// Attribute kinds.
+const (
+	atOther = iota
+	atStyle
 )
 
 // htmlSpecial marks the bytes that end a run of plain text.
 var htmlSpecial = func() (t [256]bool) {
-	for _, c := range []byte{'<', '&', ' ', '\t', '\r', '\n', '\f', 0xC2} {
+	for _, c := range []byte{'<', '&', ' ', '\t', '\r', '\n', '\f'} {
 		t[c] = true
 	}
 	return t
@@ -70,35 +139,39 @@ func htmlBlock(name []byte) bool {
 	return false
 }
 
-func newHTMLText(next stage) *htmlText {
-	return &htmlText{next: next, out: make([]byte, 0, outBufSize)}
+// htmlVoid reports the elements that have no end tag (never stacked).
+func htmlVoid(name []byte) bool {
+	switch string(name) {
+	case "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen",
+		"link", "meta", "param", "source", "track", "wbr":
+		return true
+	}
+	return false
 }
 
-func (h *htmlText) flushOut() {
-	if len(h.out) > 0 {
-		h.next.write(h.out)
-		h.out = h.out[:0]
-	}
-}
+// newHTMLText renders HTML into next; the all-text view is cloned from
+// next when the views first differ (next is a matcher).
+func newHTMLText(next stage) *htmlText { return newHTMLViews(next, nil) }
 
-func (h *htmlText) grow(n int) {
-	if len(h.out)+n > cap(h.out) {
-		h.flushOut()
-	}
+// newHTMLViews renders HTML into the rendered view and the all-text view
+// (all nil: cloned from rendered when needed).
+func newHTMLViews(rendered, all stage) *htmlText {
+	return &htmlText{v: newViews(rendered, all)}
 }
 
 // text emits visible non-space bytes, after any pending white space.
 func (h *htmlText) text(b []byte) {
 	if h.ws != 0 {
-		h.grow(1)
-		h.out = append(h.out, h.ws)
+		h.v.both([]byte{h.ws})
 		h.ws = 0
 	}
-	for len(b) > 0 {
-		h.grow(1)
-		n := min(len(b), cap(h.out)-len(h.out))
-		h.out = append(h.out, b[:n]...)
-		b = b[n:]
+	switch {
+	case h.hidden || h.cond || h.title:
+		h.v.hidden(b)
+	case h.upper:
+		h.v.upper(b)
+	default:
+		h.v.both(b)
 	}
 }
 
@@ -107,9 +180,6 @@ func (h *htmlText) space() {
 		h.ws = ' '
 	}
 }
-
-// nbsp emits a no-break space as a plain space; it does not collapse.
-func (h *htmlText) nbsp() { h.text([]byte{' '}) }
 
 func isASCIILetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
 
@@ -121,66 +191,98 @@ func isHTMLSpace(c byte) bool {
 
 func (h *htmlText) write(p []byte) {
 	for len(p) > 0 {
-		// Bulk paths for the common states; step does the rest.
-		switch h.st {
-		case htText:
-			if h.c2 {
-				break
-			}
-			// A run of plain text. A single space between two visible
-			// characters needs no collapsing and stays in the run.
-			i := 0
-			for i < len(p) {
-				if !htmlSpecial[p[i]] {
-					i++
-					continue
+		// Bulk paths for the common states; step does the rest. Inside
+		// conditional content every byte is stepped, to see "-->".
+		if !h.cond {
+			switch h.st {
+			case htText, htPlaintext:
+				// A run of plain text. A single space between two visible
+				// characters needs no collapsing and stays in the run
+				// (unless hidden: white space is in both views).
+				i := 0
+				inner := !h.hidden && !h.title
+				for i < len(p) {
+					if !htmlSpecial[p[i]] || h.st == htPlaintext && (p[i] == '<' || p[i] == '&') {
+						i++
+						continue
+					}
+					if inner && p[i] == ' ' && i > 0 && i+1 < len(p) && !htmlSpecial[p[i+1]] && !isHTMLSpace(p[i-1]) {
+						i += 2
+						continue
+					}
+					break
 				}
-				if p[i] == ' ' && i > 0 && i+1 < len(p) && !htmlSpecial[p[i+1]] && !isHTMLSpace(p[i-1]) {
-					i += 2
-					continue
-				}
-				break
-			}
-			if i > 0 {
-				h.text(p[:i])
-				p = p[i:]
-				continue
-			}
-		case htAttrs:
-			if i := bytes.IndexAny(p, "\"'>"); i > 0 {
-				p = p[i:]
-			} else if i < 0 {
-				p = nil
-				continue
-			}
-		case htAttrQuoted:
-			if i := bytes.IndexByte(p, h.quote); i > 0 {
-				p = p[i:]
-			} else if i < 0 {
-				p = nil
-				continue
-			}
-		case htRaw, htBogus:
-			target := byte('<')
-			if h.st == htBogus {
-				target = '>'
-			}
-			if h.st == htBogus || h.rawSeen == 0 {
-				if i := bytes.IndexByte(p, target); i > 0 {
+				if i > 0 {
+					h.text(p[:i])
 					p = p[i:]
-				} else if i < 0 {
-					p = nil
 					continue
+				}
+			case htAttrValueQuoted:
+				if h.attr == atOther {
+					if i := bytes.IndexByte(p, h.quote); i > 0 {
+						p = p[i:]
+					} else if i < 0 {
+						p = nil
+						continue
+					}
+				}
+			case htComment:
+				if h.cpre >= 5 && h.dash == 0 {
+					if i := bytes.IndexByte(p, '-'); i > 0 {
+						h.clen += i
+						p = p[i:]
+					} else if i < 0 {
+						h.clen += len(p)
+						p = nil
+						continue
+					}
+				}
+			case htRaw, htBogus:
+				if h.st == htBogus || h.rawSeen == 0 && !h.rcdata {
+					target := byte('<')
+					if h.st == htBogus {
+						target = '>'
+					}
+					if i := bytes.IndexByte(p, target); i > 0 {
+						p = p[i:]
+					} else if i < 0 {
+						p = nil
+						continue
+					}
 				}
 			}
 		}
 		c := p[0]
-		used := h.step(c)
-		if used {
+		if h.cond && h.condEnd(c) {
+			p = p[1:]
+			continue
+		}
+		if h.step(c) {
 			p = p[1:]
 		}
 	}
-	h.flushOut()
+	h.v.flush()
+}
+
+// condEnd follows the raw bytes of a conditional comment's content: the
+// comment, and so the content, ends at the first "-->" or "--!>" (HTML5).
+func (h *htmlText) condEnd(c byte) bool {
+	switch {
+	case c == '-':
+		h.cdash++
+		h.cbang = false
+	case c == '!' && h.cdash >= 2:
+		h.cbang = true
+		return false
+	case c == '>' && (h.cdash >= 2 || h.cbang):
+		h.cond, h.cdash, h.cbang = false, 0, false
+		h.st = htText
+		h.popTo(h.cdepth)
+		return true
+	default:
+		h.cdash, h.cbang = 0, false
+	}
+	return false
 }
 
 // step handles one byte; false means the byte must be read again in the
@@ -188,36 +290,31 @@ func (h *htmlText) write(p []byte) {
 func (h *htmlText) step(c byte) bool {
 	switch h.st {
 	case htText:
-		if h.c2 {
-			h.c2 = false
-			if c == 0xA0 {
-				h.nbsp()
-				return true
-			}
-			h.text([]byte{0xC2})
-			return false
-		}
 		switch {
 		case c == '<':
 			h.st = htTagOpen
 		case c == '&':
 			h.st, h.elen = htEntity, 0
-		case c == 0xC2:
-			h.c2 = true
 		case isHTMLSpace(c):
 			h.space()
 		default:
 			h.text([]byte{c})
 		}
+	case htPlaintext:
+		if isHTMLSpace(c) {
+			h.space()
+		} else {
+			h.text([]byte{c})
+		}
 	case htTagOpen:
 		switch {
 		case isASCIILetter(c):
-			h.st, h.endTag, h.nlen = htTagName, false, 0
+			h.st, h.endTag, h.tlen = htTagName, false, 0
 			return false
 		case c == '/':
 			h.st = htEndTagOpen
 		case c == '!':
-			h.st, h.dash = htMarkup, 0
+			h.st = htMarkup
 		case c == '?':
 			h.st = htBogus
 		default: // "a < b": a literal '<'
@@ -228,58 +325,130 @@ func (h *htmlText) step(c byte) bool {
 	case htEndTagOpen:
 		switch {
 		case isASCIILetter(c):
-			h.st, h.endTag, h.nlen = htTagName, true, 0
+			h.st, h.endTag, h.tlen = htTagName, true, 0
 			return false
 		case c == '>':
 			h.st = htText
 		default:
 			h.st = htBogus
+			return false
 		}
 	case htTagName:
 		switch {
 		case c == '>':
 			h.endOfTag()
-		case isHTMLSpace(c) || c == '/':
-			h.st = htAttrs
+		case isHTMLSpace(c):
+			h.st = htBeforeAttrName
+		case c == '/':
+			h.st = htSelfClosing
 		default:
-			if h.nlen < len(h.name) {
-				h.name[h.nlen] = lowerASCII(c)
+			if h.tlen < len(h.tag) {
+				h.tag[h.tlen] = lowerASCII(c)
 			}
-			h.nlen++
+			h.tlen++
 		}
-	case htAttrs:
-		switch c {
-		case '>':
+	case htBeforeAttrName:
+		switch {
+		case isHTMLSpace(c):
+		case c == '/' || c == '>':
+			h.st = htAfterAttrName
+			return false
+		default: // '=' here starts a name, as HTML5 says
+			h.st, h.nlen = htAttrName, 0
+			h.addName(c)
+		}
+	case htAttrName:
+		switch {
+		case isHTMLSpace(c) || c == '/' || c == '>':
+			h.endAttrName()
+			h.st = htAfterAttrName
+			return false
+		case c == '=':
+			h.endAttrName()
+			h.st = htBeforeAttrValue
+		default: // quotes and '<' are part of the name
+			h.addName(c)
+		}
+	case htAfterAttrName:
+		switch {
+		case isHTMLSpace(c):
+		case c == '/':
+			h.st = htSelfClosing
+		case c == '=':
+			h.st = htBeforeAttrValue
+		case c == '>':
 			h.endOfTag()
-		case '"', '\'':
-			h.st, h.quote = htAttrQuoted, c
+		default:
+			h.st, h.nlen = htAttrName, 0
+			return false
 		}
-	case htAttrQuoted:
+	case htBeforeAttrValue:
+		switch {
+		case isHTMLSpace(c):
+		case c == '"' || c == '\'':
+			h.st, h.quote = htAttrValueQuoted, c
+			h.startValue()
+		case c == '>':
+			h.attr = atOther
+			h.endOfTag()
+		default:
+			h.st = htAttrValueUnquoted
+			h.startValue()
+			return false
+		}
+	case htAttrValueQuoted:
 		if c == h.quote {
-			h.st = htAttrs
+			h.endValue()
+			h.st = htAfterAttrValueQuoted
+		} else {
+			h.valueByte(c)
+		}
+	case htAttrValueUnquoted:
+		switch {
+		case isHTMLSpace(c):
+			h.endValue()
+			h.st = htBeforeAttrName
+		case c == '>':
+			h.endValue()
+			h.endOfTag()
+		default: // quotes, '=', '<' and '`' are part of the value
+			h.valueByte(c)
+		}
+	case htAfterAttrValueQuoted:
+		switch {
+		case isHTMLSpace(c):
+			h.st = htBeforeAttrName
+		case c == '/':
+			h.st = htSelfClosing
+		case c == '>':
+			h.endOfTag()
+		default:
+			h.st = htBeforeAttrName
+			return false
+		}
+	case htSelfClosing:
+		if c == '>' {
+			h.endOfTag() // the flag is ignored on HTML elements
+		} else {
+			h.st = htBeforeAttrName
+			return false
 		}
 	case htMarkup:
-		switch {
-		case c == '-' && h.dash == 0:
-			h.dash = 1
-		case c == '-' && h.dash == 1:
-			h.st, h.dash, h.clen = htComment, 0, 0
-		case c == '>':
-			h.st = htText
-		default:
+		if c == '-' {
+			h.st = htMarkupDash
+		} else {
+			h.st = htBogus // DOCTYPE, [CDATA[ outside foreign content, ...
+			return false
+		}
+	case htMarkupDash:
+		if c == '-' {
+			h.st, h.dash, h.clen, h.cpre, h.prevBr = htComment, 0, 0, 0, false
+		} else {
 			h.st = htBogus
+			return false
 		}
 	case htComment:
-		switch {
-		case c == '>' && (h.dash >= 2 || h.clen == h.dash && h.clen <= 1):
-			// "-->", or the abrupt "<!-->" and "<!--->" of HTML5
-			h.st = htText
-		case c == '-':
-			h.dash++
-		default:
-			h.dash = 0
-		}
-		h.clen++
+		h.commentStep(c)
 	case htBogus:
 		if c == '>' {
 			h.st = htText
@@ -292,6 +461,49 @@ func (h *htmlText) step(c byte) bool {
 	return true
 }
 
+// commentStep follows a comment to its end (HTML5 comment states) and
+// recognises a conditional comment, "<!--[if ...]>".
+func (h *htmlText) commentStep(c byte) {
+	switch {
+	case c == '>' && (h.dash >= 2 || h.clen == h.dash && h.clen <= 1):
+		// "-->", or the abrupt "<!-->" and "<!--->"
+		h.st = htText
+		return
+	case c == '>' && h.dash == -1: // "--!>"
+		h.st = htText
+		return
+	case c == '!' && h.dash >= 2:
+		h.dash = -1
+	case c == '-':
+		h.dash = max(h.dash, 0) + 1
+	default:
+		h.dash = 0
+	}
+	switch {
+	case h.cpre < 3:
+		if c|0x20 == "[if"[h.cpre] || h.cpre == 0 && c == '[' {
+			h.cpre++
+		} else {
+			h.cpre = 5
+		}
+	case h.cpre == 3:
+		if isHTMLSpace(c) {
+			h.cpre = 4
+		} else {
+			h.cpre = 5
+		}
+	case h.cpre == 4:
+		if c == '>' && h.prevBr {
+			// Outlook parses what follows as HTML, to "<![endif]-->".
+			h.st, h.cond, h.cdash, h.cbang = htText, true, 0, false
+			h.cdepth = len(h.stack) + h.overflow
+			h.cpre = 5
+		}
+		h.prevBr = c == ']'
+	}
+	h.clen++
+}
+
 func lowerASCII(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
 		return c + 'a' - 'A'
@@ -299,43 +511,193 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-func (h *htmlText) endOfTag() {
-	h.st = htText
-	if h.nlen > len(h.name) {
+func (h *htmlText) addName(c byte) {
+	if h.nlen < len(h.name) {
+		h.name[h.nlen] = lowerASCII(c)
+	}
+	h.nlen++
+}
+
+// endAttrName acts on an attribute name: hidden (the HTML hidden
+// attribute is display:none) and style.
+func (h *htmlText) endAttrName() {
+	h.attr = atOther
+	if h.endTag || h.nlen > len(h.name) {
 		return
 	}
-	name := h.name[:h.nlen]
+	switch string(h.name[:h.nlen]) {
+	case "hidden":
+		h.css.dnone = true
+	case "style":
+		h.attr = atStyle
+	}
+}
+
+func (h *htmlText) startValue() {
+	if h.attr == atStyle {
+		h.css.startDecl()
+		h.inAEnt = false
+	}
+}
+
+// valueByte is a byte of an attribute value: only style values are read,
+// with their character references decoded.
+func (h *htmlText) valueByte(c byte) {
+	if h.attr != atStyle {
+		return
+	}
+	if h.inAEnt {
+		if (isASCIIAlnum(c) || c == '#') && h.aelen < len(h.aent) {
+			h.aent[h.aelen] = c
+			h.aelen++
+			return
+		}
+		h.inAEnt = false
+		ref := "&" + string(h.aent[:h.aelen])
+		if c == ';' {
+			ref += ";"
+		}
+		for _, b := range []byte(html.UnescapeString(ref)) {
+			h.css.feed(b)
+		}
+		if c == ';' {
+			return
+		}
+	}
+	if c == '&' {
+		h.inAEnt, h.aelen = true, 0
+		return
+	}
+	h.css.feed(c)
+}
+
+func (h *htmlText) endValue() {
+	if h.attr == atStyle {
+		if h.inAEnt {
+			h.inAEnt = false
+			for _, b := range []byte(html.UnescapeString("&" + string(h.aent[:h.aelen]))) {
+				h.css.feed(b)
+			}
+		}
+		h.css.endDecl()
+	}
+	h.attr = atOther
+}
+
+func (h *htmlText) endOfTag() {
+	h.st = htText
+	css := h.css
+	h.css = cssParser{}
+	name := h.tag[:min(h.tlen, len(h.tag))] // a longer name is known by its start
+	if h.tlen > len(h.tag) {
+		if h.endTag {
+			h.pop(name)
+		} else {
+			h.push(name, css)
+		}
+		return
+	}
 	if htmlBlock(name) {
 		h.ws = '\n'
 	}
-	if !h.endTag {
-		switch {
-		case string(name) == "script":
-			h.st, h.raw, h.rawSeen = htRaw, "script", 0
-		case string(name) == "style":
-			h.st, h.raw, h.rawSeen = htRaw, "style", 0
+	if h.endTag {
+		h.pop(name)
+		return
+	}
+	switch string(name) {
+	case "script", "style", "xmp", "iframe", "noembed", "noframes":
+		h.st, h.raw, h.rawSeen, h.rcdata = htRaw, string(name), 0, false
+	case "title", "textarea":
+		h.st, h.raw, h.rawSeen, h.rcdata = htRaw, string(name), 0, true
+		h.title = string(name) == "title"
+	case "plaintext":
+		h.st = htPlaintext
+	}
+	if !htmlVoid(name) {
+		h.push(name, css)
+	}
+}
+
+// push opens an element with the style of its attributes.
+func (h *htmlText) push(name []byte, css cssParser) {
+	top := htmlElem{}
+	if len(h.stack) > 0 {
+		top = h.stack[len(h.stack)-1]
+	}
+	if len(h.stack) >= maxHTMLDepth {
+		h.overflow++ // counted, styled as its parent
+		return
+	}
+	e := htmlElem{dnone: top.dnone || css.dnone, visHide: top.visHide, upper: top.upper}
+	e.nlen = copy(e.name[:], name)
+	if css.vis != 0 {
+		e.visHide = css.vis < 0
+	}
+	if css.upper != 0 {
+		e.upper = css.upper > 0
+	}
+	h.stack = append(h.stack, e)
+	h.restyle()
+}
+
+// pop closes the innermost open element of that name and those inside
+// it; an end tag without an open element is ignored.
+func (h *htmlText) pop(name []byte) {
+	if h.overflow > 0 {
+		h.overflow--
+		return
+	}
+	for i := len(h.stack) - 1; i >= 0; i-- {
+		e := &h.stack[i]
+		if string(e.name[:e.nlen]) == string(name) {
+			h.popTo(i)
+			return
 		}
 	}
 }
 
-// rawStep looks for the end tag "</script" or "</style" in raw text.
+// popTo closes the elements above depth n.
+func (h *htmlText) popTo(n int) {
+	if n < len(h.stack) {
+		h.stack = h.stack[:n]
+		h.overflow = 0
+	} else if n-len(h.stack) < h.overflow {
+		h.overflow = n - len(h.stack)
+	}
+	h.restyle()
+}
+
+func (h *htmlText) restyle() {
+	h.hidden, h.upper = false, false
+	if len(h.stack) > 0 {
+		e := h.stack[len(h.stack)-1]
+		h.hidden, h.upper = e.dnone || e.visHide, e.upper
+	}
+}
+
+// rawStep looks for the end tag "</script", "</style", ... in raw text;
+// RCDATA (title, textarea) is text.
 func (h *htmlText) rawStep(c byte) {
 	target := len(h.raw) + 2
+	matched := h.rawSeen
 	switch {
 	case h.rawSeen == 0:
 		if c == '<' {
 			h.rawSeen = 1
+			return
 		}
 	case h.rawSeen == 1:
 		h.rawSeen = 0
 		if c == '/' {
 			h.rawSeen = 2
+			return
 		} else if c == '<' {
 			h.rawSeen = 1
 		}
 	case h.rawSeen < target:
 		if c|0x20 == h.raw[h.rawSeen-2] {
 			h.rawSeen++
+			return
 		} else if c == '<' {
 			h.rawSeen = 1
 		} else {
@@ -343,14 +705,33 @@ func (h *htmlText) rawStep(c byte) {
 		}
 	default: // matched "</name": the end tag if a delimiter follows
 		switch {
-		case isHTMLSpace(c) || c == '/':
-			h.st, h.endTag, h.nlen = htAttrs, true, 0
-		case c == '>':
-			h.st = htText
+		case isHTMLSpace(c) || c == '/' || c == '>':
+			copy(h.tag[:], h.raw)
+			h.tlen, h.endTag, h.rawSeen = len(h.raw), true, 0
+			h.title = false
+			if c == '>' {
+				h.endOfTag()
+			} else {
+				h.st = htBeforeAttrName
+			}
+			return
 		case c == '<':
 			h.rawSeen = 1
 		default:
 			h.rawSeen = 0
+		}
+	}
+	if h.rcdata {
+		// What looked like the start of the end tag was text.
+		if matched > 0 {
+			h.text([]byte("</" + h.raw)[:min(matched, target)])
+		}
+		if h.rawSeen == 0 {
+			if isHTMLSpace(c) {
+				h.space()
+			} else {
+				h.text([]byte{c})
+			}
 		}
 	}
 }
@@ -434,7 +815,7 @@ func simpleEntity(name []byte) (rune, bool) {
 func (h *htmlText) entity(semicolon bool) {
 	if semicolon {
 		if r, ok := simpleEntity(h.ent[:h.elen]); ok {
-			h.entityRune(r)
+			h.entityRunes(string(utf8.AppendRune(nil, r)))
 			return
 		}
 	}
@@ -445,26 +826,68 @@ func (h *htmlText) entity(semicolon bool) {
 		ref = append(ref, ';')
 	}
 	s := html.UnescapeString(string(ref))
+	if !semicolon && h.elen > 1 && h.ent[0] != '#' {
+		// HTML5 leaves "&lbrack" literal; a lenient client reads the
+		// longest reference it starts with: the all-text view does.
+		if l := lenientEntity(h.ent[:h.elen]); l != "" && l != s {
+			h.splitText(s, l)
+			return
+		}
+	}
 	if s == string(ref) { // not a reference: literal text
 		h.text(ref)
 		return
 	}
-	for _, r := range s {
-		h.entityRune(r)
-	}
+	h.entityRunes(s)
 }
 
-// entityRune emits a character from a reference.
-func (h *htmlText) entityRune(r rune) {
-	switch {
-	case r == 0xA0:
-		h.nbsp()
-	case r < utf8.RuneSelf && isHTMLSpace(byte(r)):
-		h.space()
-	default:
-		var buf [utf8.UTFMax]byte
-		n := utf8.EncodeRune(buf[:], r)
-		h.text(buf[:n])
+// lenientEntity decodes the longest named reference that name starts
+// with, as if it ended in a semicolon; "" when there is none.
+func lenientEntity(name []byte) string {
+	for j := len(name); j >= 2; j-- {
+		ref := "&" + string(name[:j]) + ";"
+		// A result ending in ';' is a shorter legacy name: not this one.
+		if s := html.UnescapeString(ref); s != ref && (!strings.HasSuffix(s, ";") || string(name[:j]) == "semi") {
+			return s + string(name[j:])
+		}
+	}
+	return ""
+}
+
+// splitText emits rendered text r and all-text text a at the same place.
+func (h *htmlText) splitText(r, a string) {
+	if h.ws != 0 {
+		h.v.both([]byte{h.ws})
+		h.ws = 0
+	}
+	if h.hidden || h.cond || h.title {
+		h.v.hidden([]byte(a))
+		return
+	}
+	rb := []byte(r)
+	if h.upper {
+		rb = bytes.ToUpper(rb)
+	}
+	h.v.rendered(rb)
+	h.v.hidden([]byte(a))
+}
+
+// entityRunes emits the characters of a reference; white space among
+// them collapses like source white space (a no-break space does not: the
+// normaliser reads it as a space).
+func (h *htmlText) entityRunes(s string) {
+	for len(s) > 0 {
+		if isHTMLSpace(s[0]) {
+			h.space()
+			s = s[1:]
+			continue
+		}
+		i := 1
+		for i < len(s) && !isHTMLSpace(s[i]) {
+			i++
+		}
+		h.text([]byte(s[:i]))
+		s = s[i:]
 	}
 }
 
@@ -474,10 +897,141 @@ func (h *htmlText) close() {
 		h.entity(false)
 	case h.st == htTagOpen:
 		h.text([]byte{'<'})
-	case h.c2:
-		h.text([]byte{0xC2})
+	case h.st == htEndTagOpen:
+		h.text([]byte("</"))
 	}
-	h.st, h.c2 = htText, false
-	h.flushOut()
-	h.next.close()
+	h.st = htText
+	h.v.close()
+}
+
+// cssParser reads the declarations of a style attribute, streaming, each
+// bounded: property and value lower case, white space and comments
+// dropped, "!important" ignored.
+type cssParser struct {
+	prop    [24]byte
+	plen    int
+	val     [32]byte
+	vlen    int
+	inVal   bool
+	comment int // 1 after '/', 2 inside /* */, 3 after '*' inside
+
+	dnone bool // display:none, mso-hide:all, font-size:0, opacity:0, hidden
+	vis   int  // visibility: -1 hidden, 1 visible, 0 inherited
+	upper int  // text-transform / font-variant: 1 capitals, -1 none, 0 inherited
+}
+
+func (c *cssParser) startDecl() { c.plen, c.vlen, c.inVal, c.comment = 0, 0, false, 0 }
+
+func (c *cssParser) feed(b byte) {
+	switch c.comment {
+	case 1:
+		if b == '*' {
+			c.comment = 2
+			return
+		}
+		c.comment = 0
+		c.add('/')
+	case 2:
+		if b == '*' {
+			c.comment = 3
+		}
+		return
+	case 3:
+		switch b {
+		case '/':
+			c.comment = 0
+		case '*':
+		default:
+			c.comment = 2
+		}
+		return
+	}
+	switch {
+	case b == '/':
+		c.comment = 1
+	case b == ';':
+		c.endDecl()
+		c.startDecl()
+	case b == ':' && !c.inVal:
+		c.inVal = true
+	case isHTMLSpace(b):
+	default:
+		c.add(lowerASCII(b))
+	}
+}
+
+func (c *cssParser) add(b byte) {
+	if c.inVal {
+		if c.vlen < len(c.val) {
+			c.val[c.vlen] = b
+		}
+		c.vlen++
+	} else {
+		if c.plen < len(c.prop) {
+			c.prop[c.plen] = b
+		}
+		c.plen++
+	}
+}
+
+func (c *cssParser) endDecl() {
+	if c.comment == 1 {
+		c.comment = 0
+		c.add('/')
+	}
+	if !c.inVal || c.plen > len(c.prop) || c.vlen > len(c.val) {
+		return
+	}
+	v := bytes.TrimSuffix(c.val[:c.vlen], []byte("!important"))
+	switch string(c.prop[:c.plen]) {
+	case "display":
+		if string(v) == "none" {
+			c.dnone = true
+		}
+	case "mso-hide":
+		if string(v) == "all" {
+			c.dnone = true
+		}
+	case "visibility":
+		switch string(v) {
+		case "hidden", "collapse":
+			c.vis = -1
+		case "visible":
+			c.vis = 1
+		}
+	case "font-size", "opacity":
+		if isZero(v) {
+			c.dnone = true
+		}
+	case "text-transform":
+		if string(v) == "uppercase" {
+			c.upper = 1
+		} else {
+			c.upper = -1
+		}
+	case "font-variant", "font-variant-caps":
+		switch string(v) {
+		case "small-caps", "all-small-caps", "petite-caps", "all-petite-caps", "unicase", "titling-caps":
+			c.upper = 1
+		case "normal":
+			c.upper = -1
+		}
+	}
+}
+
+// isZero reports a CSS length or number that is zero ("0", "0px", "0.0em").
+func isZero(v []byte) bool {
+	i := 0
+	for i < len(v) && (v[i] == '0' || v[i] == '.') {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for _, b := range v[i:] {
+		if !isASCIILetter(b) && b != '%' {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,168 @@
+package classify
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	nethtml "golang.org/x/net/html"
+)
+
+// renderViews renders HTML into both views, in one write and byte by byte.
+func renderViews(t *testing.T, in string) (rendered, all string) {
+	t.Helper()
+	var r1, a1, r2, a2 collect
+	feed(newHTMLViews(&r1, &a1), []byte(in))
+	feed(newHTMLViews(&r2, &a2), []byte(in), 1)
+	if r1.b.String() != r2.b.String() || a1.b.String() != a2.b.String() {
+		t.Errorf("%q: chunking changed the views: %q/%q and %q/%q", in, r1.b.String(), a1.b.String(), r2.b.String(), a2.b.String())
+	}
+	return r1.b.String(), a1.b.String()
+}
+
+// TestHTMLViews checks both views of styled HTML (issue 11 point 4) and
+// the HTML5 tokenizer rules of point 5.
+func TestHTMLViews(t *testing.T) {
+	for _, c := range []struct{ in, rendered, all string }{
+		{"[SEC<span style=display:none>x</span>RET]", "[SECRET]", "[SECxRET]"},
+		{"[SEC<span style=\"DISPLAY : None !important\">x</span>RET]", "[SECRET]", "[SECxRET]"},
+		{"<span style='color:red;display:none'>[SECRET]</span>ok", "ok", "[SECRET]ok"},
+		{"<span hidden>[SECRET]</span>", "", "[SECRET]"},
+		{"<b style=visibility:hidden>a<i style=visibility:visible>b</i>c</b>", "b", "abc"},
+		{"<span style=\"display&#58;none\">x</span>y", "y", "xy"},
+		{"<span style=\"display:/* c */none\">x</span>y", "y", "xy"},
+		{"<span style=\"mso-hide:all\">x</span><span style=\"font-size:0px\">y</span><span style=\"opacity:0\">z</span>w", "w", "xyzw"},
+		{"<div style=display:none><p>a</p><span>b</span></div>c", "\n\n\nc", "\na\nb\nc"},    // line breaks in both
+		{"<span style=display:none>a</p>b</span>c", "\nc", "a\nbc"},                          // a stray </p> closes nothing
+		{"<span style=display:none>a<br/>b</span>c", "\nc", "a\nbc"},                         // br is void
+		{"<span style=\"display:none\"/>a</span>b", "b", "ab"},                               // '/' does not close a span
+		{"<span style=display:none/>a</span>b", "ab", "ab"},                                  // "none/" is not none
+		{"<span style=\"text-transform:uppercase\">[secret]</span>", "[SECRET]", "[secret]"}, // restyled
+		{"<p style=text-transform:uppercase>a<span style=text-transform:none>b</span>c</p>", "\nAbC", "\nabc"},
+		{"<span style=\"font-variant:small-caps\">x</span>", "X", "x"},
+		{"a<!--[if mso]><p>[SECRET]</p><![endif]-->b", "a\n\nb", "a\n[SECRET]\nb"}, // Outlook renders it
+		{"a<!--[if gte mso 9]>x<![endif]-->b<!--[if !mso]><!-->c<!--<![endif]-->d", "abcd", "axbcd"},
+		{"a<!--[if mso]>x --> y", "a  y", "ax -- y"},    // the comment ends at the first -->
+		{"a<!-- x --!> b -->c", "a b -->c", "a b -->c"}, // HTML5: --!> ends a comment
+		{"a<!-- x -- y -->b", "ab", "ab"},
+		{"<a title=x\"y>[SECRET]</a>", "[SECRET]", "[SECRET]"}, // a quote inside an unquoted value
+		{"<a title=x'y href=\"z\">t</a>", "t", "t"},
+		{"<a x\"y=\"1\">t</a>", "t", "t"}, // a quote in a name opens nothing
+		{"<p =x>t", "\nt", "\nt"},
+		{"&#91SECRET&#93 &lsqbx", "[SECRET] &lsqbx", "[SECRET] [x"},
+		{"&lbrackSECRET&rbrack", "&lbrackSECRET&rbrack", "[SECRET]"}, // HTML5 leaves it, lenient clients do not
+		{"&amp &ampx AT&T", "& &x AT&T", "& &x AT&T"},
+		{"<title>[SECRET]</title>x", "\n\nx", "\n[SECRET]\nx"},
+		{"<textarea>a<b>&lt;</textarea>c", "a<b>&lt;c", "a<b>&lt;c"},
+		{"<title>a</tit</titlex</title>b", "\n\nb", "\na</tit</titlex\nb"},
+		{"<xmp>[SECRET]</xmp><noscript>n</noscript>", "n", "n"},
+		{"<plaintext>a<b>&amp;", "a<b>&amp;", "a<b>&amp;"},
+		{"<" + strings.Repeat("x", 40) + " style=display:none>a</" + strings.Repeat("x", 40) + ">b", "b", "ab"},
+	} {
+		r, a := renderViews(t, c.in)
+		if r != c.rendered || a != c.all {
+			t.Errorf("HTML %q:\nrendered %q, want %q\nall      %q, want %q", c.in, r, c.rendered, a, c.all)
+		}
+	}
+}
+
+// TestHTMLViewsMatch checks that a marking in either view counts, through
+// the lazily cloned all-text matcher.
+func TestHTMLViewsMatch(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"[SEC<span style=display:none>x</span>RET]", "SECRET"},
+		{"[TOP <span style=display:none>[SECRET]</span>SECRET]", "SECRET,TOP SECRET"},
+		{"<span style=text-transform:uppercase>[secret]</span>", "SECRET"},
+		{"<span style=text-transform:lowercase>[secret]</span>", ""},
+		{"[CONFI<!--[if mso]>x<![endif]-->DENTIAL]", "CONFIDENTIAL"},
+		{"&lbrackRESTRICTED&rbrack", "RESTRICTED"},
+	} {
+		for _, size := range []int{len(c.in), 1, 3} {
+			ctx := testCtx(t)
+			feed(newHTMLText(newMatcher(ctx, "body")), []byte(c.in), size)
+			if got := words(ctx.col.result()); got != c.want {
+				t.Errorf("%q (chunks of %d): %q, want %q", c.in, size, got, c.want)
+			}
+		}
+	}
+}
+
+// netHTMLText is the text golang.org/x/net/html's tokenizer (browser
+// rules) finds, white space collapsed, for a differential test: block
+// elements separate words, the content of raw text elements and of
+// title and textarea is left out. ok is false where the tokenizer alone
+// does not do what a browser does: "<title/>" starts RCDATA in a browser
+// (tree construction ignores the flag), not in the bare tokenizer.
+func netHTMLText(in []byte) (text string, ok bool) {
+	z := nethtml.NewTokenizer(bytes.NewReader(in))
+	var b strings.Builder
+	raw := false
+	for {
+		switch z.Next() {
+		case nethtml.ErrorToken:
+			return collapse(b.String()), true
+		case nethtml.TextToken:
+			if !raw {
+				b.Write(z.Text())
+			}
+		case nethtml.StartTagToken, nethtml.EndTagToken, nethtml.SelfClosingTagToken:
+			name, _ := z.TagName()
+			if htmlBlock(name) {
+				b.WriteByte(' ')
+			}
+			switch string(name) {
+			case "script", "style", "xmp", "iframe", "noembed", "noframes", "title", "textarea", "plaintext":
+				if z.Token().Type == nethtml.SelfClosingTagToken {
+					return "", false
+				}
+				raw = z.Token().Type == nethtml.StartTagToken
+			}
+		}
+	}
+}
+
+func collapse(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r < 0x80 && isHTMLSpace(byte(r)) }), " ")
+}
+
+// FuzzHTMLViews checks the HTML path: both views are the same whatever
+// the chunking, the all-text view holds at least the rendered text, and
+// where no style or conditional comment is involved the rendered text is
+// what golang.org/x/net/html's tokenizer (browser rules) reads.
+func FuzzHTMLViews(f *testing.F) {
+	for _, s := range []string{
+		"[SEC<span style=display:none>x</span>RET] <a title=x\"y>[SECRET]</a> a<!-- x --!> b",
+		"&#91SECRET&#93 &lbrackX &ampx <p =x>t<!-->u<!--->v</p><br/>",
+		"a<!--[if mso]><p>[SECRET]</p><![endif]-->b<!--[if !mso]><!-->c<!--<![endif]-->",
+		"<span style=\"text-transform:uppercase\">[secret]</span><plaintext>x",
+		"<title>a</tit</title><xmp><b></xmp><style>p{}</style >z</>y</ x>",
+	} {
+		f.Add([]byte(s), uint64(len(s)))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
+		if len(in) > 4096 {
+			return
+		}
+		var r1, a1, r2, a2 collect
+		feed(newHTMLViews(&r1, &a1), in)
+		v := newHTMLViews(&r2, &a2)
+		chunked(in, seed, v.write)
+		v.close()
+		if r1.b.String() != r2.b.String() || a1.b.String() != a2.b.String() {
+			t.Fatalf("chunking changed the views")
+		}
+		if len(r1.b.String()) > 4*len(in)+16 || len(a1.b.String()) > 4*len(in)+16 {
+			t.Fatalf("output too long")
+		}
+		low := bytes.ToLower(in)
+		for _, w := range []string{"style", "hidden", "[if", "script", "noscript", "textarea", "plaintext", "\x00"} {
+			if bytes.Contains(low, []byte(w)) {
+				return
+			}
+		}
+		if want, ok := netHTMLText(in); ok && collapse(r1.b.String()) != want {
+			got := collapse(r1.b.String())
+			t.Fatalf("rendered %q, x/net/html reads %q", got, want)
+		}
+	})
+}
