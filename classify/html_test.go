@@ -166,3 +166,52 @@ func FuzzHTMLViews(f *testing.F) {
 		}
 	})
 }
+
+// TestRTFViews checks both views of RTF (\v hidden, \caps) and the HTML
+// that RTF encapsulates (issue 11 point 4).
+func TestRTFViews(t *testing.T) {
+	for _, c := range []struct{ in, rendered, all string }{
+		{`{\rtf1 [SEC{\v x}RET]}`, "[SECRET]", "[SECxRET]"},
+		{`{\rtf1 [SEC\v x\v0 RET]}`, "[SECRET]", "[SECxRET]"},
+		{`{\rtf1 {\v [SECRET]}ok}`, "ok", "[SECRET]ok"},
+		{`{\rtf1 {\v\plain a}b}`, "ab", "ab"},
+		{`{\rtf1 {\caps [secret]} {\scaps x\scaps0 y}}`, "[SECRET] Xy", "[secret] xy"},
+	} {
+		var r1, a1, r2, a2 collect
+		feed(newRTFViews(&r1, &a1), []byte(c.in))
+		feed(newRTFViews(&r2, &a2), []byte(c.in), 1)
+		if r1.b.String() != r2.b.String() || a1.b.String() != a2.b.String() {
+			t.Errorf("%q: chunking changed the views", c.in)
+		}
+		if r1.b.String() != c.rendered || a1.b.String() != c.all {
+			t.Errorf("RTF %q:\nrendered %q, want %q\nall      %q, want %q", c.in, r1.b.String(), c.rendered, a1.b.String(), c.all)
+		}
+	}
+}
+
+// TestRTFViewsMatch checks markings in either view of RTF, and in the
+// HTML it encapsulates.
+func TestRTFViewsMatch(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`{\rtf1 [SEC{\v x}RET]}`, "SECRET"},
+		{`{\rtf1 {\v [CONFIDENTIAL]}}`, "CONFIDENTIAL"},
+		{`{\rtf1 {\caps [secret]}}`, "SECRET"},
+		{`{\rtf1 [secret]}`, ""},
+		// The RTF view reads [SECxRET]; Outlook renders the HTML, [SECRET].
+		{`{\rtf1\ansi\fromhtml1 {\*\htmltag64 <p>}[SEC{\*\htmltag84 <span style="display:none">}x{\*\htmltag84 </span>}RET]{\*\htmltag72 </p>}}`, "SECRET"},
+		// Markup only in the HTML: a marking in an attribute-free tag text.
+		{`{\rtf1\ansi\fromhtml1 {\*\htmltag84 <b>[TOP SECRET]</b>}\htmlrtf {\b x}\htmlrtf0 }`, "TOP SECRET"},
+		// \htmlrtf text is RTF only: in the RTF views, not the HTML.
+		{`{\rtf1\ansi\fromhtml1 [RESTR\htmlrtf x\htmlrtf0 ICTED]}`, "RESTRICTED"},
+		{`{\rtf1 {\*\htmltag [SECRET]}}`, "SECRET"},
+		{`{\rtf1 {\*\generator [SECRET]}}`, ""},
+	} {
+		for _, size := range []int{len(c.in), 1, 3} {
+			ctx := testCtx(t)
+			feed(newRTFText(newMatcher(ctx, "body")), []byte(c.in), size)
+			if got := words(ctx.col.result()); got != c.want {
+				t.Errorf("%q (chunks of %d): %q, want %q", c.in, size, got, c.want)
+			}
+		}
+	}
+}
