@@ -148,7 +148,6 @@ func NewScanner(opts Options) (*Scanner, error) {
 		return nil, err
 	}
 	ctx := &scanCtx{opts: opts, dict: d, col: newCollector(d)}
-	ctx.initWordDecoder()
 	return &Scanner{ctx: ctx, root: newEntity(ctx, 0, "", true, false, "")}, nil
 }
 

@@ -14,24 +14,11 @@ type scanCtx struct {
 	opts Options
 	dict *dictionary
 	col  *collector
-	wd   mime.WordDecoder
 }
-
-func (ctx *scanCtx) initWordDecoder() { ctx.wd.CharsetReader = ctx.charsetReader }
 
 // decodeWords decodes RFC 2047 encoded words (Q and B, any charset we
-// know, UTF-7 included); whitespace between adjacent encoded words goes,
-// as section 6.2 says. Malformed words stay as they are.
-func (ctx *scanCtx) decodeWords(s string) string {
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	out, err := ctx.wd.DecodeHeader(s)
-	if err != nil {
-		return s
-	}
-	return out
-}
+// know, UTF-7 included) as mail clients do (charset.go).
+func (ctx *scanCtx) decodeWords(s string) string { return ctx.decodeRFC2047(s) }
 
 // Header limits. A field longer than maxField is truncated, except the
 // Subject, which is scanned in pieces.

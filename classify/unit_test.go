@@ -31,7 +31,6 @@ func testCtx(t testing.TB) *scanCtx {
 		t.Fatal(err)
 	}
 	ctx := &scanCtx{dict: d, col: newCollector(d)}
-	ctx.initWordDecoder()
 	return ctx
 }
 
