@@ -365,6 +365,7 @@ const (
 	kTNEF
 	kMessage
 	kMultipart
+	kCalendar // iCalendar and vCard: folded lines and escapes (unfold.go)
 )
 
 func kindOf(mt string) int {
@@ -377,6 +378,8 @@ func kindOf(mt string) int {
 		return kTNEF
 	case "message/rfc822", "message/global":
 		return kMessage
+	case "text/calendar", "text/vcard", "text/x-vcard", "text/directory", "application/ics":
+		return kCalendar
 	}
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
@@ -401,6 +404,8 @@ func kindByName(name string) int {
 		return kRTF
 	case ".eml":
 		return kMessage
+	case ".ics", ".vcs", ".vcf":
+		return kCalendar
 	}
 	return kOther
 }
@@ -481,7 +486,7 @@ func (e *entity) bodyStage() stage {
 		return newTransferStage(ctx, e.cte, where, newEntity(ctx, e.depth+1, p, true, false, attach))
 	case kTNEF:
 		return newTransferStage(ctx, e.cte, where, newTNEFStage(ctx, where))
-	case kText, kHTML, kRTF:
+	case kText, kHTML, kRTF, kCalendar:
 		if kind == kText && strings.EqualFold(params["format"], "flowed") {
 			return e.flowedStage(params, where)
 		}
@@ -500,6 +505,8 @@ func (e *entity) textStage(kind int, charset, where string) stage {
 		s = newCharsetStage(ctx, charset, where, newHTMLText(s))
 	case kRTF:
 		s = newRTFText(s) // RTF is 7-bit; its escapes name the code page
+	case kCalendar:
+		s = newCharsetStage(ctx, charset, where, newUnfoldStage(s))
 	default:
 		s = newCharsetStage(ctx, charset, where, s)
 	}

@@ -23,3 +23,30 @@ func TestFlowedQuotes(t *testing.T) {
 		}
 	}
 }
+
+// TestUnfold checks iCalendar and vCard unfolding and escapes (RFC 5545
+// 3.1, 3.3.11; RFC 6350 3.2, 3.4).
+func TestUnfold(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"SUMMARY:[TOP SEC\r\n RET]\r\n", "SUMMARY:[TOP SECRET]\r\n"},
+		{"SUMMARY:[TOP\r\n\t SECRET]", "SUMMARY:[TOP SECRET]"}, // one character of the fold goes
+		{"A:x\nB:y\n z", "A:x\nB:yz"},
+		{"DESCRIPTION:a\\, b\\; c\\\\d\\ne\\Nf\\x", "DESCRIPTION:a, b; c\\d\ne\nf\\x"},
+		{"X:[SEC\\\r\n RET]", "X:[SEC\\RET]"},
+		{"X:\\\r\n n", "X:\n"}, // an escape folded in two
+		{"end\r", "end\r"},
+		{"end\\", "end\\"},
+		{"a\r\r\n b", "a\rb"},
+	} {
+		if got := render(t, func(n stage) stage { return newUnfoldStage(n) }, c.in); got != c.want {
+			t.Errorf("unfold %q reads %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzUnfold(f *testing.F) {
+	for _, s := range []string{"SUMMARY:[TOP SEC\r\n RET]\r\nDESCRIPTION:a\\, b\\n\\\r\n n\r", "A\n\tB\\"} {
+		f.Add([]byte(s), uint64(len(s)))
+	}
+	fuzzStage(f, func(ctx *scanCtx, next stage) stage { return newUnfoldStage(next) }, 1)
+}
