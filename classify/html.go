@@ -815,7 +815,17 @@ func simpleEntity(name []byte) (rune, bool) {
 func (h *htmlText) entity(semicolon bool) {
 	if semicolon {
 		if r, ok := simpleEntity(h.ent[:h.elen]); ok {
-			h.entityRunes(string(utf8.AppendRune(nil, r)))
+			switch {
+			case r == 0xA0:
+				// A no-break space does not collapse; read as the space the
+				// normaliser would make of it, without its slow path.
+				h.text([]byte{' '})
+			case r < utf8.RuneSelf && isHTMLSpace(byte(r)):
+				h.space()
+			default:
+				var buf [utf8.UTFMax]byte
+				h.text(buf[:utf8.EncodeRune(buf[:], r)])
+			}
 			return
 		}
 	}
