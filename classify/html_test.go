@@ -215,3 +215,30 @@ func TestRTFViewsMatch(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRTFViews checks that both views of RTF are the same whatever the
+// chunking, and bounded.
+func FuzzRTFViews(f *testing.F) {
+	for _, s := range []string{
+		`{\rtf1 [SEC{\v x}RET] {\caps [secret]}\v0\caps0\plain\scaps y}`,
+		`{\rtf1\ansi\fromhtml1 {\*\htmltag64 <p>}[SEC{\*\htmltag84 <span style="display:none">}x{\*\htmltag84 </span>}RET]\htmlrtf z\htmlrtf0}`,
+	} {
+		f.Add([]byte(s), uint64(len(s)))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
+		if len(in) > 4096 {
+			return
+		}
+		var r1, a1, r2, a2 collect
+		feed(newRTFViews(&r1, &a1), in)
+		v := newRTFViews(&r2, &a2)
+		chunked(in, seed, v.write)
+		v.close()
+		if r1.b.String() != r2.b.String() || a1.b.String() != a2.b.String() {
+			t.Fatalf("chunking changed the views")
+		}
+		if r1.b.Len() > 3*len(in)+16 || a1.b.Len() > 3*len(in)+16 {
+			t.Fatalf("output too long")
+		}
+	})
+}

@@ -146,15 +146,16 @@ func (r *rtfText) flushOut() {
 	}
 }
 
-// startHTML starts the renderer of the encapsulated HTML, into matchers
-// cloned from the rendered view (they share its collector and place).
+// startHTML starts the renderer of the encapsulated HTML, into a new
+// matcher at the rendered view's place (sharing its collector); its
+// all-text view is cloned from that one when needed.
 func (r *rtfText) startHTML() {
 	if r.html != nil {
 		return
 	}
 	var next stage = discard{}
-	if c, ok := r.v.r.(cloner); ok {
-		next = c.clone()
+	if m, ok := r.v.r.(*matcher); ok {
+		next = newMatcher(m.ctx, m.where)
 	}
 	r.html = newHTMLText(next)
 	r.hb = make([]byte, 0, outBufSize)
