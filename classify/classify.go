@@ -348,6 +348,17 @@ func (c *collector) found(w int, endorsement, where string) {
 	c.markings = append(c.markings, m)
 }
 
+// foundUnlisted records n findings of word w beyond what a second view
+// lists (matcher.deferred): they count for the decision, not the list.
+func (c *collector) foundUnlisted(w, n int) {
+	if w == c.dict.rsvpdr {
+		c.rsvpdr = true
+	} else if c.best < 0 || c.dict.ranks[w] > c.dict.ranks[c.best] {
+		c.best = w
+	}
+	c.dropped += n
+}
+
 func (c *collector) problem(format string, args ...any) {
 	p := fmt.Sprintf(format, args...)
 	if c.seenProblem[p] {

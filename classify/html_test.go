@@ -71,7 +71,7 @@ func TestHTMLViews(t *testing.T) {
 func TestHTMLViewsMatch(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"[SEC<span style=display:none>x</span>RET]", "SECRET"},
-		{"[TOP <span style=display:none>[SECRET]</span>SECRET]", "SECRET,TOP SECRET"},
+		{"[TOP <span style=display:none>[SECRET]</span>SECRET]", "TOP SECRET,SECRET"}, // the rendered view first
 		{"<span style=text-transform:uppercase>[secret]</span>", "SECRET"},
 		{"<span style=text-transform:lowercase>[secret]</span>", ""},
 		{"[CONFI<!--[if mso]>x<![endif]-->DENTIAL]", "CONFIDENTIAL"},

@@ -55,6 +55,57 @@ type matcher struct {
 	pend   []byte // undecided candidate, starting with '[', white space compressed
 	maxLen int
 	norm   normaliser
+	// def, for a matcher of a second view, holds its findings until it
+	// closes, so that the markings and the first found among equal ranks
+	// (R29) do not depend on how the views' buffers met the chunks.
+	def *deferred
+}
+
+// deferred findings of a second view, bounded: at most MaxMarkings listed,
+// the others counted per word.
+type deferred struct {
+	list  []Marking
+	words []int
+	over  []int // findings past the list, per word index
+}
+
+func (m *matcher) found(w int, endorsement string) {
+	d := m.def
+	if d == nil {
+		m.ctx.col.found(w, endorsement, m.where)
+		return
+	}
+	for i, x := range d.list {
+		if d.words[i] == w && x.Endorsement == endorsement {
+			return
+		}
+	}
+	if len(d.list) < MaxMarkings {
+		d.list = append(d.list, Marking{Endorsement: endorsement})
+		d.words = append(d.words, w)
+		return
+	}
+	if d.over == nil {
+		d.over = make([]int, len(m.ctx.dict.words))
+	}
+	d.over[w]++
+}
+
+// commit passes deferred findings on to the collector.
+func (m *matcher) commit() {
+	d := m.def
+	if d == nil {
+		return
+	}
+	m.def = &deferred{}
+	for i, x := range d.list {
+		m.ctx.col.found(d.words[i], x.Endorsement, m.where)
+	}
+	for w, n := range d.over {
+		if n > 0 {
+			m.ctx.col.foundUnlisted(w, n)
+		}
+	}
 }
 
 func newMatcher(ctx *scanCtx, where string) *matcher {
@@ -63,11 +114,12 @@ func newMatcher(ctx *scanCtx, where string) *matcher {
 }
 
 // clone returns a matcher in the same state, for a second view of the same
-// text (views.diverge); it shares the collector.
+// text (views.diverge); it shares the collector, its findings deferred.
 func (m *matcher) clone() stage {
 	c := *m
 	c.pend = append(make([]byte, 0, m.maxLen), m.pend...)
 	c.norm = m.norm.clone()
+	c.def = &deferred{}
 	return &c
 }
 
@@ -89,6 +141,7 @@ func (m *matcher) close() {
 		}
 	}
 	m.pend = m.pend[:0]
+	m.commit()
 }
 
 // isSpaceByte reports the ASCII white space of normalised text; isBreak
@@ -205,7 +258,7 @@ func (m *matcher) try(b []byte, final bool) (int, int) {
 		}
 		switch rest[j] {
 		case ']':
-			m.ctx.col.found(w, "", m.where)
+			m.found(w, "")
 			return matched, off + j + 1
 		case ':':
 			e := rest[j+1:]
@@ -213,7 +266,7 @@ func (m *matcher) try(b []byte, final bool) (int, int) {
 			for i := 0; i < lim; i++ {
 				c := e[i]
 				if c == ']' {
-					m.ctx.col.found(w, cleanEndorsement(e[:i]), m.where)
+					m.found(w, cleanEndorsement(e[:i]))
 					return matched, off + j + 1 + i + 1
 				}
 				if c < 0x20 || c == '[' || c == 0x7f {

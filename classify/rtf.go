@@ -155,7 +155,9 @@ func (r *rtfText) startHTML() {
 	}
 	var next stage = discard{}
 	if m, ok := r.v.r.(*matcher); ok {
-		next = newMatcher(m.ctx, m.where)
+		h := newMatcher(m.ctx, m.where)
+		h.def = &deferred{} // a second view of the document
+		next = h
 	}
 	r.html = newHTMLText(next)
 	r.hb = make([]byte, 0, outBufSize)
