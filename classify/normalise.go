@@ -176,8 +176,8 @@ func (n *normaliser) flush(emit func([]byte)) {
 // compatibility decomposition may yield an ignorable or a space, so the
 // result is filtered again.
 func (n *normaliser) normOut(b []byte, emit func([]byte)) {
-	if asciiPrefix(b) == len(b) {
-		emit(b)
+	if asciiPrefix(b) == len(b) || norm.NFKC.QuickSpan(b) == len(b) {
+		emit(b) // already folded (b is filtered)
 		return
 	}
 	n.out = norm.NFKC.Append(n.out[:0], b...)
@@ -211,10 +211,24 @@ func ignorable(r rune) bool {
 	return true
 }
 
+// bmpSpecial marks the runes of the Basic Multilingual Plane that mapRune
+// changes, so that most text needs no unicode.Is lookups.
+var bmpSpecial = func() *[0x10000 / 64]uint64 {
+	var t [0x10000 / 64]uint64
+	for r := rune(0x80); r < 0x10000; r++ {
+		if r == 0x85 || r == 0x2028 || r == 0x2029 || unicode.Is(unicode.Zs, r) || ignorable(r) {
+			t[r/64] |= 1 << (r % 64)
+		}
+	}
+	return &t
+}()
+
 // mapRune returns what a rune reads as: -1 removed, else the rune.
 func mapRune(r rune) rune {
 	switch {
 	case r < utf8.RuneSelf:
+		return r
+	case r < 0x10000 && bmpSpecial[r/64]&(1<<(r%64)) == 0:
 		return r
 	case r == 0x85 || r == 0x2028 || r == 0x2029:
 		return '\n'
