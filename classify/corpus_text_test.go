@@ -130,6 +130,9 @@ func init() {
 			"Subject: Re: plan\n" +
 			"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8; format=flowed\nContent-Transfer-Encoding: 8bit\n\n" +
 			"> The word is [TOP \n> SECRETARIAT] here.\n"},
+		fixture{name: "text-quoted-reply", want: "TOP SECRET", msg: head("text-quoted-reply") +
+			"Subject: Re: plan\n" + textUTF8 +
+			"Noted.\n\n> > The plan is\n> > [TOP\n> > SECRET] says Outlook, wrapped in a fixed-line reply.\n> [SECRET\n> ] is not: a line break inside the bracket.\n"},
 		fixture{name: "text-calendar", want: "TOP SECRET", msg: head("text-calendar") +
 			"Subject: Invitation\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"cal\"\n\n" +
 			"--cal\nContent-Type: text/plain; charset=utf-8\n\nYou are invited.\n" +

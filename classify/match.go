@@ -40,7 +40,9 @@ const (
 // run of white space reads as one space (or one line break when the run
 // holds one): in a multi-word marking a space, a double space, a tab or a
 // line break all read as the word's space, so "[TOP  SECRET]" and
-// "[TOP\r\n SECRET]" are [TOP SECRET]. One run of white space without a
+// "[TOP\r\n SECRET]" are [TOP SECRET]; the quote markers of a reply
+// after a line break are part of that run ("[TOP\r\n> > SECRET]", a
+// marking wrapped in a quoted reply, is [TOP SECRET] too). One run of white space without a
 // line break is also allowed right after '[' and before ']' or ':', as a
 // reader takes "[ SECRET ]" for the marking; a line break there is not
 // ("[SECRET" at the end of one line and "]" on the next, as two HTML
@@ -200,6 +202,9 @@ func (m *matcher) fill(p []byte, target int) []byte {
 	for i < len(p) && len(m.pend) < target {
 		c := p[i]
 		i++
+		if c == '>' && m.pend[len(m.pend)-1] == '\n' {
+			continue // a quote marker after a line break, "[TOP\n> SECRET]"
+		}
 		if isSpaceByte(c) {
 			last := &m.pend[len(m.pend)-1]
 			if *last == ' ' || *last == '\n' {

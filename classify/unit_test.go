@@ -255,6 +255,8 @@ func TestMatcher(t *testing.T) {
 		{"[TOP" + strings.Repeat(" \r\n\t", 1000) + "SECRET]", "TOP SECRET"},
 		{"[IN-CONFIDENCE :STAFF] [IN-CONFIDENCE: STAFF ]", "IN-CONFIDENCE:STAFF"},
 		{"[\tRESTRICTED\t\t]", "RESTRICTED"},
+		{"> [TOP\r\n> SECRET] >> [TOP\n>> > SECRET:X]", "TOP SECRET,TOP SECRET:X"},
+		{"[TOP >SECRET] [SECRET\n>] [>SECRET]", ""},
 		{"[IN-CONFIDENCE:STAFF]", "IN-CONFIDENCE:STAFF"},
 		{"[SENSITIVE: BUDGET ]", "SENSITIVE:BUDGET"},
 		{"[SECRET:]", "SECRET"},
