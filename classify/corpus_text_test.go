@@ -75,6 +75,10 @@ func init() {
 		fixture{name: "text-html-hidden-lower", want: "UNCLASSIFIED", msg: head("text-html-hidden-lower") +
 			"Subject: html\n" + htmlUTF8 +
 			"<p>[sec<span style=\"display:none\">RET</span>] <span style=\"display:none\">[secret]</span></p>\n"},
+		fixture{name: "text-html-class-hidden", want: "CONFIDENTIAL", msg: head("text-html-class-hidden") +
+			"Subject: html\n" + htmlUTF8 +
+			"<html><head><style>\n.MsoNormal { margin: 0 }\nspan.hide, .x-gone { display: none !important }\n</style></head>\n" +
+			"<body><p class=MsoNormal>[CONFI<span class=hide>x</span>DENTIAL] <span class=\"a x-gone\">[secret]</span></p></body></html>\n"},
 		fixture{name: "text-html-uppercase", want: "CONFIDENTIAL", msg: head("text-html-uppercase") +
 			"Subject: html\n" + htmlUTF8 +
 			"<p style=\"text-transform: uppercase\">status: [confidential]</p>\n"},

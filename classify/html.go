@@ -38,9 +38,11 @@ import (
 // read in capitals in the rendered view, as written in the all-text view.
 // A named reference without its semicolon that HTML5 leaves literal
 // (&lbrack) is decoded in the all-text view, as lenient clients do.
-// Limits: CSS in <style> blocks (class selectors, generated content) is not
-// applied; the element stack is a bounded approximation of HTML5 tree
-// construction (an end tag closes up to its open element, or is ignored).
+// The class rules of <style> blocks that hide or restyle text apply too
+// (styleSheet). Limits: other selectors, rules inside at-rules and CSS
+// generated content are not applied; the element stack is a bounded
+// approximation of HTML5 tree construction (an end tag closes up to its
+// open element, or is ignored).
 type htmlText struct {
 	v  *views
 	st int
@@ -52,8 +54,12 @@ type htmlText struct {
 	tlen   int
 	endTag bool
 	quote  byte
-	attr   int // what the current attribute value is: atOther, atStyle
+	attr   int // what the current attribute value is: atOther, atStyle, atClass
 	css    cssParser
+	cls    cssParser   // the effect of the tag's classes (sheet rules)
+	sheet  *styleSheet // the class rules of the <style> blocks so far
+	ctok   [maxCSSName]byte
+	ctlen  int
 	aent   [40]byte // a character reference in a style value
 	aelen  int
 	inAEnt bool
@@ -116,6 +122,7 @@ const (
 const (
 	atOther = iota
 	atStyle
+	atClass
 )
 
 // htmlSpecial marks the bytes that end a run of plain text.
@@ -238,7 +245,7 @@ func (h *htmlText) write(p []byte) {
 					}
 				}
 			case htRaw, htBogus:
-				if h.st == htBogus || h.rawSeen == 0 && !h.rcdata {
+				if h.st == htBogus || h.rawSeen == 0 && !h.rcdata && h.raw != "style" {
 					target := byte('<')
 					if h.st == htBogus {
 						target = '>'
@@ -526,10 +533,14 @@ func (h *htmlText) endAttrName() {
 		return
 	}
 	switch string(h.name[:h.nlen]) {
-	case "hidden":
-		h.css.dnone = true
+	case "hidden": // as the UA style sheet's display:none: a style may undo it
+		h.cls.disp = -1
 	case "style":
 		h.attr = atStyle
+	case "class":
+		if h.sheet != nil && len(h.sheet.rules) > 0 {
+			h.attr, h.ctlen = atClass, 0
+		}
 	}
 }
 
@@ -543,6 +554,10 @@ func (h *htmlText) startValue() {
 // valueByte is a byte of an attribute value: only style values are read,
 // with their character references decoded.
 func (h *htmlText) valueByte(c byte) {
+	if h.attr == atClass {
+		h.classByte(c)
+		return
+	}
 	if h.attr != atStyle {
 		return
 	}
@@ -571,7 +586,26 @@ func (h *htmlText) valueByte(c byte) {
 	h.css.feed(c)
 }
 
+// classByte reads a class attribute: each class named by a rule of the
+// style sheet applies its effect.
+func (h *htmlText) classByte(c byte) {
+	if !isHTMLSpace(c) {
+		if h.ctlen < len(h.ctok) {
+			h.ctok[h.ctlen] = lowerASCII(c)
+		}
+		h.ctlen++
+		return
+	}
+	if h.ctlen > 0 && h.ctlen <= len(h.ctok) {
+		h.sheet.apply(h.ctok[:h.ctlen], &h.cls)
+	}
+	h.ctlen = 0
+}
+
 func (h *htmlText) endValue() {
+	if h.attr == atClass {
+		h.classByte(' ')
+	}
 	if h.attr == atStyle {
 		if h.inAEnt {
 			h.inAEnt = false
@@ -586,8 +620,20 @@ func (h *htmlText) endValue() {
 
 func (h *htmlText) endOfTag() {
 	h.st = htText
-	css := h.css
-	h.css = cssParser{}
+	css, cls := h.css, h.cls
+	h.css, h.cls = cssParser{}, cssParser{}
+	// The inline style wins over the classes.
+	css.dnone = css.dnone || cls.dnone
+	if css.disp == 0 {
+		css.disp = cls.disp
+	}
+	css.dnone = css.dnone || css.disp < 0
+	if css.vis == 0 {
+		css.vis = cls.vis
+	}
+	if css.upper == 0 {
+		css.upper = cls.upper
+	}
 	name := h.tag[:min(h.tlen, len(h.tag))] // a longer name is known by its start
 	if h.tlen > len(h.tag) {
 		if h.endTag {
@@ -721,17 +767,33 @@ func (h *htmlText) rawStep(c byte) {
 			h.rawSeen = 0
 		}
 	}
-	if h.rcdata {
+	if h.rcdata || h.raw == "style" {
 		// What looked like the start of the end tag was text.
 		if matched > 0 {
-			h.text([]byte("</" + h.raw)[:min(matched, target)])
+			h.rawText([]byte("</" + h.raw)[:min(matched, target)])
 		}
 		if h.rawSeen == 0 {
-			if isHTMLSpace(c) {
-				h.space()
-			} else {
-				h.text([]byte{c})
-			}
+			h.rawText([]byte{c})
+		}
+	}
+}
+
+// rawText is text of an RCDATA element, or of a style sheet.
+func (h *htmlText) rawText(b []byte) {
+	if h.raw == "style" {
+		if h.sheet == nil {
+			h.sheet = &styleSheet{}
+		}
+		for _, c := range b {
+			h.sheet.feed(c)
+		}
+		return
+	}
+	for _, c := range b {
+		if isHTMLSpace(c) {
+			h.space()
+		} else {
+			h.text([]byte{c})
 		}
 	}
 }
@@ -925,7 +987,8 @@ type cssParser struct {
 	inVal   bool
 	comment int // 1 after '/', 2 inside /* */, 3 after '*' inside
 
-	dnone bool // display:none, mso-hide:all, font-size:0, opacity:0, hidden
+	dnone bool // mso-hide:all, font-size:0, opacity:0: not rendered
+	disp  int  // display: -1 none, 1 another value, 0 not set
 	vis   int  // visibility: -1 hidden, 1 visible, 0 inherited
 	upper int  // text-transform / font-variant: 1 capitals, -1 none, 0 inherited
 }
@@ -996,7 +1059,9 @@ func (c *cssParser) endDecl() {
 	switch string(c.prop[:c.plen]) {
 	case "display":
 		if string(v) == "none" {
-			c.dnone = true
+			c.disp = -1
+		} else {
+			c.disp = 1
 		}
 	case "mso-hide":
 		if string(v) == "all" {
@@ -1044,4 +1109,174 @@ func isZero(v []byte) bool {
 		}
 	}
 	return true
+}
+
+// Style sheet limits.
+const (
+	maxCSSRules = 64
+	maxCSSName  = 32
+	maxCSSSel   = 256
+)
+
+// styleSheet reads the rules of <style> blocks, streaming and bounded, and
+// keeps those that hide or restyle text and select a class ("." name,
+// optionally after an element name: ".hide", "span.x, .y"), so that a
+// class cannot hide text from the rendered view unnoticed. Rules inside
+// at-rules (@media, @font-face, ...) are not applied (a desktop client's
+// view); nor are other selectors. Class names compare case-insensitively.
+type styleSheet struct {
+	rules   []cssRule
+	sel     [maxCSSSel]byte
+	slen    int
+	inDecl  bool
+	decl    cssParser
+	comment int // in a selector: 1 after '/', 2 inside /* */, 3 after '*' inside
+	atDepth int // inside an at-rule's block
+}
+
+type cssRule struct {
+	name [maxCSSName]byte
+	nlen int
+	eff  cssParser
+}
+
+func (s *styleSheet) feed(c byte) {
+	if s.inDecl {
+		if c == '}' {
+			s.decl.endDecl()
+			s.addRules()
+			s.inDecl, s.slen = false, 0
+			return
+		}
+		s.decl.feed(c)
+		return
+	}
+	switch s.comment {
+	case 1:
+		if c == '*' {
+			s.comment = 2
+			return
+		}
+		s.comment = 0
+		s.add('/')
+	case 2:
+		if c == '*' {
+			s.comment = 3
+		}
+		return
+	case 3:
+		switch c {
+		case '/':
+			s.comment = 0
+		case '*':
+		default:
+			s.comment = 2
+		}
+		return
+	}
+	if s.atDepth > 0 {
+		switch c {
+		case '{':
+			s.atDepth++
+		case '}':
+			s.atDepth--
+		}
+		return
+	}
+	switch c {
+	case '/':
+		s.comment = 1
+	case '{':
+		sel := bytes.TrimSpace(s.sel[:min(s.slen, maxCSSSel)])
+		if len(sel) > 0 && sel[0] == '@' {
+			s.atDepth, s.slen = 1, 0
+			return
+		}
+		s.inDecl = true
+		s.decl = cssParser{}
+		s.decl.startDecl()
+	case '}', ';':
+		s.slen = 0
+	default:
+		s.add(lowerASCII(c))
+	}
+}
+
+func (s *styleSheet) add(c byte) {
+	if s.slen < maxCSSSel {
+		s.sel[s.slen] = c
+	}
+	s.slen++
+}
+
+// addRules keeps the rule just read if it matters and selects classes.
+func (s *styleSheet) addRules() {
+	eff := s.decl
+	if !eff.dnone && eff.disp == 0 && eff.vis == 0 && eff.upper == 0 || s.slen > maxCSSSel {
+		return
+	}
+	for _, sel := range bytes.Split(s.sel[:s.slen], []byte{','}) {
+		sel = bytes.TrimSpace(sel)
+		dot := bytes.IndexByte(sel, '.')
+		if dot < 0 {
+			continue
+		}
+		elem, name := sel[:dot], sel[dot+1:]
+		if len(name) == 0 || len(name) > maxCSSName || !cssIdent(elem) || !cssIdent(name) {
+			continue
+		}
+		s.addRule(name, eff)
+	}
+}
+
+// cssIdent reports a plain identifier (no combinator, pseudo-class,
+// attribute selector or second class).
+func cssIdent(b []byte) bool {
+	for _, c := range b {
+		if !isASCIIAlnum(c) && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *styleSheet) addRule(name []byte, eff cssParser) {
+	for i := range s.rules {
+		r := &s.rules[i]
+		if string(r.name[:r.nlen]) == string(name) {
+			r.eff.merge(eff)
+			return
+		}
+	}
+	if len(s.rules) >= maxCSSRules {
+		return
+	}
+	var r cssRule
+	r.nlen = copy(r.name[:], name)
+	r.eff.merge(eff)
+	s.rules = append(s.rules, r)
+}
+
+// apply merges the effect of the rules for class name into eff.
+func (s *styleSheet) apply(name []byte, eff *cssParser) {
+	for i := range s.rules {
+		r := &s.rules[i]
+		if string(r.name[:r.nlen]) == string(name) {
+			eff.merge(r.eff)
+		}
+	}
+}
+
+// merge takes the effects of a later rule: what it sets wins.
+func (c *cssParser) merge(o cssParser) {
+	c.dnone = c.dnone || o.dnone
+	if o.disp != 0 {
+		c.disp = o.disp
+	}
+	if o.vis != 0 {
+		c.vis = o.vis
+	}
+	if o.upper != 0 {
+		c.upper = o.upper
+	}
 }

@@ -58,6 +58,13 @@ func TestHTMLViews(t *testing.T) {
 		{"<xmp>[SECRET]</xmp><noscript>n</noscript>", "n", "n"},
 		{"<plaintext>a<b>&amp;", "a<b>&amp;", "a<b>&amp;"},
 		{"<" + strings.Repeat("x", 40) + " style=display:none>a</" + strings.Repeat("x", 40) + ">b", "b", "ab"},
+		{"<span hidden style=display:inline>a</span>", "a", "a"}, // a style undoes the hidden attribute
+		// Class rules of <style> blocks.
+		{"<style>.h{display:none}</style>[SEC<span class=h>x</span>RET]", "[SECRET]", "[SECxRET]"},
+		{"<style>/* c */ .a , span.H { visibility : hidden } .b{color:red}</style><i class='x h'>1</i><i class=a>2</i><i class=b>3</i>", "3", "123"},
+		{"<style>@media screen{.h{display:none}} p.u{text-transform:uppercase}</style><p class=u>[secret]<span class=h>x</span></p>", "\n[SECRET]X", "\n[secret]x"},
+		{"<style>.h{display:none} div .x{display:none} .y:hover{display:none} .a.b{display:none}</style><b class=h style=display:inline>1</b><b class=x>2</b><b class=y>3</b><b class=a>4</b>", "1234", "1234"},
+		{"<span class=h>a</span><style>.h{display:none}</style><span class=h>b</span>", "a", "ab"}, // rules apply from where they are read
 	} {
 		r, a := renderViews(t, c.in)
 		if r != c.rendered || a != c.all {
@@ -136,6 +143,7 @@ func FuzzHTMLViews(f *testing.F) {
 		"a<!--[if mso]><p>[SECRET]</p><![endif]-->b<!--[if !mso]><!-->c<!--<![endif]-->",
 		"<span style=\"text-transform:uppercase\">[secret]</span><plaintext>x",
 		"<title>a</tit</title><xmp><b></xmp><style>p{}</style >z</>y</ x>",
+		"<style>/*x*/.h{display:none}@media x{.y{}}p.u,.v{text-transform:uppercase}</style><b class='h u'>a</b><i hidden style=display:block>b</i>",
 	} {
 		f.Add([]byte(s), uint64(len(s)))
 	}
