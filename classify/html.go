@@ -80,6 +80,7 @@ type htmlText struct {
 
 	stack    []htmlElem
 	overflow int
+	hideAt   int  // the overflow depth of a hiding element past the stack, 0 if none
 	hidden   bool // the current element hides its text
 	upper    bool // the current element shows its text in capitals
 	title    bool // inside title: not rendered in the message
@@ -666,12 +667,18 @@ func (h *htmlText) endOfTag() {
 
 // push opens an element with the style of its attributes.
 func (h *htmlText) push(name []byte, css cssParser) {
+	h.implyEnd(name)
 	top := htmlElem{}
 	if len(h.stack) > 0 {
 		top = h.stack[len(h.stack)-1]
 	}
 	if len(h.stack) >= maxHTMLDepth {
-		h.overflow++ // counted, styled as its parent
+		// Counted, styled as its parent, except that hiding still hides
+		// until this element closes.
+		h.overflow++
+		if !h.hidden && (css.dnone || css.vis < 0) {
+			h.hidden, h.hideAt = true, h.overflow
+		}
 		return
 	}
 	e := htmlElem{dnone: top.dnone || css.dnone, visHide: top.visHide, upper: top.upper}
@@ -690,6 +697,10 @@ func (h *htmlText) push(name []byte, css cssParser) {
 // it; an end tag without an open element is ignored.
 func (h *htmlText) pop(name []byte) {
 	if h.overflow > 0 {
+		if h.overflow == h.hideAt {
+			h.hideAt = 0
+			h.restyle()
+		}
 		h.overflow--
 		return
 	}
@@ -710,7 +721,60 @@ func (h *htmlText) popTo(n int) {
 	} else if n-len(h.stack) < h.overflow {
 		h.overflow = n - len(h.stack)
 	}
+	if h.hideAt > h.overflow {
+		h.hideAt = 0
+	}
 	h.restyle()
+}
+
+// implyEnd closes what HTML5 tree construction closes when an element
+// starts (WHATWG HTML 13.2.6.4.7, simplified): a block closes an open p,
+// li an open li, dt or dd an open dt or dd, td or th an open cell, tr an
+// open row, option an open option; the search stops at the boundaries of
+// the scope (table, td, th, ...). Without it, unclosed paragraphs would
+// fill the bounded stack.
+func (h *htmlText) implyEnd(name []byte) {
+	var closes func(string) bool
+	n := string(name)
+	switch {
+	case n == "li":
+		closes = func(o string) bool { return o == "li" }
+	case n == "dt" || n == "dd":
+		closes = func(o string) bool { return o == "dt" || o == "dd" }
+	case n == "td" || n == "th":
+		closes = func(o string) bool { return o == "td" || o == "th" }
+	case n == "tr":
+		closes = func(o string) bool { return o == "tr" || o == "td" || o == "th" }
+	case n == "option":
+		closes = func(o string) bool { return o == "option" }
+	case htmlBlock(name) && n != "br" && n != "td" && n != "th" && n != "tr" && n != "body" && n != "html" && n != "head" && n != "title":
+		closes = func(o string) bool { return o == "p" }
+	default:
+		return
+	}
+	for i := len(h.stack) - 1; i >= 0; i-- {
+		o := string(h.stack[i].name[:h.stack[i].nlen])
+		if closes(o) {
+			h.popTo(i)
+			return
+		}
+		switch o {
+		case "table", "caption", "html", "button", "object", "template", "marquee":
+			return // the scope ends here
+		case "td", "th":
+			if n != "tr" {
+				return
+			}
+		case "ul", "ol":
+			if n == "li" {
+				return
+			}
+		case "dl":
+			if n == "dt" || n == "dd" {
+				return
+			}
+		}
+	}
 }
 
 func (h *htmlText) restyle() {
@@ -719,6 +783,7 @@ func (h *htmlText) restyle() {
 		e := h.stack[len(h.stack)-1]
 		h.hidden, h.upper = e.dnone || e.visHide, e.upper
 	}
+	h.hidden = h.hidden || h.hideAt > 0
 }
 
 // rawStep looks for the end tag "</script", "</style", ... in raw text;

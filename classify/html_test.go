@@ -250,3 +250,22 @@ func FuzzRTFViews(f *testing.F) {
 		}
 	})
 }
+
+// TestHTMLStack checks the bounded element stack: implied end tags, and
+// hiding past the depth limit.
+func TestHTMLStack(t *testing.T) {
+	deep := strings.Repeat("<div>", maxHTMLDepth+10)
+	for _, c := range []struct{ in, rendered, all string }{
+		{"<p style=display:none>a<p>b", "\n\nb", "\na\nb"},                               // <p> closes an open p
+		{"<ul><li style=display:none>a<li>b</ul>", "\n\nb", "\na\nb"},                    // <li> an open li
+		{"<p style=display:none>a<table><tr><td><p>b</table>c", "\n\nb\nc", "\na\nb\nc"}, // a table closes an open p
+		{"<li style=display:none>a<ul><li>b</ul>c", "\n\n\n", "\na\nb\nc"},                 // not a li outside its list
+		{deep + "[SEC<span style=display:none>x</span>RET]", "\n[SECRET]", "\n[SECxRET]"},
+		{strings.Repeat("<p>", 1000) + "[SEC<span style=display:none>x</span>RET]", "\n[SECRET]", "\n[SECxRET]"},
+	} {
+		r, a := renderViews(t, c.in)
+		if r != c.rendered || a != c.all {
+			t.Errorf("HTML %.60q:\nrendered %q, want %q\nall      %q, want %q", c.in, r, c.rendered, a, c.all)
+		}
+	}
+}
