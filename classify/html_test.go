@@ -259,7 +259,7 @@ func TestHTMLStack(t *testing.T) {
 		{"<p style=display:none>a<p>b", "\n\nb", "\na\nb"},                               // <p> closes an open p
 		{"<ul><li style=display:none>a<li>b</ul>", "\n\nb", "\na\nb"},                    // <li> an open li
 		{"<p style=display:none>a<table><tr><td><p>b</table>c", "\n\nb\nc", "\na\nb\nc"}, // a table closes an open p
-		{"<li style=display:none>a<ul><li>b</ul>c", "\n\n\n", "\na\nb\nc"},                 // not a li outside its list
+		{"<li style=display:none>a<ul><li>b</ul>c", "\n\n\n", "\na\nb\nc"},               // not a li outside its list
 		{deep + "[SEC<span style=display:none>x</span>RET]", "\n[SECRET]", "\n[SECxRET]"},
 		{strings.Repeat("<p>", 1000) + "[SEC<span style=display:none>x</span>RET]", "\n[SECRET]", "\n[SECxRET]"},
 	} {
