@@ -44,9 +44,9 @@ func init() {
 			"An invisible character is no space: [TOP\u200bSECRET] [TOP\u00adSECRET]; nor does it make lower case upper: [sec\u200bret]\n"},
 		fixture{name: "text-bidi", want: "TOP SECRET", msg: head("text-bidi") +
 			"Subject: bidi\n" + textUTF8 +
-			"[\u202eTOP SECRET\u202c] [\u2066SENSITIVE\u2069] [SEC\u200fRET] [RESTR\u061cICTED]\n"},
+			"Displayed right to left: [\u202eTERCES POT\u202c] \u202e[LAITNEDIFNOC]\u202c; controls removed: [\u2066SENSITIVE\u2069] [SEC\u200fRET] [RESTR\u061cICTED]\n"},
 		fixture{name: "text-bidi-lower", want: "UNCLASSIFIED", msg: head("text-bidi-lower") +
-			"Subject: bidi\n" + textUTF8 + "[\u2066secret\u2069] [\u202aTop Secret\u202c]\n"},
+			"Subject: bidi\n" + textUTF8 + "[\u2066secret\u2069] [\u202aTop Secret\u202c]; displayed as [TERCES]: [\u202eSECRET\u202c]\n"},
 		fixture{name: "text-spaces", want: "TOP SECRET", msg: head("text-spaces") +
 			"Subject: [TOP\u00a0SECRET] in the subject\n" + textUTF8 +
 			"No-break space [TOP\u00a0SECRET], ideographic space [TOP\u3000SECRET], em space [TOP\u2003SECRET],\n" +

@@ -1,10 +1,12 @@
 package classify
 
 import (
+	"bytes"
 	"encoding/binary"
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/bidi"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -21,7 +23,13 @@ import (
 //     space as one);
 //   - compatibility forms are folded (NFKC, golang.org/x/text/unicode/norm):
 //     full-width "［ＳＥＣＲＥＴ］" reads [SECRET], and R30 is judged on the
-//     folded text, so full-width lower case is still not a marking.
+//     folded text, so full-width lower case is still not a marking;
+//   - a right-to-left override (U+202E ... U+202C, or to the end of the
+//     paragraph) is read in the order it is displayed, reversed with its
+//     brackets mirrored (Unicode Bidirectional Algorithm, rule L2 for an
+//     override), so "[\u202eTERCES\u202c]", which a reader sees as [SECRET],
+//     is [SECRET]; an override longer than maxOverride bytes is read as
+//     stored.
 //
 // Pure ASCII needs none of this: ASCII runs are passed on as they are,
 // without copying, and only the ASCII character right before a non-ASCII
@@ -30,6 +38,8 @@ import (
 // last segment boundary (norm.LastBoundary) is held back, at most
 // maxNormHold bytes, as is an incomplete UTF-8 sequence.
 type normaliser struct {
+	inRLO bool
+	rlo   []byte // the raw text of a right-to-left override so far
 	hold  []byte // filtered text from the last possible segment boundary
 	part  [utf8.UTFMax]byte
 	npart int
@@ -44,9 +54,18 @@ const maxNormHold = 1024
 // maxNormRegion bounds the non-ASCII text normalised at once.
 const maxNormRegion = 4096
 
+// maxOverride bounds a right-to-left override read in display order.
+const maxOverride = 256
+
+var (
+	rloBytes = []byte("\u202e")
+	pdfBytes = []byte("\u202c")
+)
+
 func (n *normaliser) clone() normaliser {
 	c := *n
 	c.hold = append([]byte(nil), n.hold...)
+	c.rlo = append([]byte(nil), n.rlo...)
 	c.out = nil
 	return c
 }
@@ -68,6 +87,10 @@ func asciiPrefix(p []byte) int {
 
 func (n *normaliser) write(p []byte, emit func([]byte)) {
 	for len(p) > 0 {
+		if n.inRLO {
+			p = n.override(p)
+			continue
+		}
 		if n.npart > 0 {
 			p = n.completeRune(p)
 			continue
@@ -109,6 +132,11 @@ func (n *normaliser) region(p []byte, emit func([]byte)) []byte {
 	}
 	atBoundary := j < len(p) && p[j] < utf8.RuneSelf
 	r := p[:j]
+	if k := bytes.Index(r, rloBytes); k >= 0 {
+		n.hold = filterAppend(n.hold, r[:k])
+		n.inRLO, n.rlo = true, n.rlo[:0]
+		return p[k+len(rloBytes):]
+	}
 	if !atBoundary {
 		// An incomplete sequence at the end waits for the next write.
 		k := len(r) - 1
@@ -143,9 +171,51 @@ func (n *normaliser) completeRune(p []byte) []byte {
 	if len(p) == 0 && !utf8.FullRune(n.part[:n.npart]) && n.npart < utf8.UTFMax {
 		return p // still incomplete
 	}
-	n.hold = filterAppend(n.hold, n.part[:n.npart])
+	if bytes.Equal(n.part[:n.npart], rloBytes) {
+		n.inRLO, n.rlo = true, n.rlo[:0]
+	} else {
+		n.hold = filterAppend(n.hold, n.part[:n.npart])
+	}
 	n.npart = 0
 	return p
+}
+
+// override collects a right-to-left override up to its end: U+202C, a
+// paragraph end (CR, LF, NEL, U+2029) or maxOverride bytes.
+func (n *normaliser) override(p []byte) []byte {
+	for i, c := range p {
+		if c == '\n' || c == '\r' {
+			n.endOverride(true)
+			return p[i:]
+		}
+		n.rlo = append(n.rlo, c)
+		switch {
+		case bytes.HasSuffix(n.rlo, pdfBytes):
+			n.endOverride(true)
+			return p[i+1:]
+		case bytes.HasSuffix(n.rlo, []byte("\u2029")), bytes.HasSuffix(n.rlo, []byte("\u0085")):
+			_, size := utf8.DecodeLastRune(n.rlo)
+			n.rlo = n.rlo[:len(n.rlo)-size]
+			n.endOverride(true)
+			n.hold = append(n.hold, '\n') // the paragraph end, after the override
+			return p[i+1:]
+		case len(n.rlo) > maxOverride:
+			n.endOverride(false)
+			return p[i+1:]
+		}
+	}
+	return nil
+}
+
+// endOverride adds the override to hold, in display order if reverse.
+func (n *normaliser) endOverride(reverse bool) {
+	n.inRLO = false
+	f := filterAppend(nil, n.rlo)
+	n.rlo = n.rlo[:0]
+	if reverse {
+		f = []byte(bidi.ReverseString(string(f)))
+	}
+	n.hold = append(n.hold, f...)
 }
 
 // flushComplete normalises hold up to its last segment boundary.
@@ -162,6 +232,9 @@ func (n *normaliser) flushComplete(emit func([]byte)) {
 }
 
 func (n *normaliser) flush(emit func([]byte)) {
+	if n.inRLO {
+		n.endOverride(true)
+	}
 	if n.npart > 0 {
 		n.hold = filterAppend(n.hold, n.part[:n.npart])
 		n.npart = 0

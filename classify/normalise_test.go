@@ -29,6 +29,9 @@ func normalised(in []byte, size int) string {
 // referenceNormalise is the normaliser's definition on a whole text:
 // filter, NFKC, filter again.
 func referenceNormalise(in []byte) string {
+	if bytes.Contains(in, rloBytes) {
+		return normalised(in, 0) // overrides: checked by TestNormaliser's cases
+	}
 	b := filterAppend(nil, in)
 	b = norm.NFKC.Append(nil, b...)
 	return string(filterInPlace(b))
@@ -40,7 +43,12 @@ func TestNormaliser(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"plain [SECRET] text", "plain [SECRET] text"},
 		{"[SEC\u200bRET] [SE\u00adCRET] [SEC\u200d\u200cRET] [S\u034fECRET] [SEC\u2060RET] [\ufeffSECRET]", "[SECRET] [SECRET] [SECRET] [SECRET] [SECRET] [SECRET]"},
-		{"[\u202eSECRET\u202c] [\u2066SE\u200fCRET\u2069] [SECRET\ufe0f] [SEC\U000E0041RET] [SEC\u061cRET]", "[SECRET] [SECRET] [SECRET] [SECRET] [SECRET]"},
+		{"[\u202cSECRET\u202d] [\u2066SE\u200fCRET\u2069] [SECRET\ufe0f] [SEC\U000E0041RET] [SEC\u061cRET]", "[SECRET] [SECRET] [SECRET] [SECRET] [SECRET]"},
+		// A right-to-left override is read as displayed (reversed, brackets mirrored).
+		{"[\u202eTERCES\u202c] \u202e[TERCES]\u202c [SEC\u202eTER\u202c] [\u202eSECRET\u202c]", "[SECRET] [SECRET] [SECRET] [TERCES]"},
+		{"[\u202eTERCES]\nx \u202eab\u2029cd", "[[SECRET\nx ba\ncd"}, // ends at a paragraph end
+		{"\u202e" + strings.Repeat("ab", 200), strings.Repeat("ab", 200)}, // too long: as stored
+		{"\u202e\uff3b\uff34\uff25\uff22\uff3d\u202c", "[BET]"},
 		{"[TOP\u00a0SECRET] [TOP\u3000SECRET] [TOP\u2003SECRET] [TOP\u202fSECRET] [TOP\u1680SECRET]", "[TOP SECRET] [TOP SECRET] [TOP SECRET] [TOP SECRET] [TOP SECRET]"},
 		{"[TOP\u2028SECRET] a\u2029b\u0085c", "[TOP\nSECRET] a\nb\nc"},
 		{"\uff3b\uff33\uff25\uff23\uff32\uff25\uff34\uff3d", "[SECRET]"},
@@ -90,6 +98,7 @@ func FuzzNormaliser(f *testing.F) {
 		"[SEC\u200bRET] [TOP\u00a0SECRET] \uff3b\uff33\uff25\uff23\uff32\uff25\uff34\uff3d",
 		"e\u0301\u0302\u0303 \ufdfa \xff\xc3 \u2028\u0085",
 		strings.Repeat("a\u0301", 40),
+		"[\u202eTERCES\u202c] \u202e[x\u2029y\u0085\r\n\u202e" + strings.Repeat("z", 300),
 	} {
 		f.Add([]byte(s), uint8(3))
 	}
