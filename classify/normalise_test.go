@@ -46,7 +46,7 @@ func TestNormaliser(t *testing.T) {
 		{"[\u202cSECRET\u202d] [\u2066SE\u200fCRET\u2069] [SECRET\ufe0f] [SEC\U000E0041RET] [SEC\u061cRET]", "[SECRET] [SECRET] [SECRET] [SECRET] [SECRET]"},
 		// A right-to-left override is read as displayed (reversed, brackets mirrored).
 		{"[\u202eTERCES\u202c] \u202e[TERCES]\u202c [SEC\u202eTER\u202c] [\u202eSECRET\u202c]", "[SECRET] [SECRET] [SECRET] [TERCES]"},
-		{"[\u202eTERCES]\nx \u202eab\u2029cd", "[[SECRET\nx ba\ncd"}, // ends at a paragraph end
+		{"[\u202eTERCES]\nx \u202eab\u2029cd", "[[SECRET\nx ba\ncd"},      // ends at a paragraph end
 		{"\u202e" + strings.Repeat("ab", 200), strings.Repeat("ab", 200)}, // too long: as stored
 		{"\u202e\uff3b\uff34\uff25\uff22\uff3d\u202c", "[BET]"},
 		{"[TOP\u00a0SECRET] [TOP\u3000SECRET] [TOP\u2003SECRET] [TOP\u202fSECRET] [TOP\u1680SECRET]", "[TOP SECRET] [TOP SECRET] [TOP SECRET] [TOP SECRET] [TOP SECRET]"},
