@@ -124,6 +124,7 @@ const (
 	atOther = iota
 	atStyle
 	atClass
+	atAlt
 )
 
 // htmlSpecial marks the bytes that end a run of plain text.
@@ -542,24 +543,31 @@ func (h *htmlText) endAttrName() {
 		if h.sheet != nil && len(h.sheet.rules) > 0 {
 			h.attr, h.ctlen = atClass, 0
 		}
+	case "alt":
+		// Shown in place of an image, as Outlook does while it blocks
+		// images: text of the all-text view.
+		switch string(h.tag[:min(h.tlen, len(h.tag))]) {
+		case "img", "area", "input":
+			h.attr = atAlt
+		}
 	}
 }
 
 func (h *htmlText) startValue() {
+	h.inAEnt = false
 	if h.attr == atStyle {
 		h.css.startDecl()
-		h.inAEnt = false
 	}
 }
 
 // valueByte is a byte of an attribute value: only style values are read,
 // with their character references decoded.
 func (h *htmlText) valueByte(c byte) {
-	if h.attr == atClass {
+	switch h.attr {
+	case atClass:
 		h.classByte(c)
 		return
-	}
-	if h.attr != atStyle {
+	case atOther:
 		return
 	}
 	if h.inAEnt {
@@ -574,7 +582,7 @@ func (h *htmlText) valueByte(c byte) {
 			ref += ";"
 		}
 		for _, b := range []byte(html.UnescapeString(ref)) {
-			h.css.feed(b)
+			h.attrText(b)
 		}
 		if c == ';' {
 			return
@@ -584,7 +592,20 @@ func (h *htmlText) valueByte(c byte) {
 		h.inAEnt, h.aelen = true, 0
 		return
 	}
-	h.css.feed(c)
+	h.attrText(c)
+}
+
+// attrText is a decoded byte of a style or alt value.
+func (h *htmlText) attrText(c byte) {
+	if h.attr == atStyle {
+		h.css.feed(c)
+		return
+	}
+	if h.ws != 0 {
+		h.v.both([]byte{h.ws})
+		h.ws = 0
+	}
+	h.v.hidden([]byte{c})
 }
 
 // classByte reads a class attribute: each class named by a rule of the
@@ -607,13 +628,15 @@ func (h *htmlText) endValue() {
 	if h.attr == atClass {
 		h.classByte(' ')
 	}
-	if h.attr == atStyle {
+	if h.attr == atStyle || h.attr == atAlt {
 		if h.inAEnt {
 			h.inAEnt = false
 			for _, b := range []byte(html.UnescapeString("&" + string(h.aent[:h.aelen]))) {
-				h.css.feed(b)
+				h.attrText(b)
 			}
 		}
+	}
+	if h.attr == atStyle {
 		h.css.endDecl()
 	}
 	h.attr = atOther

@@ -59,6 +59,7 @@ func TestHTMLViews(t *testing.T) {
 		{"<plaintext>a<b>&amp;", "a<b>&amp;", "a<b>&amp;"},
 		{"<" + strings.Repeat("x", 40) + " style=display:none>a</" + strings.Repeat("x", 40) + ">b", "b", "ab"},
 		{"<span hidden style=display:inline>a</span>", "a", "a"}, // a style undoes the hidden attribute
+		{"a <img src=x alt=\"[SEC&#82;ET]\">b<a alt=[x]>c</a>", "a bc", "a [SECRET]bc"}, // alt: shown while images are blocked
 		// Class rules of <style> blocks.
 		{"<style>.h{display:none}</style>[SEC<span class=h>x</span>RET]", "[SECRET]", "[SECxRET]"},
 		{"<style>/* c */ .a , span.H { visibility : hidden } .b{color:red}</style><i class='x h'>1</i><i class=a>2</i><i class=b>3</i>", "3", "123"},
