@@ -58,7 +58,7 @@ func TestHTMLViews(t *testing.T) {
 		{"<xmp>[SECRET]</xmp><noscript>n</noscript>", "n", "n"},
 		{"<plaintext>a<b>&amp;", "a<b>&amp;", "a<b>&amp;"},
 		{"<" + strings.Repeat("x", 40) + " style=display:none>a</" + strings.Repeat("x", 40) + ">b", "b", "ab"},
-		{"<span hidden style=display:inline>a</span>", "a", "a"}, // a style undoes the hidden attribute
+		{"<span hidden style=display:inline>a</span>", "a", "a"},                        // a style undoes the hidden attribute
 		{"a <img src=x alt=\"[SEC&#82;ET]\">b<a alt=[x]>c</a>", "a bc", "a [SECRET]bc"}, // alt: shown while images are blocked
 		// Class rules of <style> blocks.
 		{"<style>.h{display:none}</style>[SEC<span class=h>x</span>RET]", "[SECRET]", "[SECxRET]"},
