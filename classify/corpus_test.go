@@ -165,7 +165,7 @@ var fixtures = []fixture{
 	{name: "html-nbsp", want: "TOP SECRET", msg: head("html-nbsp") +
 		"Subject: html\nMIME-Version: 1.0\nContent-Type: text/html; charset=iso-8859-1\n\n" +
 		"<div>[TOP&nbsp;SECRET]</div>\n"},
-	{name: "html-hidden", want: "SENSITIVE", msg: head("html-hidden") +
+	{name: "html-hidden", want: "TOP SECRET", msg: head("html-hidden") +
 		"Subject: html\nMIME-Version: 1.0\nContent-Type: text/html\n\n" +
 		"<html><head><title>t</title><style>p:before { content: \"[TOP SECRET]\" }</style>\n" +
 		"<script type=\"text/javascript\">var s = \"</p>[SECRET]\";</script></head>\n" +

@@ -39,8 +39,9 @@ import (
 // A named reference without its semicolon that HTML5 leaves literal
 // (&lbrack) is decoded in the all-text view, as lenient clients do.
 // The class rules of <style> blocks that hide or restyle text apply too
-// (styleSheet). Limits: other selectors, rules inside at-rules and CSS
-// generated content are not applied; the element stack is a bounded
+// (styleSheet), and the strings of its content declarations (generated
+// content, "p:before { content: "..." }") are text of the all-text view.
+// Limits: other selectors and rules inside at-rules are not applied; the element stack is a bounded
 // approximation of HTML5 tree construction (an end tag closes up to its
 // open element, or is ignored).
 type htmlText struct {
@@ -595,17 +596,22 @@ func (h *htmlText) valueByte(c byte) {
 	h.attrText(c)
 }
 
+// hiddenText is text of the all-text view only, from markup.
+func (h *htmlText) hiddenText(b []byte) {
+	if h.ws != 0 {
+		h.v.both([]byte{h.ws})
+		h.ws = 0
+	}
+	h.v.hidden(b)
+}
+
 // attrText is a decoded byte of a style or alt value.
 func (h *htmlText) attrText(c byte) {
 	if h.attr == atStyle {
 		h.css.feed(c)
 		return
 	}
-	if h.ws != 0 {
-		h.v.both([]byte{h.ws})
-		h.ws = 0
-	}
-	h.v.hidden([]byte{c})
+	h.hiddenText([]byte{c})
 }
 
 // classByte reads a class attribute: each class named by a rule of the
@@ -870,7 +876,7 @@ func (h *htmlText) rawStep(c byte) {
 func (h *htmlText) rawText(b []byte) {
 	if h.raw == "style" {
 		if h.sheet == nil {
-			h.sheet = &styleSheet{}
+			h.sheet = &styleSheet{content: h.hiddenText}
 		}
 		for _, c := range b {
 			h.sheet.feed(c)
@@ -1220,6 +1226,9 @@ type styleSheet struct {
 	decl    cssParser
 	comment int // in a selector: 1 after '/', 2 inside /* */, 3 after '*' inside
 	atDepth int // inside an at-rule's block
+	quote   byte
+	inText  bool         // the string is generated content
+	content func([]byte) // receives the strings of content declarations
 }
 
 type cssRule struct {
@@ -1230,6 +1239,22 @@ type cssRule struct {
 
 func (s *styleSheet) feed(c byte) {
 	if s.inDecl {
+		if s.quote != 0 { // a string: ';' and '}' in it end nothing
+			switch {
+			case c == s.quote:
+				s.quote = 0
+			case s.inText && s.content != nil:
+				s.content([]byte{c})
+			}
+			return
+		}
+		if c == '"' || c == '\'' {
+			// "p:before { content: "[SECRET]" }": generated content is
+			// rendered text (the all-text view).
+			s.quote = c
+			s.inText = s.decl.inVal && string(s.decl.prop[:min(s.decl.plen, len(s.decl.prop))]) == "content"
+			return
+		}
 		if c == '}' {
 			s.decl.endDecl()
 			s.addRules()

@@ -66,6 +66,7 @@ func TestHTMLViews(t *testing.T) {
 		{"<style>@media screen{.h{display:none}} p.u{text-transform:uppercase}</style><p class=u>[secret]<span class=h>x</span></p>", "\n[SECRET]X", "\n[secret]x"},
 		{"<style>.h{display:none} div .x{display:none} .y:hover{display:none} .a.b{display:none}</style><b class=h style=display:inline>1</b><b class=x>2</b><b class=y>3</b><b class=a>4</b>", "1234", "1234"},
 		{"<span class=h>a</span><style>.h{display:none}</style><span class=h>b</span>", "a", "ab"}, // rules apply from where they are read
+		{"<style>p:before{content:\"[SECRET]\"} .a{font-family:\"x;}y\";display:none}</style><p class=a>t", "\n", "[SECRET]\nt"},
 	} {
 		r, a := renderViews(t, c.in)
 		if r != c.rendered || a != c.all {
