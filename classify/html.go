@@ -763,43 +763,45 @@ func (h *htmlText) popTo(n int) {
 // the scope (table, td, th, ...). Without it, unclosed paragraphs would
 // fill the bounded stack.
 func (h *htmlText) implyEnd(name []byte) {
-	var closes func(string) bool
-	n := string(name)
-	switch {
-	case n == "li":
-		closes = func(o string) bool { return o == "li" }
-	case n == "dt" || n == "dd":
-		closes = func(o string) bool { return o == "dt" || o == "dd" }
-	case n == "td" || n == "th":
-		closes = func(o string) bool { return o == "td" || o == "th" }
-	case n == "tr":
-		closes = func(o string) bool { return o == "tr" || o == "td" || o == "th" }
-	case n == "option":
-		closes = func(o string) bool { return o == "option" }
-	case htmlBlock(name) && n != "br" && n != "td" && n != "th" && n != "tr" && n != "body" && n != "html" && n != "head" && n != "title":
-		closes = func(o string) bool { return o == "p" }
-	default:
+	var closes [3]string // the open elements this one closes
+	switch string(name) {
+	case "li":
+		closes[0] = "li"
+	case "dt", "dd":
+		closes[0], closes[1] = "dt", "dd"
+	case "td", "th":
+		closes[0], closes[1] = "td", "th"
+	case "tr":
+		closes[0], closes[1], closes[2] = "tr", "td", "th"
+	case "option":
+		closes[0] = "option"
+	case "br", "body", "html", "head", "title":
 		return
+	default:
+		if !htmlBlock(name) {
+			return
+		}
+		closes[0] = "p"
 	}
 	for i := len(h.stack) - 1; i >= 0; i-- {
-		o := string(h.stack[i].name[:h.stack[i].nlen])
-		if closes(o) {
+		o := h.stack[i].name[:h.stack[i].nlen]
+		if string(o) == closes[0] || string(o) == closes[1] || string(o) == closes[2] {
 			h.popTo(i)
 			return
 		}
-		switch o {
+		switch string(o) {
 		case "table", "caption", "html", "button", "object", "template", "marquee":
 			return // the scope ends here
 		case "td", "th":
-			if n != "tr" {
+			if string(name) != "tr" {
 				return
 			}
 		case "ul", "ol":
-			if n == "li" {
+			if string(name) == "li" {
 				return
 			}
 		case "dl":
-			if n == "dt" || n == "dd" {
+			if string(name) == "dt" || string(name) == "dd" {
 				return
 			}
 		}
