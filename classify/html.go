@@ -236,6 +236,16 @@ func (h *htmlText) write(p []byte) {
 						continue
 					}
 				}
+			case htAttrValueUnquoted:
+				if h.attr == atOther {
+					i := 0
+					for i < len(p) && !isHTMLSpace(p[i]) && p[i] != '>' {
+						i++
+					}
+					if p = p[i:]; len(p) == 0 {
+						continue
+					}
+				}
 			case htComment:
 				if h.cpre >= 5 && h.dash == 0 {
 					if i := bytes.IndexByte(p, '-'); i > 0 {
