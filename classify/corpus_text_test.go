@@ -88,6 +88,9 @@ func init() {
 		fixture{name: "text-html-mso", want: "RESTRICTED", msg: head("text-html-mso") +
 			"Subject: outlook\n" + htmlUTF8 +
 			"<html><body><!--[if mso]><table><tr><td>[RESTRICTED]</td></tr></table><![endif]--><p>Hello</p></body></html>\n"},
+		fixture{name: "text-html-mso-revealed", want: "SECRET", msg: head("text-html-mso-revealed") +
+			"Subject: outlook\n" + htmlUTF8 +
+			"<p>Outlook shows [SEC<!--[if !mso]><!-->x<!--<![endif]-->RET]; other clients show the x.</p>\n"},
 		fixture{name: "text-html-comment", want: "UNCLASSIFIED", msg: head("text-html-comment") +
 			"Subject: comment\n" + htmlUTF8 +
 			"<html><body><!-- [RESTRICTED] --><p>Hello</p><!-- [SECRET] -- > still a comment</body></html>\n"},

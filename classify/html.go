@@ -29,13 +29,17 @@ import (
 //   - white space collapses to one space as rendering does, so
 //     "[TOP\r\nSECRET]" in the source reads "[TOP SECRET]".
 //
-// Both views of styled text (issue 11 point 4; see views): text inside an
+// The views of styled text (issue 11 point 4; see views): text inside an
 // element hidden by CSS (display:none, visibility:hidden, mso-hide:all,
-// font-size:0, opacity:0) or the hidden attribute, inside Outlook's
-// conditional comments (<!--[if mso]>...<![endif]-->, which Outlook
-// renders and browsers do not) and in the title goes to the all-text view
-// only; text under text-transform:uppercase or font-variant:small-caps is
-// read in capitals in the rendered view, as written in the all-text view.
+// font-size:0, opacity:0) or the hidden attribute, the alt text of images,
+// CSS generated content and the title go to the all-text view only; the
+// content of Outlook's conditional comments (<!--[if mso]>...<![endif]-->,
+// which Outlook renders and browsers do not) is in the Outlook and
+// all-text views, the downlevel-revealed content of <!--[if !mso]><!-->
+// ... <!--<![endif]--> (shown by every client but Outlook) in the browser
+// and all-text views; text under text-transform:uppercase or
+// font-variant:small-caps is read in capitals in the rendered views, as
+// written in the all-text view.
 // A named reference without its semicolon that HTML5 leaves literal
 // (&lbrack) is decoded in the all-text view, as lenient clients do.
 // The class rules of <style> blocks that hide or restyle text apply too
@@ -65,14 +69,19 @@ type htmlText struct {
 	aelen  int
 	inAEnt bool
 
-	dash    int  // comment: consecutive '-' seen
-	clen    int  // comment: bytes seen
-	cpre    byte // comment: "[if" prefix state (0 none, 1..3 matched, 4 waiting for "]>", 5 no)
-	prevBr  bool // comment: the previous byte was ']'
-	cond    bool // inside the content of a conditional comment
-	cdash   int  // conditional content: consecutive '-'
-	cbang   bool // conditional content: "--!" seen
-	cdepth  int  // stack depth when the conditional content began
+	dash    int     // comment: consecutive '-' seen
+	clen    int     // comment: bytes seen
+	cpre    byte    // comment: "[if" prefix state (0 none, 1..3 matched, 4 waiting for "]>", 5 no)
+	prevBr  bool    // comment: the previous byte was ']'
+	cbuf    [9]byte // comment: its first bytes, to recognise "<![endif]"
+	cneg    bool    // the condition of this comment is negated ("!mso")
+	condNeg bool    // the condition of the conditional content is negated
+	clen2   int     // conditional content: bytes seen
+	cond    bool    // inside the content of a conditional comment (Outlook only)
+	reveal  bool    // after "<!--[if !mso]><!-->": content Outlook does not show
+	cdash   int     // conditional content: consecutive '-'
+	cbang   bool    // conditional content: "--!" seen
+	cdepth  int     // stack depth when the conditional content began
 	raw     string
 	rawSeen int // bytes of "</"+raw matched in raw text
 	rcdata  bool
@@ -175,14 +184,26 @@ func (h *htmlText) text(b []byte) {
 		h.v.both([]byte{h.ws})
 		h.ws = 0
 	}
-	switch {
-	case h.hidden || h.cond || h.title:
-		h.v.hidden(b)
-	case h.upper:
-		h.v.upper(b)
-	default:
-		h.v.both(b)
+	if mask := h.mask(); h.upper && mask != mAll {
+		h.v.upper(mask, b)
+	} else {
+		h.v.emit(mask, b)
 	}
+}
+
+// mask is the views that show the current text.
+func (h *htmlText) mask() int {
+	if h.hidden || h.title {
+		return mAll
+	}
+	m := mEvery
+	if h.cond {
+		m &^= mBrowser
+	}
+	if h.reveal {
+		m &^= mOutlook
+	}
+	return m
 }
 
 func (h *htmlText) space() {
@@ -247,7 +268,7 @@ func (h *htmlText) write(p []byte) {
 					}
 				}
 			case htComment:
-				if h.cpre >= 5 && h.dash == 0 {
+				if h.cpre >= 5 && h.dash == 0 && h.clen >= len(h.cbuf) {
 					if i := bytes.IndexByte(p, '-'); i > 0 {
 						h.clen += i
 						p = p[i:]
@@ -287,6 +308,7 @@ func (h *htmlText) write(p []byte) {
 // condEnd follows the raw bytes of a conditional comment's content: the
 // comment, and so the content, ends at the first "-->" or "--!>" (HTML5).
 func (h *htmlText) condEnd(c byte) bool {
+	h.clen2++
 	switch {
 	case c == '-':
 		h.cdash++
@@ -298,6 +320,11 @@ func (h *htmlText) condEnd(c byte) bool {
 		h.cond, h.cdash, h.cbang = false, 0, false
 		h.st = htText
 		h.popTo(h.cdepth)
+		if h.condNeg && h.clen2 <= 6 {
+			// "<!--[if !mso]><!-->": what follows, up to "<!--<![endif]-->",
+			// is shown by every client but Outlook.
+			h.reveal = true
+		}
 		return true
 	default:
 		h.cdash, h.cbang = 0, false
@@ -462,7 +489,7 @@ func (h *htmlText) step(c byte) bool {
 		}
 	case htMarkupDash:
 		if c == '-' {
-			h.st, h.dash, h.clen, h.cpre, h.prevBr = htComment, 0, 0, 0, false
+			h.st, h.dash, h.clen, h.cpre, h.prevBr, h.cneg = htComment, 0, 0, 0, false, false
 		} else {
 			h.st = htBogus
 			return false
@@ -485,12 +512,12 @@ func (h *htmlText) step(c byte) bool {
 // recognises a conditional comment, "<!--[if ...]>".
 func (h *htmlText) commentStep(c byte) {
 	switch {
-	case c == '>' && (h.dash >= 2 || h.clen == h.dash && h.clen <= 1):
-		// "-->", or the abrupt "<!-->" and "<!--->"
+	case c == '>' && (h.dash >= 2 || h.clen == h.dash && h.clen <= 1 || h.dash == -1):
+		// "-->", "--!>", or the abrupt "<!-->" and "<!--->"
 		h.st = htText
-		return
-	case c == '>' && h.dash == -1: // "--!>"
-		h.st = htText
+		if h.reveal && h.clen >= len(h.cbuf) && string(h.cbuf[:]) == "<![endif]" {
+			h.reveal = false
+		}
 		return
 	case c == '!' && h.dash >= 2:
 		h.dash = -1
@@ -515,11 +542,17 @@ func (h *htmlText) commentStep(c byte) {
 	case h.cpre == 4:
 		if c == '>' && h.prevBr {
 			// Outlook parses what follows as HTML, to "<![endif]-->".
-			h.st, h.cond, h.cdash, h.cbang = htText, true, 0, false
+			h.st, h.cond, h.cdash, h.cbang, h.clen2, h.condNeg = htText, true, 0, false, 0, h.cneg
 			h.cdepth = len(h.stack) + h.overflow
 			h.cpre = 5
 		}
+		if c == '!' {
+			h.cneg = true
+		}
 		h.prevBr = c == ']'
+	}
+	if h.clen < len(h.cbuf) {
+		h.cbuf[h.clen] = c
 	}
 	h.clen++
 }
@@ -1038,16 +1071,13 @@ func (h *htmlText) splitText(r, a string) {
 		h.v.both([]byte{h.ws})
 		h.ws = 0
 	}
-	if h.hidden || h.cond || h.title {
-		h.v.hidden([]byte(a))
-		return
-	}
+	mask := h.mask()
 	rb := []byte(r)
 	if h.upper {
 		rb = bytes.ToUpper(rb)
 	}
-	h.v.rendered(rb)
-	h.v.hidden([]byte(a))
+	h.v.emit(mask&mRendered, rb)
+	h.v.emit(mAll, []byte(a))
 }
 
 // entityRunes emits the characters of a reference; white space among

@@ -85,6 +85,14 @@ func TestHTMLViewsMatch(t *testing.T) {
 		{"<span style=text-transform:lowercase>[secret]</span>", ""},
 		{"[CONFI<!--[if mso]>x<![endif]-->DENTIAL]", "CONFIDENTIAL"},
 		{"&lbrackRESTRICTED&rbrack", "RESTRICTED"},
+		// Only the Outlook view reads these whole.
+		{"[SEC<!--[if !mso]><!-->x<!--<![endif]-->RET]", "SECRET"},
+		{"[SEC<!--[if !mso]><!-->x<!--<![endif]--><!--[if mso]>RET<![endif]-->]", "SECRET"},
+		{"<!--[if !mso]><!-->[secret]<!--<![endif]-->", ""},
+		{"<!--[if !mso]><!-->a<!--<![endif]-->[CONFI<!--[if mso]>x<![endif]-->DENTIAL]", "CONFIDENTIAL"},
+		// A downlevel-revealed block ends at <!--<![endif]-->: after it Outlook shows text again.
+		{"<!--[if !mso]><!-->a<!--<![endif]-->[SEC<!--[if mso]>x<![endif]-->RET]", "SECRET"},
+		{"<!--[if mso]><!-->[SEC<![endif]-->RET]", "SECRET"}, // browsers show it: "<![endif]-->" is a bogus comment
 	} {
 		for _, size := range []int{len(c.in), 1, 3} {
 			ctx := testCtx(t)

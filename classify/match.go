@@ -297,54 +297,71 @@ func cleanEndorsement(e []byte) string {
 // cloner is a stage that can be duplicated with its state (a matcher).
 type cloner interface{ clone() stage }
 
-// views feeds the two views of styled text (issue 11 point 4): the text as
-// rendered, and the text with every hidden run included. A marking counts
-// if it appears in either, so hiding a few characters inside a word cannot
-// split it (the rendered view reads it whole) and hiding a whole marking
-// cannot hide it (the all-text view reads it). Both views usually end in
-// matchers sharing one collector, whose markings are deduplicated. Until
-// the views first differ, only the rendered one runs; the all-text one is
-// then cloned from it (lazy), so text without hidden or restyled runs is
-// matched once.
+// views feeds the views of styled text (issue 11 point 4): the text as a
+// browser renders it, the text as Outlook renders it (which differs by
+// conditional comments: <!--[if mso]> content only Outlook shows,
+// <!--[if !mso]><!--> content only others show), and the text with every
+// hidden run included. A marking counts if it appears in any, so hiding a
+// few characters inside a word cannot split it (a rendered view reads it
+// whole) and hiding a whole marking cannot hide it (the all-text view reads
+// it). The views usually end in matchers sharing one collector, whose
+// markings are deduplicated. Until a view first differs from the browser
+// view, it is not run; it is then cloned from the browser view's matcher
+// (lazy), so text without hidden or restyled runs is matched once.
 type views struct {
-	r, a   stage // rendered view; all-text view (nil until cloned when lazy)
-	rb, ab []byte
+	s [numViews]stage // nil: the same as s[vBrowser] so far
+	b [numViews][]byte
 }
 
+// The views, and masks of them.
+const (
+	vBrowser = iota
+	vOutlook
+	vAll
+	numViews
+
+	mBrowser  = 1 << vBrowser
+	mOutlook  = 1 << vOutlook
+	mAll      = 1 << vAll
+	mRendered = mBrowser | mOutlook
+	mEvery    = mRendered | mAll
+)
+
 // newViews returns the views; all nil means clone it from rendered at the
-// first difference (rendered must then be a cloner, else the all-text-only
-// runs are dropped).
+// first difference (rendered must then be a cloner, else the text only
+// another view has is dropped). The Outlook view is always cloned.
 func newViews(rendered, all stage) *views {
-	v := &views{r: rendered, a: all, rb: make([]byte, 0, outBufSize)}
-	if all != nil {
-		v.ab = make([]byte, 0, outBufSize)
+	v := &views{}
+	v.s[vBrowser], v.s[vAll] = rendered, all
+	for i := range v.s {
+		if v.s[i] != nil {
+			v.b[i] = make([]byte, 0, outBufSize)
+		}
 	}
 	return v
 }
 
 func (v *views) flush() {
-	if len(v.rb) > 0 {
-		v.r.write(v.rb)
-		v.rb = v.rb[:0]
-	}
-	if len(v.ab) > 0 {
-		v.a.write(v.ab)
-		v.ab = v.ab[:0]
+	for i, s := range v.s {
+		if s != nil && len(v.b[i]) > 0 {
+			s.write(v.b[i])
+			v.b[i] = v.b[i][:0]
+		}
 	}
 }
 
-// diverge makes sure the all-text view exists.
-func (v *views) diverge() {
-	if v.a != nil {
-		return
+// materialise makes view i a stage of its own, a clone of the browser view.
+func (v *views) materialise(i int) {
+	if len(v.b[vBrowser]) > 0 {
+		v.s[vBrowser].write(v.b[vBrowser])
+		v.b[vBrowser] = v.b[vBrowser][:0]
 	}
-	v.flush()
-	if c, ok := v.r.(cloner); ok {
-		v.a = c.clone()
+	if c, ok := v.s[vBrowser].(cloner); ok {
+		v.s[i] = c.clone()
 	} else {
-		v.a = discard{}
+		v.s[i] = discard{}
 	}
-	v.ab = make([]byte, 0, outBufSize)
+	v.b[i] = make([]byte, 0, outBufSize)
 }
 
 func appendBuf(buf *[]byte, s stage, b []byte) {
@@ -359,43 +376,47 @@ func appendBuf(buf *[]byte, s stage, b []byte) {
 	}
 }
 
-// both is text in both views.
-func (v *views) both(b []byte) {
-	appendBuf(&v.rb, v.r, b)
-	if v.a != nil {
-		appendBuf(&v.ab, v.a, b)
+// emit is text in the views of mask.
+func (v *views) emit(mask int, b []byte) {
+	inBrowser := mask&mBrowser != 0
+	for i := vBrowser + 1; i < numViews; i++ {
+		// A view that follows the browser view gets a stage of its own
+		// when this text goes to one of them and not the other.
+		if v.s[i] == nil && (mask&(1<<i) != 0) != inBrowser {
+			v.materialise(i)
+		}
+	}
+	for i, s := range v.s {
+		if s != nil && mask&(1<<i) != 0 {
+			appendBuf(&v.b[i], s, b)
+		}
 	}
 }
 
-// rendered is text only the rendered view shows (restyled text).
-func (v *views) rendered(b []byte) {
-	v.diverge()
-	appendBuf(&v.rb, v.r, b)
-}
+// both is text in every view.
+func (v *views) both(b []byte) { v.emit(mEvery, b) }
 
 // hidden is text only the all-text view includes.
-func (v *views) hidden(b []byte) {
-	v.diverge()
-	appendBuf(&v.ab, v.a, b)
-}
+func (v *views) hidden(b []byte) { v.emit(mAll, b) }
 
-// upper is text the rendered view shows in capitals (CSS text-transform:
-// uppercase, RTF \caps): the rendered view reads it upper cased, the
-// all-text view as written.
-func (v *views) upper(b []byte) {
+// upper is text of the views of mask that the rendered views show in
+// capitals (CSS text-transform: uppercase, RTF \caps): they read it upper
+// cased, the all-text view as written.
+func (v *views) upper(mask int, b []byte) {
 	u := bytes.ToUpper(b)
 	if bytes.Equal(u, b) {
-		v.both(b)
+		v.emit(mask, b)
 		return
 	}
-	v.rendered(u)
-	appendBuf(&v.ab, v.a, b)
+	v.emit(mask&mRendered, u)
+	v.emit(mask&mAll, b)
 }
 
 func (v *views) close() {
 	v.flush()
-	v.r.close()
-	if v.a != nil {
-		v.a.close()
+	for _, s := range v.s {
+		if s != nil {
+			s.close()
+		}
 	}
 }

@@ -154,7 +154,7 @@ func (r *rtfText) startHTML() {
 		return
 	}
 	var next stage = discard{}
-	if m, ok := r.v.r.(*matcher); ok {
+	if m, ok := r.v.s[vBrowser].(*matcher); ok {
 		h := newMatcher(m.ctx, m.where)
 		h.def = &deferred{} // a second view of the document
 		next = h
@@ -206,7 +206,7 @@ func (r *rtfText) emitBytes(b []byte) {
 	case r.cur.hidden:
 		r.v.hidden(b)
 	case r.cur.caps:
-		r.v.upper(b)
+		r.v.upper(mEvery, b)
 	default:
 		r.v.both(b)
 	}
