@@ -49,9 +49,11 @@ import (
 // approximation of HTML5 tree construction (an end tag closes up to its
 // open element, or is ignored).
 type htmlText struct {
-	v  *views
-	st int
-	ws byte // pending white space: 0, ' ' or '\n'
+	v      *views
+	st     int
+	ws     byte // pending white space: 0, ' ' or '\n'
+	wsMask int  // the views it is in: those that showed it (a space in
+	// a hidden element is no space in the rendered views)
 
 	name   [16]byte // tag or attribute name, lower case, truncated
 	nlen   int
@@ -180,10 +182,7 @@ func newHTMLViews(rendered, all stage) *htmlText {
 
 // text emits visible non-space bytes, after any pending white space.
 func (h *htmlText) text(b []byte) {
-	if h.ws != 0 {
-		h.v.both([]byte{h.ws})
-		h.ws = 0
-	}
+	h.flushWS()
 	if mask := h.mask(); h.upper && mask != mAll {
 		h.v.upper(mask, b)
 	} else {
@@ -206,9 +205,22 @@ func (h *htmlText) mask() int {
 	return m
 }
 
-func (h *htmlText) space() {
-	if h.ws == 0 {
-		h.ws = ' '
+func (h *htmlText) space() { h.addWS(' ', h.mask()) }
+
+// addWS adds white space seen in the views of mask; runs collapse, and a
+// line break wins.
+func (h *htmlText) addWS(c byte, mask int) {
+	if h.ws != '\n' {
+		h.ws = c
+	}
+	h.wsMask |= mask
+}
+
+// flushWS emits pending white space, before the next text.
+func (h *htmlText) flushWS() {
+	if h.ws != 0 {
+		h.v.emit(h.wsMask, []byte{h.ws})
+		h.ws, h.wsMask = 0, 0
 	}
 }
 
@@ -641,10 +653,7 @@ func (h *htmlText) valueByte(c byte) {
 
 // hiddenText is text of the all-text view only, from markup.
 func (h *htmlText) hiddenText(b []byte) {
-	if h.ws != 0 {
-		h.v.both([]byte{h.ws})
-		h.ws = 0
-	}
+	h.flushWS()
 	h.v.hidden(b)
 }
 
@@ -716,10 +725,12 @@ func (h *htmlText) endOfTag() {
 		}
 		return
 	}
-	if htmlBlock(name) {
-		h.ws = '\n'
-	}
+	// A block breaks the line in the views that show the block.
+	block := htmlBlock(name)
 	if h.endTag {
+		if block {
+			h.addWS('\n', h.mask())
+		}
 		h.pop(name)
 		return
 	}
@@ -734,6 +745,9 @@ func (h *htmlText) endOfTag() {
 	}
 	if !htmlVoid(name) {
 		h.push(name, css)
+	}
+	if block {
+		h.addWS('\n', h.mask())
 	}
 }
 
@@ -1067,10 +1081,7 @@ func lenientEntity(name []byte) string {
 
 // splitText emits rendered text r and all-text text a at the same place.
 func (h *htmlText) splitText(r, a string) {
-	if h.ws != 0 {
-		h.v.both([]byte{h.ws})
-		h.ws = 0
-	}
+	h.flushWS()
 	mask := h.mask()
 	rb := []byte(r)
 	if h.upper {

@@ -32,17 +32,17 @@ func TestHTMLViews(t *testing.T) {
 		{"<span style=\"display&#58;none\">x</span>y", "y", "xy"},
 		{"<span style=\"display:/* c */none\">x</span>y", "y", "xy"},
 		{"<span style=\"mso-hide:all\">x</span><span style=\"font-size:0px\">y</span><span style=\"opacity:0\">z</span>w", "w", "xyzw"},
-		{"<div style=display:none><p>a</p><span>b</span></div>c", "\n\n\nc", "\na\nb\nc"},    // line breaks in both
-		{"<span style=display:none>a</p>b</span>c", "\nc", "a\nbc"},                          // a stray </p> closes nothing
-		{"<span style=display:none>a<br/>b</span>c", "\nc", "a\nbc"},                         // br is void
+		{"<div style=display:none><p>a</p><span>b</span></div>c", "c", "\na\nb\nc"},          // hidden blocks break no line in the rendered view
+		{"<span style=display:none>a</p>b</span>c", "c", "a\nbc"},                            // a stray </p> closes nothing
+		{"<span style=display:none>a<br/>b</span>c", "c", "a\nbc"},                           // br is void
 		{"<span style=\"display:none\"/>a</span>b", "b", "ab"},                               // '/' does not close a span
 		{"<span style=display:none/>a</span>b", "ab", "ab"},                                  // "none/" is not none
 		{"<span style=\"text-transform:uppercase\">[secret]</span>", "[SECRET]", "[secret]"}, // restyled
 		{"<p style=text-transform:uppercase>a<span style=text-transform:none>b</span>c</p>", "\nAbC", "\nabc"},
 		{"<span style=\"font-variant:small-caps\">x</span>", "X", "x"},
-		{"a<!--[if mso]><p>[SECRET]</p><![endif]-->b", "a\n\nb", "a\n[SECRET]\nb"}, // Outlook renders it
+		{"a<!--[if mso]><p>[SECRET]</p><![endif]-->b", "ab", "a\n[SECRET]\nb"}, // Outlook renders it
 		{"a<!--[if gte mso 9]>x<![endif]-->b<!--[if !mso]><!-->c<!--<![endif]-->d", "abcd", "axbcd"},
-		{"a<!--[if mso]>x --> y", "a  y", "ax -- y"},    // the comment ends at the first -->
+		{"a<!--[if mso]>x --> y", "a y", "ax -- y"},     // the comment ends at the first -->
 		{"a<!-- x --!> b -->c", "a b -->c", "a b -->c"}, // HTML5: --!> ends a comment
 		{"a<!-- x -- y -->b", "ab", "ab"},
 		{"<a title=x\"y>[SECRET]</a>", "[SECRET]", "[SECRET]"}, // a quote inside an unquoted value
@@ -52,9 +52,9 @@ func TestHTMLViews(t *testing.T) {
 		{"&#91SECRET&#93 &lsqbx", "[SECRET] &lsqbx", "[SECRET] [x"},
 		{"&lbrackSECRET&rbrack", "&lbrackSECRET&rbrack", "[SECRET]"}, // HTML5 leaves it, lenient clients do not
 		{"&amp &ampx AT&T", "& &x AT&T", "& &x AT&T"},
-		{"<title>[SECRET]</title>x", "\n\nx", "\n[SECRET]\nx"},
+		{"<title>[SECRET]</title>x", "\nx", "\n[SECRET]\nx"},
 		{"<textarea>a<b>&lt;</textarea>c", "a<b>&lt;c", "a<b>&lt;c"},
-		{"<title>a</tit</titlex</title>b", "\n\nb", "\na</tit</titlex\nb"},
+		{"<title>a</tit</titlex</title>b", "\nb", "\na</tit</titlex\nb"},
 		{"<xmp>[SECRET]</xmp><noscript>n</noscript>", "n", "n"},
 		{"<plaintext>a<b>&amp;", "a<b>&amp;", "a<b>&amp;"},
 		{"<" + strings.Repeat("x", 40) + " style=display:none>a</" + strings.Repeat("x", 40) + ">b", "b", "ab"},
@@ -66,7 +66,7 @@ func TestHTMLViews(t *testing.T) {
 		{"<style>@media screen{.h{display:none}} p.u{text-transform:uppercase}</style><p class=u>[secret]<span class=h>x</span></p>", "\n[SECRET]X", "\n[secret]x"},
 		{"<style>.h{display:none} div .x{display:none} .y:hover{display:none} .a.b{display:none}</style><b class=h style=display:inline>1</b><b class=x>2</b><b class=y>3</b><b class=a>4</b>", "1234", "1234"},
 		{"<span class=h>a</span><style>.h{display:none}</style><span class=h>b</span>", "a", "ab"}, // rules apply from where they are read
-		{"<style>p:before{content:\"[SECRET]\"} .a{font-family:\"x;}y\";display:none}</style><p class=a>t", "\n", "[SECRET]\nt"},
+		{"<style>p:before{content:\"[SECRET]\"} .a{font-family:\"x;}y\";display:none}</style><p class=a>t", "", "[SECRET]\nt"},
 	} {
 		r, a := renderViews(t, c.in)
 		if r != c.rendered || a != c.all {
@@ -266,10 +266,10 @@ func FuzzRTFViews(f *testing.F) {
 func TestHTMLStack(t *testing.T) {
 	deep := strings.Repeat("<div>", maxHTMLDepth+10)
 	for _, c := range []struct{ in, rendered, all string }{
-		{"<p style=display:none>a<p>b", "\n\nb", "\na\nb"},                               // <p> closes an open p
-		{"<ul><li style=display:none>a<li>b</ul>", "\n\nb", "\na\nb"},                    // <li> an open li
-		{"<p style=display:none>a<table><tr><td><p>b</table>c", "\n\nb\nc", "\na\nb\nc"}, // a table closes an open p
-		{"<li style=display:none>a<ul><li>b</ul>c", "\n\n\n", "\na\nb\nc"},               // not a li outside its list
+		{"<p style=display:none>a<p>b", "\nb", "\na\nb"},                               // <p> closes an open p
+		{"<ul><li style=display:none>a<li>b</ul>", "\n\nb", "\na\nb"},                  // <li> an open li
+		{"<p style=display:none>a<table><tr><td><p>b</table>c", "\nb\nc", "\na\nb\nc"}, // a table closes an open p
+		{"<li style=display:none>a<ul><li>b</ul>c", "", "\na\nb\nc"},                   // not a li outside its list
 		{deep + "[SEC<span style=display:none>x</span>RET]", "\n[SECRET]", "\n[SECxRET]"},
 		{strings.Repeat("<p>", 1000) + "[SEC<span style=display:none>x</span>RET]", "\n[SECRET]", "\n[SECxRET]"},
 	} {
@@ -278,4 +278,43 @@ func TestHTMLStack(t *testing.T) {
 			t.Errorf("HTML %.60q:\nrendered %q, want %q\nall      %q, want %q", c.in, r, c.rendered, a, c.all)
 		}
 	}
+}
+
+// FuzzHiddenSplit: whatever is hidden inside a marking, and wherever,
+// the marking is found (issue 11 point 4), in HTML and in RTF.
+func FuzzHiddenSplit(f *testing.F) {
+	f.Add("x", uint8(3), uint8(0))
+	f.Add("<b>[", uint8(1), uint8(1))
+	f.Add("}{\\b0 ]", uint8(5), uint8(2))
+	f.Fuzz(func(t *testing.T, junk string, at, how uint8) {
+		if len(junk) > 256 {
+			return
+		}
+		const word = "TOP SECRET"
+		i := 1 + int(at)%(len(word)-1)
+		var in string
+		var rtf bool
+		switch how % 4 {
+		case 0:
+			in = "[" + word[:i] + "<span style=\"display:none\">" + nethtml.EscapeString(junk) + "</span>" + word[i:] + "]"
+		case 1:
+			in = "[" + word[:i] + "<!--[if mso]>" + strings.ReplaceAll(nethtml.EscapeString(junk), "-", "&#45;") + "<![endif]-->" + word[i:] + "]"
+		case 2:
+			in = "[" + word[:i] + "<!--[if !mso]><!-->" + nethtml.EscapeString(junk) + "<!--<![endif]-->" + word[i:] + "]"
+		case 3:
+			rtf = true
+			esc := strings.NewReplacer(`\`, `\\`, "{", `\{`, "}", `\}`).Replace(junk)
+			in = `{\rtf1 [` + word[:i] + `{\v ` + esc + `}` + word[i:] + `]}`
+		}
+		ctx := testCtx(t)
+		m := newMatcher(ctx, "body")
+		if rtf {
+			feed(newRTFText(m), []byte(in))
+		} else {
+			feed(newHTMLText(m), []byte(in))
+		}
+		if got := words(ctx.col.result()); !strings.Contains(","+got+",", ","+word+",") {
+			t.Fatalf("%q: %q", in, got)
+		}
+	})
 }
