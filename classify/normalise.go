@@ -70,10 +70,16 @@ func (n *normaliser) clone() normaliser {
 	return c
 }
 
-// asciiPrefix returns the length of the ASCII prefix of p, eight bytes at
-// a time.
+// asciiPrefix returns the length of the ASCII prefix of p, 32 then eight
+// bytes at a time.
 func asciiPrefix(p []byte) int {
 	i := 0
+	for ; i+32 <= len(p); i += 32 {
+		le := binary.LittleEndian
+		if (le.Uint64(p[i:])|le.Uint64(p[i+8:])|le.Uint64(p[i+16:])|le.Uint64(p[i+24:]))&0x8080808080808080 != 0 {
+			break
+		}
+	}
 	for ; i+8 <= len(p); i += 8 {
 		if binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 != 0 {
 			break
