@@ -64,6 +64,7 @@ type htmlText struct {
 	attr   int // what the current attribute value is: atOther, atStyle, atClass
 	css    cssParser
 	cls    cssParser   // the effect of the tag's classes (sheet rules)
+	styled bool        // css or cls was touched in this tag
 	sheet  *styleSheet // the class rules of the <style> blocks so far
 	ctok   [maxCSSName]byte
 	ctlen  int
@@ -268,6 +269,25 @@ func (h *htmlText) write(p []byte) {
 						p = nil
 						continue
 					}
+				}
+			case htTagName, htAttrName:
+				// A run of name bytes, lower cased and truncated as step does.
+				i := 0
+				for i < len(p) && !isHTMLSpace(p[i]) && p[i] != '/' && p[i] != '>' && (h.st == htTagName || p[i] != '=') {
+					i++
+				}
+				if i > 0 {
+					buf, n := h.tag[:], &h.tlen
+					if h.st == htAttrName {
+						buf, n = h.name[:], &h.nlen
+					}
+					n0 := *n
+					for j := range min(i, max(0, len(buf)-n0)) {
+						buf[n0+j] = lowerASCII(p[j])
+					}
+					*n = n0 + i
+					p = p[i:]
+					continue
 				}
 			case htAttrValueUnquoted:
 				if h.attr == atOther {
@@ -592,12 +612,12 @@ func (h *htmlText) endAttrName() {
 	}
 	switch string(h.name[:h.nlen]) {
 	case "hidden": // as the UA style sheet's display:none: a style may undo it
-		h.cls.disp = -1
+		h.cls.disp, h.styled = -1, true
 	case "style":
-		h.attr = atStyle
+		h.attr, h.styled = atStyle, true
 	case "class":
 		if h.sheet != nil && len(h.sheet.rules) > 0 {
-			h.attr, h.ctlen = atClass, 0
+			h.attr, h.ctlen, h.styled = atClass, 0, true
 		}
 	case "alt":
 		// Shown in place of an image, as Outlook does while it blocks
@@ -702,19 +722,18 @@ func (h *htmlText) endValue() {
 
 func (h *htmlText) endOfTag() {
 	h.st = htText
-	css, cls := h.css, h.cls
-	h.css, h.cls = cssParser{}, cssParser{}
-	// The inline style wins over the classes.
-	css.dnone = css.dnone || cls.dnone
-	if css.disp == 0 {
-		css.disp = cls.disp
-	}
-	css.dnone = css.dnone || css.disp < 0
-	if css.vis == 0 {
-		css.vis = cls.vis
-	}
-	if css.upper == 0 {
-		css.upper = cls.upper
+	var css styleEffect
+	if h.styled {
+		// The inline style wins over the classes.
+		c, k := &h.css, &h.cls
+		css = styleEffect{dnone: c.dnone || k.dnone || c.disp < 0 || c.disp == 0 && k.disp < 0, vis: c.vis, upper: c.upper}
+		if css.vis == 0 {
+			css.vis = k.vis
+		}
+		if css.upper == 0 {
+			css.upper = k.upper
+		}
+		h.css, h.cls, h.styled = cssParser{}, cssParser{}, false
 	}
 	name := h.tag[:min(h.tlen, len(h.tag))] // a longer name is known by its start
 	if h.tlen > len(h.tag) {
@@ -752,7 +771,7 @@ func (h *htmlText) endOfTag() {
 }
 
 // push opens an element with the style of its attributes.
-func (h *htmlText) push(name []byte, css cssParser) {
+func (h *htmlText) push(name []byte, css styleEffect) {
 	h.implyEnd(name)
 	top := htmlElem{}
 	if len(h.stack) > 0 {
@@ -1121,6 +1140,13 @@ func (h *htmlText) close() {
 	}
 	h.st = htText
 	h.v.close()
+}
+
+// styleEffect is what the style of an element does to its text.
+type styleEffect struct {
+	dnone bool // not rendered
+	vis   int  // visibility: -1 hidden, 1 visible, 0 inherited
+	upper int  // capitals: 1, -1 not, 0 inherited
 }
 
 // cssParser reads the declarations of a style attribute, streaming, each
