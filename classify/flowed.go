@@ -6,32 +6,32 @@ import "bytes"
 // (RFC 3676 section 4.2): a line that ends in a space continues on the
 // next line, as the reader sees it, so "[TOP \r\nSECRET]" reads
 // "[TOP SECRET]". With DelSp=yes the space goes too (section 4.5). The
-// signature separator "-- " is not flowed (section 4.3). Quote depths are
-// not tracked: joining lines of different depths is harmless here.
+// signature separator "-- " is not flowed (section 4.3).
+//
+// Quoted replies (section 4.5): the quote markers ('>' at the start of a
+// line, the quote depth) are removed before joining, and a space-stuffed
+// line (section 4.4) loses its stuffing space, so "> [TOP \r\n> SECRET]"
+// in a Thunderbird reply reads "[TOP SECRET]". A flowed line joins the
+// next only at the same quote depth; at another depth its break stays.
 type flowedStage struct {
 	next  stage
 	delsp bool
 	out   []byte
+	start bool // reading the quote prefix of a line
+	depth int  // quote depth of the current line
 	space bool // a held-back trailing space
 	cr    bool // a held-back CR after it
-	col   int  // bytes in the current line, up to 4 (for "-- ")
+	col   int  // bytes in the current line after the prefix, up to 4 (for "-- ")
 	sig   bool // the current line starts "-- " so far
+	join  bool // the previous line was flowed: its break is held back
+	jdep  int  // its quote depth
 }
 
 func newFlowedStage(delsp bool, next stage) *flowedStage {
-	return &flowedStage{next: next, delsp: delsp, out: make([]byte, 0, outBufSize), sig: true}
+	return &flowedStage{next: next, delsp: delsp, out: make([]byte, 0, outBufSize), sig: true, start: true}
 }
 
-func (f *flowedStage) emit(b []byte) {
-	for len(b) > 0 {
-		if len(f.out) == cap(f.out) {
-			f.flush()
-		}
-		n := min(len(b), cap(f.out)-len(f.out))
-		f.out = append(f.out, b[:n]...)
-		b = b[n:]
-	}
-}
+func (f *flowedStage) emit(b []byte) { appendBuf(&f.out, f.next, b) }
 
 func (f *flowedStage) flush() {
 	if len(f.out) > 0 {
@@ -52,23 +52,47 @@ func (f *flowedStage) release() {
 	}
 }
 
+// resolve decides the held break of a flowed line once the quote depth of
+// the next line is known.
+func (f *flowedStage) resolve() {
+	if !f.join {
+		return
+	}
+	f.join = false
+	switch {
+	case f.depth != f.jdep: // not flowed across a change of depth
+		f.emit([]byte(" \n"))
+	case !f.delsp:
+		f.emit([]byte{' '})
+	}
+}
+
 func (f *flowedStage) write(p []byte) {
 	for len(p) > 0 {
 		c := p[0]
+		if f.start {
+			if c == '>' {
+				f.depth++
+				p = p[1:]
+				continue
+			}
+			f.start = false
+			f.resolve()
+			if c == ' ' { // space-stuffing (section 4.4)
+				p = p[1:]
+				continue
+			}
+		}
 		switch {
 		case c == '\n':
-			soft := f.space && !(f.sig && f.col == 3)
-			switch {
-			case soft && f.delsp:
+			if f.space && !(f.sig && f.col == 3) {
 				f.space, f.cr = false, false
-			case soft:
-				f.space, f.cr = false, false
-				f.emit([]byte{' '})
-			default:
+				f.join, f.jdep = true, f.depth
+			} else {
 				f.release()
 				f.emit([]byte{'\n'})
 			}
-			f.col, f.sig = 0, true
+			f.col, f.sig, f.start, f.depth = 0, true, true, 0
 			p = p[1:]
 		case c == '\r' && f.space && !f.cr:
 			f.cr = true
@@ -110,6 +134,12 @@ func (f *flowedStage) track(c byte) {
 }
 
 func (f *flowedStage) close() {
+	if f.join {
+		f.join = false
+		if !f.delsp {
+			f.emit([]byte{' '})
+		}
+	}
 	f.release()
 	f.flush()
 	f.next.close()

@@ -32,75 +32,103 @@ const (
 // opening bracket, a configured word exactly (upper case, R30), then either
 // the closing bracket or a colon, an endorsement of at most MaxEndorsement
 // bytes without line breaks or brackets, and the closing bracket (R31).
-// The hot loop is bytes.IndexByte for '['; only the bytes after a '[' near
-// the end of a chunk are kept between writes (at most maxLen bytes).
+//
+// It reads the text as a reader sees it (R29-R32, issue 11 point 3): the
+// text first goes through the normaliser (normalise.go: default-ignorable
+// code points removed, Unicode spaces read as spaces, NFKC), so R30's
+// upper case is judged on the folded text. Then, inside a candidate, any
+// run of white space reads as one space (or one line break when the run
+// holds one): in a multi-word marking a space, a double space, a tab or a
+// line break all read as the word's space, so "[TOP  SECRET]" and
+// "[TOP\r\n SECRET]" are [TOP SECRET]; the quote markers of a reply
+// after a line break are part of that run ("[TOP\r\n> > SECRET]", a
+// marking wrapped in a quoted reply, is [TOP SECRET] too). One run of white space without a
+// line break is also allowed right after '[' and before ']' or ':', as a
+// reader takes "[ SECRET ]" for the marking; a line break there is not
+// ("[SECRET" at the end of one line and "]" on the next, as two HTML
+// paragraphs render, is not a marking).
+//
+// The hot loop is bytes.IndexByte for '['; only the bytes after a '['
+// are copied, white space compressed, into pend (at most maxLen bytes), so
+// the memory is O(1) whatever the input.
 type matcher struct {
 	ctx    *scanCtx
 	where  string
-	pend   []byte // undecided bytes starting with '['
+	pend   []byte // undecided candidate, starting with '[', white space compressed
 	maxLen int
+	norm   normaliser
+	// def, for a matcher of a second view, holds its findings until it
+	// closes, so that the markings and the first found among equal ranks
+	// (R29) do not depend on how the views' buffers met the chunks.
+	def *deferred
+}
+
+// deferred findings of a second view, bounded: at most MaxMarkings listed,
+// the others counted per word.
+type deferred struct {
+	list  []Marking
+	words []int
+	over  []int // findings past the list, per word index
+}
+
+func (m *matcher) found(w int, endorsement string) {
+	d := m.def
+	if d == nil {
+		m.ctx.col.found(w, endorsement, m.where)
+		return
+	}
+	for i, x := range d.list {
+		if d.words[i] == w && x.Endorsement == endorsement {
+			return
+		}
+	}
+	if len(d.list) < MaxMarkings {
+		d.list = append(d.list, Marking{Endorsement: endorsement})
+		d.words = append(d.words, w)
+		return
+	}
+	if d.over == nil {
+		d.over = make([]int, len(m.ctx.dict.words))
+	}
+	d.over[w]++
+}
+
+// commit passes deferred findings on to the collector.
+func (m *matcher) commit() {
+	d := m.def
+	if d == nil {
+		return
+	}
+	m.def = &deferred{}
+	for i, x := range d.list {
+		m.ctx.col.found(d.words[i], x.Endorsement, m.where)
+	}
+	for w, n := range d.over {
+		if n > 0 {
+			m.ctx.col.foundUnlisted(w, n)
+		}
+	}
 }
 
 func newMatcher(ctx *scanCtx, where string) *matcher {
-	n := 1 + ctx.dict.maxWord + 1 + MaxEndorsement + 1
+	n := 1 + 1 + ctx.dict.maxWord + 1 + 1 + MaxEndorsement + 1
 	return &matcher{ctx: ctx, where: where, maxLen: n, pend: make([]byte, 0, n)}
 }
 
-func (m *matcher) write(p []byte) {
-	for len(m.pend) > 0 && len(p) > 0 {
-		old := len(m.pend)
-		k := min(len(p), m.maxLen-old)
-		m.pend = append(m.pend, p[:k]...)
-		st, n := m.try(m.pend, false)
-		if st == needMore { // only when len(m.pend) < maxLen, so k == len(p)
-			p = p[k:]
-			continue
-		}
-		if st == noMatch {
-			n = 1
-		}
-		if n >= old { // decided; go on in p after the consumed bytes
-			m.pend = m.pend[:0]
-			p = p[n-old:]
-			break
-		}
-		// Decided within the old pending bytes: look for the next '['
-		// there before going back to p.
-		rest := m.pend[n:old]
-		j := bytes.IndexByte(rest, '[')
-		if j < 0 {
-			m.pend = m.pend[:0]
-			break
-		}
-		m.pend = m.pend[:copy(m.pend, rest[j:])]
-	}
-	if len(m.pend) > 0 {
-		return
-	}
-	m.scan(p)
+// clone returns a matcher in the same state, for a second view of the same
+// text (views.diverge); it shares the collector, its findings deferred.
+func (m *matcher) clone() stage {
+	c := *m
+	c.pend = append(make([]byte, 0, m.maxLen), m.pend...)
+	c.norm = m.norm.clone()
+	c.def = &deferred{}
+	return &c
 }
 
-// scan matches within b and keeps an undecided tail in m.pend.
-func (m *matcher) scan(b []byte) {
-	for {
-		i := bytes.IndexByte(b, '[')
-		if i < 0 {
-			return
-		}
-		b = b[i:]
-		switch st, n := m.try(b, false); st {
-		case matched:
-			b = b[n:]
-		case noMatch:
-			b = b[1:]
-		default:
-			m.pend = append(m.pend[:0], b...)
-			return
-		}
-	}
-}
+func (m *matcher) write(p []byte) { m.norm.write(p, m.match) }
 
 func (m *matcher) close() {
+	m.norm.flush(m.match)
 	b := m.pend
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '[')
@@ -115,13 +143,96 @@ func (m *matcher) close() {
 		}
 	}
 	m.pend = m.pend[:0]
+	m.commit()
 }
 
-// try decides whether b, which starts with '[', starts a marking. It
-// returns needMore only when !final and len(b) < m.maxLen. On a match it
-// records the marking and returns its length.
+// isSpaceByte reports the ASCII white space of normalised text; isBreak
+// the bytes that break a line.
+func isSpaceByte(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+func isBreak(c byte) bool { return c == '\n' || c == '\r' || c == '\f' || c == '\v' }
+
+// match consumes normalised text.
+func (m *matcher) match(p []byte) {
+	for len(p) > 0 || len(m.pend) > 0 {
+		if len(m.pend) == 0 {
+			i := bytes.IndexByte(p, '[')
+			if i < 0 {
+				return
+			}
+			m.pend = append(m.pend, '[')
+			p = p[i+1:]
+		}
+		// Copy as little as decides: most brackets in prose are decided
+		// by their first letter, most candidates by the word.
+		p = m.fill(p, 3)
+		st, n := m.try(m.pend, false)
+		for _, step := range [2]int{m.ctx.dict.maxWord + 4, m.maxLen} {
+			if st != needMore || len(p) == 0 {
+				break
+			}
+			p = m.fill(p, step)
+			st, n = m.try(m.pend, false)
+		}
+		if st == needMore {
+			if len(m.pend) < m.maxLen {
+				return // p is empty: wait for more text
+			}
+			st = noMatch // cannot happen: a full candidate is decided
+		}
+		if st == noMatch {
+			n = 1
+		}
+		rest := m.pend[n:]
+		if j := bytes.IndexByte(rest, '['); j >= 0 {
+			m.pend = m.pend[:copy(m.pend, rest[j:])]
+		} else {
+			m.pend = m.pend[:0]
+		}
+	}
+}
+
+// fill appends p to the candidate until it holds target bytes, reading a
+// run of white space as one ' ', or one '\n' when it breaks the line; it
+// returns the rest of p. A long run is consumed without growing pend.
+func (m *matcher) fill(p []byte, target int) []byte {
+	i := 0
+	for i < len(p) && len(m.pend) < target {
+		c := p[i]
+		i++
+		if c == '>' && m.pend[len(m.pend)-1] == '\n' {
+			continue // a quote marker after a line break, "[TOP\n> SECRET]"
+		}
+		if isSpaceByte(c) {
+			last := &m.pend[len(m.pend)-1]
+			if *last == ' ' || *last == '\n' {
+				if isBreak(c) {
+					*last = '\n'
+				}
+				continue
+			}
+			if isBreak(c) {
+				c = '\n'
+			} else {
+				c = ' '
+			}
+		}
+		m.pend = append(m.pend, c)
+	}
+	return p[i:]
+}
+
+// try decides whether b, which starts with '[' and has its white space
+// compressed, starts a marking. It returns needMore only when !final and
+// more bytes could decide. On a match it records the marking and returns
+// its length in b.
 func (m *matcher) try(b []byte, final bool) (int, int) {
-	rest := b[1:]
+	rest, off := b[1:], 1
+	if len(rest) > 0 && rest[0] == ' ' { // "[ SECRET]"
+		rest, off = rest[1:], 2
+	}
 	if len(rest) == 0 {
 		if final {
 			return noMatch, 0
@@ -132,27 +243,36 @@ func (m *matcher) try(b []byte, final bool) (int, int) {
 	more := false
 	for _, w := range d.byFirst[rest[0]] {
 		word := d.words[w]
-		if len(rest) <= len(word) {
-			if bytes.HasPrefix(word, rest) {
+		k := 0
+		for k < len(word) && k < len(rest) && (rest[k] == word[k] || word[k] == ' ' && rest[k] == '\n') {
+			k++
+		}
+		if k < len(word) {
+			if k == len(rest) {
 				more = true
 			}
 			continue
 		}
-		if !bytes.Equal(rest[:len(word)], word) {
+		j := k
+		if j < len(rest) && rest[j] == ' ' { // "[SECRET ]", "[SECRET :X]"
+			j++
+		}
+		if j == len(rest) {
+			more = true
 			continue
 		}
-		switch rest[len(word)] {
+		switch rest[j] {
 		case ']':
-			m.ctx.col.found(w, "", m.where)
-			return matched, 1 + len(word) + 1
+			m.found(w, "")
+			return matched, off + j + 1
 		case ':':
-			e := rest[len(word)+1:]
+			e := rest[j+1:]
 			lim := min(len(e), MaxEndorsement+1)
 			for i := 0; i < lim; i++ {
 				c := e[i]
 				if c == ']' {
-					m.ctx.col.found(w, cleanEndorsement(e[:i]), m.where)
-					return matched, 1 + len(word) + 1 + i + 1
+					m.found(w, cleanEndorsement(e[:i]))
+					return matched, off + j + 1 + i + 1
 				}
 				if c < 0x20 || c == '[' || c == 0x7f {
 					lim = -1 // broken: not a marking
@@ -172,4 +292,131 @@ func (m *matcher) try(b []byte, final bool) (int, int) {
 
 func cleanEndorsement(e []byte) string {
 	return strings.ToValidUTF8(strings.TrimSpace(string(e)), "\uFFFD")
+}
+
+// cloner is a stage that can be duplicated with its state (a matcher).
+type cloner interface{ clone() stage }
+
+// views feeds the views of styled text (issue 11 point 4): the text as a
+// browser renders it, the text as Outlook renders it (which differs by
+// conditional comments: <!--[if mso]> content only Outlook shows,
+// <!--[if !mso]><!--> content only others show), and the text with every
+// hidden run included. A marking counts if it appears in any, so hiding a
+// few characters inside a word cannot split it (a rendered view reads it
+// whole) and hiding a whole marking cannot hide it (the all-text view reads
+// it). The views usually end in matchers sharing one collector, whose
+// markings are deduplicated. Until a view first differs from the browser
+// view, it is not run; it is then cloned from the browser view's matcher
+// (lazy), so text without hidden or restyled runs is matched once.
+type views struct {
+	s [numViews]stage // nil: the same as s[vBrowser] so far
+	b [numViews][]byte
+}
+
+// The views, and masks of them.
+const (
+	vBrowser = iota
+	vOutlook
+	vAll
+	numViews
+
+	mBrowser  = 1 << vBrowser
+	mOutlook  = 1 << vOutlook
+	mAll      = 1 << vAll
+	mRendered = mBrowser | mOutlook
+	mEvery    = mRendered | mAll
+)
+
+// newViews returns the views; all nil means clone it from rendered at the
+// first difference (rendered must then be a cloner, else the text only
+// another view has is dropped). The Outlook view is always cloned.
+func newViews(rendered, all stage) *views {
+	v := &views{}
+	v.s[vBrowser], v.s[vAll] = rendered, all
+	for i := range v.s {
+		if v.s[i] != nil {
+			v.b[i] = make([]byte, 0, outBufSize)
+		}
+	}
+	return v
+}
+
+func (v *views) flush() {
+	for i, s := range v.s {
+		if s != nil && len(v.b[i]) > 0 {
+			s.write(v.b[i])
+			v.b[i] = v.b[i][:0]
+		}
+	}
+}
+
+// materialise makes view i a stage of its own, a clone of the browser view.
+func (v *views) materialise(i int) {
+	if len(v.b[vBrowser]) > 0 {
+		v.s[vBrowser].write(v.b[vBrowser])
+		v.b[vBrowser] = v.b[vBrowser][:0]
+	}
+	if c, ok := v.s[vBrowser].(cloner); ok {
+		v.s[i] = c.clone()
+	} else {
+		v.s[i] = discard{}
+	}
+	v.b[i] = make([]byte, 0, outBufSize)
+}
+
+func appendBuf(buf *[]byte, s stage, b []byte) {
+	for len(b) > 0 {
+		if len(*buf) == cap(*buf) {
+			s.write(*buf)
+			*buf = (*buf)[:0]
+		}
+		n := min(len(b), cap(*buf)-len(*buf))
+		*buf = append(*buf, b[:n]...)
+		b = b[n:]
+	}
+}
+
+// emit is text in the views of mask.
+func (v *views) emit(mask int, b []byte) {
+	inBrowser := mask&mBrowser != 0
+	for i := vBrowser + 1; i < numViews; i++ {
+		// A view that follows the browser view gets a stage of its own
+		// when this text goes to one of them and not the other.
+		if v.s[i] == nil && (mask&(1<<i) != 0) != inBrowser {
+			v.materialise(i)
+		}
+	}
+	for i, s := range v.s {
+		if s != nil && mask&(1<<i) != 0 {
+			appendBuf(&v.b[i], s, b)
+		}
+	}
+}
+
+// both is text in every view.
+func (v *views) both(b []byte) { v.emit(mEvery, b) }
+
+// hidden is text only the all-text view includes.
+func (v *views) hidden(b []byte) { v.emit(mAll, b) }
+
+// upper is text of the views of mask that the rendered views show in
+// capitals (CSS text-transform: uppercase, RTF \caps): they read it upper
+// cased, the all-text view as written.
+func (v *views) upper(mask int, b []byte) {
+	u := bytes.ToUpper(b)
+	if bytes.Equal(u, b) {
+		v.emit(mask, b)
+		return
+	}
+	v.emit(mask&mRendered, u)
+	v.emit(mask&mAll, b)
+}
+
+func (v *views) close() {
+	v.flush()
+	for _, s := range v.s {
+		if s != nil {
+			s.close()
+		}
+	}
 }

@@ -3,7 +3,6 @@ package classify
 import (
 	"bytes"
 	"cmp"
-	"mime"
 	"path"
 	"slices"
 	"strconv"
@@ -17,7 +16,6 @@ type scanCtx struct {
 	opts Options
 	dict *dictionary
 	col  *collector
-	wd   mime.WordDecoder
 	arc  arcState // archives and inline blocks (archive.go)
 	// inBoundary counts the multipart parts being closed at a delimiter
 	// (rather than at the end of the content around them).
@@ -29,21 +27,9 @@ func (ctx *scanCtx) expired() bool {
 	return !ctx.opts.Deadline.IsZero() && time.Now().After(ctx.opts.Deadline)
 }
 
-func (ctx *scanCtx) initWordDecoder() { ctx.wd.CharsetReader = ctx.charsetReader }
-
 // decodeWords decodes RFC 2047 encoded words (Q and B, any charset we
-// know, UTF-7 included); whitespace between adjacent encoded words goes,
-// as section 6.2 says. Malformed words stay as they are.
-func (ctx *scanCtx) decodeWords(s string) string {
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	out, err := ctx.wd.DecodeHeader(s)
-	if err != nil {
-		return s
-	}
-	return out
-}
+// know, UTF-7 included) as mail clients do (charset.go).
+func (ctx *scanCtx) decodeWords(s string) string { return ctx.decodeRFC2047(s) }
 
 // Header limits. A field longer than maxField is truncated, except the
 // Subject, which is scanned in pieces.
@@ -435,6 +421,7 @@ const (
 	kMultipart
 	kPKCS7     // S/MIME application/pkcs7-mime (RFC 8551 section 3.2)
 	kEncrypted // PGP/MIME multipart/encrypted (RFC 3156 section 4)
+	kCalendar  // iCalendar and vCard: folded lines and escapes (unfold.go)
 )
 
 func kindOf(mt string) int {
@@ -456,6 +443,8 @@ func kindOf(mt string) int {
 		return kPKCS7
 	case "multipart/encrypted", "application/pgp-encrypted":
 		return kEncrypted
+	case "text/calendar", "text/vcard", "text/x-vcard", "text/directory", "application/ics":
+		return kCalendar
 	}
 	if isArchiveType(mt) {
 		return kArchive
@@ -485,6 +474,8 @@ func kindByName(name string) int {
 		return kMessage
 	case ".p7m": // S/MIME sent as application/octet-stream (RFC 8551 section 3.2.1)
 		return kPKCS7
+	case ".ics", ".vcs", ".vcf":
+		return kCalendar
 	}
 	if isArchiveName(name) {
 		return kArchive
@@ -638,7 +629,7 @@ func (e *entity) bodyStage() stage {
 		return discard{}
 	case kArchive:
 		return newTransferStage(ctx, e.cte, where, newArchiveStage(ctx, where))
-	case kText, kHTML, kRTF:
+	case kText, kHTML, kRTF, kCalendar:
 		if kind == kText && strings.EqualFold(params["format"], "flowed") {
 			return e.flowedStage(params, where)
 		}
@@ -657,6 +648,8 @@ func (e *entity) textStage(kind int, charset, where string) stage {
 		s = newCharsetStage(ctx, charset, where, newHTMLText(s))
 	case kRTF:
 		s = newRTFText(s) // RTF is 7-bit; its escapes name the code page
+	case kCalendar:
+		s = newCharsetStage(ctx, charset, where, newUnfoldStage(s))
 	default:
 		s = newCharsetStage(ctx, charset, where, s)
 	}

@@ -62,3 +62,30 @@ func (d *pgpDetect) report() {
 }
 
 func (d *pgpDetect) close() { d.next.close() }
+
+// clone duplicates the detector and the matcher behind it, for a second
+// view of styled text (views.materialise): without it that view would see
+// nothing (issue 11 point 4).
+func (d *pgpDetect) clone() stage {
+	c := *d
+	c.tail = append(make([]byte, 0, cap(d.tail)), d.tail...)
+	c.join = make([]byte, 0, cap(d.join))
+	if n, ok := d.next.(cloner); ok {
+		c.next = n.clone()
+	} else {
+		c.next = discard{}
+	}
+	return &c
+}
+
+// matcherOf is the matcher at the end of s (s itself, or behind the PGP
+// detector), nil when s is neither.
+func matcherOf(s stage) *matcher {
+	switch s := s.(type) {
+	case *matcher:
+		return s
+	case *pgpDetect:
+		return matcherOf(s.next)
+	}
+	return nil
+}

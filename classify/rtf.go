@@ -19,9 +19,19 @@ import (
 //     \stylesheet, \info, \pict, every {\* ...} group, and so on; \binN
 //     data is skipped;
 //   - \~ (no-break space) reads as a space.
+//
+// Both views of styled text (issue 11 point 4; see views): hidden text
+// (\v) goes to the all-text view only, and \caps and \scaps text is read
+// in capitals in the rendered view. RTF that encapsulates HTML (\fromhtml,
+// [MS-OXRTFEX], as Outlook stores HTML mail in TNEF) is also read as the
+// HTML it carries: the markup of {\*\htmltag ...} and \mhtmltag groups and
+// the text outside \htmlrtf ... \htmlrtf0 go to an HTML renderer (with
+// its own two views), while the RTF views read the document as an RTF
+// reader does (htmltag groups skipped, \htmlrtf text included).
 type rtfText struct {
-	next stage
-	out  []byte
+	v    *views
+	html stage  // the encapsulated HTML, once \fromhtml or \htmltag is seen
+	hb   []byte // buffered for html
 	st   int
 
 	word     [32]byte // control word, truncated
@@ -44,8 +54,12 @@ type rtfText struct {
 }
 
 type rtfGroup struct {
-	skip bool // inside a destination that is not text
-	uc   int  // \ucN: fallback characters after \uN
+	skip    bool // inside a destination that is not text
+	uc      int  // \ucN: fallback characters after \uN
+	hidden  bool // \v: hidden text
+	caps    bool // \caps, \scaps: shown in capitals
+	htmltag bool // {\*\htmltag ...}: encapsulated HTML markup
+	htmlrtf bool // \htmlrtf: RTF only, not part of the encapsulated HTML
 }
 
 const (
@@ -114,15 +128,39 @@ var rtfCodePageHigh = func() map[int]*[128]rune {
 	return m
 }()
 
-func newRTFText(next stage) *rtfText {
-	return &rtfText{next: next, out: make([]byte, 0, outBufSize), cur: rtfGroup{uc: 1}, cp: cp1252High}
+// newRTFText renders RTF into next; the all-text view and the HTML
+// renderer's matchers are cloned from next when needed (next is a matcher).
+func newRTFText(next stage) *rtfText { return newRTFViews(next, nil) }
+
+// newRTFViews renders RTF into the rendered and the all-text views (all
+// nil: cloned from rendered when needed).
+func newRTFViews(rendered, all stage) *rtfText {
+	return &rtfText{v: newViews(rendered, all), cur: rtfGroup{uc: 1}, cp: cp1252High}
 }
 
 func (r *rtfText) flushOut() {
-	if len(r.out) > 0 {
-		r.next.write(r.out)
-		r.out = r.out[:0]
+	r.v.flush()
+	if len(r.hb) > 0 {
+		r.html.write(r.hb)
+		r.hb = r.hb[:0]
 	}
+}
+
+// startHTML starts the renderer of the encapsulated HTML, into a new
+// matcher at the rendered view's place (sharing its collector); its
+// all-text view is cloned from that one when needed.
+func (r *rtfText) startHTML() {
+	if r.html != nil {
+		return
+	}
+	var next stage = discard{}
+	if m := matcherOf(r.v.s[vBrowser]); m != nil {
+		h := newMatcher(m.ctx, m.where)
+		h.def = &deferred{} // a second view of the document
+		next = h
+	}
+	r.html = newHTMLText(next)
+	r.hb = make([]byte, 0, outBufSize)
 }
 
 func (r *rtfText) write(p []byte) {
@@ -156,20 +194,30 @@ func (r *rtfText) write(p []byte) {
 	r.flushOut()
 }
 
+// emitBytes routes document text to the views and the HTML renderer.
 func (r *rtfText) emitBytes(b []byte) {
-	for len(b) > 0 {
-		if len(r.out) == cap(r.out) {
-			r.flushOut()
+	if r.cur.htmltag {
+		if r.html != nil {
+			appendBuf(&r.hb, r.html, b)
 		}
-		n := min(len(b), cap(r.out)-len(r.out))
-		r.out = append(r.out, b[:n]...)
-		b = b[n:]
+		return
+	}
+	switch {
+	case r.cur.hidden:
+		r.v.hidden(b)
+	case r.cur.caps:
+		r.v.upper(mEvery, b)
+	default:
+		r.v.both(b)
+	}
+	if r.html != nil && !r.cur.htmlrtf {
+		appendBuf(&r.hb, r.html, b)
 	}
 }
 
 // char is one visible character of the document.
 func (r *rtfText) char(c rune) {
-	if r.cur.skip {
+	if r.cur.skip && !r.cur.htmltag {
 		return
 	}
 	if r.ucSkip > 0 {
@@ -189,10 +237,8 @@ func (r *rtfText) char(c rune) {
 }
 
 func (r *rtfText) put(c rune) {
-	if len(r.out)+utf8.UTFMax > cap(r.out) {
-		r.flushOut()
-	}
-	r.out = utf8.AppendRune(r.out, c)
+	var buf [utf8.UTFMax]byte
+	r.emitBytes(buf[:utf8.EncodeRune(buf[:], c)])
 }
 
 // byteChar is a document byte (a literal or \'hh) in the code page.
@@ -323,7 +369,7 @@ func (r *rtfText) closeGroup() {
 // symbol is a control symbol with no output: it still counts as a
 // fallback character after \uN.
 func (r *rtfText) symbol() {
-	if r.ucSkip > 0 && !r.cur.skip {
+	if r.ucSkip > 0 && (!r.cur.skip || r.cur.htmltag) {
 		r.ucSkip--
 	}
 }
@@ -340,7 +386,7 @@ func (r *rtfText) controlWord() {
 		}
 		return
 	}
-	if r.ucSkip > 0 && !r.cur.skip && w != "u" {
+	if r.ucSkip > 0 && (!r.cur.skip || r.cur.htmltag) && w != "u" {
 		r.ucSkip--
 		return
 	}
@@ -348,7 +394,23 @@ func (r *rtfText) controlWord() {
 		r.skip()
 		return
 	}
+	on := !r.hasParam || r.param != 0
 	switch w {
+	case "v":
+		r.cur.hidden = on
+	case "caps", "scaps":
+		r.cur.caps = on
+	case "plain":
+		r.cur.hidden, r.cur.caps = false, false
+	case "htmlrtf":
+		r.cur.htmlrtf = on
+	case "fromhtml":
+		r.startHTML()
+	case "htmltag", "mhtmltag":
+		if r.cur.skip { // {\*\htmltagN ...}
+			r.startHTML()
+			r.cur.htmltag = true
+		}
 	case "par", "line", "sect", "page", "row", "cell", "nestcell", "nestrow", "softline":
 		r.char('\n')
 	case "tab":
@@ -385,7 +447,7 @@ func (r *rtfText) controlWord() {
 			u = utf8.RuneError
 		}
 		r.ucSkip = 0
-		if !r.cur.skip {
+		if !r.cur.skip || r.cur.htmltag {
 			if u >= 0xD800 && u <= 0xDBFF {
 				if r.high != 0 {
 					r.put(utf8.RuneError)
@@ -408,6 +470,12 @@ func (r *rtfText) close() {
 		r.high = 0
 		r.put(utf8.RuneError)
 	}
-	r.flushOut()
-	r.next.close()
+	r.v.close()
+	if r.html != nil {
+		if len(r.hb) > 0 {
+			r.html.write(r.hb)
+			r.hb = r.hb[:0]
+		}
+		r.html.close()
+	}
 }

@@ -31,7 +31,6 @@ func testCtx(t testing.TB) *scanCtx {
 		t.Fatal(err)
 	}
 	ctx := &scanCtx{dict: d, col: newCollector(d)}
-	ctx.initWordDecoder()
 	return ctx
 }
 
@@ -248,8 +247,16 @@ func TestMatcher(t *testing.T) {
 		{"x[SECRET]y", "SECRET"},
 		{"[[SECRET]]", "SECRET"},
 		{"[TOP SECRET]", "TOP SECRET"},
-		{"[secret] [Secret] SECRET [SECRETARIAT] [ SECRET ] [SECRET ] [TOP  SECRET] [TOP\tSECRET] [TOPSECRET]", ""},
-		{"[SECRET\n] [SECRET:a\nb] [SECRET:[x]", ""},
+		{"[secret] [Secret] SECRET [SECRETARIAT] [SEC RET] [TOPSECRET] [TOP-SECRET]", ""},
+		{"[SECRET\n] [\r\nSECRET] [SECRET:a\nb] [SECRET:[x] [SECRET  \n ]", ""},
+		// White space as a reader reads it (issue 11 point 3).
+		{"[ SECRET ] [SECRET ] [TOP  SECRET] [TOP\tSECRET]", "SECRET,TOP SECRET"},
+		{"[TOP\r\n SECRET] [TOP \n\n  SECRET:X]", "TOP SECRET,TOP SECRET:X"},
+		{"[TOP" + strings.Repeat(" \r\n\t", 1000) + "SECRET]", "TOP SECRET"},
+		{"[IN-CONFIDENCE :STAFF] [IN-CONFIDENCE: STAFF ]", "IN-CONFIDENCE:STAFF"},
+		{"[\tRESTRICTED\t\t]", "RESTRICTED"},
+		{"> [TOP\r\n> SECRET] >> [TOP\n>> > SECRET:X]", "TOP SECRET,TOP SECRET:X"},
+		{"[TOP >SECRET] [SECRET\n>] [>SECRET]", ""},
 		{"[IN-CONFIDENCE:STAFF]", "IN-CONFIDENCE:STAFF"},
 		{"[SENSITIVE: BUDGET ]", "SENSITIVE:BUDGET"},
 		{"[SECRET:]", "SECRET"},

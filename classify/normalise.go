@@ -1,0 +1,389 @@
+package classify
+
+import (
+	"bytes"
+	"encoding/binary"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/bidi"
+	"golang.org/x/text/unicode/norm"
+)
+
+// normaliser turns decoded text into the text a reader sees, before the
+// matcher (R29-R32, issue 11 point 3), streaming:
+//   - default-ignorable code points (Unicode's DerivedCoreProperties
+//     Default_Ignorable_Code_Point: zero-width space and joiners, soft
+//     hyphen, combining grapheme joiner, word joiner, BOM, bidi controls,
+//     variation selectors, tag characters, Hangul fillers) are removed, so
+//     "[SEC\u200bRET]" reads [SECRET];
+//   - every space separator (Zs: no-break space, ideographic space, the
+//     en/em spaces, ...) reads as ' ', and the line and paragraph
+//     separators and NEL as '\n' (the matcher then reads any run of white
+//     space as one);
+//   - compatibility forms are folded (NFKC, golang.org/x/text/unicode/norm):
+//     full-width "［ＳＥＣＲＥＴ］" reads [SECRET], and R30 is judged on the
+//     folded text, so full-width lower case is still not a marking;
+//   - a right-to-left override (U+202E ... U+202C, or to the end of the
+//     paragraph) is read in the order it is displayed, reversed with its
+//     brackets mirrored (Unicode Bidirectional Algorithm, rule L2 for an
+//     override), so "[\u202eTERCES\u202c]", which a reader sees as [SECRET],
+//     is [SECRET]; an override longer than maxOverride bytes is read as
+//     stored.
+//
+// Pure ASCII needs none of this: ASCII runs are passed on as they are,
+// without copying, and only the ASCII character right before a non-ASCII
+// one (it may compose with a combining mark) and the non-ASCII run go
+// through the slow path. NFKC across writes: the filtered text after the
+// last segment boundary (norm.LastBoundary) is held back, at most
+// maxNormHold bytes, as is an incomplete UTF-8 sequence.
+type normaliser struct {
+	inRLO bool
+	rlo   []byte // the raw text of a right-to-left override so far
+	hold  []byte // filtered text from the last possible segment boundary
+	part  [utf8.UTFMax]byte
+	npart int
+	out   []byte
+}
+
+// maxNormHold bounds the held-back text; a longer run without a segment
+// boundary (only in pathological input: norm caps segments at 30
+// non-starters) is normalised as it is.
+const maxNormHold = 1024
+
+// maxNormRegion bounds the non-ASCII text normalised at once.
+const maxNormRegion = 4096
+
+// maxOverride bounds a right-to-left override read in display order.
+const maxOverride = 256
+
+var (
+	rloBytes = []byte("\u202e")
+	pdfBytes = []byte("\u202c")
+)
+
+func (n *normaliser) clone() normaliser {
+	c := *n
+	c.hold = append([]byte(nil), n.hold...)
+	c.rlo = append([]byte(nil), n.rlo...)
+	c.out = nil
+	return c
+}
+
+// asciiPrefix returns the length of the ASCII prefix of p, 32 then eight
+// bytes at a time.
+func asciiPrefix(p []byte) int {
+	i := 0
+	for ; i+32 <= len(p); i += 32 {
+		le := binary.LittleEndian
+		if (le.Uint64(p[i:])|le.Uint64(p[i+8:])|le.Uint64(p[i+16:])|le.Uint64(p[i+24:]))&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for ; i+8 <= len(p); i += 8 {
+		if binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for i < len(p) && p[i] < utf8.RuneSelf {
+		i++
+	}
+	return i
+}
+
+func (n *normaliser) write(p []byte, emit func([]byte)) {
+	for len(p) > 0 {
+		if n.inRLO {
+			p = n.override(p)
+			continue
+		}
+		if n.npart > 0 {
+			p = n.completeRune(p)
+			continue
+		}
+		if len(n.hold) > 0 {
+			if p[0] >= utf8.RuneSelf {
+				p = n.region(p, emit)
+				continue
+			}
+			// No composition has an ASCII second character: a segment
+			// boundary is before p[0].
+			n.normOut(n.hold, emit)
+			n.hold = n.hold[:0]
+		}
+		i := asciiPrefix(p)
+		if i == len(p) {
+			emit(p[:i-1])
+			n.hold = append(n.hold, p[i-1])
+			return
+		}
+		if i > 1 {
+			emit(p[:i-1])
+			p = p[i-1:]
+		}
+		p = n.region(p, emit)
+	}
+}
+
+// region filters the non-ASCII run at the start of p (with the ASCII
+// starter before it) into hold, up to the next ASCII character, and
+// normalises what is complete.
+func (n *normaliser) region(p []byte, emit func([]byte)) []byte {
+	j := 1
+	for j < len(p) && j < maxNormRegion && p[j] >= utf8.RuneSelf {
+		j++
+	}
+	for j < len(p) && j > 1 && !utf8.RuneStart(p[j]) {
+		j-- // cut by maxNormRegion: end at a rune start
+	}
+	atBoundary := j < len(p) && p[j] < utf8.RuneSelf
+	r := p[:j]
+	if k := bytes.Index(r, rloBytes); k >= 0 {
+		n.hold = filterAppend(n.hold, r[:k])
+		n.inRLO, n.rlo = true, n.rlo[:0]
+		return p[k+len(rloBytes):]
+	}
+	if !atBoundary {
+		// An incomplete sequence at the end waits for the next write.
+		k := len(r) - 1
+		for k > 0 && len(r)-k < utf8.UTFMax && !utf8.RuneStart(r[k]) {
+			k--
+		}
+		if !utf8.FullRune(r[k:]) {
+			n.npart = copy(n.part[:], r[k:])
+			r = r[:k]
+		}
+	}
+	n.hold = filterAppend(n.hold, r)
+	if atBoundary {
+		n.normOut(n.hold, emit)
+		n.hold = n.hold[:0]
+	} else {
+		n.flushComplete(emit)
+	}
+	return p[j:]
+}
+
+// completeRune adds bytes to an incomplete UTF-8 sequence.
+func (n *normaliser) completeRune(p []byte) []byte {
+	for len(p) > 0 && n.npart < utf8.UTFMax && !utf8.FullRune(n.part[:n.npart]) {
+		if utf8.RuneStart(p[0]) {
+			break // invalid: the sequence ends here
+		}
+		n.part[n.npart] = p[0]
+		n.npart++
+		p = p[1:]
+	}
+	if len(p) == 0 && !utf8.FullRune(n.part[:n.npart]) && n.npart < utf8.UTFMax {
+		return p // still incomplete
+	}
+	if bytes.Equal(n.part[:n.npart], rloBytes) {
+		n.inRLO, n.rlo = true, n.rlo[:0]
+	} else {
+		n.hold = filterAppend(n.hold, n.part[:n.npart])
+	}
+	n.npart = 0
+	return p
+}
+
+// override collects a right-to-left override up to its end: U+202C, a
+// paragraph end (CR, LF, NEL, U+2029) or maxOverride bytes.
+func (n *normaliser) override(p []byte) []byte {
+	for i, c := range p {
+		if c == '\n' || c == '\r' {
+			n.endOverride(true)
+			return p[i:]
+		}
+		n.rlo = append(n.rlo, c)
+		switch {
+		case bytes.HasSuffix(n.rlo, pdfBytes):
+			n.endOverride(true)
+			return p[i+1:]
+		case bytes.HasSuffix(n.rlo, []byte("\u2029")), bytes.HasSuffix(n.rlo, []byte("\u0085")):
+			_, size := utf8.DecodeLastRune(n.rlo)
+			n.rlo = n.rlo[:len(n.rlo)-size]
+			n.endOverride(true)
+			n.hold = append(n.hold, '\n') // the paragraph end, after the override
+			return p[i+1:]
+		case len(n.rlo) > maxOverride:
+			n.endOverride(false)
+			return p[i+1:]
+		}
+	}
+	return nil
+}
+
+// endOverride adds the override to hold, in display order if reverse.
+func (n *normaliser) endOverride(reverse bool) {
+	n.inRLO = false
+	f := filterAppend(nil, n.rlo)
+	n.rlo = n.rlo[:0]
+	if reverse {
+		f = []byte(bidi.ReverseString(string(f)))
+	}
+	n.hold = append(n.hold, f...)
+}
+
+// flushComplete normalises hold up to its last segment boundary.
+func (n *normaliser) flushComplete(emit func([]byte)) {
+	k := norm.NFKC.LastBoundary(n.hold)
+	if len(n.hold) > maxNormHold {
+		k = len(n.hold)
+	}
+	if k <= 0 {
+		return
+	}
+	n.normOut(n.hold[:k], emit)
+	n.hold = n.hold[:copy(n.hold, n.hold[k:])]
+}
+
+func (n *normaliser) flush(emit func([]byte)) {
+	if n.inRLO {
+		n.endOverride(true)
+	}
+	if n.npart > 0 {
+		n.hold = filterAppend(n.hold, n.part[:n.npart])
+		n.npart = 0
+	}
+	if len(n.hold) > 0 {
+		n.normOut(n.hold, emit)
+		n.hold = n.hold[:0]
+	}
+}
+
+// normOut folds b (complete segments) with NFKC and passes it on; a
+// compatibility decomposition may yield an ignorable or a space, so the
+// result is filtered again.
+func (n *normaliser) normOut(b []byte, emit func([]byte)) {
+	if asciiPrefix(b) == len(b) || norm.NFKC.QuickSpan(b) == len(b) {
+		emit(b) // already folded (b is filtered)
+		return
+	}
+	n.out = norm.NFKC.Append(n.out[:0], b...)
+	if asciiPrefix(n.out) < len(n.out) {
+		n.out = filterInPlace(n.out)
+	}
+	emit(n.out)
+	if cap(n.out) > 4*maxNormRegion {
+		n.out = nil // do not keep a buffer grown by a rare expansion
+	}
+}
+
+// Default_Ignorable_Code_Point, as DerivedCoreProperties derives it:
+// Other_Default_Ignorable_Code_Point + Variation_Selector + Cf, less white
+// space, the interlinear annotation characters U+FFF9..FFFB, the Egyptian
+// hieroglyph format controls U+13430..1343F and the prepended concatenation
+// marks (which are visible).
+func ignorable(r rune) bool {
+	switch {
+	case r < 0xAD:
+		return false
+	case unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r), unicode.Is(unicode.Variation_Selector, r):
+		return true
+	case !unicode.Is(unicode.Cf, r):
+		return false
+	case r >= 0xFFF9 && r <= 0xFFFB, r >= 0x13430 && r <= 0x1343F:
+		return false
+	case unicode.Is(unicode.Prepended_Concatenation_Mark, r), unicode.Is(unicode.White_Space, r):
+		return false
+	}
+	return true
+}
+
+// bmpSpecial marks the runes of the Basic Multilingual Plane that mapRune
+// changes, so that most text needs no unicode.Is lookups.
+var bmpSpecial = func() *[0x10000 / 64]uint64 {
+	var t [0x10000 / 64]uint64
+	for r := rune(0x80); r < 0x10000; r++ {
+		if r == 0x85 || r == 0x2028 || r == 0x2029 || unicode.Is(unicode.Zs, r) || ignorable(r) {
+			t[r/64] |= 1 << (r % 64)
+		}
+	}
+	return &t
+}()
+
+// mapRune returns what a rune reads as: -1 removed, else the rune.
+func mapRune(r rune) rune {
+	switch {
+	case r < utf8.RuneSelf:
+		return r
+	case r < 0x10000 && bmpSpecial[r/64]&(1<<(r%64)) == 0:
+		return r
+	case r == 0x85 || r == 0x2028 || r == 0x2029:
+		return '\n'
+	case unicode.Is(unicode.Zs, r):
+		return ' '
+	case ignorable(r):
+		return -1
+	}
+	return r
+}
+
+// filterAppend appends b to dst with mapRune applied; an invalid byte
+// reads as U+FFFD (so NFKC only ever sees valid UTF-8).
+func filterAppend(dst, b []byte) []byte {
+	for len(b) > 0 {
+		if b[0] < utf8.RuneSelf {
+			dst = append(dst, b[0])
+			b = b[1:]
+			continue
+		}
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size <= 1 {
+			dst = append(dst, runeError...)
+			b = b[1:]
+			continue
+		}
+		switch m := mapRune(r); {
+		case m < 0:
+		case m == r:
+			dst = append(dst, b[:size]...)
+		default:
+			dst = utf8.AppendRune(dst, m)
+		}
+		b = b[size:]
+	}
+	return dst
+}
+
+// filterInPlace applies mapRune to b in place (the result is never longer).
+func filterInPlace(b []byte) []byte {
+	w := 0
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			b[w] = b[i]
+			w, i = w+1, i+1
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		m := mapRune(r)
+		switch {
+		case r == utf8.RuneError && size <= 1, m == r:
+			w += copy(b[w:], b[i:i+size])
+		case m >= 0:
+			w += utf8.EncodeRune(b[w:], m) // ' ' or '\n': one byte, shorter
+		}
+		i += size
+	}
+	return b[:w]
+}
+
+// foldWord is a trigger word as the matcher compares it: normalised like
+// the text, runs of white space read as one space.
+func foldWord(w string) []byte {
+	var n normaliser
+	var out []byte
+	n.write([]byte(w), func(b []byte) { out = append(out, b...) })
+	n.flush(func(b []byte) { out = append(out, b...) })
+	var c []byte
+	for _, b := range out {
+		if isSpaceByte(b) {
+			if len(c) > 0 && c[len(c)-1] == ' ' {
+				continue
+			}
+			b = ' '
+		}
+		c = append(c, b)
+	}
+	return c
+}
