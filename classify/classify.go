@@ -105,7 +105,9 @@ type Marking struct {
 	// message; "attachment old.eml subject" for a message attached with
 	// an attachment disposition (scanned whatever the options);
 	// "attachment report.txt" (or "attachment part 3 (text/plain)" when
-	// unnamed) with ScanAttachments;
+	// unnamed) with ScanAttachments; "attachment name [SECRET] plan.pdf"
+	// for a marking in an attachment's file name (always scanned: a reader
+	// sees it);
 	// "body/part 2 (application/ms-tnef) rtf" for the RTF in a TNEF part.
 	Where string `json:"where"`
 }

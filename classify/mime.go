@@ -511,7 +511,15 @@ func (e *entity) bodyStage() stage {
 	if name == "" {
 		name = ct.text("name")
 	}
-	name = cleanName(ctx.decodeWords(name))
+	decodedName := ctx.decodeWords(name)
+	name = cleanName(decodedName)
+	if decodedName != "" {
+		// A reader sees an attachment's file name in the message, whatever
+		// R34 says of its content: "[SECRET] plan.pdf" is a marking.
+		m := newMatcher(ctx, "attachment name "+name)
+		m.write([]byte(decodedName))
+		m.close()
+	}
 	attachment := disp == "attachment"
 	kind := kindOf(mt)
 	byName := false

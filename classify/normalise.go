@@ -44,6 +44,7 @@ type normaliser struct {
 	part  [utf8.UTFMax]byte
 	npart int
 	out   []byte
+	conf  []byte // latin's output
 }
 
 // maxNormHold bounds the held-back text; a longer run without a segment
@@ -66,7 +67,7 @@ func (n *normaliser) clone() normaliser {
 	c := *n
 	c.hold = append([]byte(nil), n.hold...)
 	c.rlo = append([]byte(nil), n.rlo...)
-	c.out = nil
+	c.out, c.conf = nil, nil
 	return c
 }
 
@@ -256,14 +257,14 @@ func (n *normaliser) flush(emit func([]byte)) {
 // result is filtered again.
 func (n *normaliser) normOut(b []byte, emit func([]byte)) {
 	if asciiPrefix(b) == len(b) || norm.NFKC.QuickSpan(b) == len(b) {
-		emit(b) // already folded (b is filtered)
+		emit(n.latin(b)) // already folded (b is filtered)
 		return
 	}
 	n.out = norm.NFKC.Append(n.out[:0], b...)
 	if asciiPrefix(n.out) < len(n.out) {
 		n.out = filterInPlace(n.out)
 	}
-	emit(n.out)
+	emit(n.latin(n.out))
 	if cap(n.out) > 4*maxNormRegion {
 		n.out = nil // do not keep a buffer grown by a rare expansion
 	}
@@ -386,4 +387,47 @@ func foldWord(w string) []byte {
 		c = append(c, b)
 	}
 	return c
+}
+
+// latinLookalike maps the Greek and Cyrillic capitals that a reader cannot
+// tell from Latin ones (Unicode's confusables, UTS #39 section 4) to the
+// Latin letter, so "[SE\u0421RET]" with a Cyrillic Es, which a reader sees
+// as [SECRET], is [SECRET]. No trigger word can be spelt in Greek or
+// Cyrillic capitals alone (each has a letter, R, F, D, L, U, V or S, with
+// no lookalike in one script or the other), so text in those languages is
+// never read as a marking; only a word mixing scripts is. Lower case needs
+// no mapping: markings are upper case (R30).
+var latinLookalike = map[rune]byte{
+	// Greek
+	'\u0391': 'A', '\u0392': 'B', '\u0395': 'E', '\u0396': 'Z', '\u0397': 'H', '\u0399': 'I', '\u039A': 'K',
+	'\u039C': 'M', '\u039D': 'N', '\u039F': 'O', '\u03A1': 'P', '\u03A4': 'T', '\u03A5': 'Y', '\u03A7': 'X',
+	// Cyrillic
+	'\u0405': 'S', '\u0406': 'I', '\u0408': 'J', '\u0410': 'A', '\u0412': 'B', '\u0415': 'E', '\u041A': 'K',
+	'\u041C': 'M', '\u041D': 'H', '\u041E': 'O', '\u0420': 'P', '\u0421': 'C', '\u0422': 'T', '\u0423': 'Y',
+	'\u0425': 'X', '\u04AE': 'Y', '\u04C0': 'I',
+}
+
+// latin returns b with latinLookalike applied (b itself when it holds no
+// Greek or Cyrillic capital: their UTF-8 lead bytes are 0xCE, 0xD0, 0xD2
+// and 0xD3).
+func (n *normaliser) latin(b []byte) []byte {
+	if bytes.IndexByte(b, 0xCE) < 0 && bytes.IndexByte(b, 0xD0) < 0 && bytes.IndexByte(b, 0xD2) < 0 && bytes.IndexByte(b, 0xD3) < 0 {
+		return b
+	}
+	n.conf = n.conf[:0]
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if c, ok := latinLookalike[r]; ok {
+			n.conf = append(n.conf, c)
+		} else {
+			n.conf = append(n.conf, b[i:i+size]...)
+		}
+		i += size
+	}
+	if cap(n.conf) > 4*maxNormRegion {
+		out := n.conf
+		n.conf = nil
+		return out
+	}
+	return n.conf
 }
