@@ -23,6 +23,7 @@ NFPM ?= $(shell command -v nfpm 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/nf
 # Package version from git (contrib/packaging/version.sh), Debian-valid.
 PKG_VERSION ?= $(shell sh contrib/packaging/version.sh)
 PKG_ARCH ?= $(shell $(GO) env GOARCH)
+PKG_FORMATS ?= deb rpm
 # Placeholder until the project names a maintainer address.
 PKG_MAINTAINER ?= nzsecure-milter maintainers <nzsecure-milter@users.noreply.github.com>
 
@@ -108,9 +109,10 @@ package:
 	  echo "  * Built from git commit $$(git rev-parse --short=12 HEAD):"; \
 	  echo "    $$(git log -1 --format=%s | cut -c1-70)"; echo; \
 	  echo " -- $(PKG_MAINTAINER)  $$(git log -1 --format=%cD)"; } | gzip -9n >dist/stage/changelog.gz
-	VERSION="$(PKG_VERSION)" ARCH="$(PKG_ARCH)" MAINTAINER="$(PKG_MAINTAINER)" $(NFPM) package -f contrib/packaging/nfpm.yaml -p deb -t dist/
-	VERSION="$(PKG_VERSION)" ARCH="$(PKG_ARCH)" MAINTAINER="$(PKG_MAINTAINER)" $(NFPM) package -f contrib/packaging/nfpm.yaml -p rpm -t dist/
-	@ls -l dist/*.deb dist/*.rpm
+	for f in $(PKG_FORMATS); do \
+	  VERSION="$(PKG_VERSION)" ARCH="$(PKG_ARCH)" MAINTAINER="$(PKG_MAINTAINER)" $(NFPM) package -f contrib/packaging/nfpm.yaml -p $$f -t dist/ || exit 1; \
+	done
+	@ls -l dist/
 
 # Errors and warnings fail; informational tags do not.
 lintian:
