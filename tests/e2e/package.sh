@@ -80,7 +80,7 @@ else
 	e2e_finish
 fi
 assert_eq "$V1" "$(dpkg-query -W -f='${Version}' nzsecure-milter)" "a: the installed version is $V1"
-check "a: the service user nzsecure-milter exists" getent passwd nzsecure-milter >/dev/null
+check "a: the service user nzsecure-milter exists" sh -c 'getent passwd nzsecure-milter >/dev/null'
 id -nG nzsecure-milter 2>&1 | tr ' ' '\n' >"$WORK/groups"
 assert_contains "$WORK/groups" '^postdrop$' "a: nzsecure-milter is in group postdrop (notices through sendmail)"
 assert_eq "nzsecure-milter:nzsecure-milter 750" "$(stat -c '%U:%G %a' /var/lib/nzsecure-milter 2>&1)" "a: /var/lib/nzsecure-milter belongs to the service user"
