@@ -8,6 +8,13 @@
 # ".dirty" appended when the work tree has changes.
 set -eu
 cd "$(dirname "$0")/../.."
+base=$(sed -nE 's/^var version = "([0-9]+\.[0-9]+\.[0-9]+).*"/\1/p' cmd/nzsecure-milter/common.go)
+base=${base:-0.1.0}
+# Not a git checkout (a source tarball): the base version.
+if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
+	printf '%s\n' "$base"
+	exit 0
+fi
 dirty=
 if ! git diff --quiet HEAD -- 2>/dev/null; then dirty=.dirty; fi
 if d=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
@@ -17,7 +24,6 @@ if d=$(git describe --tags --match 'v[0-9]*' 2>/dev/null); then
 	printf '%s%s\n' "$v" "$dirty"
 	exit 0
 fi
-base=$(sed -nE 's/^var version = "([0-9]+\.[0-9]+\.[0-9]+).*"/\1/p' cmd/nzsecure-milter/common.go)
 when=$(TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S)
 hash=$(git rev-parse --short=7 HEAD)
-printf '%s~git%s.%s%s\n' "${base:-0.1.0}" "$when" "$hash" "$dirty"
+printf '%s~git%s.%s%s\n' "$base" "$when" "$hash" "$dirty"
