@@ -29,7 +29,7 @@ var macroRequests = []struct {
 	stage  gomilter.MacroStage
 	macros []gomilter.MacroName
 }{
-	{gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroDaemonName, gomilter.MacroDaemonAddr, gomilter.MacroClientAddr, gomilter.MacroClientName, gomilter.MacroClientPTR}},
+	{gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroMTAVersion, gomilter.MacroDaemonName, gomilter.MacroDaemonAddr, gomilter.MacroClientAddr, gomilter.MacroClientName, gomilter.MacroClientPTR}},
 	{gomilter.StageHelo, tlsMacros},
 	{gomilter.StageMail, append([]string{gomilter.MacroQueueId, gomilter.MacroAuthType, gomilter.MacroAuthAuthen, gomilter.MacroAuthAuthor, gomilter.MacroMailAddr}, tlsMacros...)},
 	{gomilter.StageRcpt, []string{gomilter.MacroQueueId, gomilter.MacroRcptAddr, gomilter.MacroRcptMailer}},

@@ -142,6 +142,7 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 		probs = append(probs, pr)
 	}
 	if p.AuthservID == "" {
+		p.AuthservIDDefault = true
 		if h, err := os.Hostname(); err == nil {
 			p.AuthservID = h
 		} else {

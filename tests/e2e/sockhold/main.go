@@ -26,7 +26,7 @@ import (
 func main() {
 	listen := flag.String("listen", "", "TCP `HOST:PORT` to listen on")
 	pidfile := flag.String("pidfile", "", "`FILE` holding the running service's pid")
-	restartSec := flag.Duration("restart-sec", 200*time.Millisecond, "pause before a restart (the unit's RestartSec)")
+	restartDelay := flag.Duration("restart-sec", 200*time.Millisecond, "pause before a restart (the unit's RestartSec)")
 	flag.Parse()
 	if *listen == "" || *pidfile == "" || flag.NArg() == 0 {
 		flag.Usage()
@@ -62,7 +62,7 @@ func main() {
 		select {
 		case err := <-done:
 			fmt.Fprintf(os.Stderr, "sockhold: pid %d exited (%v); restarting\n", cmd.Process.Pid, err)
-			time.Sleep(*restartSec)
+			time.Sleep(*restartDelay)
 		case <-sigs:
 			cmd.Process.Signal(syscall.SIGTERM)
 			<-done
