@@ -5,6 +5,8 @@
 #   make build         bin/nzsecure-milter
 #   make bench         Go benchmarks and the Postfix throughput run
 #   make install-deps  Debian packages the tests need (run as root)
+#   make package       deb and rpm packages into dist/ (nfpm; make nfpm-install)
+#   make lintian       lintian on dist/*.deb: no error, no warning
 #
 # The e2e tests start a private Postfix instance and need root; see
 # tests/e2e/lib.sh. The last line `make test` prints is the e2e summary,
@@ -15,6 +17,15 @@ GO ?= go
 STATICCHECK_VERSION := v0.8.2
 # staticcheck from PATH, else from $(go env GOPATH)/bin.
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/staticcheck")
+# nfpm builds the deb and rpm from contrib/packaging/nfpm.yaml.
+NFPM_VERSION := v2.48.0
+NFPM ?= $(shell command -v nfpm 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/nfpm")
+# Package version from git (contrib/packaging/version.sh), Debian-valid.
+PKG_VERSION ?= $(shell sh contrib/packaging/version.sh)
+PKG_ARCH ?= $(shell $(GO) env GOARCH)
+PKG_FORMATS ?= deb rpm
+# Placeholder until the project names a maintainer address.
+PKG_MAINTAINER ?= nzsecure-milter maintainers <nzsecure-milter@users.noreply.github.com>
 
 # Debian packages for the tests: Postfix (smtpd, smtp-sink, smtp-source,
 # postmap), swaks and the Perl modules it and tests/e2e/slow-smtp.pl use for
@@ -25,12 +36,12 @@ DEB_PACKAGES := postfix swaks openssl ca-certificates perl \
 	libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl \
 	sasl2-bin libsasl2-modules opendkim opendkim-tools gpgsm gpg-agent \
 	slapd ldap-utils \
-	gcc libc6-dev make git
+	gcc libc6-dev make git lintian
 
 # Go files to check with gofmt (not the e2e/bench scratch directories).
 GOFILES := find . \( -path ./.git -o -path ./tests/e2e/work -o -path ./bench/work \) -prune -o -name '*.go' -print
 
-.PHONY: test fmt-check vet staticcheck unit e2e build bench install-deps staticcheck-install clean
+.PHONY: test fmt-check vet staticcheck unit e2e build bench install-deps staticcheck-install clean package lintian nfpm-install
 
 # One recipe, so the steps run in this order even under make -j.
 test:
@@ -81,5 +92,33 @@ install-deps:
 staticcheck-install:
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+nfpm-install:
+	$(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+# The binary (static, -trimpath, version stamped), the manual pages written
+# by the binary itself (nzsecure-milter man 8|5: the same text as -h and as
+# the default policy's comments) and a changelog, staged in dist/stage,
+# then one nfpm description for both formats.
+package:
+	@test -x "$(NFPM)" || { echo "nfpm not found: make nfpm-install"; exit 1; }
+	rm -rf dist
+	mkdir -p dist/stage
+	CGO_ENABLED=0 GOARCH=$(PKG_ARCH) $(GO) build -trimpath -ldflags "-s -w -X main.version=$(PKG_VERSION)" \
+		-o dist/stage/nzsecure-milter ./cmd/nzsecure-milter
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) dist/stage/nzsecure-milter man 8 | gzip -9n >dist/stage/nzsecure-milter.8.gz
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) dist/stage/nzsecure-milter man 5 | gzip -9n >dist/stage/nzsecure-milter.toml.5.gz
+	{ echo "nzsecure-milter ($(PKG_VERSION)) unstable; urgency=medium"; echo; \
+	  echo "  * Built from git commit $$(git rev-parse --short=12 HEAD):"; \
+	  echo "    $$(git log -1 --format=%s | cut -c1-70)"; echo; \
+	  echo " -- $(PKG_MAINTAINER)  $$(git log -1 --format=%cD)"; } | gzip -9n >dist/stage/changelog.gz
+	for f in $(PKG_FORMATS); do \
+	  VERSION="$(PKG_VERSION)" ARCH="$(PKG_ARCH)" MAINTAINER="$(PKG_MAINTAINER)" $(NFPM) package -f contrib/packaging/nfpm.yaml -p $$f -t dist/ || exit 1; \
+	done
+	@ls -l dist/
+
+# Errors and warnings fail; informational tags do not.
+lintian:
+	lintian --fail-on error,warning --suppress-tags-from-file /dev/null dist/*.deb
+
 clean:
-	rm -rf bin tests/e2e/work bench/work
+	rm -rf bin tests/e2e/work bench/work dist

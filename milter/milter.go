@@ -29,7 +29,7 @@ var macroRequests = []struct {
 	stage  gomilter.MacroStage
 	macros []gomilter.MacroName
 }{
-	{gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroDaemonName, gomilter.MacroDaemonAddr, gomilter.MacroClientAddr, gomilter.MacroClientName, gomilter.MacroClientPTR}},
+	{gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroMTAVersion, gomilter.MacroDaemonName, gomilter.MacroDaemonAddr, gomilter.MacroClientAddr, gomilter.MacroClientName, gomilter.MacroClientPTR}},
 	{gomilter.StageHelo, tlsMacros},
 	{gomilter.StageMail, append([]string{gomilter.MacroQueueId, gomilter.MacroAuthType, gomilter.MacroAuthAuthen, gomilter.MacroAuthAuthor, gomilter.MacroMailAddr}, tlsMacros...)},
 	{gomilter.StageRcpt, []string{gomilter.MacroQueueId, gomilter.MacroRcptAddr, gomilter.MacroRcptMailer}},
@@ -81,7 +81,10 @@ type Server struct {
 	Notifier *Notifier
 	srv      *gomilter.Server
 	inflight atomic.Int64 // transactions between MAIL FROM and their end
-	draining atomic.Bool  // set by Shutdown: new transactions get 4xx
+	draining atomic.Bool  // set by Shutdown after sessionGrace: new transactions get 4xx
+	// sessionGrace: how long Shutdown lets connected sessions start new
+	// transactions (defaultSessionGrace).
+	sessionGrace time.Duration
 }
 
 // state is what a transaction decides with: the policy and the checker
@@ -92,6 +95,11 @@ type state struct {
 	signers signers
 }
 
+// defaultSessionGrace bounds the extra time a restart takes when MTA
+// sessions stay connected; Postfix's milter_connect_timeout (30s by default)
+// is well above it, so connections waiting in the backlog are not given up.
+const defaultSessionGrace = 5 * time.Second
+
 // NewServer makes a milter server deciding by p, running sender checks
 // with ck, and logging to log. It fails when a DKIM key cannot be loaded.
 func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, error) {
@@ -99,7 +107,7 @@ func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: log}
+	s := &Server{log: log, sessionGrace: defaultSessionGrace}
 	s.state.Store(&state{p, ck, sg})
 	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
@@ -147,11 +155,29 @@ func (s *Server) InFlight() int64 { return s.inflight.Load() }
 // finish (until ctx ends), then closes the remaining idle MTA connections.
 // An MTA whose connection closes between transactions applies its
 // milter_default_action (tempfail) to its next one, so nothing is lost.
+//
+// For the first sessionGrace, MTA connections opened before the shutdown
+// may still start transactions, and Shutdown returns as soon as they have
+// all ended by themselves: Postfix keeps one milter connection per SMTP
+// session, and an SMTP session that had connected just before a restart
+// would otherwise be tempfailed at its MAIL FROM. New connections wait
+// meanwhile in the listening socket's backlog when it is held by systemd
+// (socket activation, issue 16). After the grace, new transactions get 4xx.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
 	closing, stop := context.WithCancel(context.Background())
+	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- s.srv.Shutdown(closing) }()
+	grace := time.NewTimer(s.sessionGrace)
+	defer grace.Stop()
+	select {
+	case err := <-done:
+		s.draining.Store(true)
+		return err
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var err error

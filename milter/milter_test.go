@@ -396,10 +396,11 @@ func TestPolicySwapMidTransaction(t *testing.T) {
 	}
 }
 
-// SIGTERM: a transaction in flight finishes; new ones get 4xx; Shutdown
-// returns only after the one in flight ended.
+// SIGTERM: a transaction in flight finishes; after the session grace new
+// ones get 4xx; Shutdown returns only after the one in flight ended.
 func TestShutdownFinishesInFlight(t *testing.T) {
 	addr, srv, _ := startServer(t, testPolicy(t))
+	srv.sessionGrace = 50 * time.Millisecond
 	m := dial(t, addr)
 	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
 	if a := m.must(m.session.Mail("<sender@example.com>", "")); a.Type != gomilter.ActionContinue {
@@ -442,6 +443,55 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return after the transaction ended")
+	}
+}
+
+// Within the session grace, a session connected before the shutdown still
+// gets its transaction filtered (no 4xx because of a restart), and Shutdown
+// returns as soon as every session has ended by itself (issue 16).
+func TestShutdownSessionGrace(t *testing.T) {
+	addr, srv, _ := startServer(t, testPolicy(t))
+	srv.sessionGrace = time.Minute
+	m := dial(t, addr)
+	m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Shutdown(context.Background()) }()
+	// The listener closes at once: a new connection is not accepted.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections 5s after Shutdown")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := m.must(m.session.Mail("<sender@example.com>", "")); a.Type != gomilter.ActionContinue {
+		t.Fatalf("transaction of a session connected before the shutdown: %v, want continue", a)
+	}
+	m.must(m.session.Rcpt("<bob@agency.govt.nz>", ""))
+	m.must(m.session.DataStart())
+	m.must(m.session.HeaderField("From", "sender@example.com", nil))
+	m.must(m.session.HeaderEnd())
+	if _, a, err := m.session.BodyReadFrom(strings.NewReader("x\r\n")); err != nil || a.Type != gomilter.ActionAccept {
+		t.Fatalf("transaction within the grace: %v %v", a, err)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned while a session was still connected: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	m.session.Close()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return once the last session closed")
 	}
 }
 

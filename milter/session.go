@@ -86,6 +86,7 @@ func (s *session) Connect(host string, family string, port uint16, addr string, 
 		s.conn.ClientIP = ip.Unmap()
 	}
 	s.mta = m.Get(gomilter.MacroMTAFQDN)
+	s.conn.MTA = policy.MTAFromVersion(m.Get(gomilter.MacroMTAVersion))
 	return gomilter.RespContinue, nil
 }
 
@@ -114,7 +115,7 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 		return gomilter.RejectWithCodeAndReason(421, "4.3.2 The secure-email filter is restarting; please try again shortly")
 	}
 	st := s.srv.state.Load()
-	pol := st.pol
+	pol := withMTAName(st.pol, s.mta)
 	s.tx = &transaction{
 		pol:     pol,
 		checker: st.checker,
@@ -361,6 +362,43 @@ func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respo
 	return resp, nil
 }
 
+// quarantineReason is what the MTA records with a held message: the hold's
+// own reason (with its release command), or every reason when the verdict
+// names none.
+func quarantineReason(v policy.Verdict) string {
+	if v.HoldReason != "" {
+		return v.HoldReason
+	}
+	return strings.Join(v.Reasons, "; ")
+}
+
+// withMTAName returns p with the MTA's host name (macro j) as authserv-id
+// and gateway= name when authserv_id was not set (the milter may run on
+// another host than the MTA, whose name is the one receivers see), p itself
+// otherwise. A j that is not a host name is ignored.
+func withMTAName(p *policy.Policy, j string) *policy.Policy {
+	if !p.AuthservIDDefault || j == "" || j == p.AuthservID || !hostNameLike(j) {
+		return p
+	}
+	cp := *p
+	cp.AuthservID = j
+	return &cp
+}
+
+// hostNameLike: letters, digits, '-' and '.', at most 253 characters: safe
+// to write into a header as a name.
+func hostNameLike(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // apply turns a verdict into header edits, the warning, and the MTA response.
 func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*gomilter.Response, error) {
 	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine) {
@@ -409,7 +447,7 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 		if m == nil {
 			return nil, fmt.Errorf("quarantine is only possible at end of message")
 		}
-		if err := m.Quarantine(clipText(strings.Join(v.Reasons, "; "), maxReplyText)); err != nil {
+		if err := m.Quarantine(clipText(quarantineReason(v), maxReplyText)); err != nil {
 			return nil, fmt.Errorf("quarantine: %w", err)
 		}
 		return gomilter.RespAccept, nil

@@ -300,7 +300,7 @@ func orUnknown(s string) string {
 // spec 004); a temporary DNS failure answers 451; a message whose From:
 // cannot be evaluated (none, several, malformed; RFC 7489 section 6.6.1)
 // is refused.
-func (p *Policy) checkDMARC(v *Verdict, d *DMARCCheck, queueID, sender string) {
+func (p *Policy) checkDMARC(v *Verdict, d *DMARCCheck, mta, queueID, sender string) {
 	if d == nil || p.Inbound.DMARC != "enforce" {
 		return
 	}
@@ -312,9 +312,9 @@ func (p *Policy) checkDMARC(v *Verdict, d *DMARCCheck, queueID, sender string) {
 	case d.Result == ResultFail && d.Disposition == "reject":
 		v.refuse(550, "5.7.1", fmt.Sprintf("Message rejected by the DMARC policy of %s (p=%s): neither SPF nor DKIM is aligned with the From: domain (G-DMARC-IN)", d.FromDomain, d.Published))
 	case d.Result == ResultFail && d.Disposition == "quarantine":
-		v.Action = Quarantine
-		v.reason("DMARC policy of %s is quarantine: held for the administrators (G-DMARC-IN); release with: postsuper -H %s", d.FromDomain, queueIDOr(queueID))
+		release := ReleaseCommand(mta, queueID)
+		v.hold(fmt.Sprintf("DMARC policy of %s is quarantine: held for the administrators (G-DMARC-IN); release with: %s", d.FromDomain, release))
 		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Code: WarningForgedAgency,
-			Reason: fmt.Sprintf("A message from %s failed DMARC (%s publishes p=quarantine) and is held. Release it with: postsuper -H %s", sender, d.FromDomain, queueIDOr(queueID))})
+			Reason: fmt.Sprintf("A message from %s failed DMARC (%s publishes p=quarantine) and is held. Release it with: %s", sender, d.FromDomain, release)})
 	}
 }

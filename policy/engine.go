@@ -155,7 +155,7 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	stripOurHeaders(&v, t.Headers)
 	p.stripForgedAuthResults(&v, t.Headers)
 	if v.Direction == Inbound {
-		if p.checkDMARC(&v, t.Message.DMARC, t.Envelope.QueueID, t.Envelope.From); v.Action == Reject || v.Action == Tempfail {
+		if p.checkDMARC(&v, t.Message.DMARC, t.Conn.MTA, t.Envelope.QueueID, t.Envelope.From); v.Action == Reject || v.Action == Tempfail {
 			return v
 		}
 		p.chooseInboundWarning(&v, t, secureTag)

@@ -146,6 +146,7 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 		p.Warnings = append(p.Warnings, pr)
 	}
 	if p.AuthservID == "" {
+		p.AuthservIDDefault = true
 		if h, err := os.Hostname(); err == nil {
 			p.AuthservID = h
 		} else {

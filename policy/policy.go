@@ -42,6 +42,10 @@ type Policy struct {
 	OutboundDaemons []string
 	// AuthservID names this gateway in headers it writes (RFC 8601 authserv-id).
 	AuthservID string
+	// AuthservIDDefault: authserv_id was not set and AuthservID is this
+	// host's name; the milter then uses the MTA's own name (macro j), the
+	// name the gateway is known by, when the MTA sends it.
+	AuthservIDDefault bool
 	// RecordTimes adds X-NZ-Secure-Gateway with the time the gateway
 	// received the message (R100).
 	RecordTimes bool

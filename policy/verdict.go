@@ -23,6 +23,9 @@ type Conn struct {
 	HELO       string
 	Daemon     string // Postfix {daemon_name}: which smtpd took the connection
 	TLS        TLSInfo
+	// MTA is MTAPostfix, MTASendmail or "" (unknown), from the "v" macro
+	// (MTAFromVersion): it picks the release command held-mail texts name.
+	MTA string
 }
 
 // Envelope is the SMTP envelope of one transaction.
@@ -167,6 +170,9 @@ type Verdict struct {
 	// log and `check` (issue 11).
 	Unreadable []string
 	Reasons    []string
+	// HoldReason, for a Quarantine, is the reason the MTA records with the
+	// held message: the hold's own reason, not every reason of the verdict.
+	HoldReason string
 
 	// Recipients is the outbound decision for each envelope recipient (M-OUT).
 	Recipients []RecipientDecision

@@ -16,6 +16,7 @@ type command struct {
 	name    string
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) int
+	hidden  bool // not listed in the usage (tools for packaging)
 }
 
 var commands = map[string]command{}
@@ -28,15 +29,30 @@ func register(name, summary string, run func(args []string, stdout, stderr io.Wr
 	commands[name] = command{name: name, summary: summary, run: run}
 }
 
+// registerHidden adds a subcommand the usage does not list.
+func registerHidden(name, summary string, run func(args []string, stdout, stderr io.Writer) int) {
+	register(name, summary, run)
+	c := commands[name]
+	c.hidden = true
+	commands[name] = c
+}
+
+// visibleCommands are the names the usage lists, sorted.
+func visibleCommands() []string {
+	names := make([]string, 0, len(commands))
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: nzsecure-milter COMMAND [flags]")
 	fmt.Fprintln(w, "commands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range visibleCommands() {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 }

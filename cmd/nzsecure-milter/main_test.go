@@ -194,3 +194,63 @@ func TestClassifyCommand(t *testing.T) {
 		t.Errorf("missing file: exit %d", code)
 	}
 }
+
+// version reports the installed policy when it exists and no --policy is
+// given (issue 16), else the built-in default.
+func TestVersionReadsInstalledPolicy(t *testing.T) {
+	saved := installedPolicy
+	defer func() { installedPolicy = saved }()
+	dir := t.TempDir()
+	installedPolicy = filepath.Join(dir, "policy.toml")
+	code, out, errs := runCmd(t, "version")
+	if code != 0 || !strings.Contains(out, "policy: embedded default") {
+		t.Fatalf("without an installed policy: code %d, out %q, err %q", code, out, errs)
+	}
+	if err := os.WriteFile(installedPolicy, []byte("profile = \"securemail\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCmd(t, "version")
+	if code != 0 || !strings.Contains(out, "policy: "+installedPolicy+" (profile securemail)") {
+		t.Fatalf("with an installed policy: code %d, out %q, err %q", code, out, errs)
+	}
+	code, out, _ = runCmd(t, "version", "--policy", "")
+	if code != 0 || !strings.Contains(out, installedPolicy) {
+		t.Fatalf("--policy \"\" is the default lookup too: code %d, out %q", code, out)
+	}
+}
+
+// The manual pages come from the -h text and the default policy's comments
+// (issue 16): every command and every flag it prints, every [table] and
+// key of contrib/nzsecure-milter.toml appear; man is not in the usage.
+func TestManPages(t *testing.T) {
+	code, man8, errs := runCmd(t, "man", "8")
+	if code != 0 || !strings.HasPrefix(man8, ".TH NZSECURE\\-MILTER 8 ") {
+		t.Fatalf("man 8: code %d, err %q, start %.60q", code, errs, man8)
+	}
+	for _, name := range visibleCommands() {
+		if !strings.Contains(man8, "\n.SS "+roff(name)+"\n") {
+			t.Errorf("man 8 has no section for %s", name)
+		}
+	}
+	for _, flag := range []string{`.B \-listen SPEC`, `.B \-policy FILE`, `.B \-format socketmap`, "SIGHUP", "LISTEN_FDS"} {
+		if !strings.Contains(man8, flag) {
+			t.Errorf("man 8 lacks %q", flag)
+		}
+	}
+	_, _, usage := runCmd(t, "help")
+	if strings.Contains(usage, " man ") {
+		t.Errorf("the hidden man command is listed in the usage:\n%s", usage)
+	}
+	code, man5, errs := runCmd(t, "man", "5")
+	if code != 0 || !strings.HasPrefix(man5, ".TH NZSECURE\\-MILTER.TOML 5 ") {
+		t.Fatalf("man 5: code %d, err %q", code, errs)
+	}
+	for _, want := range []string{`.SS [notify]`, `.SS [tlspolicy]`, `\fBsubmit = "sendmail"\fR`, `\fB# authserv_id = "mx.agency.govt.nz"\fR`, "(R100)."} {
+		if !strings.Contains(man5, want) {
+			t.Errorf("man 5 lacks %q", want)
+		}
+	}
+	if code, _, _ := runCmd(t, "man", "7"); code != 2 {
+		t.Errorf("man 7: code %d, want 2", code)
+	}
+}

@@ -66,7 +66,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if spec == "" {
 		spec = p.Listen.Milter
 	}
-	ln, err := listenSpec(spec)
+	// A socket passed by systemd (nzsecure-milter.socket) wins over the
+	// policy's listen.milter: it stays open across restarts.
+	ln, spec, err := listenOrActivated(spec)
 	if err != nil {
 		log.Error("cannot listen", "listen", spec, "error", err.Error())
 		return 1

@@ -71,7 +71,7 @@ func runTLSPolicy(args []string, stdout, stderr io.Writer) int {
 	if spec == "" {
 		spec = p.TLSPolicy.Listen
 	}
-	ln, err := listenSpec(spec)
+	ln, spec, err := listenOrActivated(spec)
 	if err != nil {
 		log.Error("cannot listen", "listen", spec, "error", err.Error())
 		return 1
