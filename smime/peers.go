@@ -103,7 +103,7 @@ func (s *PeerStore) Add(domain string, c *x509.Certificate) (bool, error) {
 		return false, nil
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	if err := writeAtomic(dir, p, data); err != nil {
+	if err := WriteFileAtomic(dir, p, data); err != nil {
 		return false, fmt.Errorf("smime: peer store: %w", err)
 	}
 	return true, nil
@@ -156,7 +156,7 @@ func (s *PeerStore) SetCapabilities(domain string, caps Capabilities) error {
 		b.WriteString(oid.String())
 		b.WriteByte('\n')
 	}
-	if err := writeAtomic(dir, filepath.Join(dir, "capabilities"), []byte(b.String())); err != nil {
+	if err := WriteFileAtomic(dir, filepath.Join(dir, "capabilities"), []byte(b.String())); err != nil {
 		return fmt.Errorf("smime: peer store: %w", err)
 	}
 	s.caps.Add(strings.ToLower(strings.TrimSuffix(domain, ".")), caps)
@@ -201,7 +201,11 @@ func (s *PeerStore) Peer(ctx context.Context, v *Validator, domain string) PeerV
 	return pv
 }
 
-func writeAtomic(dir, path string, data []byte) error {
+// WriteFileAtomic writes data to path (in dir, created if need be) through
+// a temporary file in dir that is synced and renamed into place, mode 0644:
+// a reader, or another gateway sharing the directory, sees the old file or
+// the new one, never half of one.
+func WriteFileAtomic(dir, path string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}

@@ -299,23 +299,7 @@ func (c *Cache) saveDisk(key string, der []byte) error {
 	if c.Dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(c.Dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(c.Dir, ".crl-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(der); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(c.Dir, diskName(key)))
+	return smime.WriteFileAtomic(c.Dir, filepath.Join(c.Dir, diskName(key)), der)
 }
 
 // Refresh refetches every cached CRL whose nextUpdate is within margin,
