@@ -20,10 +20,9 @@
 #      quarantine with the hold reason alone, naming Sendmail's release
 #      command; the administrator's notice names it too; released with that
 #      command, the message reaches the sink.
-#   e. R66: outbound From: in a foreign domain refused (550). Without SMTP
-#      AUTH: SASL in the private Sendmail is not set up (Cyrus reads its
-#      Sendmail.conf from system paths), so the authenticated-user case is
-#      covered through Postfix only (tests/e2e/outbound.sh).
+#   e. R66: outbound From: in a foreign domain refused (550); with SMTP
+#      AUTH (Cyrus sasldb, PLAIN over STARTTLS on a submission port that
+#      requires it), alice may send as alice@ but not as bob@ (550).
 #   f. warning 005: inbound From: our own domain from the internet is
 #      delivered wrapped with the warning (R76).
 #   g. the milter down: mail tempfailed (F=T), nothing passes unfiltered.
@@ -64,12 +63,26 @@ SM_BIN=$SM_ROOT/usr/libexec/sendmail/sendmail
 # LD_LIBRARY_PATH (libwrap from the private root).
 chmod ug-s "$SM_BIN"
 SM_LIBS=$SM_ROOT/lib/x86_64-linux-gnu:$SM_ROOT/usr/lib/x86_64-linux-gnu
+# SMTP AUTH: Cyrus SASL reads Sendmail.conf from fixed system paths
+# (/etc/sasl2, /usr/lib/sasl2); the private one is bind-mounted over
+# /usr/lib/sasl2 in Sendmail's own mount namespace only.
+SASL_DIR=$WORK/sasl
+mkdir -p "$SASL_DIR"
+cp -a /usr/lib/sasl2/. "$SASL_DIR/" 2>/dev/null || true
+printf '%s\n' alice-secret-8 | saslpasswd2 -p -c -f "$SASL_DIR/sasldb2" -u "$DOMAIN" alice
+chmod 600 "$SASL_DIR/sasldb2"
+cat >"$SASL_DIR/Sendmail.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $SASL_DIR/sasldb2
+mech_list: PLAIN LOGIN
+EOF
 # sm: the private Sendmail with its configuration. Sendmail sleeps 60s at
 # every start when it cannot qualify the host's name (this host's is not a
 # domain name), so it runs in its own UTS namespace named mx.e2e.test.
 cat >"$WORK/sm" <<EOF
 #!/bin/sh
-exec unshare -u /bin/sh -c 'hostname mx.e2e.test && LD_LIBRARY_PATH=$SM_LIBS exec $SM_BIN -C $SM_CF "\$@"' sm "\$@"
+exec unshare -u -m --propagation private /bin/sh -c 'hostname mx.e2e.test && mount --bind $SASL_DIR /usr/lib/sasl2 && LD_LIBRARY_PATH=$SM_LIBS exec $SM_BIN -C $SM_CF "\$@"' sm "\$@"
 EOF
 chmod 755 "$WORK/sm"
 sm() { "$WORK/sm" "$@"; }
@@ -115,7 +128,11 @@ define(\`confCLIENT_CERT', \`$TLS_DIR/server.crt')dnl
 define(\`confCLIENT_KEY', \`$TLS_DIR/server.key')dnl
 FEATURE(\`promiscuous_relay')dnl
 FEATURE(\`accept_unresolvable_domains')dnl
+define(\`confAUTH_MECHANISMS', \`PLAIN LOGIN')dnl
+define(\`confAUTH_REALM', \`$DOMAIN')dnl
+TRUST_AUTH_MECH(\`PLAIN LOGIN')dnl
 DAEMON_OPTIONS(\`Port=$SMTP_PORT, Addr=$SERVER_IP, Name=MTA')dnl
+DAEMON_OPTIONS(\`Port=$SUBMISSION_PORT, Addr=$SERVER_IP, Name=MSA, M=Ea')dnl
 $FILTER_LINE
 MAILER(\`smtp')dnl
 EOF
@@ -137,7 +154,7 @@ start_sink
 # Sendmail (its -C configuration), which relays it to the sink.
 start_milter --set "domains=[\"$DOMAIN\"]" --set 'notify.submit="sendmail"' --set "notify.sendmail=[\"$WORK/sm\"]"
 sm -bd -q2s -OQueueLA=100 -ORefuseLA=100 >"$WORK/sendmail-start.log" 2>&1 || fail "sendmail -bd" "$WORK/sendmail-start.log"
-if wait_until 15 port_listening "$SMTP_PORT"; then
+if wait_until 15 port_listening "$SMTP_PORT" && wait_until 5 port_listening "$SUBMISSION_PORT"; then
 	SM_PID=$(head -n 1 "$WORK/sendmail.pid" 2>/dev/null || true)
 	e2e_record_pid "$SM_PID"
 	pass "the private Sendmail listens on $SERVER_IP:$SMTP_PORT"
@@ -237,6 +254,30 @@ if ((rc != 0)) && [[ $(last_reply) == 550* ]]; then
 	pass "e (R66): outbound From: a foreign domain refused through Sendmail ($(last_reply))"
 else
 	fail "e (R66): outbound From: a foreign domain refused 550 (swaks $rc, '$(last_reply)')" "$SEND_OUT"
+fi
+
+# R66 with SMTP AUTH on the submission port (M=Ea: authentication
+# required): alice may send as alice@, not as bob@.
+id=$(unique_id)
+rc=0
+send_auth alice alice-secret-8 --from "alice@$DOMAIN" --to someone@partner.example --header "From: alice@$DOMAIN" \
+	--header "Subject: e2e sendmail e2" --add-header "X-Test-Id: $id" --body "e2 $id" || rc=$?
+if ((rc == 0)) && sm_accepted && wait_id "$id" 30; then
+	pass "e (R66): alice, authenticated through Sendmail's SMTP AUTH, sends as alice@$DOMAIN: delivered"
+	EXPECT_ONE+=("$id")
+	assert_contains "$WORK/milter.log" '"auth":"alice[@"]' "e: the milter saw Sendmail's {auth_authen}"
+else
+	fail "e (R66): authenticated alice sends as herself (swaks $rc, '$(last_reply)')" "$SEND_OUT"
+fi
+id=$(unique_id)
+rc=0
+send_auth alice alice-secret-8 --from "alice@$DOMAIN" --to someone@partner.example --header "From: bob@$DOMAIN" \
+	--header "Subject: e2e sendmail e3" --add-header "X-Test-Id: $id" || rc=$?
+EXPECT_NONE+=("$id")
+if ((rc != 0)) && [[ $(last_reply) == 550* ]]; then
+	pass "e (R66): authenticated alice sending as bob@$DOMAIN refused through Sendmail ($(last_reply))"
+else
+	fail "e (R66): authenticated alice sending as bob@ refused 550 (swaks $rc, '$(last_reply)')" "$SEND_OUT"
 fi
 
 # ------------------------------------------------------------------ f
