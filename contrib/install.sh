@@ -102,6 +102,12 @@ fi
 if command -v dpkg >/dev/null && command -v apt-get >/dev/null; then
 	# The Debian package: user, directories, units and upgrades handled by
 	# its maintainer scripts.
+	missing=()
+	for c in make git; do command -v "$c" >/dev/null || missing+=("$c"); done
+	if ((${#missing[@]})); then
+		echo "install: apt-get install ${missing[*]} (to build the package)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+	fi
 	echo "install: building the .deb (make package)"
 	make --no-print-directory nfpm-install >/dev/null
 	make --no-print-directory package PKG_FORMATS=deb
