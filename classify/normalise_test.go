@@ -59,7 +59,7 @@ func TestNormaliser(t *testing.T) {
 		{"\xff[SECRET]\xc3", "\ufffd[SECRET]\ufffd"}, // invalid bytes, no crash
 		{"\u30fc\u30b7[SECRET]", "\u30fc\u30b7[SECRET]"},
 		{"[SE\u0421RET] [\u03a4\u039f\u03a1 SECRET] \u0441\u043e\u043a", "[SECRET] [TOP SECRET] \u0441\u043e\u043a"}, // Latin lookalikes; lower case kept
-		{strings.Repeat("\u0301", 3000) + "x", ""}, // pathological: see below
+		{strings.Repeat("\u0301", 3000) + "x", ""},                                                                   // pathological: see below
 	} {
 		want := c.want
 		if want == "" {
