@@ -13,7 +13,6 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
-	nzmsg "github.com/nzsecure-milter/nzsecure-milter/message"
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
@@ -340,12 +339,8 @@ func (s *session) endTransaction() {
 // changes are allowed), logs it and ends the transaction.
 func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 	defer s.endTransaction()
-	var warn Warning
-	if m != nil {
-		warn = GradeWarning(s.tx.pol, v, s.tx.headers)
-	}
-	resp, applyErr := s.apply(v, warn, m)
-	s.logDecision(v, warn, applyErr)
+	resp, applyErr := s.apply(v, m)
+	s.logDecision(v, applyErr)
 	s.srv.Metrics.Decision(v, time.Since(s.tx.start))
 	if applyErr == nil {
 		s.srv.Notifier.Send(s.tx.pol, v, s.tx.env, s.tx.headers)
@@ -400,7 +395,7 @@ func hostNameLike(s string) bool {
 }
 
 // apply turns a verdict into header edits, the warning, and the MTA response.
-func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*gomilter.Response, error) {
+func (s *session) apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine) {
 		for _, r := range v.RemoveRcpts {
 			if err := m.DeleteRecipient(r); err != nil {
@@ -430,12 +425,18 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 				return nil, fmt.Errorf("applying %s %s: %w", e.Op, e.Name, err)
 			}
 		}
-		if warn.Mode != "" {
-			if err := s.applyWarning(warn, m, lead); err != nil {
-				return nil, err
+		// The verdict's transforms, in its order (the engine decided them).
+		for _, tr := range v.Transforms {
+			var err error
+			switch tr.Kind {
+			case policy.TransformWarnWrap, policy.TransformWarnPrepend, policy.TransformWarnHeader:
+				err = s.applyWarning(tr, m, lead)
+			case policy.TransformDKIMSign:
+				err = s.sign(v, tr.Domain, m, lead)
+			default:
+				err = fmt.Errorf("unknown body transform %q", tr.Kind)
 			}
-		} else if v.Action == policy.Accept && v.Direction == policy.Outbound {
-			if err := s.sign(v, m, lead); err != nil {
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -467,8 +468,8 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 
 // sign adds the DKIM signatures of the From: domain (G-DKIM) over the
 // message as it will leave: after every other header change of ours.
-func (s *session) sign(v policy.Verdict, m gomilter.Modifier, lead string) error {
-	signer := s.tx.signers[fromDomainOf(s.tx.headers)]
+func (s *session) sign(v policy.Verdict, domain string, m gomilter.Modifier, lead string) error {
+	signer := s.tx.signers[domain]
 	if signer == nil {
 		return nil
 	}
@@ -484,12 +485,6 @@ func (s *session) sign(v policy.Verdict, m gomilter.Modifier, lead string) error
 	}
 	s.tx.signed = len(values)
 	return nil
-}
-
-// fromDomainOf is the domain of the single From: author (message.Authors),
-// "" when there is not exactly one.
-func fromDomainOf(hs []policy.Header) string {
-	return nzmsg.Authors(policy.HeaderValues(hs, "From")).Domain()
 }
 
 // maxEditData is the most header name and value bytes one edit may carry:
@@ -555,8 +550,8 @@ func withoutForgedWarnings(hs []policy.Header) []policy.Header {
 // applyWarning renders the warning (R76-R80) and applies its header edits,
 // then replaces the body: Postfix wants the body replacement in one go after
 // every other change.
-func (s *session) applyWarning(warn Warning, m gomilter.Modifier, lead string) error {
-	res, err := presentWarning(s.tx.pol, warn, withoutForgedWarnings(s.tx.headers), s.tx.body.Reader())
+func (s *session) applyWarning(tr policy.Transform, m gomilter.Modifier, lead string) error {
+	res, err := presentWarning(s.tx.pol, tr, withoutForgedWarnings(s.tx.headers), s.tx.body.Reader())
 	if err != nil {
 		return err
 	}
@@ -591,7 +586,7 @@ func (s *session) applyWarning(warn Warning, m gomilter.Modifier, lead string) e
 
 // logDecision writes the one JSON line per decision (issue: queue ID,
 // direction, client, sender, recipients, TLS facts, action, reasons, warning).
-func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
+func (s *session) logDecision(v policy.Verdict, applyErr error) {
 	attrs := []any{
 		"queue_id", s.tx.env.QueueID,
 		"stage", string(v.Stage),
@@ -630,7 +625,10 @@ func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
 		attrs = append(attrs, "recipient_decisions", v.Recipients)
 	}
 	if v.WarningCode != "" {
-		attrs = append(attrs, "warning_mode", string(warn.Mode), "warning_severity", string(warn.Severity))
+		attrs = append(attrs, "warning_mode", v.WarningMode, "warning_severity", v.WarningSeverity)
+	}
+	if len(v.Transforms) > 0 {
+		attrs = append(attrs, "transforms", v.Transforms)
 	}
 	if len(v.Notices) > 0 {
 		attrs = append(attrs, "notices", v.Notices)

@@ -121,6 +121,7 @@ func tlsRank(version string) int {
 func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 	v := p.atEndOfMessage(t)
 	p.receipts(&v, t)
+	p.finish(&v, t)
 	return v
 }
 

@@ -158,13 +158,19 @@ type HeaderEdit struct {
 
 // Verdict is the engine's answer for one stage.
 type Verdict struct {
-	Stage          Stage
-	Direction      Direction
-	Action         Action
-	Reply          *Reply // nil: the MTA's own reply for the action
-	Edits          []HeaderEdit
-	WarningCode    string // Table 3 code, "" when none
-	WarningMode    string // how the recipient sees it: wrap, prepend, header ("" none)
+	Stage       Stage
+	Direction   Direction
+	Action      Action
+	Reply       *Reply // nil: the MTA's own reply for the action
+	Edits       []HeaderEdit
+	WarningCode string // Table 3 code, "" when none
+	WarningMode string // how the recipient sees it: wrap, prepend, header ("" none), after grading
+	// WarningSeverity is the grade of the warning (SeverityHard, SeveritySoft
+	// for list mail R199, SeverityNone for a workspace sender R108).
+	WarningSeverity string
+	// Transforms are the body transforms to run, in order, on a kept
+	// message: the warning, then DKIM signing last (issue 13 point 4).
+	Transforms     []Transform
 	Classification string
 	// Unreadable is the transaction's unreadable list, for the decision
 	// log and `check` (issue 11).

@@ -148,11 +148,6 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		RSVPDR   bool               `json:"rsvpdr"`
 		Markings []classify.Marking `json:"markings"`
 	}{p.Evaluate(context.Background(), t, runner, message).Report(), class.RSVPDR, class.Markings}
-	if report.WarningCode != "" {
-		// R199/R108 grading, as the milter does it.
-		v := policy.Verdict{WarningCode: report.WarningCode, WarningMode: report.WarningMode}
-		report.WarningMode = string(milter.GradeWarning(p, v, headers).Mode)
-	}
 	if err := out.Encode(report); err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
