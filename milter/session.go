@@ -173,8 +173,8 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	}
 	s.queueID(m)
 	v := s.tx.EndOfMessage()
-	if v.Action == policy.Tempfail && v.Reply != nil && v.Reply.Status == "4.3.0" {
-		s.srv.log.Error("transaction tempfailed", "queue_id", s.tx.Envelope().QueueID, "reasons", v.Reasons)
+	if err := s.tx.Failure(); err != nil {
+		s.srv.log.Error("internal failure; transaction tempfailed", "queue_id", s.tx.Envelope().QueueID, "error", err.Error())
 	}
 	return s.finish(v, m)
 }

@@ -53,6 +53,7 @@ type Transaction struct {
 	bodyErr error
 	body    *Spool
 	spools  []*Spool // the chain's, closed with the transaction
+	failure error    // the gateway's own failure that tempfailed the message
 }
 
 // Begin starts a transaction at MAIL FROM: it runs the checks the policy
@@ -234,10 +235,12 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 		return t.final(t.tooBigVerdict())
 	}
 	if t.bodyErr != nil {
+		t.failure = fmt.Errorf("spooling the body: %w", t.bodyErr)
 		return t.final(t.tempfail("body", "spooling the body failed: "+t.bodyErr.Error()))
 	}
 	res, err := t.Classified()
 	if err != nil {
+		t.failure = fmt.Errorf("classification scanner: %w", err)
 		return t.final(t.tempfail(policy.StageEOM, "classification scanner failed: "+err.Error()))
 	}
 	x := t.view()
@@ -250,6 +253,11 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 	}
 	return t.final(t.pol.AtEndOfMessage(x))
 }
+
+// Failure is the gateway's own failure (spool, classifier) that made
+// EndOfMessage tempfail the message, nil otherwise: an error to log, not a
+// decision about the message.
+func (t *Transaction) Failure() error { return t.failure }
 
 // Steps are the body transforms of v as chain steps, in the verdict's
 // order; none unless the message is kept.

@@ -257,3 +257,23 @@ func throughMilter(t *testing.T, sets []string, msg, auth, from, rcpt, ip string
 	b.WriteString("\r\n" + body)
 	return []byte(b.String())
 }
+
+// --output - writes the message instead of the report; a message the
+// gateway does not pass on (refused) gives an empty output, the report
+// says why.
+func TestCheckOutputStdoutAndRefused(t *testing.T) {
+	base := []string{"check", "--set", `domains=["agency.govt.nz"]`, "--set", `authserv_id="mx.agency.govt.nz"`, "--set", "record_times=false"}
+	code, out, errs := runCmd(t, append(base, "--auth", "alice", "--output", "-", "testdata/outbound.eml")...)
+	if code != 0 || !strings.HasPrefix(out, "From: Alice <alice@agency.govt.nz>\r\n") ||
+		!strings.Contains(out, "\r\nX-NZ-Secure-email: compliant;") || !strings.HasSuffix(out, "\r\n\r\nSee attached.\r\n") {
+		t.Fatalf("exit %d %s; output:\n%q", code, errs, out)
+	}
+	file := filepath.Join(t.TempDir(), "out.eml")
+	code, out, errs = runCmd(t, append(base, "--auth", "bob", "--output", file, "testdata/outbound.eml")...)
+	if code != 0 || !strings.Contains(out, `"action": "reject"`) {
+		t.Fatalf("exit %d %s; report %s", code, errs, out)
+	}
+	if b, err := os.ReadFile(file); err != nil || len(b) != 0 {
+		t.Errorf("refused message: output %q %v, want an empty file", b, err)
+	}
+}
