@@ -48,7 +48,8 @@ const (
 //     software.
 //
 // It returns ok and "" when the notice may go, otherwise false and the
-// reason (for the log). The frequency limit (R94) is RateLimiter's.
+// reason (for the log). The frequency limit (R94) is notify.RateLimiter's,
+// applied when the notice is sent: its state is the running process's.
 func ShouldNotify(origFrom, envelopeFrom string, c NotifyContext) (ok bool, reason string) {
 	envLocal, envDomain := SplitAddress(envelopeFrom)
 	if envLocal == "" && envDomain == "" {
