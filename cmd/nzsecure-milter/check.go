@@ -150,8 +150,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		if n > 0 {
 			tx.BodyChunk(buf[:n])
 		}
-		if rerr == io.EOF {
-			break
+		if rerr == io.EOF || tx.Size() > p.Limits.MaxMessageSize {
+			break // the rest would be refused unread, as serve refuses it
 		}
 		if rerr != nil {
 			fmt.Fprintf(stderr, "check: %v\n", rerr)
