@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -92,7 +92,7 @@ type Server struct {
 type state struct {
 	pol     *policy.Policy
 	checker policy.Checker
-	signers signers
+	signers pipeline.Signers
 }
 
 // defaultSessionGrace bounds the extra time a restart takes when MTA
@@ -103,7 +103,7 @@ const defaultSessionGrace = 5 * time.Second
 // NewServer makes a milter server deciding by p, running sender checks
 // with ck, and logging to log. It fails when a DKIM key cannot be loaded.
 func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, error) {
-	sg, err := newSigners(p)
+	sg, err := pipeline.NewSigners(p)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (s *Server) Policy() *policy.Policy { return s.state.Load().pol }
 // already past MAIL FROM finish on the ones they started with. When a key
 // cannot be loaded nothing changes.
 func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) error {
-	sg, err := newSigners(p)
+	sg, err := pipeline.NewSigners(p)
 	if err != nil {
 		return err
 	}
@@ -195,26 +195,5 @@ wait:
 	return err
 }
 
-// ClassifyOptions turns the policy's classification settings into the
-// scanner's options (R29-R35, R109, R114).
-func ClassifyOptions(p *policy.Policy) classify.Options {
-	levels := make([]classify.Level, 0, len(p.Classification.Levels))
-	for w, r := range p.Classification.Levels {
-		levels = append(levels, classify.Level{Word: w, Rank: r})
-	}
-	sort.Slice(levels, func(i, j int) bool {
-		if levels[i].Rank != levels[j].Rank {
-			return levels[i].Rank < levels[j].Rank
-		}
-		return levels[i].Word < levels[j].Word
-	})
-	// MaxBytes: a message past limits.max_message_size is refused anyway;
-	// should any path feed the scanner more, what it did not read makes
-	// the result unreadable rather than silently partial (issue 11). The
-	// slack covers the header block as the milter rebuilds it.
-	var maxBytes int64
-	if p.Limits.MaxMessageSize > 0 {
-		maxBytes = p.Limits.MaxMessageSize + 1<<20
-	}
-	return classify.Options{Levels: levels, ScanAttachments: p.Classification.ScanAttachments, MaxBytes: maxBytes}
-}
+// ClassifyOptions is pipeline.ClassifyOptions.
+func ClassifyOptions(p *policy.Policy) classify.Options { return pipeline.ClassifyOptions(p) }

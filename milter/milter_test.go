@@ -24,6 +24,7 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -891,7 +892,7 @@ func TestOutboundDKIMSigned(t *testing.T) {
 		t.Fatalf("no DKIM-Signature added: %v", r.mods)
 	}
 	final = append([]policy.Header{{Name: "DKIM-Signature", Value: sig}}, final...)
-	raw, _ := io.ReadAll(io.MultiReader(headerBlock(final), strings.NewReader(body)))
+	raw, _ := io.ReadAll(io.MultiReader(pipeline.HeaderBlock(final), strings.NewReader(body)))
 	z := dnstest.NewZone().TXT("s1._domainkey.agency.govt.nz", record)
 	sigs, err := dkim.Verify(context.Background(), bytes.NewReader(raw), dkim.VerifyOptions{LookupTXT: z.LookupTXT})
 	if err != nil || len(sigs) != 1 || sigs[0].Result != dkim.Pass {

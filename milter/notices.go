@@ -82,20 +82,9 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 	}
 	g := notify.Generator{Domain: domain}
 	orig := notify.OriginalFromHeaders(hs)
-	if nt.Kind != policy.NoticeHeld {
-		// R93, R94: no answers to postmasters or the null sender (loops).
-		// Every From: field counts, read raw by the one parser (issue 12).
-		froms := policy.HeaderValues(hs, "From")
-		if len(froms) == 0 {
-			froms = []string{""}
-		}
-		for _, from := range froms {
-			if ok, why := notify.ShouldNotify(from, env.From, notify.NotifyContext{To: nt.To, Inbound: v.Direction == policy.Inbound, Headers: hs}); !ok {
-				n.Log.Info("notice not sent", "kind", string(nt.Kind), "to", nt.To, "reason", why, "queue_id", env.QueueID)
-				return nil, errSuppressed
-			}
-		}
-	}
+	// The engine already dropped the notices the loop and postmaster rules
+	// forbid (R93-R95, policy.ShouldNotify); only the rate limit, whose
+	// state is this process's, is applied here.
 	// R95: at most rate_count notices per recipient and code per window.
 	if !n.Limiter.Allow(nt.To, string(nt.Kind)+nt.Code) {
 		n.Log.Warn("notice suppressed by the rate limit (R95)", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
@@ -13,10 +12,8 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
-	nzmsg "github.com/nzsecure-milter/nzsecure-milter/message"
 
-	"github.com/nzsecure-milter/nzsecure-milter/classify"
-	"github.com/nzsecure-milter/nzsecure-milter/notify"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -28,32 +25,12 @@ type session struct {
 	conn policy.Conn
 	mta  string // the MTA's host name (macro j)
 
-	// The current transaction; tx is nil outside MAIL FROM .. end.
-	tx *transaction
-}
-
-// transaction is one message: from MAIL FROM to end of message or abort.
-type transaction struct {
-	pol     *policy.Policy // the policy it started with
-	checker policy.Checker
-	wants   policy.Wants
-	mail    policy.MailChecks
-	header  policy.HeaderChecks
-	start   time.Time
-	scanner *classify.Scanner // trigger words, fed as the message streams in
-	scanErr error
-	// markings and problems of the scan, for the decision log
-	markings []classify.Marking
-	problems []string
-	env      policy.Envelope
-	headers  []policy.Header
-	raw      []policy.Header // values exactly as received, for DKIM
-	signers  signers         // of the policy it started with
-	signed   int             // DKIM signatures added
-	size     int64           // header and body bytes seen, for limits.max_message_size
-	tooBig   bool            // passed limits.max_message_size: refused at end of message
-	bodyErr  error           // spooling failed: tempfailed at end of message
-	body     *Spool
+	// The current transaction, driven by the one pipeline (issue 13 point
+	// 3); tx is nil outside MAIL FROM .. end.
+	tx *pipeline.Transaction
+	// signed is the number of DKIM signatures the current transaction's
+	// output added, for the decision log.
+	signed int
 }
 
 // tempfailReply is given when the milter itself fails: the MTA keeps the
@@ -115,30 +92,17 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 		return gomilter.RejectWithCodeAndReason(421, "4.3.2 The secure-email filter is restarting; please try again shortly")
 	}
 	st := s.srv.state.Load()
-	pol := withMTAName(st.pol, s.mta)
-	s.tx = &transaction{
-		pol:     pol,
-		checker: st.checker,
-		signers: st.signers,
-		start:   time.Now(),
-		env: policy.Envelope{
-			QueueID:  m.Get(gomilter.MacroQueueId),
-			From:     gomilter.RemoveAngle(from),
-			AuthUser: m.Get(gomilter.MacroAuthAuthen),
-		},
-		body: NewSpool(pol.Limits.MemorySpool, pol.Limits.SpoolDir),
+	env := policy.Envelope{
+		QueueID:  m.Get(gomilter.MacroQueueId),
+		From:     gomilter.RemoveAngle(from),
+		AuthUser: m.Get(gomilter.MacroAuthAuthen),
 	}
+	tx, v, err := pipeline.Begin(pipeline.State{Policy: withMTAName(st.pol, s.mta), Checker: st.checker, Signers: st.signers}, s.conn, env, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.tx = tx
 	s.srv.inflight.Add(1)
-	if s.tx.scanner, err = classify.NewScanner(ClassifyOptions(pol)); err != nil {
-		return nil, fmt.Errorf("classification scanner: %w", err)
-	}
-	s.tx.wants = pol.Wants(s.conn, s.tx.env)
-	if s.tx.wants.Any() {
-		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-		s.tx.mail = s.tx.checker.Mail(ctx, s.tx.wants, s.conn, s.tx.env)
-		cancel()
-	}
-	v := pol.AtMailFrom(s.conn, s.tx.env, s.tx.mail)
 	if !v.Final() {
 		return gomilter.RespContinue, nil
 	}
@@ -151,7 +115,7 @@ func (s *session) RcptTo(rcptTo string, esmtpArgs string, m gomilter.Modifier) (
 		return gomilter.RespContinue, nil
 	}
 	s.queueID(m)
-	s.tx.env.Rcpts = append(s.tx.env.Rcpts, gomilter.RemoveAngle(rcptTo))
+	s.tx.Rcpt(gomilter.RemoveAngle(rcptTo))
 	return gomilter.RespContinue, nil
 }
 
@@ -166,29 +130,13 @@ func (s *session) Header(name string, value string, m gomilter.Modifier) (resp *
 	if s.tx == nil {
 		return gomilter.RespContinue, nil
 	}
-	// OptHeaderLeadingSpace: the value keeps the space after the colon; the
-	// engine sees the value as a reader would.
-	s.tx.headers = append(s.tx.headers, policy.Header{Name: name, Value: strings.TrimLeft(value, " \t")})
-	s.tx.raw = append(s.tx.raw, policy.Header{Name: name, Value: value})
-	// Counted here, refused at end of headers: Postfix is asked not to
-	// wait for a reply to each header (OptNoHeaderReply).
-	s.tx.size += int64(len(name) + len(value) + 3)
-	s.scan(name, ":", value, "\r\n")
+	// OptHeaderLeadingSpace: the value keeps the space after the colon,
+	// as the message carries it (for DKIM and the output); the pipeline
+	// gives the engine the value as a reader sees it. Counted there,
+	// refused at end of headers: Postfix is asked not to wait for a reply
+	// to each header (OptNoHeaderReply).
+	s.tx.Header(name, value)
 	return gomilter.RespContinue, nil
-}
-
-// scan feeds the classification scanner; a scanner failure is kept and
-// turns the end of message into a tempfail (never an unscanned accept).
-func (s *session) scan(parts ...string) {
-	if s.tx.scanErr != nil {
-		return
-	}
-	for _, p := range parts {
-		if _, err := s.tx.scanner.Write([]byte(p)); err != nil {
-			s.tx.scanErr = err
-			return
-		}
-	}
 }
 
 func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -197,71 +145,21 @@ func (s *session) Headers(m gomilter.Modifier) (resp *gomilter.Response, err err
 	if s.tx == nil {
 		return gomilter.RespContinue, nil
 	}
-	if resp, err := s.grow(0); resp != gomilter.RespContinue || err != nil {
-		return resp, err
-	}
-	s.scan("\r\n")
-	if s.tx.wants.SenderIDPRA {
-		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-		s.tx.header = s.tx.checker.Headers(ctx, s.tx.wants, s.conn, s.tx.env, s.tx.headers)
-		cancel()
-	}
-	v := s.tx.pol.AtHeaders(s.transaction(), s.tx.header)
+	v := s.tx.EndOfHeaders()
 	if !v.Final() {
 		return gomilter.RespContinue, nil
 	}
 	return s.finish(v, nil)
 }
 
-// checkTimeout bounds the sender checks of one stage; under Postfix's
-// milter_command_timeout (30s), so a slow DNS ends in our 451, not in a
-// dropped milter connection.
-const checkTimeout = 25 * time.Second
-
-// transaction is the engine's view of the transaction so far.
-func (s *session) transaction() policy.Transaction {
-	return policy.Transaction{Conn: s.conn, Envelope: s.tx.env, Headers: s.tx.headers, Mail: s.tx.mail, Header: s.tx.header, Received: s.tx.start}
-}
-
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (resp *gomilter.Response, err error) {
 	defer s.guard("body", &resp, &err)
 	// Body chunks get no reply (OptNoBodyReply): what goes wrong here is
-	// kept and answered at end of message.
-	if s.tx == nil || s.tx.tooBig || s.tx.bodyErr != nil {
-		return gomilter.RespContinue, nil
-	}
-	s.tx.size += int64(len(chunk))
-	if s.tx.size > s.tx.pol.Limits.MaxMessageSize {
-		// Stop spooling and scanning: the message will be refused.
-		s.tx.tooBig = true
-		return gomilter.RespContinue, nil
-	}
-	if s.tx.scanErr == nil {
-		if _, err := s.tx.scanner.Write(chunk); err != nil {
-			s.tx.scanErr = err
-		}
-	}
-	if _, werr := s.tx.body.Write(chunk); werr != nil {
-		s.tx.bodyErr = werr
+	// kept by the pipeline and answered at end of message.
+	if s.tx != nil {
+		s.tx.BodyChunk(chunk)
 	}
 	return gomilter.RespContinue, nil
-}
-
-// grow counts n more bytes of the message and refuses it once it passes
-// limits.max_message_size (RFC 3463 5.3.4: message too big for system).
-func (s *session) grow(n int) (*gomilter.Response, error) {
-	s.tx.size += int64(n)
-	if s.tx.tooBig || s.tx.size > s.tx.pol.Limits.MaxMessageSize {
-		return s.refuseTooBig()
-	}
-	return gomilter.RespContinue, nil
-}
-
-func (s *session) refuseTooBig() (*gomilter.Response, error) {
-	limit := s.tx.pol.Limits.MaxMessageSize
-	return s.finish(policy.Verdict{Stage: "size", Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Reject,
-		Reply:   &policy.Reply{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("Message too big: this gateway accepts at most %d bytes", limit)},
-		Reasons: []string{fmt.Sprintf("message passed limits.max_message_size (%d bytes)", limit)}}, nil)
 }
 
 func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
@@ -274,41 +172,16 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		return gomilter.RejectWithCodeAndReason(451, tempfailText)
 	}
 	s.queueID(m)
-	if s.tx.tooBig {
-		return s.refuseTooBig()
+	v := s.tx.EndOfMessage()
+	if err := s.tx.Failure(); err != nil {
+		s.srv.log.Error("internal failure; transaction tempfailed", "queue_id", s.tx.Envelope().QueueID, "error", err.Error())
 	}
-	if s.tx.bodyErr != nil {
-		s.srv.log.Error("cannot spool message body; transaction tempfailed", "error", s.tx.bodyErr.Error(), "queue_id", s.tx.env.QueueID)
-		return s.finish(policy.Verdict{Stage: "body", Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Tempfail,
-			Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
-			Reasons: []string{"spooling the body failed: " + s.tx.bodyErr.Error()}}, nil)
-	}
-	t := s.transaction()
-	res, err := s.tx.scanner.Close()
-	if err == nil {
-		err = s.tx.scanErr
-	}
-	if err != nil {
-		s.srv.log.Error("classification failed; transaction tempfailed", "queue_id", s.tx.env.QueueID, "error", err.Error())
-		return s.finish(policy.Verdict{Stage: policy.StageEOM, Direction: s.tx.pol.Direction(s.conn, s.tx.env), Action: policy.Tempfail,
-			Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
-			Reasons: []string{"classification scanner failed: " + err.Error()}}, nil)
-	}
-	t.Classification, t.RSVPDR, t.Unreadable = res.Classification, res.RSVPDR, res.Unreadable
-	s.tx.markings, s.tx.problems = res.Markings, res.Problems
-	if s.tx.wants.DKIM || s.tx.wants.DMARC {
-		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-		t.Message = s.tx.checker.Message(ctx, s.tx.wants, s.conn, s.tx.env, s.tx.headers, s.tx.mail,
-			io.MultiReader(headerBlock(s.tx.raw), s.tx.body.Reader()))
-		cancel()
-	}
-	v := s.tx.pol.AtEndOfMessage(t)
 	return s.finish(v, m)
 }
 
 func (s *session) Abort(m gomilter.Modifier) error {
 	if s.tx != nil {
-		s.srv.log.Debug("transaction aborted by the MTA", "queue_id", s.tx.env.QueueID)
+		s.srv.log.Debug("transaction aborted by the MTA", "queue_id", s.tx.Envelope().QueueID)
 	}
 	s.endTransaction()
 	return nil
@@ -319,8 +192,8 @@ func (s *session) Cleanup(m gomilter.Modifier) {
 }
 
 func (s *session) queueID(m gomilter.Modifier) {
-	if id := m.Get(gomilter.MacroQueueId); id != "" && s.tx != nil {
-		s.tx.env.QueueID = id
+	if s.tx != nil {
+		s.tx.SetQueueID(m.Get(gomilter.MacroQueueId))
 	}
 }
 
@@ -329,10 +202,10 @@ func (s *session) endTransaction() {
 	if s.tx == nil {
 		return
 	}
-	if err := s.tx.body.Close(); err != nil {
+	if err := s.tx.Close(); err != nil {
 		s.srv.log.Warn("closing body spool", "error", err.Error())
 	}
-	s.tx = nil
+	s.tx, s.signed = nil, 0
 	s.srv.inflight.Add(-1)
 }
 
@@ -340,15 +213,11 @@ func (s *session) endTransaction() {
 // changes are allowed), logs it and ends the transaction.
 func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 	defer s.endTransaction()
-	var warn Warning
-	if m != nil {
-		warn = GradeWarning(s.tx.pol, v, s.tx.headers)
-	}
-	resp, applyErr := s.apply(v, warn, m)
-	s.logDecision(v, warn, applyErr)
-	s.srv.Metrics.Decision(v, time.Since(s.tx.start))
+	resp, applyErr := s.apply(v, m)
+	s.logDecision(v, applyErr)
+	s.srv.Metrics.Decision(v, time.Since(s.tx.Start()))
 	if applyErr == nil {
-		s.srv.Notifier.Send(s.tx.pol, v, s.tx.env, s.tx.headers)
+		s.srv.Notifier.Send(s.tx.Policy(), v, s.tx.Envelope(), s.tx.Headers())
 	}
 	if applyErr != nil {
 		// An edit the MTA cannot take (too large for a milter packet, an
@@ -399,16 +268,24 @@ func hostNameLike(s string) bool {
 	return true
 }
 
-// apply turns a verdict into header edits, the warning, and the MTA response.
-func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*gomilter.Response, error) {
+// apply carries a verdict out: the recipients it removes, then the net
+// header edits and the one body replacement of the transform chain (the
+// pipeline runs it; the engine chose its steps), then the MTA response.
+// Everything is rendered and checked before the first change is sent, so
+// a verdict is applied whole or not at all.
+func (s *session) apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
 	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine) {
+		out, err := s.tx.Output(v)
+		if err != nil {
+			return nil, err
+		}
+		if err := fitsPacket(out.Edits); err != nil {
+			return nil, err
+		}
 		for _, r := range v.RemoveRcpts {
 			if err := m.DeleteRecipient(r); err != nil {
 				return nil, fmt.Errorf("removing recipient %s: %w", r, err)
 			}
-		}
-		if err := fitsPacket(v.Edits); err != nil {
-			return nil, err
 		}
 		// With OptHeaderLeadingSpace the MTA writes values exactly as given,
 		// without the space it otherwise puts after the colon.
@@ -416,13 +293,17 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 		if m.Protocol()&gomilter.OptHeaderLeadingSpace != 0 {
 			lead = " "
 		}
-		for _, e := range v.Edits {
+		for _, e := range out.Edits {
 			var err error
 			switch e.Op {
 			case policy.OpDelete:
 				err = m.ChangeHeader(e.Index, e.Name, "")
 			case policy.OpAdd:
 				err = m.AddHeader(e.Name, lead+e.Value)
+			case policy.OpChange:
+				err = m.ChangeHeader(e.Index, e.Name, lead+e.Value)
+			case policy.OpInsert:
+				err = m.InsertHeader(e.Index, e.Name, lead+e.Value)
 			default:
 				err = fmt.Errorf("unknown header edit %q", e.Op)
 			}
@@ -430,15 +311,14 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 				return nil, fmt.Errorf("applying %s %s: %w", e.Op, e.Name, err)
 			}
 		}
-		if warn.Mode != "" {
-			if err := s.applyWarning(warn, m, lead); err != nil {
-				return nil, err
-			}
-		} else if v.Action == policy.Accept && v.Direction == policy.Outbound {
-			if err := s.sign(v, m, lead); err != nil {
-				return nil, err
+		// Postfix wants the body replacement in one go after every other
+		// change.
+		if body := out.Body(); body != nil {
+			if err := m.ReplaceBody(body); err != nil {
+				return nil, fmt.Errorf("replacing the body: %w", err)
 			}
 		}
+		s.signed = out.Signatures
 	}
 	switch v.Action {
 	case policy.Accept:
@@ -463,33 +343,6 @@ func (s *session) apply(v policy.Verdict, warn Warning, m gomilter.Modifier) (*g
 		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+clipText(v.Reply.Text, maxReplyText))
 	}
 	return nil, fmt.Errorf("verdict with action %q cannot end a transaction", v.Action)
-}
-
-// sign adds the DKIM signatures of the From: domain (G-DKIM) over the
-// message as it will leave: after every other header change of ours.
-func (s *session) sign(v policy.Verdict, m gomilter.Modifier, lead string) error {
-	signer := s.tx.signers[fromDomainOf(s.tx.headers)]
-	if signer == nil {
-		return nil
-	}
-	final := policy.ApplyEdits(s.tx.raw, v.Edits)
-	values, err := signer.Sign(io.MultiReader(headerBlock(final), s.tx.body.Reader()))
-	if err != nil {
-		return fmt.Errorf("DKIM signing: %w", err)
-	}
-	for _, val := range values {
-		if err := m.InsertHeader(0, "DKIM-Signature", lead+strings.ReplaceAll(val, "\r\n", "\n")); err != nil {
-			return fmt.Errorf("adding DKIM-Signature: %w", err)
-		}
-	}
-	s.tx.signed = len(values)
-	return nil
-}
-
-// fromDomainOf is the domain of the single From: author (message.Authors),
-// "" when there is not exactly one.
-func fromDomainOf(hs []policy.Header) string {
-	return nzmsg.Authors(policy.HeaderValues(hs, "From")).Domain()
 }
 
 // maxEditData is the most header name and value bytes one edit may carry:
@@ -534,75 +387,21 @@ func fitsPacket(edits []policy.HeaderEdit) error {
 	return nil
 }
 
-// withoutForgedWarnings drops the client-supplied X-NZ-Secure-Warning
-// headers: the verdict deletes them (every header only this gateway
-// writes, policy.IsOurHeader), so the warning is rendered as if they were
-// not there. A forged one naming this gateway would otherwise make notify
-// refuse a second warning (R79) and the session end without a verdict
-// (issue 12 point 8). The other forged headers stay in the original a
-// wrap attaches, as evidence. Per-name indexes of other headers are
-// unchanged.
-func withoutForgedWarnings(hs []policy.Header) []policy.Header {
-	out := make([]policy.Header, 0, len(hs))
-	for _, h := range hs {
-		if !strings.EqualFold(strings.TrimRight(h.Name, " \t"), policy.WarningHeader) {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-// applyWarning renders the warning (R76-R80) and applies its header edits,
-// then replaces the body: Postfix wants the body replacement in one go after
-// every other change.
-func (s *session) applyWarning(warn Warning, m gomilter.Modifier, lead string) error {
-	res, err := presentWarning(s.tx.pol, warn, withoutForgedWarnings(s.tx.headers), s.tx.body.Reader())
-	if err != nil {
-		return err
-	}
-	for _, e := range res.Edits {
-		if e.Op == notify.EditDelete {
-			continue
-		}
-		if err := editFits(e.Name, e.Value); err != nil {
-			return err
-		}
-	}
-	for _, e := range res.Edits {
-		switch e.Op {
-		case notify.EditAdd:
-			err = m.AddHeader(e.Name, lead+e.Value)
-		case notify.EditChange:
-			err = m.ChangeHeader(e.Index, e.Name, lead+e.Value)
-		case notify.EditDelete:
-			err = m.ChangeHeader(e.Index, e.Name, "")
-		}
-		if err != nil {
-			return fmt.Errorf("warning: %s %s: %w", e.Op, e.Name, err)
-		}
-	}
-	if res.Body != nil {
-		if err := m.ReplaceBody(res.Body); err != nil {
-			return fmt.Errorf("warning: replacing the body: %w", err)
-		}
-	}
-	return nil
-}
-
 // logDecision writes the one JSON line per decision (issue: queue ID,
 // direction, client, sender, recipients, TLS facts, action, reasons, warning).
-func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
+func (s *session) logDecision(v policy.Verdict, applyErr error) {
+	env, scan := s.tx.Envelope(), s.tx.Scan()
 	attrs := []any{
-		"queue_id", s.tx.env.QueueID,
+		"queue_id", env.QueueID,
 		"stage", string(v.Stage),
 		"direction", string(v.Direction),
 		"client_ip", s.conn.ClientIP.String(),
 		"client_name", s.conn.ClientName,
 		"helo", s.conn.HELO,
 		"daemon", s.conn.Daemon,
-		"sender", s.tx.env.From,
-		"recipients", s.tx.env.Rcpts,
-		"auth", s.tx.env.AuthUser,
+		"sender", env.From,
+		"recipients", env.Rcpts,
+		"auth", env.AuthUser,
 		"tls_version", s.conn.TLS.Version,
 		"tls_cipher", s.conn.TLS.Cipher,
 		"tls_bits", s.conn.TLS.CipherBits,
@@ -611,16 +410,16 @@ func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
 		"warning_code", v.WarningCode,
 		"reasons", v.Reasons,
 		"checks", v.Checks,
-		"size", s.tx.size,
+		"size", s.tx.Size(),
 	}
 	if v.Reply != nil {
 		attrs = append(attrs, "reply", v.Reply.String())
 	}
-	if len(s.tx.markings) > 0 {
-		attrs = append(attrs, "markings", s.tx.markings)
+	if len(scan.Markings) > 0 {
+		attrs = append(attrs, "markings", scan.Markings)
 	}
-	if len(s.tx.problems) > 0 {
-		attrs = append(attrs, "mime_problems", s.tx.problems)
+	if len(scan.Problems) > 0 {
+		attrs = append(attrs, "mime_problems", scan.Problems)
 	}
 	if len(v.Unreadable) > 0 {
 		// Issue 11: why the classification is only a lower bound.
@@ -630,7 +429,10 @@ func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
 		attrs = append(attrs, "recipient_decisions", v.Recipients)
 	}
 	if v.WarningCode != "" {
-		attrs = append(attrs, "warning_mode", string(warn.Mode), "warning_severity", string(warn.Severity))
+		attrs = append(attrs, "warning_mode", v.WarningMode, "warning_severity", v.WarningSeverity)
+	}
+	if len(v.Transforms) > 0 {
+		attrs = append(attrs, "transforms", v.Transforms)
 	}
 	if len(v.Notices) > 0 {
 		attrs = append(attrs, "notices", v.Notices)
@@ -638,16 +440,16 @@ func (s *session) logDecision(v policy.Verdict, warn Warning, applyErr error) {
 	if len(v.Message.DKIM) > 0 || v.Message.DMARC != nil {
 		attrs = append(attrs, "dkim", v.Message.DKIM, "dmarc", v.Message.DMARC)
 	}
-	if s.tx.signed > 0 {
-		attrs = append(attrs, "dkim_signatures_added", s.tx.signed)
+	if s.signed > 0 {
+		attrs = append(attrs, "dkim_signatures_added", s.signed)
 	}
 	if len(v.RemoveRcpts) > 0 {
 		attrs = append(attrs, "recipients_removed", v.RemoveRcpts)
 	}
 	// R113: every breach attempt is an audit event of its own.
 	for _, b := range v.Breaches {
-		s.srv.log.Warn("audit: classified mail breach attempt", "queue_id", s.tx.env.QueueID, "sender", s.tx.env.From,
-			"auth", s.tx.env.AuthUser, "classification", v.Classification, "event", b)
+		s.srv.log.Warn("audit: classified mail breach attempt", "queue_id", env.QueueID, "sender", env.From,
+			"auth", env.AuthUser, "classification", v.Classification, "event", b)
 	}
 	level := slog.LevelInfo
 	if applyErr != nil {

@@ -8,6 +8,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -105,7 +106,11 @@ func TestOversizeEditTempfails(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.inflight.Add(1)
-	s := &session{srv: srv, tx: &transaction{pol: p, start: time.Now(), body: NewSpool(1024, "")}}
+	tx, _, err := pipeline.Begin(pipeline.State{Policy: p, Checker: testChecker()}, policy.Conn{}, policy.Envelope{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session{srv: srv, tx: tx}
 	v := policy.Verdict{Stage: policy.StageEOM, Direction: policy.Inbound, Action: policy.Accept,
 		Edits: []policy.HeaderEdit{
 			{Op: policy.OpDelete, Name: "X-Big", Index: 1, Value: strings.Repeat("x", 100<<10)}, // deletes carry no value
@@ -134,7 +139,11 @@ func TestLongReplyClipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.inflight.Add(1)
-	s := &session{srv: srv, tx: &transaction{pol: p, start: time.Now(), body: NewSpool(1024, "")}}
+	tx, _, err := pipeline.Begin(pipeline.State{Policy: p, Checker: testChecker()}, policy.Conn{}, policy.Envelope{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &session{srv: srv, tx: tx}
 	v := policy.Verdict{Stage: policy.StageEOM, Direction: policy.Inbound, Action: policy.Reject,
 		Reply: &policy.Reply{Code: 550, Status: "5.7.23", Text: "SPF check failed: " + strings.Repeat("explanation ", 10000)}}
 	resp, err := s.finish(v, &editMod{})

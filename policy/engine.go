@@ -1,9 +1,7 @@
 package policy
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +119,7 @@ func tlsRank(version string) int {
 func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 	v := p.atEndOfMessage(t)
 	p.receipts(&v, t)
+	p.finish(&v, t)
 	return v
 }
 
@@ -229,33 +228,6 @@ func (p *Policy) secureSource(t Transaction) (bool, string) {
 		return false, "the session did not use TLS 1.2 or later"
 	}
 	return true, ""
-}
-
-// Evaluate runs every stage on a whole transaction as the milter does,
-// calling ck for the checks the policy wants: the first verdict that ends
-// the transaction, else the end-of-message one. `check` uses it.
-//
-// message returns a fresh reader of the whole message (CRLF line ends),
-// for DKIM and DMARC.
-func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker, message func() io.Reader) Verdict {
-	w := p.Wants(t.Conn, t.Envelope)
-	t.Mail = ck.Mail(ctx, w, t.Conn, t.Envelope)
-	v := p.AtMailFrom(t.Conn, t.Envelope, t.Mail)
-	if !v.Final() {
-		t.Header = ck.Headers(ctx, w, t.Conn, t.Envelope, t.Headers)
-		v = p.AtHeaders(t, t.Header)
-	}
-	if !v.Final() {
-		if w.DKIM || w.DMARC {
-			t.Message = ck.Message(ctx, w, t.Conn, t.Envelope, t.Headers, t.Mail, message())
-		}
-		return p.AtEndOfMessage(t)
-	}
-	v.Classification, v.Unreadable = t.Classification, t.Unreadable
-	if v.Classification == "" {
-		v.Classification = Unclassified
-	}
-	return v
 }
 
 // secureTagValue is the value of X-NZ-Secure-email (format in README.md):

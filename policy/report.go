@@ -26,6 +26,8 @@ type Report struct {
 	DKIM           []DKIMCheck `json:"dkim"`
 	DMARC          *DMARCCheck `json:"dmarc"`
 	Notices        []Notice    `json:"notices"`
+	// Transforms are the body transforms the gateway runs, in order.
+	Transforms []Transform `json:"transforms"`
 }
 
 // Report renders the verdict for `check`. Lists are never null.
@@ -37,6 +39,7 @@ func (v Verdict) Report() Report {
 		WarningCode:       v.WarningCode,
 		WarningMode:       v.WarningMode,
 		Notices:           append([]Notice{}, v.Notices...),
+		Transforms:        append([]Transform{}, v.Transforms...),
 		Classification:    v.Classification,
 		Unreadable:        append([]string{}, v.Unreadable...),
 		Reasons:           append([]string{}, v.Reasons...),

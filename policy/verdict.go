@@ -111,6 +111,12 @@ type EditOp string
 const (
 	OpAdd    EditOp = "add"    // append Name: Value
 	OpDelete EditOp = "delete" // remove the Index-th (1-based, per name) Name header
+	// OpChange replaces the value of the Index-th (1-based, per name) Name
+	// header; OpInsert puts Name: Value at position Index of the whole list
+	// (0 is the top). The engine's own edits are adds and deletes; the
+	// body transforms (a warning, DKIM) also change and insert.
+	OpChange EditOp = "change"
+	OpInsert EditOp = "insert"
 )
 
 // deleteAll removes every header named name in any case, also when
@@ -158,13 +164,19 @@ type HeaderEdit struct {
 
 // Verdict is the engine's answer for one stage.
 type Verdict struct {
-	Stage          Stage
-	Direction      Direction
-	Action         Action
-	Reply          *Reply // nil: the MTA's own reply for the action
-	Edits          []HeaderEdit
-	WarningCode    string // Table 3 code, "" when none
-	WarningMode    string // how the recipient sees it: wrap, prepend, header ("" none)
+	Stage       Stage
+	Direction   Direction
+	Action      Action
+	Reply       *Reply // nil: the MTA's own reply for the action
+	Edits       []HeaderEdit
+	WarningCode string // Table 3 code, "" when none
+	WarningMode string // how the recipient sees it: wrap, prepend, header ("" none), after grading
+	// WarningSeverity is the grade of the warning (SeverityHard, SeveritySoft
+	// for list mail R199, SeverityNone for a workspace sender R108).
+	WarningSeverity string
+	// Transforms are the body transforms to run, in order, on a kept
+	// message: the warning, then DKIM signing last (issue 13 point 4).
+	Transforms     []Transform
 	Classification string
 	// Unreadable is the transaction's unreadable list, for the decision
 	// log and `check` (issue 11).
@@ -240,6 +252,13 @@ func ApplyEdits(hs []Header, edits []HeaderEdit) []Header {
 			if i := NthHeader(out, func(h Header) string { return h.Name }, e.Name, e.Index); i >= 0 {
 				out = append(out[:i], out[i+1:]...)
 			}
+		case OpChange:
+			if i := NthHeader(out, func(h Header) string { return h.Name }, e.Name, e.Index); i >= 0 {
+				out[i].Value = e.Value
+			}
+		case OpInsert:
+			i := min(max(e.Index, 0), len(out))
+			out = append(out[:i], append([]Header{{Name: e.Name, Value: e.Value}}, out[i:]...)...)
 		}
 	}
 	return out

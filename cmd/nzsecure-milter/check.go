@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
-	"github.com/nzsecure-milter/nzsecure-milter/milter"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -40,6 +40,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		daemon     = fs.String("daemon", "", "Postfix {daemon_name} of the smtpd, e.g. `ORIGINATING`")
 		queueID    = fs.String("queue-id", "", "queue `ID` for the report")
 		dnsServer  = fs.String("dns", "", "DNS server `HOST:PORT` for SPF and Sender ID (default: the policy's dns.servers)")
+		outPath    = fs.String("output", "", "write the message as the gateway passes it on to `FILE` (\"-\": stdout, instead of the report)")
 		rcpts      multiFlag
 	)
 	fs.Var(&rcpts, "rcpt", "envelope recipient `ADDRESS` (repeatable; default: the To: and Cc: addresses)")
@@ -76,11 +77,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	// Like serve: the message is spooled (in memory up to
-	// limits.memory_spool, then in an unlinked temporary file), so memory
-	// does not grow with the message, and one larger than
-	// limits.max_message_size is refused as serve refuses it. Line ends
-	// become CRLF, as the MTA hands the message over.
+	// The message goes through the one transaction driver `serve` uses
+	// (issue 13 point 3), fed as the milter's callbacks feed it: MAIL FROM,
+	// RCPT TO, each header, end of headers, the body in chunks, end of
+	// message. It streams: the body is spooled (in memory up to
+	// limits.memory_spool, then in an unlinked temporary file) and
+	// classified as it comes, and one larger than limits.max_message_size
+	// is refused as serve refuses it. Line ends become CRLF, as the MTA
+	// hands the message over.
 	in := io.Reader(os.Stdin)
 	if pos[0] != "-" {
 		f, err := os.Open(pos[0])
@@ -91,73 +95,140 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	spool := milter.NewSpool(p.Limits.MemorySpool, p.Limits.SpoolDir)
-	defer spool.Close()
-	if _, err := io.CopyN(spool, &crlfReader{r: bufio.NewReaderSize(in, 32<<10)}, p.Limits.MaxMessageSize+1); err != nil && err != io.EOF {
-		fmt.Fprintf(stderr, "check: %v\n", err)
+	msg := bufio.NewReaderSize(&crlfReader{r: bufio.NewReaderSize(in, 32<<10)}, 64<<10)
+	// The header block is read first: the envelope defaults come from it.
+	// One past the size limit is refused at end of headers, as serve does.
+	headers, err := pipeline.ReadRawHeaders(msg, p.Limits.MaxMessageSize+1)
+	if err != nil && !errors.Is(err, pipeline.ErrHeaderBlockTooLarge) {
+		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
 		return 1
 	}
-	out := json.NewEncoder(stdout)
-	out.SetIndent("", "  ")
-	out.SetEscapeHTML(false)
+	tooBig := err != nil
 	conn := policy.Conn{
 		ClientIP: ip, ClientName: *clientName, HELO: *helo, Daemon: *daemon,
 		TLS: policy.TLSInfo{Version: *tlsVersion, Cipher: *cipher, CipherBits: *cipherBits},
 	}
-	if limit := p.Limits.MaxMessageSize; spool.Size() > limit {
-		env := policy.Envelope{QueueID: *queueID, From: *from, AuthUser: *auth}
-		v := policy.Verdict{Stage: "size", Direction: p.Direction(conn, env), Action: policy.Reject, Classification: policy.Unclassified,
-			Reply:   &policy.Reply{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("Message too big: this gateway accepts at most %d bytes", limit)},
-			Reasons: []string{fmt.Sprintf("message passed limits.max_message_size (%d bytes)", limit)}}
-		if err := out.Encode(v.Report()); err != nil {
-			fmt.Fprintf(stderr, "check: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	class, err := classify.Classify(spool.Reader(), milter.ClassifyOptions(p))
-	if err != nil {
-		fmt.Fprintf(stderr, "check: classification: %v\n", err)
-		return 1
-	}
-	headers, err := policy.ReadHeaders(bufio.NewReader(spool.Reader()))
-	if err != nil {
-		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
-		return 1
-	}
-	message := spool.Reader
-
-	env := policy.Envelope{QueueID: *queueID, From: *from, Rcpts: rcpts, AuthUser: *auth}
+	env := policy.Envelope{QueueID: *queueID, From: *from, AuthUser: *auth}
 	if env.From == "" {
 		env.From = firstAddress(headers, "From")
 	}
-	if len(env.Rcpts) == 0 {
-		env.Rcpts = addresses(headers, "To", "Cc")
+	if len(rcpts) == 0 {
+		rcpts = addresses(headers, "To", "Cc")
 	}
-	t := policy.Transaction{
-		Conn:           conn,
-		Envelope:       env,
-		Headers:        headers,
-		Classification: class.Classification,
-		RSVPDR:         class.RSVPDR,
-		Unreadable:     class.Unreadable,
-		Received:       time.Now(),
+	signers, err := pipeline.NewSigners(p)
+	if err != nil {
+		fmt.Fprintf(stderr, "check: %v\n", err)
+		return 1
 	}
+	tx, v, err := pipeline.Begin(pipeline.State{Policy: p, Checker: runner, Signers: signers}, conn, env, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "check: %v\n", err)
+		return 1
+	}
+	defer tx.Close()
+	for _, r := range rcpts {
+		tx.Rcpt(r)
+	}
+	for _, h := range headers {
+		tx.Header(h.Name, h.Value)
+	}
+	if tooBig {
+		// Past the limit within the header block: what serve refuses at
+		// end of headers.
+		tx.OverLimit()
+	}
+	if !v.Final() {
+		v = tx.EndOfHeaders()
+	}
+	early := v.Final()
+	// The body is read also after an earlier verdict: `check` reports what
+	// the message carries (classification, markings) though the gateway
+	// decided before reading it.
+	buf := make([]byte, 64<<10)
+	for {
+		n, rerr := msg.Read(buf)
+		if n > 0 {
+			tx.BodyChunk(buf[:n])
+		}
+		if rerr == io.EOF || tx.Size() > p.Limits.MaxMessageSize {
+			break // the rest would be refused unread, as serve refuses it
+		}
+		if rerr != nil {
+			fmt.Fprintf(stderr, "check: %v\n", rerr)
+			return 1
+		}
+	}
+	if !early {
+		v = tx.EndOfMessage()
+	}
+	class, cerr := tx.Classified()
+	if early && v.Classification == "" {
+		if cerr == nil {
+			v.Classification, v.Unreadable = class.Classification, class.Unreadable
+		}
+		if v.Classification == "" {
+			v.Classification = policy.Unclassified
+		}
+	}
+	// The verdict carried out as the milter carries it: the transform
+	// chain runs for a kept message; a failure is the milter's tempfail.
+	var output *pipeline.Output
+	if v.Action == policy.Accept || v.Action == policy.Quarantine {
+		if output, err = tx.Output(v); err != nil {
+			v = policy.Verdict{Stage: v.Stage, Direction: v.Direction, Action: policy.Tempfail, Classification: v.Classification,
+				Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
+				Reasons: append(v.Reasons, "carrying out the verdict failed: "+err.Error())}
+		}
+	}
+	if *outPath != "" {
+		if err := writeOutput(*outPath, output, stdout); err != nil {
+			fmt.Fprintf(stderr, "check: --output: %v\n", err)
+			return 1
+		}
+		if *outPath == "-" {
+			return 0
+		}
+	}
+	out := json.NewEncoder(stdout)
+	out.SetIndent("", "  ")
+	out.SetEscapeHTML(false)
 	report := struct {
 		policy.Report
 		RSVPDR   bool               `json:"rsvpdr"`
 		Markings []classify.Marking `json:"markings"`
-	}{p.Evaluate(context.Background(), t, runner, message).Report(), class.RSVPDR, class.Markings}
-	if report.WarningCode != "" {
-		// R199/R108 grading, as the milter does it.
-		v := policy.Verdict{WarningCode: report.WarningCode, WarningMode: report.WarningMode}
-		report.WarningMode = string(milter.GradeWarning(p, v, headers).Mode)
+	}{v.Report(), class.RSVPDR, class.Markings}
+	if report.Markings == nil {
+		report.Markings = []classify.Marking{}
 	}
 	if err := out.Encode(report); err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// writeOutput writes the message as the gateway passes it on (`--output`):
+// nothing when it does not pass it on (refused, discarded, tempfailed).
+// "-" is stdout, and then the JSON report is not printed.
+func writeOutput(path string, o *pipeline.Output, stdout io.Writer) error {
+	w := stdout
+	if path != "-" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	if o != nil {
+		if _, err := o.WriteTo(w); err != nil {
+			return err
+		}
+	}
+	if f, ok := w.(*os.File); ok && path != "-" {
+		return f.Close()
+	}
+	return nil
 }
 
 // addresses lists the addresses of the named headers; unparsable ones are skipped.

@@ -1,4 +1,4 @@
-package milter
+package pipeline
 
 import (
 	"fmt"
@@ -9,12 +9,12 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
-// signers are the DKIM signers of a policy, by domain (G-DKIM).
-type signers map[string]*dkim.Signer
+// Signers are the DKIM signers of a policy, by domain (G-DKIM).
+type Signers map[string]*dkim.Signer
 
-// newSigners loads every key of dkim.keys; a key that cannot be loaded is an
+// NewSigners loads every key of dkim.keys; a key that cannot be loaded is an
 // error (serve refuses to start, a reload keeps the running policy).
-func newSigners(p *policy.Policy) (signers, error) {
+func NewSigners(p *policy.Policy) (Signers, error) {
 	keys := map[string][]dkim.Key{}
 	for _, k := range p.DKIM.Keys {
 		key, err := dkim.LoadKey(k.Selector, k.File)
@@ -32,7 +32,7 @@ func newSigners(p *policy.Policy) (signers, error) {
 	if len(p.DKIM.Oversign) > 0 {
 		opts.Oversign = p.DKIM.Oversign
 	}
-	out := signers{}
+	out := Signers{}
 	for domain, ks := range keys {
 		s, err := dkim.NewSigner(domain, ks, opts)
 		if err != nil {
@@ -43,10 +43,10 @@ func newSigners(p *policy.Policy) (signers, error) {
 	return out, nil
 }
 
-// headerBlock renders headers as the message carries them, CRLF ended,
+// HeaderBlock renders headers as the message carries them, CRLF ended,
 // with the blank line that ends the block. Values are as received (or as
 // we add them); folds become CRLF.
-func headerBlock(hs []policy.Header) io.Reader {
+func HeaderBlock(hs []policy.Header) io.Reader {
 	var b strings.Builder
 	for _, h := range hs {
 		b.WriteString(h.Name)

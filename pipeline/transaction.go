@@ -1,0 +1,320 @@
+// Package pipeline is the one transaction driver (issue 13 point 3): the
+// milter's callbacks feed it in `serve`, and `check` feeds it from a file,
+// so `check --output` is what the MTA delivers. It drives the sender
+// checks (policy.Checker), the streaming classifier, the spool, the
+// engine's At* stages and the body transform chain. It does not know the
+// milter protocol.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/classify"
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+// CheckTimeout bounds the sender checks of one stage; under Postfix's
+// milter_command_timeout (30s), so a slow DNS ends in our 451, not in a
+// dropped milter connection.
+const CheckTimeout = 25 * time.Second
+
+// State is what a transaction runs with: the policy, its checks and its
+// DKIM signers, as one consistent set (serve swaps the set on SIGHUP; a
+// transaction keeps the one it began with).
+type State struct {
+	Policy  *policy.Policy
+	Checker policy.Checker
+	Signers Signers
+}
+
+// Transaction is one message, from MAIL FROM to end of message.
+type Transaction struct {
+	st      State
+	pol     *policy.Policy
+	conn    policy.Conn
+	env     policy.Envelope
+	start   time.Time
+	wants   policy.Wants
+	mail    policy.MailChecks
+	header  policy.HeaderChecks
+	scanner *classify.Scanner
+	scanErr error
+	eoh     bool // the blank line after the headers was fed to the scanner
+	scanned bool // the scanner was closed; result and scanErr are final
+	result  classify.Result
+	headers []policy.Header // values as a reader sees them (leading blanks removed)
+	raw     []policy.Header // values exactly as received, for DKIM and the output
+	size    int64
+	tooBig  bool
+	bodyErr error
+	body    *Spool
+	spools  []*Spool // the chain's, closed with the transaction
+	failure error    // the gateway's own failure that tempfailed the message
+}
+
+// Begin starts a transaction at MAIL FROM: it runs the checks the policy
+// wants at this stage and returns the MAIL FROM verdict (Continue when the
+// transaction goes on). The caller closes the transaction.
+func Begin(st State, conn policy.Conn, env policy.Envelope, now time.Time) (*Transaction, policy.Verdict, error) {
+	p := st.Policy
+	t := &Transaction{st: st, pol: p, conn: conn, env: env, start: now,
+		body: NewSpool(p.Limits.MemorySpool, p.Limits.SpoolDir)}
+	var err error
+	if t.scanner, err = classify.NewScanner(ClassifyOptions(p)); err != nil {
+		t.Close()
+		return nil, policy.Verdict{}, fmt.Errorf("classification scanner: %w", err)
+	}
+	t.wants = p.Wants(conn, env)
+	if t.wants.Any() {
+		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
+		t.mail = st.Checker.Mail(ctx, t.wants, conn, env)
+		cancel()
+	}
+	v := p.AtMailFrom(conn, env, t.mail)
+	return t, v, nil
+}
+
+// Policy is the policy the transaction began with.
+func (t *Transaction) Policy() *policy.Policy { return t.pol }
+
+// Conn is the connection the transaction is on.
+func (t *Transaction) Conn() policy.Conn { return t.conn }
+
+// Envelope is the envelope so far.
+func (t *Transaction) Envelope() policy.Envelope { return t.env }
+
+// Start is when the transaction began (MAIL FROM).
+func (t *Transaction) Start() time.Time { return t.start }
+
+// Size is the header and body bytes seen (limits.max_message_size).
+func (t *Transaction) Size() int64 { return t.size }
+
+// Headers are the headers so far, values as a reader sees them.
+func (t *Transaction) Headers() []policy.Header { return t.headers }
+
+// Scan is the classifier's result, after EndOfMessage.
+func (t *Transaction) Scan() classify.Result { return t.result }
+
+// SetQueueID records the MTA's queue ID once it is known.
+func (t *Transaction) SetQueueID(id string) {
+	if id != "" {
+		t.env.QueueID = id
+	}
+}
+
+// Rcpt adds an envelope recipient (RCPT TO, without angle brackets).
+func (t *Transaction) Rcpt(addr string) { t.env.Rcpts = append(t.env.Rcpts, addr) }
+
+// Header adds one header: value exactly as received after the colon (with
+// the leading space, as Postfix sends it under OptHeaderLeadingSpace).
+// Its size counts towards the limit, refused at end of headers.
+func (t *Transaction) Header(name, value string) {
+	t.headers = append(t.headers, policy.Header{Name: name, Value: strings.TrimLeft(value, " \t")})
+	t.raw = append(t.raw, policy.Header{Name: name, Value: value})
+	t.size += int64(len(name) + len(value) + 3)
+	t.scan(name, ":", value, "\r\n")
+}
+
+// scan feeds the classifier; a failure is kept and turns the end of
+// message into a tempfail (never an unscanned accept).
+func (t *Transaction) scan(parts ...string) {
+	if t.scanErr != nil {
+		return
+	}
+	for _, p := range parts {
+		if _, err := t.scanner.Write([]byte(p)); err != nil {
+			t.scanErr = err
+			return
+		}
+	}
+}
+
+// EndOfHeaders runs the header checks (Sender ID on the PRA) and returns
+// the end-of-headers verdict: a refusal when the headers alone pass
+// limits.max_message_size, Continue when the transaction goes on.
+func (t *Transaction) EndOfHeaders() policy.Verdict {
+	if t.tooBig || t.size > t.pol.Limits.MaxMessageSize {
+		return t.final(t.tooBigVerdict())
+	}
+	t.endHeaders()
+	if t.wants.SenderIDPRA {
+		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
+		t.header = t.st.Checker.Headers(ctx, t.wants, t.conn, t.env, t.headers)
+		cancel()
+	}
+	return t.final(t.pol.AtHeaders(t.view(), t.header))
+}
+
+// final is where a verdict leaves the driver.
+func (t *Transaction) final(v policy.Verdict) policy.Verdict { return v }
+
+// view is the engine's view of the transaction so far.
+func (t *Transaction) view() policy.Transaction {
+	return policy.Transaction{Conn: t.conn, Envelope: t.env, Headers: t.headers, Mail: t.mail, Header: t.header, Received: t.start}
+}
+
+// OverLimit marks the message as past limits.max_message_size before all
+// of it could be fed (`check` reading a header block larger than the
+// limit): it is refused at the next stage, as serve refuses it.
+func (t *Transaction) OverLimit() { t.tooBig = true }
+
+// BodyChunk feeds a piece of the body. What goes wrong here (the size
+// limit, the spool) is kept and answered at end of message.
+func (t *Transaction) BodyChunk(chunk []byte) {
+	if t.tooBig || t.bodyErr != nil {
+		return
+	}
+	t.endHeaders()
+	t.size += int64(len(chunk))
+	if t.size > t.pol.Limits.MaxMessageSize {
+		// Stop spooling and scanning: the message will be refused.
+		t.tooBig = true
+		return
+	}
+	if t.scanErr == nil {
+		if _, err := t.scanner.Write(chunk); err != nil {
+			t.scanErr = err
+		}
+	}
+	if _, err := t.body.Write(chunk); err != nil {
+		t.bodyErr = err
+	}
+}
+
+// endHeaders feeds the scanner the blank line that ends the header block,
+// once.
+func (t *Transaction) endHeaders() {
+	if !t.eoh {
+		t.eoh = true
+		t.scan("\r\n")
+	}
+}
+
+// Classified ends the scan and gives its result: at end of message, or for
+// `check`'s report after an earlier verdict (what the message carries,
+// though the gateway decided before reading it). Called again, it gives
+// the same result.
+func (t *Transaction) Classified() (classify.Result, error) {
+	if !t.scanned {
+		t.endHeaders()
+		t.scanned = true
+		res, err := t.scanner.Close()
+		if err == nil {
+			err = t.scanErr
+		}
+		t.result, t.scanErr = res, err
+	}
+	return t.result, t.scanErr
+}
+
+// tooBigVerdict refuses a message past limits.max_message_size (RFC 3463
+// 5.3.4: message too big for system).
+func (t *Transaction) tooBigVerdict() policy.Verdict {
+	limit := t.pol.Limits.MaxMessageSize
+	return policy.Verdict{Stage: "size", Direction: t.pol.Direction(t.conn, t.env), Action: policy.Reject, Classification: policy.Unclassified,
+		Reply:   &policy.Reply{Code: 552, Status: "5.3.4", Text: fmt.Sprintf("Message too big: this gateway accepts at most %d bytes", limit)},
+		Reasons: []string{fmt.Sprintf("message passed limits.max_message_size (%d bytes)", limit)}}
+}
+
+// tempfail is the verdict when the gateway itself fails: the MTA keeps
+// the message and the sender retries; never an accept.
+func (t *Transaction) tempfail(stage policy.Stage, reason string) policy.Verdict {
+	return policy.Verdict{Stage: stage, Direction: t.pol.Direction(t.conn, t.env), Action: policy.Tempfail, Classification: policy.Unclassified,
+		Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
+		Reasons: []string{reason}}
+}
+
+// EndOfMessage classifies, runs the message checks (DKIM, DMARC) and
+// returns the engine's final verdict.
+func (t *Transaction) EndOfMessage() policy.Verdict {
+	if t.tooBig {
+		return t.final(t.tooBigVerdict())
+	}
+	if t.bodyErr != nil {
+		t.failure = fmt.Errorf("spooling the body: %w", t.bodyErr)
+		return t.final(t.tempfail("body", "spooling the body failed: "+t.bodyErr.Error()))
+	}
+	res, err := t.Classified()
+	if err != nil {
+		t.failure = fmt.Errorf("classification scanner: %w", err)
+		return t.final(t.tempfail(policy.StageEOM, "classification scanner failed: "+err.Error()))
+	}
+	x := t.view()
+	x.Classification, x.RSVPDR, x.Unreadable = res.Classification, res.RSVPDR, res.Unreadable
+	if t.wants.DKIM || t.wants.DMARC {
+		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
+		x.Message = t.st.Checker.Message(ctx, t.wants, t.conn, t.env, t.headers, t.mail,
+			io.MultiReader(HeaderBlock(t.raw), t.body.Reader()))
+		cancel()
+	}
+	return t.final(t.pol.AtEndOfMessage(x))
+}
+
+// Failure is the gateway's own failure (spool, classifier) that made
+// EndOfMessage tempfail the message, nil otherwise: an error to log, not a
+// decision about the message.
+func (t *Transaction) Failure() error { return t.failure }
+
+// Steps are the body transforms of v as chain steps, in the verdict's
+// order; none unless the message is kept.
+func (t *Transaction) Steps(v policy.Verdict) ([]Step, error) {
+	if v.Action != policy.Accept && v.Action != policy.Quarantine {
+		return nil, nil
+	}
+	var steps []Step
+	for _, tr := range v.Transforms {
+		switch tr.Kind {
+		case policy.TransformWarnWrap, policy.TransformWarnPrepend, policy.TransformWarnHeader:
+			steps = append(steps, WarnStep{Policy: t.pol, Transform: tr, Evidence: WithoutForgedWarnings(t.headers)})
+		case policy.TransformDKIMSign:
+			// A domain the engine names but no signer loaded for (a key
+			// that failed to load refuses the policy, so only a name
+			// mismatch): signed by no one, as before.
+			steps = append(steps, SignStep{Signer: t.st.Signers[tr.Domain]})
+		default:
+			return nil, fmt.Errorf("unknown body transform %q", tr.Kind)
+		}
+	}
+	return steps, nil
+}
+
+// Output runs the verdict's header edits and body transforms on the
+// message: the net header edits and the final body. For a verdict that
+// does not keep the message, the output has no edits.
+func (t *Transaction) Output(v policy.Verdict) (*Output, error) {
+	steps, err := t.Steps(v)
+	if err != nil {
+		return nil, err
+	}
+	return t.Run(v, steps)
+}
+
+// Run is Output with the given steps (tests put extra steps in the chain).
+func (t *Transaction) Run(v policy.Verdict, steps []Step) (*Output, error) {
+	var edits []policy.HeaderEdit
+	if v.Action == policy.Accept || v.Action == policy.Quarantine {
+		edits = v.Edits
+	}
+	return RunChain(t.raw, edits, t.body, steps, func() *Spool {
+		return NewSpool(t.pol.Limits.MemorySpool, t.pol.Limits.SpoolDir)
+	}, &t.spools)
+}
+
+// Close frees the spools; safe to call twice.
+func (t *Transaction) Close() error {
+	var first error
+	for _, s := range append([]*Spool{t.body}, t.spools...) {
+		if s == nil {
+			continue
+		}
+		if err := s.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	t.body, t.spools = nil, nil
+	return first
+}
