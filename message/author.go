@@ -361,6 +361,14 @@ func parseField(raw string) field {
 				pending = nil
 			}
 			if sg.words != 1 {
+				// RFC 5322 section 4.4 (obs-local-part, obs-domain): white
+				// space around "@" and "." is allowed and read away, so
+				// "ceo @ agency . govt . nz" is ceo@agency.govt.nz.
+				if m, ok := obsAddrSpec(sg.plain.String()); ok {
+					m.Name = strings.Join(sg.comments, " ")
+					f.mailboxes = append(f.mailboxes, m)
+					continue
+				}
 				fail("display name without angle brackets: " + clip(sg.plain.String()))
 				f.names = append(f.names, display)
 				continue
@@ -545,8 +553,67 @@ func domainRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || r == '\uFF0D' || unicode.Is(unicode.Cf, r)
 }
 
-// atDomains lists the domains written after an "@" anywhere in s.
+// obsAddrSpec reads words separated by white space as one addr-spec when
+// every break between them touches an "@" or a "." (RFC 5322 section 4.4);
+// "John Smith john@x" is not one.
+func obsAddrSpec(plain string) (Mailbox, bool) {
+	words := strings.Fields(plain)
+	if len(words) < 2 {
+		return Mailbox{}, false
+	}
+	for i := 1; i < len(words); i++ {
+		prev, next := words[i-1], words[i]
+		if !strings.HasSuffix(prev, "@") && !strings.HasSuffix(prev, ".") && !strings.HasPrefix(next, "@") && !strings.HasPrefix(next, ".") {
+			return Mailbox{}, false
+		}
+	}
+	return addrSpec(strings.Join(words, ""))
+}
+
+// collapseAroundDots removes white space next to "@" and "." (and their
+// full-width forms), so that candidate domains are found in obsolete or
+// broken forms such as "ceo@ agency .govt.nz".
+func collapseAroundDots(s string) string {
+	if !strings.ContainsAny(s, " \t") {
+		return s
+	}
+	var b strings.Builder
+	rs := []rune(s)
+	sep := func(r rune) bool { return isAt(r) || r == '.' || r == '\u3002' || r == '\uFF0E' || r == '\uFF61' }
+	for i, r := range rs {
+		if r == ' ' || r == '\t' {
+			j := i
+			for j < len(rs) && (rs[j] == ' ' || rs[j] == '\t') {
+				j++
+			}
+			k := i
+			for k > 0 && (rs[k-1] == ' ' || rs[k-1] == '\t') {
+				k--
+			}
+			if (j < len(rs) && sep(rs[j])) || (k > 0 && sep(rs[k-1])) {
+				continue
+			}
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// atDomains lists the domains written after an "@" anywhere in s, also
+// with white space around the "@" and the dots read away.
 func atDomains(s string) []string {
+	out := atDomainsExact(s)
+	if c := collapseAroundDots(s); c != s {
+		for _, d := range atDomainsExact(c) {
+			if strings.Contains(d, ".") { // "J. Smith @ Agency" names no domain
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+func atDomainsExact(s string) []string {
 	var out []string
 	for i, r := range s {
 		if !isAt(r) {

@@ -20,6 +20,12 @@ func TestAuthors(t *testing.T) {
 		candidates []string // every candidate domain, in order
 		mentioned  []string // domains named in display names and comments
 	}{
+		{name: "obsolete white space around @ and dots", values: []string{"ceo @ agency . govt . nz"}, status: StatusOK,
+			address: "ceo@agency.govt.nz", candidates: []string{"agency.govt.nz"}},
+		{name: "white space after the @", values: []string{"Ceo <ceo@ agency.govt.nz>"}, status: StatusOK,
+			address: "ceo@agency.govt.nz", display: "Ceo", candidates: []string{"agency.govt.nz"}},
+		{name: "broken with a space before a dot", values: []string{"John Smith ceo@agency .govt.nz"}, status: StatusUnparseable,
+			candidates: []string{"agency", "agency.govt.nz", "govt.nz"}, mentioned: []string{"agency", "agency.govt.nz", "govt.nz"}},
 		{name: "our address as the local part", values: []string{"ceo@agency.govt.nz@evil.example"}, status: StatusOK,
 			address: "ceo@agency.govt.nz@evil.example", candidates: []string{"evil.example", "agency.govt.nz"}, mentioned: []string{"agency.govt.nz"}},
 		{name: "our address as a quoted local part", values: []string{`"ceo@agency.govt.nz"@evil.example`}, status: StatusOK,

@@ -26,6 +26,8 @@ func TestInboundAuthorWarnings(t *testing.T) {
 	}{
 		// Point 1: malformed forms naming our domain.
 		{name: "Table 3 005 unquoted comma in the display name", from: []string{"Smith, John <john@agency.govt.nz>"}, mailFrom: "x@gmail.example", code: "005"},
+		{name: "Table 3 005 obsolete white space around @ and dots", from: []string{"ceo @ agency . govt . nz"}, mailFrom: "x@gmail.example", code: "005"},
+		{name: "Table 3 005 a space before a dot of our domain", from: []string{"CEO ceo@agency .govt.nz"}, mailFrom: "x@gmail.example", code: "005"},
 		{name: "Table 3 005 unclosed quote", from: []string{`"John <john@agency.govt.nz>`}, mailFrom: "x@gmail.example", code: "005"},
 		{name: "Table 3 005 unclosed comment", from: []string{"John (CEO <john@agency.govt.nz>"}, mailFrom: "x@gmail.example", code: "005"},
 		{name: "Table 3 005 raw Latin-1", from: []string{"J\xf6hn <john@agency.govt.nz>"}, mailFrom: "x@gmail.example", code: "005"},
