@@ -5,7 +5,7 @@
 // What Postfix loses with it attached is the cost of the milter protocol
 // itself, which no milter can avoid.
 //
-//	noopmilter -listen 127.0.0.1:PORT
+//	noopmilter -listen 127.0.0.1:PORT | -listen unix:/PATH
 package main
 
 import (
@@ -15,10 +15,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+
+	"github.com/nzsecure-milter/nzsecure-milter/internal/quickack"
 )
 
 // The same requests as milter/milter.go's macroRequests, so Postfix sends
@@ -41,11 +44,12 @@ var macroRequests = []struct {
 // Actions and protocol options as milter/milter.go's wantedActions and
 // wantedProtocol: no reply for connect, HELO, RCPT, DATA, headers, body
 // chunks; headers and body still sent.
+var protocol = gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoRcptReply |
+	gomilter.OptNoDataReply | gomilter.OptNoHeaderReply | gomilter.OptNoUnknownReply | gomilter.OptNoBodyReply |
+	gomilter.OptNoData | gomilter.OptNoUnknown | gomilter.OptHeaderLeadingSpace
+
 const (
-	actions  = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptRemoveRcpt | gomilter.OptChangeBody | gomilter.OptAddRcpt | gomilter.OptChangeFrom
-	protocol = gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoRcptReply |
-		gomilter.OptNoDataReply | gomilter.OptNoHeaderReply | gomilter.OptNoUnknownReply | gomilter.OptNoBodyReply |
-		gomilter.OptNoData | gomilter.OptNoUnknown | gomilter.OptHeaderLeadingSpace
+	actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptRemoveRcpt | gomilter.OptChangeBody | gomilter.OptAddRcpt | gomilter.OptChangeFrom
 )
 
 // noop receives everything; NoOpMilter answers continue at every stage
@@ -57,8 +61,13 @@ func negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomilter.OptActio
 }
 
 func main() {
-	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (loopback)")
+	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (loopback), or unix:/PATH")
+	replies := flag.Bool("replies", false, "experiment: ask for a reply to every event (no No*Reply options)")
+	plain := flag.Bool("plain", false, "no TCP_QUICKACK (go-milter as it comes); by default the same transport as nzsecure-milter serve")
 	flag.Parse()
+	if *replies {
+		protocol = gomilter.OptNoData | gomilter.OptNoUnknown | gomilter.OptHeaderLeadingSpace
+	}
 	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &noop{} }),
 		gomilter.WithActions(actions),
@@ -71,9 +80,19 @@ func main() {
 		opts = append(opts, gomilter.WithMacroRequest(r.stage, r.macros))
 	}
 	srv := gomilter.NewServer(opts...)
-	ln, err := net.Listen("tcp", *listen)
+	network, address := "tcp", *listen
+	if path, ok := strings.CutPrefix(*listen, "unix:"); ok {
+		network, address = "unix", path
+		_ = os.Remove(path)
+	}
+	ln, err := net.Listen(network, address)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if !*plain {
+		// As nzsecure-milter serve does (internal/quickack): the floor
+		// must use the same transport.
+		ln = quickack.Listener(ln)
 	}
 	fmt.Fprintf(os.Stderr, "noopmilter listening on %s\n", ln.Addr())
 	sig := make(chan os.Signal, 1)
