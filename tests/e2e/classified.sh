@@ -42,21 +42,6 @@ GMAIL=user@gmail.example
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
-held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
-# audit_lines: the R113 audit lines of the milter log so far.
-audit_lines() { grep -F '"msg":"audit: classified mail breach attempt"' "$WORK/milter.log" || true; }
-audit_count() { audit_lines | wc -l | tr -d ' '; }
-# audit_since N: audit lines after the first N.
-audit_since() { audit_lines | tail -n "+$(($1 + 1))"; }
-audit_grew() { (($(audit_count) > $1)); }
-
 # classified_eml FILE ID SUBJECT WORD RCPT...: alice's message, its body
 # base64 (so the marking is not in the raw text), the marking WORD inside.
 classified_eml() {
@@ -231,7 +216,7 @@ else
 	pf_postqueue -p >"$WORK/e.postqueue" 2>&1 || true
 	fail "e (R110): postqueue -p shows ${qid_e:-QUEUEID}! (on hold)" "$WORK/e.postqueue"
 fi
-notice_e() { sink_grep "e2e classified $id_e" | xargs -r grep -l "^X-Rcpt-Args: <$ADMIN>" 2>/dev/null | head -n 1; }
+notice_e() { generated_for "$ADMIN" "e2e classified $id_e"; }
 has_notice_e() { [[ -n $(notice_e) ]]; }
 if wait_until 30 has_notice_e; then
 	f=$(notice_e)

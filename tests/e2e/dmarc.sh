@@ -36,18 +36,6 @@ ALICE_PASS=alice-secret-6
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-# qp_decode FILE: the file with quoted-printable decoded (the notices are
-# text/plain; charset=utf-8, quoted-printable).
-qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
-# held QID: postqueue -p lists QID with "!" (on hold).
-held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
-
 # msg ID MAILFROM FROM: a TLS message from the internet to $TO.
 msg() {
 	send --tls --from "$2" --to "$TO" --header "From: <$3>" --header "Subject: e2e dmarc $1" \
@@ -115,7 +103,7 @@ else
 	fail "b (G-DMARC-IN): postqueue -p shows ${qid_b:-QUEUEID}! (on hold)" "$WORK/b.postqueue"
 fi
 # The notice carries the original's Subject (R77), not its X-Test-Id.
-notice_b() { sink_grep "e2e dmarc $id_b" | xargs -r grep -l "^X-Rcpt-Args: <$ADMIN>" 2>/dev/null | head -n 1; }
+notice_b() { generated_for "$ADMIN" "e2e dmarc $id_b"; }
 has_notice_b() { [[ -n $(notice_b) ]]; }
 if wait_until 30 has_notice_b; then
 	f=$(notice_b)

@@ -40,18 +40,6 @@ EXPECT_ONE=()
 EXPECT_NONE=()
 
 e2e_need openssl python3
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
-held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
-audit_lines() { grep -F '"msg":"audit: classified mail breach attempt"' "$WORK/milter.log" || true; }
-audit_count() { audit_lines | wc -l | tr -d ' '; }
-audit_since() { audit_lines | tail -n "+$(($1 + 1))"; }
-audit_grew() { (($(audit_count) > $1)); }
 
 # A throw-away S/MIME identity for alice.
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/alice.key" -out "$WORK/alice.crt" -days 7 \
@@ -87,7 +75,7 @@ enable_submission "$DOMAIN" alice "$ALICE_PASS"
 start_postfix "inet:$SERVER_IP:$MILTER_PORT"
 
 # notice_for ID: the administrator notice about message ID at the sink.
-notice_for() { sink_grep "e2e failsafe $1" | xargs -r grep -l "^X-Rcpt-Args: <$ADMIN>" 2>/dev/null | head -n 1; }
+notice_for() { generated_for "$ADMIN" "e2e failsafe $1"; }
 
 # ------------------------------------------------------------------ a
 id_a=$(unique_id)

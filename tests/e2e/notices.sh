@@ -38,23 +38,10 @@ TO=user@$DOMAIN
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-decision_for() { grep -F "\"queue_id\":\"$1\"" "$WORK/milter.log" | grep '"msg":"decision"' | tail -n 1; }
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
 # assert_has_text FILE TEXT MSG: TEXT (a fixed string) is in FILE.
 assert_has_text() {
 	if [[ -f $1 ]] && grep -qF -- "$2" "$1"; then pass "$3"; else fail "$3 (expected the text '$2')" "$1"; fi
 }
-# generated_for RCPT PATTERN: the sink file of a message to RCPT whose text
-# matches PATTERN (generated mail carries the original's Subject, R77, but
-# not its X-Test-Id).
-generated_for() { sink_grep "$2" | xargs -r grep -l "^X-Rcpt-Args: <$1>" 2>/dev/null | head -n 1; }
-
 e2e_need python3
 cat >"$WORK/zone" <<EOF
 ; notices.sh (tests/e2e/dnsd). The test client is 127.0.0.2. Other names:

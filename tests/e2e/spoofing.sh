@@ -44,13 +44,6 @@ ALICE_PASS=alice-secret-12
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-mail_reply() { reply_to "MAIL FROM" "$SEND_OUT" | tail -n 1; }
 # headers_of ID: the unfolded headers of the delivered copy of ID in $WORK/ID.headers.
 headers_of() {
 	local f
