@@ -172,6 +172,7 @@ bg_listen() {
 	shift 2
 	"$@" >>"$WORK/$name.log" 2>&1 &
 	pid=$!
+	echo "$pid" >"$WORK/$name.pid"
 	e2e_track "$pid"
 	e2e_record_pid "$pid"
 	wait_until 15 port_listening "$port" || {
@@ -201,8 +202,15 @@ e2e_track $!
 e2e_record_pid $!
 wait_until 15 test -S "$WORK/noop.sock"
 chmod 666 "$WORK/noop.sock"
+# BENCH_PROFILE_DIR=DIR: CPU profiles of both nzsecure-milter processes
+# (NZSECURE_CPUPROFILE), DIR/in.prof and DIR/out.prof, written as they stop.
+prof() { [[ -z ${BENCH_PROFILE_DIR:-} ]] || echo "NZSECURE_CPUPROFILE=$BENCH_PROFILE_DIR/$1.prof"; }
+if [[ -n ${BENCH_PROFILE_DIR:-} ]]; then mkdir -p "$BENCH_PROFILE_DIR"; fi
+if [[ -n ${BENCH_PROFILE_DIR:-} ]]; then export NZSECURE_CPUPROFILE=$BENCH_PROFILE_DIR/in.prof; fi
 start_milter "${IN_ARGS[@]}"
-bg_listen milter-out "$OUT_PORT" "$NZBIN" serve --listen "inet:$SERVER_IP:$OUT_PORT" \
+unset NZSECURE_CPUPROFILE
+# shellcheck disable=SC2046 # prof prints one word or nothing
+bg_listen milter-out "$OUT_PORT" env $(prof out) "$NZBIN" serve --listen "inet:$SERVER_IP:$OUT_PORT" \
 	--set "dns.servers=[\"$DNS_ADDR\"]" --set 'notify.submit="sendmail"' \
 	--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$PFDIR\"]" \
 	--set "domains=[\"$DOMAIN\"]" --set 'internal_networks=["127.0.0.0/8"]' \
@@ -249,6 +257,8 @@ done
 decisions=$(cat "$WORK/milter.log" "$WORK/milter-out.log" | grep -c '"msg":"decision"' || true)
 rejects=$(cat "$WORK/milter.log" "$WORK/milter-out.log" | grep '"msg":"decision"' | grep -vc '"action":"accept"' || true)
 stop_milter
+# The outbound milter too (SIGTERM: it writes its profile as it stops).
+stop_pid "$(cat "$WORK/milter-out.pid" 2>/dev/null || true)" 20
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 {
