@@ -264,17 +264,18 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/n
 {
 	for mode in "${MODES[@]}"; do
 		# shellcheck disable=SC2086 # one time per word
-		printf '%s %s %s %s\n' "$mode" "$(median ${TIMES[$mode]})" "$(median ${ACCEPTS[$mode]})" "${SIGNED[$mode]}"
+		printf '%s %s %s %s %s\n' "$mode" "$(median ${TIMES[$mode]})" "$(median ${ACCEPTS[$mode]})" "${SIGNED[$mode]}" "${TIMES[$mode]}"
 	done
 } | awk -v n="$N" -v s="$SESSIONS" -v l="$SIZE" -v cpus="$(nproc)" -v cpu="$cpu_model" \
 	-v pf="$(postconf -dh mail_version)" -v dec="$decisions" -v rej="$rejects" -v rounds="$ROUNDS" \
 	-v od="$(opendkim -V 2>&1 | awk 'NR == 1 { print $NF }')" '
-{ mode[NR] = $1; t[$1] = $2; a[$1] = $3; sg[$1] = $4; r[$1] = n / $2 }
+{ mode[NR] = $1; t[$1] = $2; a[$1] = $3; sg[$1] = $4; r[$1] = n / $2; for (i = 5; i <= NF; i++) rt[$1, i - 4] = $i }
 END {
 	printf "nzsecure-milter throughput (bench/throughput.sh)\n"
 	printf "  machine:   %d CPU(s) %s; Postfix %s; OpenDKIM %s; loopback only\n", cpus, cpu, pf, od
 	printf "  load:      %d messages of %d body bytes, %d parallel smtp-source sessions, plaintext\n", n, l, s
-	printf "  rounds:    %d, modes alternating; medians shown\n", rounds
+	printf "  rounds:    %d, modes alternating; medians shown; a ratio is that of the medians\n", rounds
+	printf "             [and in brackets each round'"'"'s own, modes run next to each other]\n"
 	printf "  nz-in:     default sge policy, internal_networks=[], inbound.min_tls=\"none\" (smtp-source has no STARTTLS)\n"
 	printf "  nz-out:    internal_networks=[\"127.0.0.0/8\"], dkim.keys RSA-2048; odkim-sign: the same key\n"
 	printf "  decisions: %d logged by nzsecure-milter (warm-ups included), %d not accept\n", dec, rej
@@ -292,7 +293,10 @@ END {
 	ratio("nz-out", "odkim-sign", "(target >= 1.5)")
 	ratio("nz-out", "noop", "")
 }
-function ratio(a, b, note) {
-	if ((a in r) && (b in r)) printf "  %-25s %.3f %s\n", a " / " b ":", r[a] / r[b], note
+function ratio(a, b, note,   i, per) {
+	if (!((a in r) && (b in r))) return
+	per = ""
+	for (i = 1; i <= rounds; i++) per = per sprintf("%s%.2f", i > 1 ? " " : "", rt[b, i] / rt[a, i])
+	printf "  %-25s %.3f [%s] %s\n", a " / " b ":", r[a] / r[b], per, note
 }'
 E2E_FINISHED=1

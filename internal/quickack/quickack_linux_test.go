@@ -88,3 +88,47 @@ func TestUnixListenerUnchanged(t *testing.T) {
 		t.Fatalf("Listener(unix) = %T, want the listener unchanged", ln)
 	}
 }
+
+// The buffer must hand back every byte in order, across small writes and
+// reads larger than the buffer, and pass EOF through.
+func TestBufferedReadsKeepTheStream(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	client, server := serveOne(t, Listener(raw))
+	var want []byte
+	for i := 0; i < 200; i++ {
+		want = append(want, byte(i), byte(i>>8), 'x')
+	}
+	big := make([]byte, 3*bufSize+7)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	want = append(want, big...)
+	go func() {
+		for i := 0; i < 200; i++ {
+			_, _ = client.Write(want[3*i : 3*i+3])
+		}
+		_, _ = client.Write(big)
+		_ = client.(*net.TCPConn).CloseWrite()
+	}()
+	var got []byte
+	buf := make([]byte, 5)
+	for len(got) < 600 {
+		n, err := server.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rest, err := io.ReadAll(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, rest...)
+	if string(got) != string(want) {
+		t.Fatalf("read %d bytes, want the %d written in order", len(got), len(want))
+	}
+}
