@@ -210,12 +210,7 @@ if ((rc == 0)) && accepted; then
 else
 	fail "e (R110): [SECRET] to $SECURE accepted (250) (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
 fi
-if [[ -n $qid_e ]] && wait_until 10 held "$qid_e"; then
-	pass "e (R110): held: postqueue -p shows $qid_e!"
-else
-	pf_postqueue -p >"$WORK/e.postqueue" 2>&1 || true
-	fail "e (R110): postqueue -p shows ${qid_e:-QUEUEID}! (on hold)" "$WORK/e.postqueue"
-fi
+expect_held "$qid_e" e "e (R110): held: postqueue -p shows $qid_e!" "e (R110)"
 notice_e() { generated_for "$ADMIN" "e2e classified $id_e"; }
 has_notice_e() { [[ -n $(notice_e) ]]; }
 if wait_until 30 has_notice_e; then

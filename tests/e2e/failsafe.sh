@@ -93,12 +93,7 @@ if ((rc == 0)) && accepted; then
 else
 	fail "a (R110): opaque-signed [SECRET] accepted for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
 fi
-if [[ -n $qid_a ]] && wait_until 10 held "$qid_a"; then
-	pass "a (R110, issue 11): the opaque-signed [SECRET] message is held: postqueue -p shows $qid_a!"
-else
-	pf_postqueue -p >"$WORK/a.postqueue" 2>&1 || true
-	fail "a (R110, issue 11): postqueue -p shows ${qid_a:-QUEUEID}! (on hold)" "$WORK/a.postqueue"
-fi
+expect_held "$qid_a" a "a (R110, issue 11): the opaque-signed [SECRET] message is held: postqueue -p shows $qid_a!" "a (R110, issue 11)"
 has_notice_a() { [[ -n $(notice_for "$id_a") ]]; }
 if wait_until 30 has_notice_a; then
 	pass "a (R110): the administrator notice reached $ADMIN"
@@ -123,12 +118,7 @@ if ((rc == 0)) && accepted; then
 else
 	fail "b (issue 11): encrypted message accepted for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
 fi
-if [[ -n $qid_b ]] && wait_until 10 held "$qid_b"; then
-	pass "b (issue 11): the encrypted message is held (classification.unreadable = hold): postqueue -p shows $qid_b!"
-else
-	pf_postqueue -p >"$WORK/b.postqueue" 2>&1 || true
-	fail "b (issue 11): postqueue -p shows ${qid_b:-QUEUEID}! (on hold)" "$WORK/b.postqueue"
-fi
+expect_held "$qid_b" b "b (issue 11): the encrypted message is held (classification.unreadable = hold): postqueue -p shows $qid_b!" "b (issue 11)"
 has_notice_b() { [[ -n $(notice_for "$id_b") ]]; }
 if wait_until 30 has_notice_b; then
 	pass "b (issue 11): the administrator notice reached $ADMIN"

@@ -1041,6 +1041,19 @@ generated_for() { sink_grep "$2" | xargs -r grep -l "^X-Rcpt-Args: <$1>" 2>/dev/
 # held QID: postqueue -p lists QID with "!" (on hold, R60).
 held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
 
+# expect_held QID CASE PASS_MSG FAIL_PREFIX: pass PASS_MSG once QID is on
+# hold (within 10s); else fail "FAIL_PREFIX: postqueue -p shows QID! (on
+# hold)" with postqueue -p's output in $WORK/CASE.postqueue.
+expect_held() {
+	local qid=$1 tag=$2
+	if [[ -n $qid ]] && wait_until 10 held "$qid"; then
+		pass "$3"
+	else
+		pf_postqueue -p >"$WORK/$tag.postqueue" 2>&1 || true
+		fail "$4: postqueue -p shows ${qid:-QUEUEID}! (on hold)" "$WORK/$tag.postqueue"
+	fi
+}
+
 # decision_for QID: the milter's decision log line for Postfix queue id QID.
 decision_for() { grep -F "\"queue_id\":\"$1\"" "$WORK/milter.log" | grep '"msg":"decision"' | tail -n 1; }
 
