@@ -89,12 +89,7 @@ id_a=$(unique_id)
 rc=0
 send --tls --from sender@sender.example --to "user@$DOMAIN" --header "Subject: [RESTRICTED] e2e classified $id_a" \
 	--add-header "X-Test-Id: $id_a" --body "Original text of $id_a." || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "a (M-IN): inbound [RESTRICTED] from an internet sender accepted (250)"
-	EXPECT_ONE+=("$id_a")
-else
-	fail "a (M-IN): inbound [RESTRICTED] accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_a" "a (M-IN): inbound [RESTRICTED] from an internet sender accepted (250)" "a (M-IN): inbound [RESTRICTED] accepted"
 if wait_id "$id_a" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_a\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/a.headers"
@@ -120,12 +115,7 @@ send_classified "$id_b" "e2e classified $id_b" "[IN-CONFIDENCE]" "$SECURE" || rc
 if grep -q 'IN-CONFIDENCE' "$WORK/$id_b.eml"; then
 	fail "b: test setup: the marking must not be readable in the raw message" "$WORK/$id_b.eml"
 fi
-if ((rc == 0)) && accepted; then
-	pass "b (R115, M-OUT): [IN-CONFIDENCE] (in a base64 body) to $SECURE accepted (250)"
-	EXPECT_ONE+=("$id_b")
-else
-	fail "b (R115, M-OUT): [IN-CONFIDENCE] to $SECURE accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_b" "b (R115, M-OUT): [IN-CONFIDENCE] (in a base64 body) to $SECURE accepted (250)" "b (R115, M-OUT): [IN-CONFIDENCE] to $SECURE accepted"
 if wait_id "$id_b" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_b\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/b.headers"
@@ -162,12 +152,7 @@ id_d=$(unique_id)
 n0=$(audit_count)
 rc=0
 send_classified "$id_d" "e2e classified $id_d" "[IN-CONFIDENCE]" "$SECURE" "$GMAIL" || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "d (R115, M-OUT): [IN-CONFIDENCE] to $SECURE and $GMAIL accepted (250, split)"
-	EXPECT_ONE+=("$id_d")
-else
-	fail "d (R115, M-OUT): mixed recipients accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_d" "d (R115, M-OUT): [IN-CONFIDENCE] to $SECURE and $GMAIL accepted (250, split)" "d (R115, M-OUT): mixed recipients accepted"
 if wait_id "$id_d" 20; then
 	sleep 1 # a second copy (to gmail.example) would have arrived by now
 	assert_eq 1 "$(id_count "$id_d")" "d (R115): exactly one copy at the sink"

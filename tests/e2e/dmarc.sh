@@ -130,12 +130,7 @@ fi
 id_c=$(unique_id)
 rc=0
 msg "$id_c" news@good.example news@good.example || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "c (G-DMARC-IN): aligned message of a p=reject domain accepted (250)"
-	EXPECT_ONE+=("$id_c")
-else
-	fail "c (G-DMARC-IN): aligned message accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_c" "c (G-DMARC-IN): aligned message of a p=reject domain accepted (250)" "c (G-DMARC-IN): aligned message accepted"
 if wait_id "$id_c" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_c\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/c.headers"
@@ -153,12 +148,7 @@ rc=0
 send_auth alice "$ALICE_PASS" --from "alice@$DOMAIN" --to someone@partner.example \
 	--header "Subject: e2e dmarc signed $id_d" --add-header "X-Test-Id: $id_d" \
 	--body "A signed message from the agency." || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "d (G-DKIM): alice's outbound message accepted (250)"
-	EXPECT_ONE+=("$id_d")
-else
-	fail "d (G-DKIM): alice's outbound message accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_d" "d (G-DKIM): alice's outbound message accepted (250)" "d (G-DKIM): alice's outbound message accepted"
 if wait_id "$id_d" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_d\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/d.headers"

@@ -878,6 +878,18 @@ reply_to() {
 	' "$2"
 }
 
+# expect_accepted RC ID PASS_MSG FAIL_MSG: the last send (swaks exit
+# status RC) got 250: pass PASS_MSG and expect ID at the sink exactly once
+# (EXPECT_ONE); else fail "FAIL_MSG (swaks exit RC, reply '...')".
+expect_accepted() {
+	if (($1 == 0)) && accepted; then
+		pass "$3"
+		EXPECT_ONE+=("$2")
+	else
+		fail "$4 (swaks exit $1, reply '$(last_reply)')" "$SEND_OUT"
+	fi
+}
+
 # mail_reply: the server's last reply to MAIL FROM in the last send.
 mail_reply() { reply_to "MAIL FROM" "$SEND_OUT" | tail -n 1; }
 

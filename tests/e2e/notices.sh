@@ -61,12 +61,7 @@ id_a=$(unique_id)
 rc=0
 send --tls --from "$SENDER" --to "$TO" --header "From: The CEO <ceo@$DOMAIN>" \
 	--header "Subject: e2e notices $id_a" --add-header "X-Test-Id: $id_a" --body "Please pay invoice $id_a today." || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "a (R76): inbound From: ceo@$DOMAIN from the internet accepted (250)"
-	EXPECT_ONE+=("$id_a")
-else
-	fail "a (R76): inbound From: ceo@$DOMAIN accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_a" "a (R76): inbound From: ceo@$DOMAIN from the internet accepted (250)" "a (R76): inbound From: ceo@$DOMAIN accepted"
 if wait_id "$id_a" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_a\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/a.headers"
@@ -115,12 +110,7 @@ rc=0
 send_auth alice "$ALICE_PASS" --from "$ALICE" --to someone@partner.example \
 	--header "Subject: [RSVPDR] e2e notices $id_b" --add-header "X-Test-Id: $id_b" \
 	--body "Please confirm delivery of $id_b." || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "b (R73): alice's [RSVPDR] message accepted (250)"
-	EXPECT_ONE+=("$id_b")
-else
-	fail "b (R73): alice's [RSVPDR] message accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_b" "b (R73): alice's [RSVPDR] message accepted (250)" "b (R73): alice's [RSVPDR] message accepted"
 if wait_id "$id_b" 20; then
 	pass "b (R73): the [RSVPDR] message was delivered"
 else
