@@ -17,6 +17,8 @@
 #                nzsecure-milter serve does (internal/quickack): the floor
 #                for nzsecure-milter's transport
 #   noop-unix    the no-op milter over a Unix socket (no delayed ACKs there)
+#   noop-replies (only when named in BENCH_MODES) the no-op milter asking
+#                for a reply to every event: measured no faster than noop-plain
 #   nz-in        nzsecure-milter, inbound (from sender.example to
 #                agency.govt.nz), the full default `sge` policy
 #   odkim-verify OpenDKIM in verifying mode (Mode v), the same inbound mail
@@ -51,7 +53,7 @@ while getopts "n:s:l:r:h" opt; do
 	l) SIZE=$OPTARG ;;
 	r) ROUNDS=$OPTARG ;;
 	*)
-		sed -n '2,40p' "$0"
+		sed -n '2,42p' "$0"
 		exit 2
 		;;
 	esac
