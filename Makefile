@@ -1,6 +1,6 @@
 # nzsecure-milter
 #
-#   make test          gofmt check, go vet, staticcheck, unit tests (-race),
+#   make test          go mod tidy check, gofmt check, go vet, staticcheck, unit tests (-race),
 #                      then the end-to-end tests through a real Postfix
 #   make build         bin/nzsecure-milter
 #   make bench         Go benchmarks and the Postfix throughput run
@@ -45,6 +45,8 @@ GOFILES := find . \( -path ./.git -o -path ./tests/e2e/work -o -path ./bench/wor
 
 # One recipe, so the steps run in this order even under make -j.
 test:
+	@echo "== go mod tidy -diff (go.mod and go.sum as go mod tidy leaves them)"
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run 'go mod tidy' and commit the result (diff above)"; exit 1; }
 	@echo "== gofmt -l"
 	@out=$$(gofmt -l $$($(GOFILES))); \
 	if [ -n "$$out" ]; then echo "gofmt: not formatted:"; echo "$$out"; exit 1; fi

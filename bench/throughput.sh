@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
-# bench/throughput.sh: end-to-end throughput of Postfix with and without
-# nzsecure-milter, on this machine, in one run.
+# bench/throughput.sh: end-to-end throughput of Postfix with nzsecure-milter
+# and with its peers, on this machine, in one run (issue 13 point 7).
 #
 #   bash bench/throughput.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-r ROUNDS]
-#   (or BENCH_N, BENCH_SESSIONS, BENCH_SIZE, BENCH_ROUNDS in the environment)
+#   (or BENCH_N, BENCH_SESSIONS, BENCH_SIZE, BENCH_ROUNDS in the environment;
+#   BENCH_MODES="noop nz-in" runs a subset of the modes below)
 #
 # Uses the private Postfix of the e2e harness (tests/e2e/lib.sh), relaying
 # everything to smtp-sink on loopback. smtp-source sends N messages over S
-# parallel sessions, (a) to Postfix without a milter, (b) to Postfix with
-# nzsecure-milter attached (milter_protocol 6, default macros). For each the
-# wall time runs from the first message sent until Postfix has delivered all
-# N to the sink (counted from Postfix's "status=sent" log lines, i.e. the
-# sink answered 250). A short unmeasured warm-up precedes each run. With
-# -r ROUNDS > 1 the two runs alternate ROUNDS times and the medians are
-# reported (the machine's other load then matters less).
+# parallel sessions to Postfix in each of six modes:
+#   alone        Postfix without a milter
+#   noop-plain   bench/noopmilter -plain: the same protocol options, actions
+#                and macros as nzsecure-milter, sees every header and body
+#                chunk, accepts everything; go-milter's TCP as it comes
+#   noop         the same with TCP_QUICKACK after every read, as
+#                nzsecure-milter serve does (internal/quickack): the floor
+#                for nzsecure-milter's transport
+#   noop-unix    the no-op milter over a Unix socket (no delayed ACKs there)
+#   noop-replies (only when named in BENCH_MODES) the no-op milter asking
+#                for a reply to every event: measured no faster than noop-plain
+#   nz-in        nzsecure-milter, inbound (from sender.example to
+#                agency.govt.nz), the full default `sge` policy
+#   odkim-verify OpenDKIM in verifying mode (Mode v), the same inbound mail
+#   nz-out       nzsecure-milter, outbound (from agency.govt.nz, client
+#                internal), DKIM-signing with an RSA-2048 key (dkim.keys)
+#   odkim-sign   OpenDKIM in signing mode (Mode s), the same key and mail
+# For each the wall time runs from the first message sent until Postfix has
+# delivered all N to the sink (Postfix's "status=sent" log lines). A short
+# unmeasured warm-up precedes each run. The modes alternate ROUNDS times
+# (the machine's other load then spreads over all of them) and the medians
+# are reported, with the ratios nz-in/noop (target >= 0.97) and
+# nz-out/odkim-sign (target >= 1.5). In the signing modes Postfix's
+# milter_header_checks log every DKIM-Signature a milter adds, so the report
+# can say how many messages each signer signed.
 #
 # smtp-source cannot do STARTTLS and always connects from 127.0.0.1, so the
-# milter runs with --set 'internal_networks=[]' (the messages are inbound,
-# from the internet, as at an MX) and --set 'inbound.min_tls="none"' (so the
-# plaintext messages are accepted rather than refused at MAIL FROM). The
-# report says so. The milter's DNS lookups go to the loopback test DNS
-# server (tests/e2e/dnsd), where sender.example's SPF record passes
-# 127.0.0.1. Not part of `make test`; run with `make bench`. Needs root.
+# inbound milter runs with --set 'internal_networks=[]' (the messages are
+# from the internet, as at an MX) and --set 'inbound.min_tls="none"'; the
+# outbound one with internal_networks=["127.0.0.0/8"]. The milter's DNS
+# lookups go to the loopback test DNS server (tests/e2e/dnsd). Not part of
+# `make test`; run with `make bench`. Needs root, Postfix, opendkim.
 set -euo pipefail
 
 N=${BENCH_N:-2000}
@@ -35,7 +53,7 @@ while getopts "n:s:l:r:h" opt; do
 	l) SIZE=$OPTARG ;;
 	r) ROUNDS=$OPTARG ;;
 	*)
-		sed -n '2,20p' "$0"
+		sed -n '2,42p' "$0"
 		exit 2
 		;;
 	esac
@@ -50,21 +68,34 @@ done
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_WORK_ROOT=$BENCH_DIR/work
 source "$BENCH_DIR/../tests/e2e/lib.sh"
-e2e_need smtp-source
+e2e_need smtp-source opendkim
 
 e2e_init throughput
-FROM=sender@sender.example
-TO=user@agency.govt.nz
-MILTER_ARGS=(--set 'domains=["agency.govt.nz"]' --set 'internal_networks=[]' --set 'inbound.min_tls="none"')
-# Quieter Postfix logs; default process limits (100) and concurrency.
-POSTFIX_EXTRA_MAIN="smtpd_tls_loglevel = 0"
+DOMAIN=agency.govt.nz
+IN_FROM=sender@sender.example IN_TO=user@$DOMAIN
+OUT_FROM=alice@$DOMAIN OUT_TO=user@peer.example
+SELECTOR=bench
+IN_ARGS=(--set "domains=[\"$DOMAIN\"]" --set 'internal_networks=[]' --set 'inbound.min_tls="none"')
+# Quieter Postfix logs; default process limits (100) and concurrency. Every
+# DKIM-Signature a milter adds is logged (counted in the report).
+POSTFIX_EXTRA_MAIN="smtpd_tls_loglevel = 0
+milter_header_checks = regexp:$WORK/milter_header_checks"
+printf '%s\n' '/^DKIM-Signature:/ WARN bench-dkim-signed' >"$WORK/milter_header_checks"
 WARMUP=$((N / 20 < 20 ? 20 : (N / 20 > 100 ? 100 : N / 20)))
 # Bounded: at least 60s, or 20 ms per message, per run.
 DEADLINE=$((N / 50 > 60 ? N / 50 : 60))
+# BENCH_MODES: a subset, in this order (e.g. "noop nz-in").
+read -r -a MODES <<<"${BENCH_MODES:-alone noop-plain noop noop-unix nz-in odkim-verify nz-out odkim-sign}"
 
-sent_count() { grep -c 'status=sent' "$WORK/postfix.log" || true; }
+# Counted in what Postfix logged since the run started (LOG_OFF), so the
+# polling does not read the whole growing log and compete for the CPU.
+LOG_OFF=0
+new_log() { tail -c +$((LOG_OFF + 1)) "$WORK/postfix.log"; }
+sent_count() { new_log | grep -c 'status=sent' || true; }
+signed_count() { new_log | grep -c 'bench-dkim-signed' || true; }
 
-# blast COUNT: smtp-source COUNT messages over $SESSIONS sessions.
+# blast COUNT: smtp-source COUNT messages over $SESSIONS sessions, from
+# $FROM to $TO.
 blast() {
 	timeout "$DEADLINE" smtp-source -s "$SESSIONS" -m "$1" -l "$SIZE" \
 		-f "$FROM" -t "$TO" -M bench.client.example -S "throughput $1" \
@@ -72,10 +103,12 @@ blast() {
 }
 
 # run_mode LABEL MILTER_SPEC: sets RUN_SECONDS (first message sent to all N
-# delivered) and RUN_ACCEPT (until smtp-source had them all accepted).
+# delivered), RUN_ACCEPT (until smtp-source had them all accepted) and
+# RUN_SIGNED (DKIM-Signature headers milters added in the timed part).
 run_mode() {
-	local label=$1 spec=$2 base t0 t1 t2 got deadline
-	RUN_SECONDS='' RUN_ACCEPT=''
+	local label=$1 spec=$2 base t0 t1 t2 got deadline sbase
+	RUN_SECONDS='' RUN_ACCEPT='' RUN_SIGNED=''
+	LOG_OFF=$(stat -c %s "$WORK/postfix.log" 2>/dev/null || echo 0)
 	start_postfix "$spec"
 	# Warm-up: start the smtpd/cleanup/smtp processes, fill caches.
 	base=$(sent_count)
@@ -87,7 +120,7 @@ run_mode() {
 		echo "throughput: warm-up not delivered ($label)" >&2
 		return 1
 	}
-	base=$(sent_count)
+	base=$(sent_count) sbase=$(signed_count)
 	t0=$(date +%s.%N)
 	if ! blast "$N"; then
 		echo "throughput: smtp-source failed or timed out ($label); see $WORK/smtp-source.log" >&2
@@ -103,13 +136,14 @@ run_mode() {
 		sleep 0.05
 	done
 	t2=$(date +%s.%N)
+	RUN_SIGNED=$(($(signed_count) - sbase))
 	stop_postfix
 	RUN_SECONDS=$(awk -v a="$t0" -v c="$t2" 'BEGIN { printf "%.3f", c - a }')
 	RUN_ACCEPT=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 }
 sent_at_least() { (($(sent_count) >= $1)); }
 
-e2e_log "N=$N sessions=$SESSIONS size=$SIZE warm-up=$WARMUP"
+e2e_log "N=$N sessions=$SESSIONS size=$SIZE warm-up=$WARMUP rounds=$ROUNDS"
 # The sink keeps nothing (no -d): only Postfix and the milter are measured.
 smtp-sink -u nobody -h sink.bench -m 500 "$SERVER_IP:$SINK_PORT" 1024 >>"$WORK/sink.log" 2>&1 &
 SINK_PID=$!
@@ -119,49 +153,152 @@ e2e_record_pid "$SINK_PID"
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-# The milter's DNS lookups (SPF and the like for sender.example) go to the
-# loopback test DNS server, not to the network: no network latency in the
-# numbers. smtp-source connects from 127.0.0.1.
-cat >"$WORK/zone" <<'EOF'
-sender.example. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"
-EOF
-start_dns "$WORK/zone"
-start_milter "${MILTER_ARGS[@]}"
-T0=() A0=() T1=() A1=()
-for ((round = 1; round <= ROUNDS; round++)); do
-	run_mode "without milter" ""
-	T0+=("$RUN_SECONDS") A0+=("$RUN_ACCEPT")
-	run_mode "with milter" "inet:$SERVER_IP:$MILTER_PORT"
-	T1+=("$RUN_SECONDS") A1+=("$RUN_ACCEPT")
-	e2e_log "round $round: without ${T0[-1]}s, with ${T1[-1]}s"
-done
-t_without=$(median "${T0[@]}") acc_without=$(median "${A0[@]}")
-t_with=$(median "${T1[@]}") acc_with=$(median "${A1[@]}")
-decisions=$(grep -c '"msg":"decision"' "$WORK/milter.log" || true)
-rejects=$(grep '"msg":"decision"' "$WORK/milter.log" | grep -vc '"action":"accept"' || true)
-stop_milter
+# One RSA-2048 key for both signers (nzsecure-milter's own key generator;
+# PKCS#8 PEM, which OpenDKIM reads too).
+"$NZBIN" dkim-keygen --domain "$DOMAIN" --selector "$SELECTOR" --out "$WORK/dkim.key" >"$WORK/dkim.txt"
+chmod 600 "$WORK/dkim.key"
 
-[[ -n ${t_without:-} && -n ${t_with:-} ]] || {
-	echo "throughput: a run failed; logs in $WORK" >&2
-	exit 1
+# The milter's DNS lookups (SPF and the like) go to the loopback test DNS
+# server, not to the network: no network latency in the numbers.
+{
+	echo 'sender.example. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"'
+	echo "$DOMAIN. 300 IN TXT \"v=spf1 ip4:127.0.0.0/8 -all\""
+	cat "$WORK/dkim.txt"
+} >"$WORK/zone"
+start_dns "$WORK/zone"
+
+# bg_listen NAME PORT CMD...: start CMD in the background (logs in
+# $WORK/NAME.log), wait (bounded) until PORT listens.
+bg_listen() {
+	local name=$1 port=$2 pid
+	shift 2
+	"$@" >>"$WORK/$name.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$WORK/$name.pid"
+	e2e_track "$pid"
+	e2e_record_pid "$pid"
+	wait_until 15 port_listening "$port" || {
+		echo "throughput: $name does not listen on $port; see $WORK/$name.log" >&2
+		tail -n 20 "$WORK/$name.log" >&2
+		return 1
+	}
 }
 
+pick_port NOOP_PORT
+pick_port OUT_PORT
+pick_port ODV_PORT
+pick_port ODS_PORT
+(cd "$REPO_ROOT" && go build -o "$WORK/noopmilter" ./bench/noopmilter)
+bg_listen noopmilter "$NOOP_PORT" "$WORK/noopmilter" -listen "$SERVER_IP:$NOOP_PORT"
+# Optional experiment (BENCH_MODES): the no-op milter asking for a reply
+# to every event.
+pick_port NOOPR_PORT
+pick_port NOOPP_PORT
+if [[ " ${MODES[*]} " == *" noop-replies "* ]]; then
+	bg_listen noopmilter-r "$NOOPR_PORT" "$WORK/noopmilter" -replies -listen "$SERVER_IP:$NOOPR_PORT"
+fi
+bg_listen noopmilter-p "$NOOPP_PORT" "$WORK/noopmilter" -plain -listen "$SERVER_IP:$NOOPP_PORT"
+# The same no-op milter on a Unix socket (smtpd runs as postfix: mode 666).
+"$WORK/noopmilter" -listen "unix:$WORK/noop.sock" >>"$WORK/noopmilter-unix.log" 2>&1 &
+e2e_track $!
+e2e_record_pid $!
+wait_until 15 test -S "$WORK/noop.sock"
+chmod 666 "$WORK/noop.sock"
+# BENCH_PROFILE_DIR=DIR: CPU profiles of both nzsecure-milter processes
+# (NZSECURE_CPUPROFILE), DIR/in.prof and DIR/out.prof, written as they stop.
+prof() { [[ -z ${BENCH_PROFILE_DIR:-} ]] || echo "NZSECURE_CPUPROFILE=$BENCH_PROFILE_DIR/$1.prof"; }
+if [[ -n ${BENCH_PROFILE_DIR:-} ]]; then mkdir -p "$BENCH_PROFILE_DIR"; fi
+if [[ -n ${BENCH_PROFILE_DIR:-} ]]; then export NZSECURE_CPUPROFILE=$BENCH_PROFILE_DIR/in.prof; fi
+start_milter "${IN_ARGS[@]}"
+unset NZSECURE_CPUPROFILE
+# shellcheck disable=SC2046 # prof prints one word or nothing
+bg_listen milter-out "$OUT_PORT" env $(prof out) "$NZBIN" serve --listen "inet:$SERVER_IP:$OUT_PORT" \
+	--set "dns.servers=[\"$DNS_ADDR\"]" --set 'notify.submit="sendmail"' \
+	--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$PFDIR\"]" \
+	--set "domains=[\"$DOMAIN\"]" --set 'internal_networks=["127.0.0.0/8"]' \
+	--set "dkim.keys=[\"$DOMAIN:$SELECTOR:$WORK/dkim.key\"]"
+# OpenDKIM as its Debian package runs it, in the foreground; relaxed/relaxed
+# RSA-SHA256 like nzsecure-milter's signer.
+odkim_conf() { # MODE PORT
+	cat <<EOF
+Mode $1
+Socket inet:$2@$SERVER_IP
+Background no
+Syslog no
+PidFile $WORK/opendkim-$1.pid
+Domain $DOMAIN
+Selector $SELECTOR
+KeyFile $WORK/dkim.key
+RequireSafeKeys no
+InternalHosts 127.0.0.0/8
+Canonicalization relaxed/relaxed
+SignatureAlgorithm rsa-sha256
+EOF
+}
+odkim_conf v "$ODV_PORT" >"$WORK/opendkim-v.conf"
+odkim_conf s "$ODS_PORT" >"$WORK/opendkim-s.conf"
+bg_listen opendkim-v "$ODV_PORT" opendkim -f -x "$WORK/opendkim-v.conf"
+bg_listen opendkim-s "$ODS_PORT" opendkim -f -x "$WORK/opendkim-s.conf"
+
+declare -A SPEC=([alone]="" [noop]="inet:$SERVER_IP:$NOOP_PORT" [noop-unix]="unix:$WORK/noop.sock" [noop-replies]="inet:$SERVER_IP:$NOOPR_PORT" [noop-plain]="inet:$SERVER_IP:$NOOPP_PORT" [nz-in]="inet:$SERVER_IP:$MILTER_PORT"
+	[odkim-verify]="inet:$SERVER_IP:$ODV_PORT" [nz-out]="inet:$SERVER_IP:$OUT_PORT" [odkim-sign]="inet:$SERVER_IP:$ODS_PORT")
+declare -A TIMES=() ACCEPTS=() SIGNED=()
+for ((round = 1; round <= ROUNDS; round++)); do
+	line="round $round:"
+	for mode in "${MODES[@]}"; do
+		case $mode in
+		nz-out | odkim-sign) FROM=$OUT_FROM TO=$OUT_TO ;;
+		*) FROM=$IN_FROM TO=$IN_TO ;;
+		esac
+		run_mode "$mode" "${SPEC[$mode]}"
+		TIMES[$mode]+="$RUN_SECONDS " ACCEPTS[$mode]+="$RUN_ACCEPT " SIGNED[$mode]=$((${SIGNED[$mode]:-0} + RUN_SIGNED))
+		line+=" $mode ${RUN_SECONDS}s"
+	done
+	e2e_log "$line"
+done
+decisions=$(cat "$WORK/milter.log" "$WORK/milter-out.log" | grep -c '"msg":"decision"' || true)
+rejects=$(cat "$WORK/milter.log" "$WORK/milter-out.log" | grep '"msg":"decision"' | grep -vc '"action":"accept"' || true)
+stop_milter
+# The outbound milter too (SIGTERM: it writes its profile as it stops).
+stop_pid "$(cat "$WORK/milter-out.pid" 2>/dev/null || true)" 20
+
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-awk -v n="$N" -v s="$SESSIONS" -v l="$SIZE" -v t0="$t_without" -v t1="$t_with" \
-	-v a0="$acc_without" -v a1="$acc_with" -v cpus="$(nproc)" -v cpu="$cpu_model" \
-	-v pf="$(postconf -dh mail_version)" -v dec="$decisions" -v rej="$rejects" -v rounds="$ROUNDS" '
-BEGIN {
-	r0 = n / t0; r1 = n / t1
+{
+	for mode in "${MODES[@]}"; do
+		# shellcheck disable=SC2086 # one time per word
+		printf '%s %s %s %s %s\n' "$mode" "$(median ${TIMES[$mode]})" "$(median ${ACCEPTS[$mode]})" "${SIGNED[$mode]}" "${TIMES[$mode]}"
+	done
+} | awk -v n="$N" -v s="$SESSIONS" -v l="$SIZE" -v cpus="$(nproc)" -v cpu="$cpu_model" \
+	-v pf="$(postconf -dh mail_version)" -v dec="$decisions" -v rej="$rejects" -v rounds="$ROUNDS" \
+	-v od="$(opendkim -V 2>&1 | awk 'NR == 1 { print $NF }')" '
+{ mode[NR] = $1; t[$1] = $2; a[$1] = $3; sg[$1] = $4; r[$1] = n / $2; for (i = 5; i <= NF; i++) rt[$1, i - 4] = $i }
+END {
 	printf "nzsecure-milter throughput (bench/throughput.sh)\n"
-	printf "  machine:   %d CPU(s) %s; Postfix %s; loopback only\n", cpus, cpu, pf
+	printf "  machine:   %d CPU(s) %s; Postfix %s; OpenDKIM %s; loopback only\n", cpus, cpu, pf, od
 	printf "  load:      %d messages of %d body bytes, %d parallel smtp-source sessions, plaintext\n", n, l, s
-	if (rounds > 1) printf "  rounds:    %d, alternating; medians shown\n", rounds
-	printf "  milter:    --set internal_networks=[] --set inbound.min_tls=\"none\" (smtp-source has no STARTTLS;\n"
-	printf "             the messages are inbound from the internet, plaintext allowed)\n"
-	printf "  decisions: %d logged by the milter (warm-up included), %d not accept\n", dec, rej
-	printf "  %-16s %8s %10s %16s\n", "", "msgs/s", "seconds", "(smtpd accepted)"
-	printf "  %-16s %8.1f %10.2f %15.2fs\n", "without milter", r0, t0, a0
-	printf "  %-16s %8.1f %10.2f %15.2fs\n", "with milter", r1, t1, a1
-	printf "  ratio with/without: %.2f (%.0f%% of Postfix alone)\n", r1 / r0, 100 * r1 / r0
+	printf "  rounds:    %d, modes alternating; medians shown; a ratio is that of the medians\n", rounds
+	printf "             [and in brackets each round'"'"'s own, modes run next to each other]\n"
+	printf "  nz-in:     default sge policy, internal_networks=[], inbound.min_tls=\"none\" (smtp-source has no STARTTLS)\n"
+	printf "  nz-out:    internal_networks=[\"127.0.0.0/8\"], dkim.keys RSA-2048; odkim-sign: the same key\n"
+	printf "  decisions: %d logged by nzsecure-milter (warm-ups included), %d not accept\n", dec, rej
+	printf "  %-13s %8s %9s %17s %8s\n", "", "msgs/s", "seconds", "(smtpd accepted)", "signed"
+	for (i = 1; i <= NR; i++) {
+		m = mode[i]
+		printf "  %-13s %8.1f %9.2f %16.2fs %8s\n", m, r[m], t[m], a[m], (m ~ /nz-out|odkim-sign/) ? sg[m] : "-"
+	}
+	ratio("noop-plain", "alone", "(a milter on go-milter as it comes)")
+	ratio("noop", "alone", "(the cost any such milter pays)")
+	ratio("noop", "noop-plain", "(quick ACKs against delayed ACKs)")
+	ratio("noop-unix", "noop", "(Unix socket against TCP with quick ACKs)")
+	ratio("nz-in", "noop", "(target >= 0.97)")
+	ratio("nz-in", "odkim-verify", "")
+	ratio("nz-out", "odkim-sign", "(target >= 1.5)")
+	ratio("nz-out", "noop", "")
+}
+function ratio(a, b, note,   i, per) {
+	if (!((a in r) && (b in r))) return
+	per = ""
+	for (i = 1; i <= rounds; i++) per = per sprintf("%s%.2f", i > 1 ? " " : "", rt[b, i] / rt[a, i])
+	printf "  %-25s %.3f [%s] %s\n", a " / " b ":", r[a] / r[b], per, note
 }'
 E2E_FINISHED=1

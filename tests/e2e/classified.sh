@@ -42,21 +42,6 @@ GMAIL=user@gmail.example
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
-held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
-# audit_lines: the R113 audit lines of the milter log so far.
-audit_lines() { grep -F '"msg":"audit: classified mail breach attempt"' "$WORK/milter.log" || true; }
-audit_count() { audit_lines | wc -l | tr -d ' '; }
-# audit_since N: audit lines after the first N.
-audit_since() { audit_lines | tail -n "+$(($1 + 1))"; }
-audit_grew() { (($(audit_count) > $1)); }
-
 # classified_eml FILE ID SUBJECT WORD RCPT...: alice's message, its body
 # base64 (so the marking is not in the raw text), the marking WORD inside.
 classified_eml() {
@@ -104,12 +89,7 @@ id_a=$(unique_id)
 rc=0
 send --tls --from sender@sender.example --to "user@$DOMAIN" --header "Subject: [RESTRICTED] e2e classified $id_a" \
 	--add-header "X-Test-Id: $id_a" --body "Original text of $id_a." || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "a (M-IN): inbound [RESTRICTED] from an internet sender accepted (250)"
-	EXPECT_ONE+=("$id_a")
-else
-	fail "a (M-IN): inbound [RESTRICTED] accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_a" "a (M-IN): inbound [RESTRICTED] from an internet sender accepted (250)" "a (M-IN): inbound [RESTRICTED] accepted"
 if wait_id "$id_a" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_a\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/a.headers"
@@ -135,12 +115,7 @@ send_classified "$id_b" "e2e classified $id_b" "[IN-CONFIDENCE]" "$SECURE" || rc
 if grep -q 'IN-CONFIDENCE' "$WORK/$id_b.eml"; then
 	fail "b: test setup: the marking must not be readable in the raw message" "$WORK/$id_b.eml"
 fi
-if ((rc == 0)) && accepted; then
-	pass "b (R115, M-OUT): [IN-CONFIDENCE] (in a base64 body) to $SECURE accepted (250)"
-	EXPECT_ONE+=("$id_b")
-else
-	fail "b (R115, M-OUT): [IN-CONFIDENCE] to $SECURE accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_b" "b (R115, M-OUT): [IN-CONFIDENCE] (in a base64 body) to $SECURE accepted (250)" "b (R115, M-OUT): [IN-CONFIDENCE] to $SECURE accepted"
 if wait_id "$id_b" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_b\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/b.headers"
@@ -177,12 +152,7 @@ id_d=$(unique_id)
 n0=$(audit_count)
 rc=0
 send_classified "$id_d" "e2e classified $id_d" "[IN-CONFIDENCE]" "$SECURE" "$GMAIL" || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "d (R115, M-OUT): [IN-CONFIDENCE] to $SECURE and $GMAIL accepted (250, split)"
-	EXPECT_ONE+=("$id_d")
-else
-	fail "d (R115, M-OUT): mixed recipients accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_d" "d (R115, M-OUT): [IN-CONFIDENCE] to $SECURE and $GMAIL accepted (250, split)" "d (R115, M-OUT): mixed recipients accepted"
 if wait_id "$id_d" 20; then
 	sleep 1 # a second copy (to gmail.example) would have arrived by now
 	assert_eq 1 "$(id_count "$id_d")" "d (R115): exactly one copy at the sink"
@@ -225,13 +195,8 @@ if ((rc == 0)) && accepted; then
 else
 	fail "e (R110): [SECRET] to $SECURE accepted (250) (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
 fi
-if [[ -n $qid_e ]] && wait_until 10 held "$qid_e"; then
-	pass "e (R110): held: postqueue -p shows $qid_e!"
-else
-	pf_postqueue -p >"$WORK/e.postqueue" 2>&1 || true
-	fail "e (R110): postqueue -p shows ${qid_e:-QUEUEID}! (on hold)" "$WORK/e.postqueue"
-fi
-notice_e() { sink_grep "e2e classified $id_e" | xargs -r grep -l "^X-Rcpt-Args: <$ADMIN>" 2>/dev/null | head -n 1; }
+expect_held "$qid_e" e "e (R110): held: postqueue -p shows $qid_e!" "e (R110)"
+notice_e() { generated_for "$ADMIN" "e2e classified $id_e"; }
 has_notice_e() { [[ -n $(notice_e) ]]; }
 if wait_until 30 has_notice_e; then
 	f=$(notice_e)

@@ -54,14 +54,6 @@ TO=user@$DOMAIN
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-decision_for() { grep -F "\"queue_id\":\"$1\"" "$WORK/milter.log" | grep '"msg":"decision"' | tail -n 1; }
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-
 # inbound CASE FROM WARN: an inbound message with header From: FROM;
 # WARN=005 wants X-NZ-Secure-Warning: 005 on the delivered copy, WARN=""
 # wants no warning header at all. Leaves the decision log line in

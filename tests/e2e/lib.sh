@@ -472,6 +472,19 @@ sink_headers() { sed '/^$/q' "$1"; }
 # sink_body FILE: the body of a captured message.
 sink_body() { sed '1,/^$/d' "$1"; }
 
+# unfolded_headers FILE: the header section, continuation lines joined
+# (RFC 5322 section 2.2.3), each fold's white space made one space.
+unfolded_headers() {
+	sink_headers "$1" | awk '
+		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
+		{ if (cur != "") print cur; cur = $0 }
+		END { if (cur != "") print cur }'
+}
+
+# qp_decode FILE: the file with quoted-printable decoded (the notices are
+# text/plain; charset=utf-8, quoted-printable). Needs python3.
+qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
+
 # ---------------------------------------------------------------- postfix
 
 postfix_cmd() { postfix -c "$PFDIR" "$@"; }
@@ -865,6 +878,21 @@ reply_to() {
 	' "$2"
 }
 
+# expect_accepted RC ID PASS_MSG FAIL_MSG: the last send (swaks exit
+# status RC) got 250: pass PASS_MSG and expect ID at the sink exactly once
+# (EXPECT_ONE); else fail "FAIL_MSG (swaks exit RC, reply '...')".
+expect_accepted() {
+	if (($1 == 0)) && accepted; then
+		pass "$3"
+		EXPECT_ONE+=("$2")
+	else
+		fail "$4 (swaks exit $1, reply '$(last_reply)')" "$SEND_OUT"
+	fi
+}
+
+# mail_reply: the server's last reply to MAIL FROM in the last send.
+mail_reply() { reply_to "MAIL FROM" "$SEND_OUT" | tail -n 1; }
+
 # unique_id: a message id for X-Test-Id headers.
 unique_id() { printf '%s-%s-%s' "${E2E_NAME:-e2e}" "$(date +%s%N)" "$RANDOM"; }
 
@@ -1016,3 +1044,35 @@ wait_id() { wait_until "${2:-20}" id_arrived "$1"; }
 accepted() { grep -Eq '^ *<[~-] +250 [0-9.]+ Ok: queued as' "$SEND_OUT"; }
 queue_id() { grep -Eo 'queued as [0-9A-Za-z]+' "$SEND_OUT" | awk '{print $3}' | tail -n 1; }
 last_reply() { grep -E '^ *<[~*-]+ +[45][0-9][0-9][ -]' "$SEND_OUT" | tail -n 1 | sed -E 's/^ *<[~*-]+ +//'; }
+
+# generated_for RCPT PATTERN: the sink file of a message to RCPT whose text
+# matches PATTERN (generated mail carries the original's Subject, R77, but
+# not its X-Test-Id).
+generated_for() { sink_grep "$2" | xargs -r grep -l "^X-Rcpt-Args: <$1>" 2>/dev/null | head -n 1; }
+
+# held QID: postqueue -p lists QID with "!" (on hold, R60).
+held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
+
+# expect_held QID CASE PASS_MSG FAIL_PREFIX: pass PASS_MSG once QID is on
+# hold (within 10s); else fail "FAIL_PREFIX: postqueue -p shows QID! (on
+# hold)" with postqueue -p's output in $WORK/CASE.postqueue.
+expect_held() {
+	local qid=$1 tag=$2
+	if [[ -n $qid ]] && wait_until 10 held "$qid"; then
+		pass "$3"
+	else
+		pf_postqueue -p >"$WORK/$tag.postqueue" 2>&1 || true
+		fail "$4: postqueue -p shows ${qid:-QUEUEID}! (on hold)" "$WORK/$tag.postqueue"
+	fi
+}
+
+# decision_for QID: the milter's decision log line for Postfix queue id QID.
+decision_for() { grep -F "\"queue_id\":\"$1\"" "$WORK/milter.log" | grep '"msg":"decision"' | tail -n 1; }
+
+# audit_lines: the R113 audit lines of the milter log so far;
+# audit_count: how many; audit_since N: those after the first N;
+# audit_grew N: more than N now.
+audit_lines() { grep -F '"msg":"audit: classified mail breach attempt"' "$WORK/milter.log" || true; }
+audit_count() { audit_lines | wc -l | tr -d ' '; }
+audit_since() { audit_lines | tail -n "+$(($1 + 1))"; }
+audit_grew() { (($(audit_count) > $1)); }

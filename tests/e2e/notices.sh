@@ -38,23 +38,10 @@ TO=user@$DOMAIN
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-decision_for() { grep -F "\"queue_id\":\"$1\"" "$WORK/milter.log" | grep '"msg":"decision"' | tail -n 1; }
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-qp_decode() { python3 -c 'import quopri,sys; sys.stdout.buffer.write(quopri.decodestring(open(sys.argv[1],"rb").read()))' "$1"; }
 # assert_has_text FILE TEXT MSG: TEXT (a fixed string) is in FILE.
 assert_has_text() {
 	if [[ -f $1 ]] && grep -qF -- "$2" "$1"; then pass "$3"; else fail "$3 (expected the text '$2')" "$1"; fi
 }
-# generated_for RCPT PATTERN: the sink file of a message to RCPT whose text
-# matches PATTERN (generated mail carries the original's Subject, R77, but
-# not its X-Test-Id).
-generated_for() { sink_grep "$2" | xargs -r grep -l "^X-Rcpt-Args: <$1>" 2>/dev/null | head -n 1; }
-
 e2e_need python3
 cat >"$WORK/zone" <<EOF
 ; notices.sh (tests/e2e/dnsd). The test client is 127.0.0.2. Other names:
@@ -74,12 +61,7 @@ id_a=$(unique_id)
 rc=0
 send --tls --from "$SENDER" --to "$TO" --header "From: The CEO <ceo@$DOMAIN>" \
 	--header "Subject: e2e notices $id_a" --add-header "X-Test-Id: $id_a" --body "Please pay invoice $id_a today." || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "a (R76): inbound From: ceo@$DOMAIN from the internet accepted (250)"
-	EXPECT_ONE+=("$id_a")
-else
-	fail "a (R76): inbound From: ceo@$DOMAIN accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_a" "a (R76): inbound From: ceo@$DOMAIN from the internet accepted (250)" "a (R76): inbound From: ceo@$DOMAIN accepted"
 if wait_id "$id_a" 20; then
 	f=$(sink_grep "^X-Test-Id: $id_a\$" | head -n 1)
 	unfolded_headers "$f" >"$WORK/a.headers"
@@ -128,12 +110,7 @@ rc=0
 send_auth alice "$ALICE_PASS" --from "$ALICE" --to someone@partner.example \
 	--header "Subject: [RSVPDR] e2e notices $id_b" --add-header "X-Test-Id: $id_b" \
 	--body "Please confirm delivery of $id_b." || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "b (R73): alice's [RSVPDR] message accepted (250)"
-	EXPECT_ONE+=("$id_b")
-else
-	fail "b (R73): alice's [RSVPDR] message accepted (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
+expect_accepted "$rc" "$id_b" "b (R73): alice's [RSVPDR] message accepted (250)" "b (R73): alice's [RSVPDR] message accepted"
 if wait_id "$id_b" 20; then
 	pass "b (R73): the [RSVPDR] message was delivered"
 else

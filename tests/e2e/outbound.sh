@@ -30,10 +30,6 @@ TO=someone@partner.example
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-# decision_for QID: the milter's decision log line for Postfix queue id QID.
-decision_for() { grep -F "\"queue_id\":\"$1\"" "$WORK/milter.log" | grep '"action"' | tail -n 1; }
-# last_reply: the last 4xx/5xx reply in the transcript (without "<~* ").
-
 # auth_msg LOGIN ID [SWAKS ARGS...]: alice's message with X-Test-Id ID.
 auth_msg() {
 	local login=$1 id=$2

@@ -45,16 +45,6 @@ EXPECT_ONE=()
 EXPECT_NONE=()
 pick_port WEAK_PORT
 
-# last_reply: the last 4xx/5xx reply in the transcript (without "<~* ").
-mail_reply() { reply_to "MAIL FROM" "$SEND_OUT" | tail -n 1; }
-# unfolded_headers FILE: the header section, continuation lines joined.
-unfolded_headers() {
-	sink_headers "$1" | awk '
-		/^[ \t]/ { sub(/^[ \t]+/, " "); cur = cur $0; next }
-		{ if (cur != "") print cur; cur = $0 }
-		END { if (cur != "") print cur }'
-}
-
 # msg ID MAILFROM [SWAKS ARGS...]: a TLS message from the internet to $TO.
 msg() {
 	local id=$1 from=$2

@@ -1,0 +1,104 @@
+// Command noopmilter is the floor for any milter in bench/throughput.sh
+// (issue 13 point 7): it negotiates the protocol options, actions and
+// macros nzsecure-milter asks for (milter/milter.go), receives every
+// header and body chunk, and accepts every message without looking at it.
+// What Postfix loses with it attached is the cost of the milter protocol
+// itself, which no milter can avoid.
+//
+//	noopmilter -listen 127.0.0.1:PORT | -listen unix:/PATH
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/nzsecure-milter/nzsecure-milter/internal/quickack"
+)
+
+// The same requests as milter/milter.go's macroRequests, so Postfix sends
+// the same macro packets.
+var tlsMacros = []string{gomilter.MacroTlsVersion, gomilter.MacroCipher, gomilter.MacroCipherBits, gomilter.MacroCertSubject, gomilter.MacroCertIssuer}
+
+var macroRequests = []struct {
+	stage  gomilter.MacroStage
+	macros []gomilter.MacroName
+}{
+	{gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroMTAVersion, gomilter.MacroDaemonName, gomilter.MacroDaemonAddr, gomilter.MacroClientAddr, gomilter.MacroClientName, gomilter.MacroClientPTR}},
+	{gomilter.StageHelo, tlsMacros},
+	{gomilter.StageMail, append([]string{gomilter.MacroQueueId, gomilter.MacroAuthType, gomilter.MacroAuthAuthen, gomilter.MacroAuthAuthor, gomilter.MacroMailAddr}, tlsMacros...)},
+	{gomilter.StageRcpt, []string{gomilter.MacroQueueId, gomilter.MacroRcptAddr, gomilter.MacroRcptMailer}},
+	{gomilter.StageData, []string{gomilter.MacroQueueId}},
+	{gomilter.StageEOH, []string{gomilter.MacroQueueId}},
+	{gomilter.StageEOM, []string{gomilter.MacroQueueId}},
+}
+
+// Actions and protocol options as milter/milter.go's wantedActions and
+// wantedProtocol: no reply for connect, HELO, RCPT, DATA, headers, body
+// chunks; headers and body still sent.
+var protocol = gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoRcptReply |
+	gomilter.OptNoDataReply | gomilter.OptNoHeaderReply | gomilter.OptNoUnknownReply | gomilter.OptNoBodyReply |
+	gomilter.OptNoData | gomilter.OptNoUnknown | gomilter.OptHeaderLeadingSpace
+
+const (
+	actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine | gomilter.OptRemoveRcpt | gomilter.OptChangeBody | gomilter.OptAddRcpt | gomilter.OptChangeFrom
+)
+
+// noop receives everything; NoOpMilter answers continue at every stage
+// and accept at end of message.
+type noop struct{ gomilter.NoOpMilter }
+
+func negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomilter.OptAction, mtaProtocol, _ gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+	return min(mtaVersion, milterVersion), actions & mtaActions, protocol & mtaProtocol, offered, nil
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (loopback), or unix:/PATH")
+	replies := flag.Bool("replies", false, "experiment: ask for a reply to every event (no No*Reply options)")
+	plain := flag.Bool("plain", false, "no TCP_QUICKACK (go-milter as it comes); by default the same transport as nzsecure-milter serve")
+	flag.Parse()
+	if *replies {
+		protocol = gomilter.OptNoData | gomilter.OptNoUnknown | gomilter.OptHeaderLeadingSpace
+	}
+	opts := []gomilter.Option{
+		gomilter.WithMilter(func() gomilter.Milter { return &noop{} }),
+		gomilter.WithActions(actions),
+		gomilter.WithProtocol(protocol),
+		gomilter.WithNegotiationCallback(negotiate),
+		gomilter.WithReadTimeout(10 * time.Minute),
+		gomilter.WithWriteTimeout(30 * time.Second),
+	}
+	for _, r := range macroRequests {
+		opts = append(opts, gomilter.WithMacroRequest(r.stage, r.macros))
+	}
+	srv := gomilter.NewServer(opts...)
+	network, address := "tcp", *listen
+	if path, ok := strings.CutPrefix(*listen, "unix:"); ok {
+		network, address = "unix", path
+		_ = os.Remove(path)
+	}
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !*plain {
+		// As nzsecure-milter serve does (internal/quickack): the floor
+		// must use the same transport.
+		ln = quickack.Listener(ln)
+	}
+	fmt.Fprintf(os.Stderr, "noopmilter listening on %s\n", ln.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() { <-sig; _ = srv.Close() }()
+	if err := srv.Serve(ln); err != nil && err != gomilter.ErrServerClosed {
+		log.Fatal(err)
+	}
+}
