@@ -80,7 +80,7 @@ func (p *Policy) gradeWarning(v *Verdict, hs []Header) {
 		}
 	}
 	if marker, _, ok := ListMarker(hs); ok {
-		v.WarningSeverity, v.WarningMode = SeveritySoft, "header"
+		v.WarningSeverity, v.WarningMode = SeveritySoft, WarnHeader
 		v.reason("warning %s shown as a header only: list-server mail (%s, R199)", v.WarningCode, marker)
 	}
 }
@@ -120,11 +120,11 @@ func (p *Policy) chooseTransforms(v *Verdict, hs []Header) {
 		return
 	}
 	switch v.WarningMode {
-	case "wrap":
+	case WarnWrap:
 		v.Transforms = append(v.Transforms, Transform{Kind: TransformWarnWrap, Code: v.WarningCode})
-	case "prepend":
+	case WarnPrepend:
 		v.Transforms = append(v.Transforms, Transform{Kind: TransformWarnPrepend, Code: v.WarningCode})
-	case "header":
+	case WarnHeader:
 		v.Transforms = append(v.Transforms, Transform{Kind: TransformWarnHeader, Code: v.WarningCode})
 	}
 	if v.Action == Accept && v.Direction == Outbound {

@@ -95,30 +95,30 @@ type InboundPolicy struct {
 	// MinTLS is the lowest TLS version accepted inbound: "none" (plaintext
 	// allowed), "1.0", "1.1", "1.2" or "1.3" (M-RCV-TLS, G-TLS).
 	MinTLS string
-	// SPF is "off", "tag" (evaluate and record) or "enforce" (M-RCV-SPF:
-	// refuse fail and permerror, tempfail temperror).
-	SPF string
-	// SenderID is "off", "tag" or "enforce" (M-RCV-SID, on the PRA).
-	SenderID string
-	// DKIM is "off" or "tag": verify every signature and record it.
-	DKIM string
-	// DMARC is "off", "tag" or "enforce" (G-DMARC-IN).
-	DMARC string
+	// SPF is ModeOff, ModeTag (evaluate and record) or ModeEnforce
+	// (M-RCV-SPF: refuse fail and permerror, tempfail temperror).
+	SPF Mode
+	// SenderID is ModeOff, ModeTag or ModeEnforce (M-RCV-SID, on the PRA).
+	SenderID Mode
+	// DKIM is ModeOff or ModeTag: verify every signature and record it.
+	DKIM Mode
+	// DMARC is ModeOff, ModeTag or ModeEnforce (G-DMARC-IN).
+	DMARC Mode
 	// SecureMailReceiver makes this gateway a SecureMail receiver: M-SEC
 	// applies to every sender.
 	SecureMailReceiver bool
 	// SecureMailSenders applies M-SEC to apparent SecureMail senders, whose
 	// domain's left-most label is "securemail" (M-RCV-SM).
 	SecureMailSenders bool
-	// WarningMode: how a recipient sees a warning (R76-R80): "wrap",
-	// "prepend" or "header".
-	WarningMode string
+	// WarningMode: how a recipient sees a warning (R76-R80): WarnWrap,
+	// WarnPrepend or WarnHeader.
+	WarningMode WarningMode
 	// WarningLink, when set, is appended to warnings (R78); "{code}" is
 	// replaced by the warning code.
 	WarningLink string
-	// Unverified: "warn" or "delete" unverified messages without
-	// X-NZ-Secure-email (R76, an agency decision).
-	Unverified string
+	// Unverified: UnverifiedWarn or UnverifiedDelete unverified messages
+	// without X-NZ-Secure-email (R76, an agency decision).
+	Unverified UnverifiedAction
 	// TrustedLists are list-server domains whose mail gets no 002/005
 	// warning (R108, the WORKSPACE rule).
 	TrustedLists []string
@@ -172,15 +172,8 @@ type ClassificationPolicy struct {
 	// read in full (classify.Result.Unreadable): UnreadableHold (the
 	// default in every profile), UnreadableRefuse or UnreadableAccept.
 	// Fail safe (issue 11): such mail is never tagged compliant.
-	Unreadable string
+	Unreadable UnreadableAction
 }
-
-// classification.unreadable values.
-const (
-	UnreadableHold   = "hold"   // quarantined for an administrator, like R110
-	UnreadableRefuse = "refuse" // 550 to the sender
-	UnreadableAccept = "accept" // routed on what could be read, never tagged compliant
-)
 
 // Rank returns a word's rank and whether the policy knows it.
 func (c ClassificationPolicy) Rank(word string) (int, bool) {
@@ -225,9 +218,9 @@ type OutboundPolicy struct {
 	// ByClass maps a classification word to its routing decision.
 	ByClass map[string]Routing
 	// Partial says what to do when only some recipients may receive a
-	// classified message: "split" (remove the others and tell the sender)
-	// or "refuse" (refuse the whole message).
-	Partial string
+	// classified message: PartialSplit (remove the others and tell the
+	// sender) or PartialRefuse (refuse the whole message).
+	Partial PartialAction
 	// RouteHeader adds X-NZ-Secure-Route: tls to mail that may leave only
 	// over TLS, for milter_header_checks to route to a TLS-only transport.
 	RouteHeader bool

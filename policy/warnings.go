@@ -142,7 +142,7 @@ func (p *Policy) chooseInboundWarning(v *Verdict, t Transaction, secureTag bool)
 		return
 	}
 	v.WarningMode = p.Inbound.WarningMode
-	if p.Inbound.Unverified == "delete" && !secureTag && v.WarningCode != WarningInsecureSource {
+	if p.Inbound.Unverified == UnverifiedDelete && !secureTag && v.WarningCode != WarningInsecureSource {
 		v.Action = Discard
 		v.WarningMode = ""
 		v.reason("unverified message deleted (inbound.unverified = \"delete\", R76); logged for the audit trail")
