@@ -77,8 +77,93 @@ func keyLines(data []byte) map[string]int {
 		if strings.HasPrefix(v, "[") {
 			depth = strings.Count(v, "[") - strings.Count(v, "]")
 		}
+		if strings.HasPrefix(v, "{") {
+			inlineKeys(v, key+".", n, lines)
+		}
 	}
 	return lines
+}
+
+// inlineKeys places the keys of an inline table, a = { b = 1, c = { d = 2 } },
+// on line n: flattenTOML makes them a.b and a.c.d, and without this a bad
+// value inside one would be reported without a line. An inline table is on
+// one line (TOML 1.0, "Inline Table"); v starts with its "{".
+func inlineKeys(v, prefix string, n int, lines map[string]int) {
+	stack := []string{prefix}
+	for i := 1; i < len(v) && len(stack) > 0; {
+		i = skipSpace(v, i)
+		if i >= len(v) {
+			return
+		}
+		if v[i] == '}' { // the end of the innermost table
+			stack = stack[:len(stack)-1]
+			if i = skipSpace(v, i+1); i < len(v) && v[i] == ',' {
+				i++
+			}
+			continue
+		}
+		j := i
+		for j < len(v) && v[j] != '=' {
+			if v[j] == '"' || v[j] == '\'' {
+				j = skipString(v, j)
+				continue
+			}
+			j++
+		}
+		if j >= len(v) {
+			return
+		}
+		key := stack[len(stack)-1] + normKey(v[i:j])
+		if _, seen := lines[key]; !seen {
+			lines[key] = n
+		}
+		if i = skipSpace(v, j+1); i < len(v) && v[i] == '{' {
+			stack = append(stack, key+".")
+			i++
+			continue
+		}
+		// Skip the value: up to the "," or "}" outside strings and arrays.
+		for depth := 0; i < len(v); {
+			c := v[i]
+			if c == '"' || c == '\'' {
+				i = skipString(v, i)
+				continue
+			}
+			if c == '[' {
+				depth++
+			} else if c == ']' {
+				depth--
+			} else if depth <= 0 && (c == ',' || c == '}') {
+				break
+			}
+			i++
+		}
+		if i < len(v) && v[i] == ',' {
+			i++
+		}
+	}
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at s[i] (a basic
+// "..." string with backslash escapes, or a literal '...' one).
+func skipString(s string, i int) int {
+	q := s[i]
+	for i++; i < len(s); i++ {
+		switch {
+		case q == '"' && s[i] == '\\':
+			i++
+		case s[i] == q:
+			return i + 1
+		}
+	}
+	return i
 }
 
 func normKey(k string) string {
