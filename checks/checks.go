@@ -36,7 +36,7 @@ var _ policy.Checker = (*Runner)(nil)
 // NewRunner makes a runner on the policy's DNS servers (dns.servers, or the
 // system's) with a cache, naming this host as receiver for %{r}.
 func NewRunner(p *policy.Policy, receiver string) (*Runner, *dnsresolver.Resolver, error) {
-	res, err := dnsresolver.New(dnsresolver.Config{Servers: p.DNS.Servers, Timeout: p.DNS.Timeout})
+	res, err := dnsresolver.New(dnsresolver.Config{Servers: p.Runtime.DNS.Servers, Timeout: p.Runtime.DNS.Timeout})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -131,8 +131,8 @@ var keySpecs = map[string]keySpec{
 		return err
 	}),
 
-	"listen.milter": listenKey(func(p *Policy) *string { return &p.Listen.Milter }),
-	"listen.metrics": valueKey(func(p *Policy) *string { return &p.Listen.Metrics }, func(v any) (string, error) {
+	"listen.milter": listenKey(func(p *Policy) *string { return &p.Runtime.Listen.Milter }),
+	"listen.metrics": valueKey(func(p *Policy) *string { return &p.Runtime.Listen.Metrics }, func(v any) (string, error) {
 		s, err := asString(v)
 		if err != nil || s == "" {
 			return "", err
@@ -187,8 +187,8 @@ var keySpecs = map[string]keySpec{
 		}
 		return s, err
 	}),
-	"notify.submit":      valueKey(func(p *Policy) *string { return &p.Notify.Submit }, submitSpec),
-	"notify.sendmail":    stringListKey(func(p *Policy) *[]string { return &p.Notify.Sendmail }).checkList(commandLine),
+	"notify.submit":      valueKey(func(p *Policy) *string { return &p.Runtime.Submit.Method }, submitSpec),
+	"notify.sendmail":    stringListKey(func(p *Policy) *[]string { return &p.Runtime.Submit.Sendmail }).checkList(commandLine),
 	"notify.rate_count":  intKey(func(p *Policy) *int { return &p.Notify.RateCount }, 0, 1_000_000, "a count from 0 to 1000000"),
 	"notify.rate_window": durationKey(func(p *Policy) *time.Duration { return &p.Notify.RateWindow }, time.Second, 7*24*time.Hour),
 	"notify.agencies":    domainListKey(func(p *Policy) *[]string { return &p.Notify.Agencies }, false),
@@ -201,16 +201,16 @@ var keySpecs = map[string]keySpec{
 	"msec.forward_secrecy": boolKey(func(p *Policy) *bool { return &p.MSEC.ForwardSecrecy }),
 	"msec.aead":            boolKey(func(p *Policy) *bool { return &p.MSEC.AEAD }),
 
-	"dns.servers": valueKey(func(p *Policy) *[]string { return &p.DNS.Servers }, dnsServers),
-	"dns.timeout": durationKey(func(p *Policy) *time.Duration { return &p.DNS.Timeout }, time.Millisecond, time.Minute),
+	"dns.servers": valueKey(func(p *Policy) *[]string { return &p.Runtime.DNS.Servers }, dnsServers),
+	"dns.timeout": durationKey(func(p *Policy) *time.Duration { return &p.Runtime.DNS.Timeout }, time.Millisecond, time.Minute),
 
-	"tlspolicy.listen":     listenKey(func(p *Policy) *string { return &p.TLSPolicy.Listen }),
+	"tlspolicy.listen":     listenKey(func(p *Policy) *string { return &p.Runtime.TLSPolicyListen }),
 	"tlspolicy.level":      enumKey(func(p *Policy) *string { return &p.TLSPolicy.Level }, "encrypt", "secure"),
 	"tlspolicy.min_tls":    enumKey(func(p *Policy) *string { return &p.TLSPolicy.MinTLS }, "1.2", "1.3"),
 	"tlspolicy.mta_sts":    boolKey(func(p *Policy) *bool { return &p.TLSPolicy.MTASTS }),
 	"tlspolicy.exceptions": boolKey(func(p *Policy) *bool { return &p.TLSPolicy.Exceptions }),
 
-	"log.level": enumKey(func(p *Policy) *string { return &p.Log.Level }, "debug", "info", "warn", "error"),
+	"log.level": enumKey(func(p *Policy) *string { return &p.Runtime.Log.Level }, "debug", "info", "warn", "error"),
 }
 
 // check adds a test of a string key's decoded value.

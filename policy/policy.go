@@ -50,17 +50,19 @@ type Policy struct {
 	// received the message (R100).
 	RecordTimes bool
 
-	Listen         ListenPolicy
 	Limits         LimitsPolicy
 	Inbound        InboundPolicy
 	Classification ClassificationPolicy
 	Notify         NotifyPolicy
 	DKIM           DKIMPolicy
 	MSEC           MSECPolicy
-	DNS            DNSPolicy
 	Outbound       OutboundPolicy
 	TLSPolicy      TLSPolicyPolicy
-	Log            LogPolicy
+
+	// Runtime is how the daemons run (where they listen, what they log,
+	// which resolver, how generated mail is submitted), apart from the
+	// rules above, which decide what happens to a message.
+	Runtime Runtime
 
 	// Source is where the policy came from (a path or "embedded default").
 	Source string
@@ -68,15 +70,6 @@ type Policy struct {
 	// wrong (e.g. internal_networks covering the internet); they do not
 	// stop it loading.
 	Warnings Problems
-}
-
-// ListenPolicy says where `serve` listens.
-type ListenPolicy struct {
-	// Milter is a socket spec: inet:HOST:PORT or unix:PATH.
-	Milter string
-	// Metrics is where Prometheus metrics are served (inet:HOST:PORT);
-	// "" turns them off.
-	Metrics string
 }
 
 // LimitsPolicy bounds what one transaction may use.
@@ -148,11 +141,7 @@ type NotifyPolicy struct {
 	// PingAddress is answered by the ping responder; default ping@ the
 	// first domain; "off" turns it off.
 	PingAddress string
-	// Submit is how generated mail reaches the MTA: "sendmail" (the
-	// Sendmail command) or "smtp:HOST:PORT" (a loopback port).
-	Submit string
-	// Sendmail is the command line for Submit = "sendmail".
-	Sendmail []string
+	// How notices reach the MTA is Runtime.Submit.
 	// RateCount notices per recipient and code within RateWindow (R95).
 	RateCount  int
 	RateWindow time.Duration
@@ -190,14 +179,6 @@ type MSECPolicy struct {
 	MinCipherBits  int
 	ForwardSecrecy bool // (EC)DHE key exchange (TLS 1.3 always)
 	AEAD           bool // AES-GCM, AES-CCM or ChaCha20-Poly1305
-}
-
-// DNSPolicy configures the resolver used for SPF, Sender ID, DKIM, DMARC.
-type DNSPolicy struct {
-	// Servers are HOST:PORT; empty means the system's (/etc/resolv.conf).
-	Servers []string
-	// Timeout for one query.
-	Timeout time.Duration
 }
 
 // OutboundPolicy holds the rules for mail from the agency.
@@ -239,9 +220,8 @@ const (
 
 // TLSPolicyPolicy configures `nzsecure-milter tlspolicy`, the socketmap
 // service for Postfix's smtp_tls_policy_maps (M-SEC-OUT, G-MTASTS).
+// Where it listens is Runtime.TLSPolicyListen.
 type TLSPolicyPolicy struct {
-	// Listen: inet:HOST:PORT or unix:/PATH.
-	Listen string
 	// Level for domains on the secure lists: "encrypt" (TLS required) or
 	// "secure" (TLS required and the certificate verified).
 	Level string
@@ -251,12 +231,6 @@ type TLSPolicyPolicy struct {
 	MTASTS bool
 	// Exceptions: also require TLS towards outbound.exceptions domains.
 	Exceptions bool
-}
-
-// LogPolicy controls the decision log.
-type LogPolicy struct {
-	// Level is debug, info, warn or error.
-	Level string
 }
 
 // Environment describes the policy environment the profile implements, for
@@ -297,5 +271,5 @@ func (p *Policy) IsInternal(ip netip.Addr) bool {
 // Summary is the one-line description `lint` prints for a valid policy.
 func (p *Policy) Summary() string {
 	return fmt.Sprintf("profile %s, %d domain(s), %d internal network(s), inbound min TLS %s, milter %s",
-		p.Profile, len(p.Domains), len(p.InternalNetworks), p.Inbound.MinTLS, p.Listen.Milter)
+		p.Profile, len(p.Domains), len(p.InternalNetworks), p.Inbound.MinTLS, p.Runtime.Listen.Milter)
 }

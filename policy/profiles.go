@@ -15,11 +15,16 @@ func profileDefaults(profile string) *Policy {
 		InternalNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
 		OutboundDaemons:  []string{"ORIGINATING"},
 		RecordTimes:      true,
-		Listen:           ListenPolicy{Milter: "inet:127.0.0.1:8891"},
 		Limits:           LimitsPolicy{MaxMessageSize: 64 << 20, MemorySpool: 1 << 20},
 		Outbound:         OutboundPolicy{TagSecureEmail: true},
-		TLSPolicy:        TLSPolicyPolicy{Listen: "inet:127.0.0.1:8461", Level: "encrypt", MinTLS: "1.2", MTASTS: true},
-		Log:              LogPolicy{Level: "info"},
+		TLSPolicy:        TLSPolicyPolicy{Level: "encrypt", MinTLS: "1.2", MTASTS: true},
+		Runtime: Runtime{
+			Listen:          ListenPolicy{Milter: "inet:127.0.0.1:8891"},
+			Log:             LogPolicy{Level: "info"},
+			DNS:             DNSPolicy{Timeout: 5 * time.Second},
+			TLSPolicyListen: "inet:127.0.0.1:8461",
+			Submit:          SubmitPolicy{Method: "sendmail", Sendmail: []string{"/usr/sbin/sendmail"}},
+		},
 	}
 	// M-OUT / R110-R112 / R115 / G-DLP: what each classification may reach.
 	p.Outbound.ByClass = map[string]Routing{
@@ -38,10 +43,9 @@ func profileDefaults(profile string) *Policy {
 		p.Classification.Levels[w] = r
 	}
 	p.MSEC = MSECPolicy{MinTLS: "1.2", MinCipherBits: 128, ForwardSecrecy: true, AEAD: true}
-	p.DNS.Timeout = 5 * time.Second
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
 	p.Inbound.WarningMode, p.Inbound.Unverified = WarnWrap, UnverifiedWarn
-	p.Notify = NotifyPolicy{Submit: "sendmail", Sendmail: []string{"/usr/sbin/sendmail"}, RateCount: 10, RateWindow: time.Hour}
+	p.Notify = NotifyPolicy{RateCount: 10, RateWindow: time.Hour}
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"
