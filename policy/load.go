@@ -146,6 +146,7 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 			p.AuthservID = "localhost"
 		}
 	}
+	p.derived = derive(p)
 	if len(probs) > 0 {
 		// File problems first, in line order, then the overrides in order.
 		sort.SliceStable(probs, func(i, j int) bool {
@@ -158,6 +159,21 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 		return nil, probs
 	}
 	return p, nil
+}
+
+// derived is what a transaction would otherwise recompute from the keys.
+type derived struct {
+	// workspace is inbound.trusted_lists as a Workspace (R108); nil when
+	// an entry cannot be one (a "*.suffix" wildcard): no warning is lifted.
+	workspace *Workspace
+}
+
+func derive(p *Policy) *derived {
+	d := &derived{}
+	if ws, err := NewWorkspace(p.Inbound.TrustedLists); err == nil {
+		d.workspace = ws
+	}
+	return d
 }
 
 // crossCheck reports problems between keys: every by_class word must be a

@@ -64,6 +64,10 @@ type Policy struct {
 	// rules above, which decide what happens to a message.
 	Runtime Runtime
 
+	// derived holds what is computed from the keys once per load (Parse),
+	// not per transaction; nil in a Policy built by hand.
+	derived *derived
+
 	// Source is where the policy came from (a path or "embedded default").
 	Source string
 	// Warnings are what lint reports about a valid policy that is likely

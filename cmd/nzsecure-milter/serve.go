@@ -83,7 +83,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "error", err.Error())
 		return 1
 	}
-	if srv.Notifier, err = milter.NewNotifier(p, log, productName, version); err != nil {
+	if err := srv.EnableNotices(productName, version); err != nil {
 		log.Error("cannot set up notices", "error", err.Error())
 		return 1
 	}
@@ -127,7 +127,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			err := srv.Shutdown(ctx)
-			if nerr := srv.Notifier.Close(ctx); nerr != nil {
+			if nerr := srv.CloseNotices(ctx); nerr != nil {
 				log.Error("notices still queued at shutdown", "error", nerr.Error())
 			}
 			cancel()
@@ -161,12 +161,13 @@ func reload(srv *milter.Server, pf *policyFlags, level *slog.LevelVar, log *slog
 		log.Error("reload refused: cannot set up the DNS resolver; keeping the running policy", "error", err.Error())
 		return
 	}
-	if old := srv.Policy(); old.Runtime.Listen.Milter != p.Runtime.Listen.Milter {
-		log.Warn("listen.milter changed; it takes effect at the next restart", "running", old.Runtime.Listen.Milter, "new", p.Runtime.Listen.Milter)
-	}
-	if old := srv.Policy(); old.Runtime.Submit.Method != p.Runtime.Submit.Method || fmt.Sprint(old.Runtime.Submit.Sendmail) != fmt.Sprint(p.Runtime.Submit.Sendmail) ||
-		old.Notify.RateCount != p.Notify.RateCount || old.Notify.RateWindow != p.Notify.RateWindow {
-		log.Warn("notify.submit, notify.sendmail and the notice rate limit take effect at the next restart")
+	// The sockets are bound once; everything else of the runtime settings
+	// (log level, resolver, notice submission and rate limit) and the
+	// whole rule set take effect now.
+	if old := srv.Policy(); old.Runtime.Listen != p.Runtime.Listen {
+		log.Warn("listen.milter and listen.metrics take effect at the next restart",
+			"running", old.Runtime.Listen.Milter, "new", p.Runtime.Listen.Milter,
+			"running_metrics", old.Runtime.Listen.Metrics, "new_metrics", p.Runtime.Listen.Metrics)
 	}
 	if err := srv.SetPolicy(p, runner); err != nil {
 		log.Error("reload refused; keeping the running policy", "error", err.Error())
