@@ -182,7 +182,7 @@ var keySpecs = map[string]keySpec{
 	"notify.admin": addressKey(func(p *Policy) *string { return &p.Notify.Admin }),
 	"notify.ping_address": valueKey(func(p *Policy) *string { return &p.Notify.PingAddress }, func(v any) (string, error) {
 		s, err := asString(v)
-		if err == nil && s != "off" && s != "" {
+		if err == nil && s != PingOff && s != "" {
 			s, err = asAddress(v)
 		}
 		return s, err
@@ -205,7 +205,7 @@ var keySpecs = map[string]keySpec{
 	"dns.timeout": durationKey(func(p *Policy) *time.Duration { return &p.Runtime.DNS.Timeout }, time.Millisecond, time.Minute),
 
 	"tlspolicy.listen":     listenKey(func(p *Policy) *string { return &p.Runtime.TLSPolicyListen }),
-	"tlspolicy.level":      enumKey(func(p *Policy) *string { return &p.TLSPolicy.Level }, "encrypt", "secure"),
+	"tlspolicy.level":      enumKey(func(p *Policy) *TLSLevel { return &p.TLSPolicy.Level }, TLSLevels...),
 	"tlspolicy.min_tls":    enumKey(func(p *Policy) *string { return &p.TLSPolicy.MinTLS }, "1.2", "1.3"),
 	"tlspolicy.mta_sts":    boolKey(func(p *Policy) *bool { return &p.TLSPolicy.MTASTS }),
 	"tlspolicy.exceptions": boolKey(func(p *Policy) *bool { return &p.TLSPolicy.Exceptions }),

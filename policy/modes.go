@@ -97,6 +97,26 @@ func (a *UnreadableAction) UnmarshalText(text []byte) error {
 	return unmarshalEnum(a, "unreadable action", text, UnreadableActions)
 }
 
+// TLSLevel is the Postfix TLS security level tlspolicy.level asks for
+// towards domains on the secure lists (M-SEC-OUT).
+type TLSLevel string
+
+const (
+	TLSEncrypt TLSLevel = "encrypt" // TLS required
+	TLSSecure  TLSLevel = "secure"  // TLS required and the certificate verified
+)
+
+// TLSLevels are the values of TLSLevel.
+var TLSLevels = []TLSLevel{TLSEncrypt, TLSSecure}
+
+// UnmarshalText accepts encrypt or secure.
+func (l *TLSLevel) UnmarshalText(text []byte) error {
+	return unmarshalEnum(l, "TLS level", text, TLSLevels)
+}
+
+// PingOff as notify.ping_address turns the ping responder off (R96).
+const PingOff = "off"
+
 // Routings are the values of Routing.
 var Routings = []Routing{BestEffort, SecureOnly, SEEMailOnly, ExceptionOnly, Hold}
 

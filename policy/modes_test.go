@@ -21,6 +21,7 @@ func TestUnmarshalTextEnums(t *testing.T) {
 		{"PartialAction", func() (enum, func() string) { var m PartialAction; return &m, func() string { return string(m) } }, []string{"split", "refuse"}},
 		{"UnreadableAction", func() (enum, func() string) { var m UnreadableAction; return &m, func() string { return string(m) } }, []string{"hold", "refuse", "accept"}},
 		{"Routing", func() (enum, func() string) { var m Routing; return &m, func() string { return string(m) } }, []string{"best-effort", "secure-only", "seemail-only", "exception-only", "hold"}},
+		{"TLSLevel", func() (enum, func() string) { var m TLSLevel; return &m, func() string { return string(m) } }, []string{"encrypt", "secure"}},
 		{"CheckResult", func() (enum, func() string) { var m CheckResult; return &m, func() string { return string(m) } }, []string{"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -226,9 +226,9 @@ const (
 // service for Postfix's smtp_tls_policy_maps (M-SEC-OUT, G-MTASTS).
 // Where it listens is Runtime.TLSPolicyListen.
 type TLSPolicyPolicy struct {
-	// Level for domains on the secure lists: "encrypt" (TLS required) or
-	// "secure" (TLS required and the certificate verified).
-	Level string
+	// Level for domains on the secure lists: TLSEncrypt (TLS required) or
+	// TLSSecure (TLS required and the certificate verified).
+	Level TLSLevel
 	// MinTLS is the lowest protocol version required: "1.2" or "1.3".
 	MinTLS string
 	// MTASTS turns on RFC 8461 policy discovery for every other domain.

@@ -17,7 +17,7 @@ func profileDefaults(profile string) *Policy {
 		RecordTimes:      true,
 		Limits:           LimitsPolicy{MaxMessageSize: 64 << 20, MemorySpool: 1 << 20},
 		Outbound:         OutboundPolicy{TagSecureEmail: true},
-		TLSPolicy:        TLSPolicyPolicy{Level: "encrypt", MinTLS: "1.2", MTASTS: true},
+		TLSPolicy:        TLSPolicyPolicy{Level: TLSEncrypt, MinTLS: "1.2", MTASTS: true},
 		Runtime: Runtime{
 			Listen:          ListenPolicy{Milter: "inet:127.0.0.1:8891"},
 			Log:             LogPolicy{Level: "info"},

@@ -194,7 +194,7 @@ func without(all, drop []string) []string {
 
 // PingAddress is the address answered by the ping responder (R96).
 func (p *Policy) PingAddress() string {
-	if p.Notify.PingAddress == "off" {
+	if p.Notify.PingAddress == PingOff {
 		return ""
 	}
 	if p.Notify.PingAddress != "" {
