@@ -36,7 +36,7 @@ var _ policy.Checker = (*Runner)(nil)
 // NewRunner makes a runner on the policy's DNS servers (dns.servers, or the
 // system's) with a cache, naming this host as receiver for %{r}.
 func NewRunner(p *policy.Policy, receiver string) (*Runner, *dnsresolver.Resolver, error) {
-	res, err := dnsresolver.New(dnsresolver.Config{Servers: p.DNS.Servers, Timeout: p.DNS.Timeout})
+	res, err := dnsresolver.New(dnsresolver.Config{Servers: p.Runtime.DNS.Servers, Timeout: p.Runtime.DNS.Timeout})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +102,7 @@ func (r *Runner) Message(ctx context.Context, w policy.Wants, c policy.Conn, e p
 	}
 	var dr []dmarc.DKIMResult
 	for _, sg := range sigs {
-		d := policy.DKIMCheck{Result: string(sg.Result), Domain: sg.Domain, Selector: sg.Selector, HeaderB: sg.HeaderB,
+		d := policy.DKIMCheck{Result: policy.CheckResult(sg.Result), Domain: sg.Domain, Selector: sg.Selector, HeaderB: sg.HeaderB,
 			Algorithm: sg.Algorithm, BodyLengthLimited: sg.BodyLengthLimited}
 		if sg.Err != nil {
 			d.Detail = sg.Err.Error()
@@ -119,12 +119,12 @@ func (r *Runner) Message(ctx context.Context, w policy.Wants, c policy.Conn, e p
 	in := dmarc.Input{From: policy.HeaderValues(hs, "From"), DKIM: dr}
 	switch {
 	case mc.SPF != nil:
-		in.SPFResult, in.SPFDomain = mc.SPF.Result, mc.SPF.Domain
+		in.SPFResult, in.SPFDomain = string(mc.SPF.Result), mc.SPF.Domain
 	case mc.SPFHelo != nil:
-		in.SPFResult, in.SPFDomain = mc.SPFHelo.Result, mc.SPFHelo.Domain
+		in.SPFResult, in.SPFDomain = string(mc.SPFHelo.Result), mc.SPFHelo.Domain
 	}
 	ev, err := dmarc.Evaluate(ctx, in, dmarc.Options{LookupTXT: r.LookupTXT})
-	d := &policy.DMARCCheck{Result: string(ev.Result), Disposition: string(ev.Disposition), Published: string(ev.PublishedPolicy),
+	d := &policy.DMARCCheck{Result: policy.CheckResult(ev.Result), Disposition: string(ev.Disposition), Published: string(ev.PublishedPolicy),
 		FromDomain: ev.FromDomain, SPFAligned: ev.SPFAligned, DKIMAligned: ev.DKIMAligned, Reason: ev.Reason}
 	if err != nil && d.Reason == "" {
 		d.Reason = err.Error()
@@ -143,7 +143,7 @@ func fromOutcome(scope string) func(o spf.Outcome, _ error) *policy.AuthCheck {
 
 func convert(scope string, o spf.Outcome) *policy.AuthCheck {
 	a := &policy.AuthCheck{
-		Result:       string(o.Result),
+		Result:       policy.CheckResult(o.Result),
 		Scope:        scope,
 		Identity:     o.Identity,
 		Domain:       o.Domain,

@@ -66,7 +66,7 @@ func (m *Metrics) Decision(v policy.Verdict, d time.Duration) {
 		if method == "" {
 			method = c.Scope
 		}
-		m.checks.WithLabelValues(method, c.Result).Inc()
+		m.checks.WithLabelValues(method, string(c.Result)).Inc()
 	}
 	if v.Classification != "" {
 		m.classification.WithLabelValues(v.Classification, string(v.Direction)).Inc()

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,23 +78,59 @@ type Server struct {
 	state atomic.Pointer[state]
 	log   *slog.Logger
 	// Metrics, when set, counts every decision.
-	Metrics *metrics.Metrics
-	// Notifier, when set, sends the notices verdicts ask for.
-	Notifier *Notifier
+	Metrics  *metrics.Metrics
 	srv      *gomilter.Server
 	inflight atomic.Int64 // transactions between MAIL FROM and their end
 	draining atomic.Bool  // set by Shutdown after sessionGrace: new transactions get 4xx
 	// sessionGrace: how long Shutdown lets connected sessions start new
 	// transactions (defaultSessionGrace).
 	sessionGrace time.Duration
+
+	mu sync.Mutex // serialises SetPolicy, EnableNotices and CloseNotices
+	// notices, when set (EnableNotices), builds the notifier of a policy.
+	notices func(*policy.Policy) (*Notifier, error)
+	// retiring counts notifiers replaced by a reload that are still
+	// draining; CloseNotices waits for them.
+	retiring sync.WaitGroup
 }
 
-// state is what a transaction decides with: the policy and the checker
-// (SPF, Sender ID) built from it, swapped together on reload.
+// state is what a transaction decides with, built once per policy load and
+// swapped whole on reload: the policy, the checker (SPF, Sender ID), the
+// DKIM signers and classifier options (pipeline.State) and the notifier
+// that sends its notices with the policy's submission and rate settings.
 type state struct {
-	pol     *policy.Policy
-	checker policy.Checker
-	signers pipeline.Signers
+	pipeline.State
+	notifier *Notifier
+	// refs counts the transactions using this state, plus one while it is
+	// the server's current state; at 0 retire runs (once).
+	refs   atomic.Int64
+	retire sync.Once
+	onIdle func()
+}
+
+func newState(ps pipeline.State, n *Notifier) *state {
+	st := &state{State: ps, notifier: n}
+	st.refs.Store(1)
+	return st
+}
+
+// acquire returns the current state, counted as in use until release.
+func (s *Server) acquire() *state {
+	for {
+		st := s.state.Load()
+		if st.refs.Add(1) > 1 && s.state.Load() == st {
+			return st
+		}
+		st.release() // swapped meanwhile: take the new one
+	}
+}
+
+// release ends one use of st; the last use of a replaced state runs its
+// onIdle (closing a notifier no longer current).
+func (st *state) release() {
+	if st.refs.Add(-1) == 0 && st.onIdle != nil {
+		st.retire.Do(st.onIdle)
+	}
 }
 
 // defaultSessionGrace bounds the extra time a restart takes when MTA
@@ -100,15 +138,20 @@ type state struct {
 // is well above it, so connections waiting in the backlog are not given up.
 const defaultSessionGrace = 5 * time.Second
 
+// retireTimeout bounds how long a notifier replaced by a reload may take to
+// submit what it still holds.
+const retireTimeout = 2 * time.Minute
+
 // NewServer makes a milter server deciding by p, running sender checks
 // with ck, and logging to log. It fails when a DKIM key cannot be loaded.
+// It sends no notices until EnableNotices.
 func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, error) {
-	sg, err := pipeline.NewSigners(p)
+	ps, err := pipeline.NewState(p, ck)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{log: log, sessionGrace: defaultSessionGrace}
-	s.state.Store(&state{p, ck, sg})
+	s.state.Store(newState(ps, nil))
 	opts := []gomilter.Option{
 		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
 		gomilter.WithActions(wantedActions),
@@ -125,18 +168,104 @@ func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, 
 }
 
 // Policy returns the policy in force.
-func (s *Server) Policy() *policy.Policy { return s.state.Load().pol }
+func (s *Server) Policy() *policy.Policy { return s.state.Load().Policy }
 
-// SetPolicy swaps the policy, its checker and its DKIM keys; transactions
-// already past MAIL FROM finish on the ones they started with. When a key
-// cannot be loaded nothing changes.
-func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) error {
-	sg, err := pipeline.NewSigners(p)
+// Notifier returns the notifier in force (nil: no notices are sent).
+func (s *Server) Notifier() *Notifier { return s.state.Load().notifier }
+
+// EnableNotices makes the server send the notices verdicts ask for (R42,
+// R56, R73, R92-R99), through a notifier built from the policy in force
+// and rebuilt by SetPolicy whenever notify.submit, notify.sendmail or the
+// rate limit change.
+func (s *Server) EnableNotices(product, version string) error {
+	return s.enableNotices(func(p *policy.Policy) (*Notifier, error) {
+		return NewNotifier(p, s.log, product, version)
+	})
+}
+
+func (s *Server) enableNotices(build func(*policy.Policy) (*Notifier, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	n, err := build(cur.Policy)
 	if err != nil {
 		return err
 	}
-	s.state.Store(&state{p, ck, sg})
+	s.notices = build
+	s.swap(newState(cur.State, n))
 	return nil
+}
+
+// SetPolicy swaps the policy, its checker, its DKIM keys, its classifier
+// options and its notifier; transactions already past MAIL FROM finish on
+// the ones they started with. When a key cannot be loaded or the notifier
+// cannot be built nothing changes.
+func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps, err := pipeline.NewState(p, ck)
+	if err != nil {
+		return err
+	}
+	cur := s.state.Load()
+	n := cur.notifier
+	if s.notices != nil && !sameNotifySettings(cur.Policy, p) {
+		if n, err = s.notices(p); err != nil {
+			return fmt.Errorf("notices: %w", err)
+		}
+	}
+	s.swap(newState(ps, n))
+	return nil
+}
+
+// sameNotifySettings: the running notifier can serve b as it is. Keeping
+// it keeps the rate limiter's counts (R95) across a reload.
+func sameNotifySettings(a, b *policy.Policy) bool {
+	return a.Runtime.Submit.Method == b.Runtime.Submit.Method &&
+		slices.Equal(a.Runtime.Submit.Sendmail, b.Runtime.Submit.Sendmail) &&
+		a.Notify.RateCount == b.Notify.RateCount && a.Notify.RateWindow == b.Notify.RateWindow &&
+		a.AuthservID == b.AuthservID
+}
+
+// swap makes next the current state; the old one's notifier, when next
+// does not use it, is closed once the transactions still using it end.
+// Callers hold s.mu.
+func (s *Server) swap(next *state) {
+	old := s.state.Load()
+	if old.notifier != nil && old.notifier != next.notifier {
+		n := old.notifier
+		s.retiring.Add(1)
+		old.onIdle = func() {
+			go func() {
+				defer s.retiring.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), retireTimeout)
+				defer cancel()
+				if err := n.Close(ctx); err != nil {
+					s.log.Error("notices of the replaced policy not all sent", "error", err.Error())
+				}
+			}()
+		}
+	}
+	s.state.Store(next)
+	old.release()
+}
+
+// CloseNotices stops the notifier in force and waits (until ctx ends) for
+// it, and every one a reload replaced, to submit what they hold.
+func (s *Server) CloseNotices(ctx context.Context) error {
+	s.mu.Lock()
+	err := s.state.Load().notifier.Close(ctx)
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.retiring.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("notices of a replaced policy still queued: %w", ctx.Err())
+		}
+	}
+	return err
 }
 
 // Serve accepts MTA connections on ln until Shutdown.

@@ -750,8 +750,12 @@ func TestNoticesSent(t *testing.T) {
 	addr, srv, _ := startServer(t, p)
 	sub := &captureSubmitter{}
 	lim, _ := notify.NewRateLimiter(notify.RateLimit{Count: 10, Window: time.Hour}, time.Now)
-	srv.Notifier = &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{}), Limiter: lim, Log: srv.log, Product: "nzsecure-milter", Version: "test"}
-	t.Cleanup(func() { srv.Notifier.Close(context.Background()) })
+	if err := srv.enableNotices(func(*policy.Policy) (*Notifier, error) {
+		return &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{}), Limiter: lim, Log: srv.log, Product: "nzsecure-milter", Version: "test"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.CloseNotices(context.Background()) })
 
 	m := dial(t, addr)
 	m.connect("198.51.100.7", "ORIGINATING", "TLSv1.3")

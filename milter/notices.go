@@ -26,14 +26,14 @@ type Notifier struct {
 // NewNotifier builds the queue and rate limiter the policy asks for.
 func NewNotifier(p *policy.Policy, log *slog.Logger, product, version string) (*Notifier, error) {
 	var sub notify.Submitter
-	if addr, ok := strings.CutPrefix(p.Notify.Submit, "smtp:"); ok {
+	if addr, ok := strings.CutPrefix(p.Runtime.Submit.Method, "smtp:"); ok {
 		s := notify.SMTPSubmitter{Addr: addr, HeloName: p.AuthservID}
 		if err := s.Validate(); err != nil {
 			return nil, err
 		}
 		sub = s
 	} else {
-		sub = notify.SendmailSubmitter{Path: p.Notify.Sendmail[0], Args: p.Notify.Sendmail[1:]}
+		sub = notify.SendmailSubmitter{Path: p.Runtime.Submit.Sendmail[0], Args: p.Runtime.Submit.Sendmail[1:]}
 	}
 	lim, err := notify.NewRateLimiter(notify.RateLimit{Count: p.Notify.RateCount, Window: p.Notify.RateWindow}, time.Now)
 	if err != nil {

@@ -28,6 +28,9 @@ type session struct {
 	// The current transaction, driven by the one pipeline (issue 13 point
 	// 3); tx is nil outside MAIL FROM .. end.
 	tx *pipeline.Transaction
+	// st is the state tx began with (policy, checker, signers, notifier),
+	// held until the transaction ends, across a reload.
+	st *state
 	// signed is the number of DKIM signatures the current transaction's
 	// output added, for the decision log.
 	signed int
@@ -91,14 +94,18 @@ func (s *session) MailFrom(from string, esmtpArgs string, m gomilter.Modifier) (
 	if s.srv.draining.Load() {
 		return gomilter.RejectWithCodeAndReason(421, "4.3.2 The secure-email filter is restarting; please try again shortly")
 	}
-	st := s.srv.state.Load()
+	st := s.srv.acquire()
+	s.st = st // released by endTransaction, also after a panic
 	env := policy.Envelope{
 		QueueID:  m.Get(gomilter.MacroQueueId),
 		From:     gomilter.RemoveAngle(from),
 		AuthUser: m.Get(gomilter.MacroAuthAuthen),
 	}
-	tx, v, err := pipeline.Begin(pipeline.State{Policy: withMTAName(st.pol, s.mta), Checker: st.checker, Signers: st.signers}, s.conn, env, time.Now())
+	ps := st.State
+	ps.Policy = withMTAName(st.Policy, s.mta)
+	tx, v, err := pipeline.Begin(ps, s.conn, env, time.Now())
 	if err != nil {
+		s.endTransaction()
 		return nil, err
 	}
 	s.tx = tx
@@ -199,6 +206,10 @@ func (s *session) queueID(m gomilter.Modifier) {
 
 // endTransaction frees the transaction's resources; safe to call twice.
 func (s *session) endTransaction() {
+	if s.st != nil {
+		s.st.release()
+		s.st = nil
+	}
 	if s.tx == nil {
 		return
 	}
@@ -212,12 +223,16 @@ func (s *session) endTransaction() {
 // finish applies a final verdict (m is nil before end of message, where no
 // changes are allowed), logs it and ends the transaction.
 func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
+	var notifier *Notifier
+	if s.st != nil {
+		notifier = s.st.notifier
+	}
 	defer s.endTransaction()
 	resp, applyErr := s.apply(v, m)
 	s.logDecision(v, applyErr)
 	s.srv.Metrics.Decision(v, time.Since(s.tx.Start()))
 	if applyErr == nil {
-		s.srv.Notifier.Send(s.tx.Policy(), v, s.tx.Envelope(), s.tx.Headers())
+		notifier.Send(s.tx.Policy(), v, s.tx.Envelope(), s.tx.Headers())
 	}
 	if applyErr != nil {
 		// An edit the MTA cannot take (too large for a milter packet, an

@@ -29,6 +29,21 @@ type State struct {
 	Policy  *policy.Policy
 	Checker policy.Checker
 	Signers Signers
+	// Classify are the scanner's options, ClassifyOptions(Policy), built
+	// once per policy load by NewState; nil: built for each transaction.
+	Classify *classify.Options
+}
+
+// NewState builds what one policy load runs with: its DKIM signers (keys
+// read once) and its classifier options, not recomputed per transaction
+// (issue 13 point 5). It fails when a DKIM key cannot be loaded.
+func NewState(p *policy.Policy, ck policy.Checker) (State, error) {
+	sg, err := NewSigners(p)
+	if err != nil {
+		return State{}, err
+	}
+	opts := ClassifyOptions(p)
+	return State{Policy: p, Checker: ck, Signers: sg, Classify: &opts}, nil
 }
 
 // Transaction is one message, from MAIL FROM to end of message.
@@ -64,7 +79,12 @@ func Begin(st State, conn policy.Conn, env policy.Envelope, now time.Time) (*Tra
 	t := &Transaction{st: st, pol: p, conn: conn, env: env, start: now,
 		body: NewSpool(p.Limits.MemorySpool, p.Limits.SpoolDir)}
 	var err error
-	if t.scanner, err = classify.NewScanner(ClassifyOptions(p)); err != nil {
+	opts := st.Classify
+	if opts == nil {
+		o := ClassifyOptions(p)
+		opts = &o
+	}
+	if t.scanner, err = classify.NewScanner(*opts); err != nil {
 		t.Close()
 		return nil, policy.Verdict{}, fmt.Errorf("classification scanner: %w", err)
 	}

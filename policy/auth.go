@@ -10,11 +10,11 @@ import (
 // AuthCheck is one SPF-family evaluation (SPF or Sender ID) as plain values;
 // the checks package fills it from auth/spf.
 type AuthCheck struct {
-	Result      string `json:"result"` // pass fail softfail neutral none temperror permerror
-	Scope       string `json:"scope"`  // mfrom, helo, pra
-	Identity    string `json:"identity"`
-	Domain      string `json:"domain"`
-	Explanation string `json:"explanation,omitempty"` // the domain's exp= text, for fail
+	Result      CheckResult `json:"result"` // pass fail softfail neutral none temperror permerror
+	Scope       string      `json:"scope"`  // mfrom, helo, pra
+	Identity    string      `json:"identity"`
+	Domain      string      `json:"domain"`
+	Explanation string      `json:"explanation,omitempty"` // the domain's exp= text, for fail
 	// RecordFound: the domain published a record for this scope.
 	RecordFound bool `json:"record_found"`
 	// AllQualifier is the qualifier of the record's terminal "all" ("-",
@@ -30,16 +30,30 @@ type AuthCheck struct {
 	OtherScopeRecord bool `json:"other_scope_record,omitempty"`
 }
 
-// Results of the SPF family (RFC 7208 section 2.6, RFC 4406).
+// CheckResult is the result of a sender check: SPF and Sender ID (RFC 7208
+// section 2.6, RFC 4406), DKIM (RFC 6376 section 3.9, with "policy", RFC
+// 8601 section 2.7.1) and DMARC (RFC 7489 section 11.2).
+type CheckResult string
+
+// Results of the sender checks.
 const (
-	ResultPass      = "pass"
-	ResultFail      = "fail"
-	ResultSoftFail  = "softfail"
-	ResultNeutral   = "neutral"
-	ResultNone      = "none"
-	ResultTempError = "temperror"
-	ResultPermError = "permerror"
+	ResultPass      CheckResult = "pass"
+	ResultFail      CheckResult = "fail"
+	ResultSoftFail  CheckResult = "softfail"
+	ResultNeutral   CheckResult = "neutral"
+	ResultNone      CheckResult = "none"
+	ResultTempError CheckResult = "temperror"
+	ResultPermError CheckResult = "permerror"
+	ResultPolicy    CheckResult = "policy" // DKIM: valid, but not acceptable to the verifier
 )
+
+// CheckResults are the values of CheckResult.
+var CheckResults = []CheckResult{ResultPass, ResultFail, ResultSoftFail, ResultNeutral, ResultNone, ResultTempError, ResultPermError, ResultPolicy}
+
+// UnmarshalText accepts the result names above.
+func (r *CheckResult) UnmarshalText(text []byte) error {
+	return unmarshalEnum(r, "check result", text, CheckResults)
+}
 
 // Wants says which sender checks a transaction needs under the policy, so
 // that no DNS lookup is made for a check that is off.
@@ -56,11 +70,11 @@ func (w Wants) Any() bool { return w.SPF || w.SenderIDMF || w.SenderIDPRA || w.D
 
 // DKIMCheck is one verified DKIM signature as plain values.
 type DKIMCheck struct {
-	Result    string `json:"result"` // pass fail neutral policy temperror permerror none
-	Domain    string `json:"domain"`
-	Selector  string `json:"selector"`
-	HeaderB   string `json:"header_b"`
-	Algorithm string `json:"algorithm"`
+	Result    CheckResult `json:"result"` // pass fail neutral policy temperror permerror none
+	Domain    string      `json:"domain"`
+	Selector  string      `json:"selector"`
+	HeaderB   string      `json:"header_b"`
+	Algorithm string      `json:"algorithm"`
 	// BodyLengthLimited: the signature has l= (only part of the body signed).
 	BodyLengthLimited bool   `json:"body_length_limited,omitempty"`
 	Detail            string `json:"detail,omitempty"`
@@ -68,13 +82,13 @@ type DKIMCheck struct {
 
 // DMARCCheck is a DMARC evaluation (RFC 7489) as plain values.
 type DMARCCheck struct {
-	Result      string `json:"result"`      // pass fail none temperror permerror
-	Disposition string `json:"disposition"` // none quarantine reject: what to do, after pct
-	Published   string `json:"policy"`      // the p= (or sp=) that applies
-	FromDomain  string `json:"header_from"`
-	SPFAligned  bool   `json:"spf_aligned"`
-	DKIMAligned bool   `json:"dkim_aligned"`
-	Reason      string `json:"reason,omitempty"`
+	Result      CheckResult `json:"result"`      // pass fail none temperror permerror
+	Disposition string      `json:"disposition"` // none quarantine reject: what to do, after pct
+	Published   string      `json:"policy"`      // the p= (or sp=) that applies
+	FromDomain  string      `json:"header_from"`
+	SPFAligned  bool        `json:"spf_aligned"`
+	DKIMAligned bool        `json:"dkim_aligned"`
+	Reason      string      `json:"reason,omitempty"`
 }
 
 // MessageChecks are the results that need the whole message.
@@ -120,12 +134,12 @@ func (p *Policy) Wants(c Conn, e Envelope) Wants {
 		return Wants{}
 	}
 	msec := p.msecApplies(e)
-	dmarc := p.Inbound.DMARC != "off"
+	dmarc := p.Inbound.DMARC != ModeOff
 	return Wants{
-		SPF:         p.Inbound.SPF != "off" || msec || dmarc,
+		SPF:         p.Inbound.SPF != ModeOff || msec || dmarc,
 		SenderIDMF:  msec,
-		SenderIDPRA: p.Inbound.SenderID != "off" || msec,
-		DKIM:        p.Inbound.DKIM != "off" || dmarc,
+		SenderIDPRA: p.Inbound.SenderID != ModeOff || msec,
+		DKIM:        p.Inbound.DKIM != ModeOff || dmarc,
 		DMARC:       dmarc,
 	}
 }
@@ -163,7 +177,7 @@ func senderDomain(addr string) string {
 // DKIM needs the body. Those are decided at end of message
 // (checkDeferredSPF), with the same replies.
 func (p *Policy) checkSPF(v *Verdict, r *AuthCheck) {
-	if r == nil || p.Inbound.SPF != "enforce" {
+	if r == nil || p.Inbound.SPF != ModeEnforce {
 		return
 	}
 	if p.spfDeferred(r) {
@@ -175,7 +189,7 @@ func (p *Policy) checkSPF(v *Verdict, r *AuthCheck) {
 
 // spfDeferred reports whether an enforced SPF result waits for DKIM.
 func (p *Policy) spfDeferred(r *AuthCheck) bool {
-	return p.Inbound.DMARC != "off" && (r.Result == ResultFail || r.Result == ResultPermError)
+	return p.Inbound.DMARC != ModeOff && (r.Result == ResultFail || r.Result == ResultPermError)
 }
 
 // checkDeferredSPF: M-RCV-SPF at end of message, for the results
@@ -184,7 +198,7 @@ func (p *Policy) spfDeferred(r *AuthCheck) bool {
 // Authentication-Results either way.
 func (p *Policy) checkDeferredSPF(v *Verdict, t Transaction) {
 	r := t.Mail.spf()
-	if r == nil || p.Inbound.SPF != "enforce" || !p.spfDeferred(r) {
+	if r == nil || p.Inbound.SPF != ModeEnforce || !p.spfDeferred(r) {
 		return
 	}
 	if d := t.Message.DMARC; d != nil && d.Result == ResultPass && d.DKIMAligned {
@@ -211,7 +225,7 @@ func refuseSPF(v *Verdict, r *AuthCheck) {
 
 // checkSenderID: M-RCV-SID, the same actions on the PRA (RFC 4406/4407).
 func (p *Policy) checkSenderID(v *Verdict, r *AuthCheck) {
-	if r == nil || p.Inbound.SenderID != "enforce" {
+	if r == nil || p.Inbound.SenderID != ModeEnforce {
 		return
 	}
 	switch r.Result {
@@ -301,7 +315,7 @@ func orUnknown(s string) string {
 // cannot be evaluated (none, several, malformed; RFC 7489 section 6.6.1)
 // is refused.
 func (p *Policy) checkDMARC(v *Verdict, d *DMARCCheck, mta, queueID, sender string) {
-	if d == nil || p.Inbound.DMARC != "enforce" {
+	if d == nil || p.Inbound.DMARC != ModeEnforce {
 		return
 	}
 	switch {

@@ -49,11 +49,11 @@ func (f fakeChecker) Headers(_ context.Context, w Wants, _ Conn, _ Envelope, _ [
 	return f.hc
 }
 
-func spfResult(result, all string) *AuthCheck {
+func spfResult(result CheckResult, all string) *AuthCheck {
 	return &AuthCheck{Result: result, Scope: "mfrom", Identity: "user@sender.example", Domain: "sender.example", RecordFound: result != ResultNone, AllQualifier: all}
 }
 
-func praResult(result, all string) *AuthCheck {
+func praResult(result CheckResult, all string) *AuthCheck {
 	return &AuthCheck{Result: result, Scope: "pra", Identity: "user@sender.example", Domain: "sender.example", RecordFound: result != ResultNone, AllQualifier: all}
 }
 
@@ -253,7 +253,7 @@ func TestAuthenticationResults(t *testing.T) {
 
 // G-DMARC-IN: the sender's DMARC policy decides under enforce.
 func TestDMARCEnforcement(t *testing.T) {
-	dm := func(result, disp, pub string) *DMARCCheck {
+	dm := func(result CheckResult, disp, pub string) *DMARCCheck {
 		return &DMARCCheck{Result: result, Disposition: disp, Published: pub, FromDomain: "bank.example", Reason: "why"}
 	}
 	cases := []struct {

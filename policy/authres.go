@@ -39,17 +39,17 @@ const (
 func (p *Policy) authResults(t Transaction) string {
 	var rs []authres.Result
 	if r := t.Mail.SPF; r != nil {
-		rs = append(rs, authres.SPF(r.Result, clip(r.Identity, maxARIdentity), "", ""))
+		rs = append(rs, authres.SPF(string(r.Result), clip(r.Identity, maxARIdentity), "", ""))
 	}
 	if r := t.Mail.SPFHelo; r != nil {
-		rs = append(rs, authres.SPF(r.Result, "", clip(t.Conn.HELO, maxARName), ""))
+		rs = append(rs, authres.SPF(string(r.Result), "", clip(t.Conn.HELO, maxARName), ""))
 	}
 	if r := t.Header.SenderIDPRA; r != nil {
 		field := r.Field
 		if field == "" {
 			field = "from"
 		}
-		rs = append(rs, authres.SenderID(r.Result, field, clip(r.Identity, maxARIdentity), ""))
+		rs = append(rs, authres.SenderID(string(r.Result), field, clip(r.Identity, maxARIdentity), ""))
 	}
 	for i, d := range t.Message.DKIM {
 		if i == MaxAuthResultsDKIM {
@@ -58,7 +58,7 @@ func (p *Policy) authResults(t Transaction) string {
 			rs[len(rs)-1].Comment = fmt.Sprintf("and %d more signatures not listed", len(t.Message.DKIM)-i)
 			break
 		}
-		res := authres.Result{Method: "dkim", Value: d.Result, Reason: clip(d.Detail, maxARValue)}
+		res := authres.Result{Method: "dkim", Value: string(d.Result), Reason: clip(d.Detail, maxARValue)}
 		for _, pr := range []authres.Prop{{Type: "header", Property: "d", Value: clip(d.Domain, maxARName)}, {Type: "header", Property: "s", Value: clip(d.Selector, maxARName)}, {Type: "header", Property: "b", Value: clip(d.HeaderB, maxARHeaderB)}} {
 			if pr.Value != "" {
 				res.Props = append(res.Props, pr)
@@ -67,7 +67,7 @@ func (p *Policy) authResults(t Transaction) string {
 		rs = append(rs, res)
 	}
 	if d := t.Message.DMARC; d != nil {
-		res := authres.Result{Method: "dmarc", Value: d.Result, Reason: clip(d.Reason, maxARValue),
+		res := authres.Result{Method: "dmarc", Value: string(d.Result), Reason: clip(d.Reason, maxARValue),
 			Props: []authres.Prop{{Type: "header", Property: "from", Value: clip(d.FromDomain, maxARName)}}}
 		if d.Published != "" {
 			res.Props = append(res.Props, authres.Prop{Type: "policy", Property: "dmarc", Value: d.Published})

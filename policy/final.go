@@ -71,7 +71,7 @@ func (p *Policy) gradeWarning(v *Verdict, hs []Header) {
 	if !spoofing {
 		return
 	}
-	if ws, err := NewWorkspace(p.Inbound.TrustedLists); err == nil {
+	if ws := p.workspace(); ws != nil {
 		a := message.Authors(HeaderValues(hs, "From"))
 		if m, ok := a.Author(); ok && len(a.Candidates) == 1 && ws.Contains(m.Address()) {
 			v.WarningSeverity, v.WarningMode = SeverityNone, ""
@@ -80,9 +80,23 @@ func (p *Policy) gradeWarning(v *Verdict, hs []Header) {
 		}
 	}
 	if marker, _, ok := ListMarker(hs); ok {
-		v.WarningSeverity, v.WarningMode = SeveritySoft, "header"
+		v.WarningSeverity, v.WarningMode = SeveritySoft, WarnHeader
 		v.reason("warning %s shown as a header only: list-server mail (%s, R199)", v.WarningCode, marker)
 	}
+}
+
+// workspace is the trusted-list domains as a Workspace, built once per load
+// (Parse); a Policy built by hand gets it built on each call. nil when the
+// list cannot be one (then no warning is lifted: fail safe).
+func (p *Policy) workspace() *Workspace {
+	if p.derived != nil {
+		return p.derived.workspace
+	}
+	ws, err := NewWorkspace(p.Inbound.TrustedLists)
+	if err != nil {
+		return nil
+	}
+	return ws
 }
 
 // filterNotices drops the notices the loop and postmaster rules forbid
@@ -120,11 +134,11 @@ func (p *Policy) chooseTransforms(v *Verdict, hs []Header) {
 		return
 	}
 	switch v.WarningMode {
-	case "wrap":
+	case WarnWrap:
 		v.Transforms = append(v.Transforms, Transform{Kind: TransformWarnWrap, Code: v.WarningCode})
-	case "prepend":
+	case WarnPrepend:
 		v.Transforms = append(v.Transforms, Transform{Kind: TransformWarnPrepend, Code: v.WarningCode})
-	case "header":
+	case WarnHeader:
 		v.Transforms = append(v.Transforms, Transform{Kind: TransformWarnHeader, Code: v.WarningCode})
 	}
 	if v.Action == Accept && v.Direction == Outbound {

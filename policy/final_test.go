@@ -14,7 +14,7 @@ func TestGradeWarningWorkspaceNeedsOneAuthor(t *testing.T) {
 	p := mustPolicy(t, `inbound.trusted_lists=["partner.example"]`)
 	for _, c := range []struct {
 		from []string
-		mode string
+		mode WarningMode
 	}{
 		{[]string{"Smith, Ann <ann@Partner.example.>"}, ""},
 		{[]string{`"ceo@agency.govt.nz" <ann@partner.example>`}, "wrap"},

@@ -103,7 +103,7 @@ func TestDefaultPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("embedded default policy is invalid: %v", err)
 	}
-	if p.Profile != ProfileSGE || p.Inbound.MinTLS != "1.2" || p.Listen.Milter != "inet:127.0.0.1:8891" || p.Source != EmbeddedName {
+	if p.Profile != ProfileSGE || p.Inbound.MinTLS != "1.2" || p.Runtime.Listen.Milter != "inet:127.0.0.1:8891" || p.Source != EmbeddedName {
 		t.Errorf("default policy: %+v", p)
 	}
 	if !p.Outbound.TagSecureEmail || p.Limits.MaxMessageSize != 64<<20 || p.Limits.MemorySpool != 1<<20 {
@@ -116,7 +116,7 @@ func TestProfilesAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Profile != ProfileSecureMail || p.Inbound.MinTLS != "1.3" || p.Outbound.TagSecureEmail || p.Log.Level != "debug" {
+	if p.Profile != ProfileSecureMail || p.Inbound.MinTLS != "1.3" || p.Outbound.TagSecureEmail || p.Runtime.Log.Level != "debug" {
 		t.Errorf("full.toml: %+v", p)
 	}
 	if got := strings.Join(p.Domains, ","); got != "agency.govt.nz,other.agency.govt.nz" {
@@ -135,7 +135,7 @@ func TestProfilesAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Profile != ProfileSEEMail || p.Log.Level != "warn" || p.Inbound.MinTLS != "1.1" || p.Domains[0] != "a.example" {
+	if p.Profile != ProfileSEEMail || p.Runtime.Log.Level != "warn" || p.Inbound.MinTLS != "1.1" || p.Domains[0] != "a.example" {
 		t.Errorf("overrides: %+v", p)
 	}
 	p, err = Load("", []string{`profile="securemail"`})

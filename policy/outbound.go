@@ -63,7 +63,7 @@ func (p *Policy) routeOutbound(v *Verdict, t Transaction) {
 	for _, r := range refused {
 		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to %s refused: %s (R113)", class, r, routingRule(routing)))
 	}
-	if len(allowed) == 0 || p.Outbound.Partial == "refuse" {
+	if len(allowed) == 0 || p.Outbound.Partial == PartialRefuse {
 		v.refuse(550, "5.7.1", fmt.Sprintf("Message classified [%s] refused: %s; not permitted: %s",
 			class, routingRule(routing), clip(strings.Join(refused, ", "), 300)))
 		return

@@ -50,17 +50,23 @@ type Policy struct {
 	// received the message (R100).
 	RecordTimes bool
 
-	Listen         ListenPolicy
 	Limits         LimitsPolicy
 	Inbound        InboundPolicy
 	Classification ClassificationPolicy
 	Notify         NotifyPolicy
 	DKIM           DKIMPolicy
 	MSEC           MSECPolicy
-	DNS            DNSPolicy
 	Outbound       OutboundPolicy
 	TLSPolicy      TLSPolicyPolicy
-	Log            LogPolicy
+
+	// Runtime is how the daemons run (where they listen, what they log,
+	// which resolver, how generated mail is submitted), apart from the
+	// rules above, which decide what happens to a message.
+	Runtime Runtime
+
+	// derived holds what is computed from the keys once per load (Parse),
+	// not per transaction; nil in a Policy built by hand.
+	derived *derived
 
 	// Source is where the policy came from (a path or "embedded default").
 	Source string
@@ -68,15 +74,6 @@ type Policy struct {
 	// wrong (e.g. internal_networks covering the internet); they do not
 	// stop it loading.
 	Warnings Problems
-}
-
-// ListenPolicy says where `serve` listens.
-type ListenPolicy struct {
-	// Milter is a socket spec: inet:HOST:PORT or unix:PATH.
-	Milter string
-	// Metrics is where Prometheus metrics are served (inet:HOST:PORT);
-	// "" turns them off.
-	Metrics string
 }
 
 // LimitsPolicy bounds what one transaction may use.
@@ -95,30 +92,30 @@ type InboundPolicy struct {
 	// MinTLS is the lowest TLS version accepted inbound: "none" (plaintext
 	// allowed), "1.0", "1.1", "1.2" or "1.3" (M-RCV-TLS, G-TLS).
 	MinTLS string
-	// SPF is "off", "tag" (evaluate and record) or "enforce" (M-RCV-SPF:
-	// refuse fail and permerror, tempfail temperror).
-	SPF string
-	// SenderID is "off", "tag" or "enforce" (M-RCV-SID, on the PRA).
-	SenderID string
-	// DKIM is "off" or "tag": verify every signature and record it.
-	DKIM string
-	// DMARC is "off", "tag" or "enforce" (G-DMARC-IN).
-	DMARC string
+	// SPF is ModeOff, ModeTag (evaluate and record) or ModeEnforce
+	// (M-RCV-SPF: refuse fail and permerror, tempfail temperror).
+	SPF Mode
+	// SenderID is ModeOff, ModeTag or ModeEnforce (M-RCV-SID, on the PRA).
+	SenderID Mode
+	// DKIM is ModeOff or ModeTag: verify every signature and record it.
+	DKIM Mode
+	// DMARC is ModeOff, ModeTag or ModeEnforce (G-DMARC-IN).
+	DMARC Mode
 	// SecureMailReceiver makes this gateway a SecureMail receiver: M-SEC
 	// applies to every sender.
 	SecureMailReceiver bool
 	// SecureMailSenders applies M-SEC to apparent SecureMail senders, whose
 	// domain's left-most label is "securemail" (M-RCV-SM).
 	SecureMailSenders bool
-	// WarningMode: how a recipient sees a warning (R76-R80): "wrap",
-	// "prepend" or "header".
-	WarningMode string
+	// WarningMode: how a recipient sees a warning (R76-R80): WarnWrap,
+	// WarnPrepend or WarnHeader.
+	WarningMode WarningMode
 	// WarningLink, when set, is appended to warnings (R78); "{code}" is
 	// replaced by the warning code.
 	WarningLink string
-	// Unverified: "warn" or "delete" unverified messages without
-	// X-NZ-Secure-email (R76, an agency decision).
-	Unverified string
+	// Unverified: UnverifiedWarn or UnverifiedDelete unverified messages
+	// without X-NZ-Secure-email (R76, an agency decision).
+	Unverified UnverifiedAction
 	// TrustedLists are list-server domains whose mail gets no 002/005
 	// warning (R108, the WORKSPACE rule).
 	TrustedLists []string
@@ -148,11 +145,7 @@ type NotifyPolicy struct {
 	// PingAddress is answered by the ping responder; default ping@ the
 	// first domain; "off" turns it off.
 	PingAddress string
-	// Submit is how generated mail reaches the MTA: "sendmail" (the
-	// Sendmail command) or "smtp:HOST:PORT" (a loopback port).
-	Submit string
-	// Sendmail is the command line for Submit = "sendmail".
-	Sendmail []string
+	// How notices reach the MTA is Runtime.Submit.
 	// RateCount notices per recipient and code within RateWindow (R95).
 	RateCount  int
 	RateWindow time.Duration
@@ -172,15 +165,8 @@ type ClassificationPolicy struct {
 	// read in full (classify.Result.Unreadable): UnreadableHold (the
 	// default in every profile), UnreadableRefuse or UnreadableAccept.
 	// Fail safe (issue 11): such mail is never tagged compliant.
-	Unreadable string
+	Unreadable UnreadableAction
 }
-
-// classification.unreadable values.
-const (
-	UnreadableHold   = "hold"   // quarantined for an administrator, like R110
-	UnreadableRefuse = "refuse" // 550 to the sender
-	UnreadableAccept = "accept" // routed on what could be read, never tagged compliant
-)
 
 // Rank returns a word's rank and whether the policy knows it.
 func (c ClassificationPolicy) Rank(word string) (int, bool) {
@@ -197,14 +183,6 @@ type MSECPolicy struct {
 	MinCipherBits  int
 	ForwardSecrecy bool // (EC)DHE key exchange (TLS 1.3 always)
 	AEAD           bool // AES-GCM, AES-CCM or ChaCha20-Poly1305
-}
-
-// DNSPolicy configures the resolver used for SPF, Sender ID, DKIM, DMARC.
-type DNSPolicy struct {
-	// Servers are HOST:PORT; empty means the system's (/etc/resolv.conf).
-	Servers []string
-	// Timeout for one query.
-	Timeout time.Duration
 }
 
 // OutboundPolicy holds the rules for mail from the agency.
@@ -225,9 +203,9 @@ type OutboundPolicy struct {
 	// ByClass maps a classification word to its routing decision.
 	ByClass map[string]Routing
 	// Partial says what to do when only some recipients may receive a
-	// classified message: "split" (remove the others and tell the sender)
-	// or "refuse" (refuse the whole message).
-	Partial string
+	// classified message: PartialSplit (remove the others and tell the
+	// sender) or PartialRefuse (refuse the whole message).
+	Partial PartialAction
 	// RouteHeader adds X-NZ-Secure-Route: tls to mail that may leave only
 	// over TLS, for milter_header_checks to route to a TLS-only transport.
 	RouteHeader bool
@@ -246,24 +224,17 @@ const (
 
 // TLSPolicyPolicy configures `nzsecure-milter tlspolicy`, the socketmap
 // service for Postfix's smtp_tls_policy_maps (M-SEC-OUT, G-MTASTS).
+// Where it listens is Runtime.TLSPolicyListen.
 type TLSPolicyPolicy struct {
-	// Listen: inet:HOST:PORT or unix:/PATH.
-	Listen string
-	// Level for domains on the secure lists: "encrypt" (TLS required) or
-	// "secure" (TLS required and the certificate verified).
-	Level string
+	// Level for domains on the secure lists: TLSEncrypt (TLS required) or
+	// TLSSecure (TLS required and the certificate verified).
+	Level TLSLevel
 	// MinTLS is the lowest protocol version required: "1.2" or "1.3".
 	MinTLS string
 	// MTASTS turns on RFC 8461 policy discovery for every other domain.
 	MTASTS bool
 	// Exceptions: also require TLS towards outbound.exceptions domains.
 	Exceptions bool
-}
-
-// LogPolicy controls the decision log.
-type LogPolicy struct {
-	// Level is debug, info, warn or error.
-	Level string
 }
 
 // Environment describes the policy environment the profile implements, for
@@ -304,5 +275,5 @@ func (p *Policy) IsInternal(ip netip.Addr) bool {
 // Summary is the one-line description `lint` prints for a valid policy.
 func (p *Policy) Summary() string {
 	return fmt.Sprintf("profile %s, %d domain(s), %d internal network(s), inbound min TLS %s, milter %s",
-		p.Profile, len(p.Domains), len(p.InternalNetworks), p.Inbound.MinTLS, p.Listen.Milter)
+		p.Profile, len(p.Domains), len(p.InternalNetworks), p.Inbound.MinTLS, p.Runtime.Listen.Milter)
 }

@@ -37,7 +37,7 @@ func (v Verdict) Report() Report {
 		Stage:             v.Stage,
 		Action:            v.Action,
 		WarningCode:       v.WarningCode,
-		WarningMode:       v.WarningMode,
+		WarningMode:       string(v.WarningMode),
 		Notices:           append([]Notice{}, v.Notices...),
 		Transforms:        append([]Transform{}, v.Transforms...),
 		Classification:    v.Classification,
@@ -59,12 +59,12 @@ func (v Verdict) Report() Report {
 		switch c.Scope {
 		case "mfrom":
 			if r.SPF == "" {
-				r.SPF, r.SPFExplanation = c.Result, c.Explanation
+				r.SPF, r.SPFExplanation = string(c.Result), c.Explanation
 			}
 		case "helo":
-			r.SPFHelo = c.Result
+			r.SPFHelo = string(c.Result)
 		case "pra":
-			r.SenderID = c.Result
+			r.SenderID = string(c.Result)
 		}
 	}
 	// Edits only take effect when the message is kept.

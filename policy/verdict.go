@@ -169,8 +169,8 @@ type Verdict struct {
 	Action      Action
 	Reply       *Reply // nil: the MTA's own reply for the action
 	Edits       []HeaderEdit
-	WarningCode string // Table 3 code, "" when none
-	WarningMode string // how the recipient sees it: wrap, prepend, header ("" none), after grading
+	WarningCode string      // Table 3 code, "" when none
+	WarningMode WarningMode // how the recipient sees it: wrap, prepend, header ("" none), after grading
 	// WarningSeverity is the grade of the warning (SeverityHard, SeveritySoft
 	// for list mail R199, SeverityNone for a workspace sender R108).
 	WarningSeverity string

@@ -142,7 +142,7 @@ func (p *Policy) chooseInboundWarning(v *Verdict, t Transaction, secureTag bool)
 		return
 	}
 	v.WarningMode = p.Inbound.WarningMode
-	if p.Inbound.Unverified == "delete" && !secureTag && v.WarningCode != WarningInsecureSource {
+	if p.Inbound.Unverified == UnverifiedDelete && !secureTag && v.WarningCode != WarningInsecureSource {
 		v.Action = Discard
 		v.WarningMode = ""
 		v.reason("unverified message deleted (inbound.unverified = \"delete\", R76); logged for the audit trail")
@@ -194,7 +194,7 @@ func without(all, drop []string) []string {
 
 // PingAddress is the address answered by the ping responder (R96).
 func (p *Policy) PingAddress() string {
-	if p.Notify.PingAddress == "off" {
+	if p.Notify.PingAddress == PingOff {
 		return ""
 	}
 	if p.Notify.PingAddress != "" {

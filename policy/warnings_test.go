@@ -40,7 +40,7 @@ func TestInboundWarnings(t *testing.T) {
 			if r := v.Report(); r.WarningCode != c.code || r.WarningMode != c.mode {
 				t.Errorf("report shows warning %q mode %q", r.WarningCode, r.WarningMode)
 			}
-			if v.WarningCode != c.code || v.WarningMode != c.mode || v.Action != c.action {
+			if v.WarningCode != c.code || string(v.WarningMode) != c.mode || v.Action != c.action {
 				t.Errorf("got warning %q mode %q action %s, want %q %q %s (reasons %q)", v.WarningCode, v.WarningMode, v.Action, c.code, c.mode, c.action, v.Reasons)
 			}
 		})

@@ -76,7 +76,7 @@ func secureListPolicy(p *policy.Policy, domain string) (data, list string) {
 }
 
 func levelPolicy(p *policy.Policy) string {
-	if p.TLSPolicy.Level == "secure" {
+	if p.TLSPolicy.Level == policy.TLSSecure {
 		return "secure match=nexthop:dot-nexthop protocols=" + protocols(p)
 	}
 	return "encrypt protocols=" + protocols(p)

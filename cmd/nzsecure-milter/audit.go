@@ -47,7 +47,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		selectors = append(selectors, k.Domain+":"+k.Selector)
 	}
 	cfg := audit.Config{Domains: pos, NonEmail: nonEmail, Selectors: selectors, JSON: *jsonOut,
-		DNSServers: p.DNS.Servers, DNSTimeout: p.DNS.Timeout}
+		DNSServers: p.Runtime.DNS.Servers, DNSTimeout: p.Runtime.DNS.Timeout}
 	if len(pos) == 0 && len(nonEmail) == 0 {
 		cfg.Domains = p.Domains
 	}

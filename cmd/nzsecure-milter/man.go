@@ -84,7 +84,7 @@ func writeMan8(w io.Writer) {
 	fmt.Fprint(w, `.SH SIGNALS
 .TP
 .B SIGHUP
-re\-reads the policy (serve, tlspolicy); an invalid policy is logged, problem by problem, and the running one stays in force.
+re\-reads the policy (serve, tlspolicy); an invalid policy is logged, problem by problem, and the running one stays in force. Every key but listen.* takes effect at once, notify.* included; transactions in flight finish on the policy they began with.
 .TP
 .B SIGTERM
 stops accepting connections and lets the transactions in flight finish (up to 2 minutes).

@@ -60,12 +60,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	level := new(slog.LevelVar)
-	level.Set(logLevel(p.Log.Level))
+	level.Set(logLevel(p.Runtime.Log.Level))
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	spec := *listen
 	if spec == "" {
-		spec = p.Listen.Milter
+		spec = p.Runtime.Listen.Milter
 	}
 	// A socket passed by systemd (nzsecure-milter.socket) wins over the
 	// policy's listen.milter: it stays open across restarts.
@@ -84,14 +84,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "error", err.Error())
 		return 1
 	}
-	if srv.Notifier, err = milter.NewNotifier(p, log, productName, version); err != nil {
+	if err := srv.EnableNotices(productName, version); err != nil {
 		log.Error("cannot set up notices", "error", err.Error())
 		return 1
 	}
-	if p.Listen.Metrics != "" {
-		mln, err := listenSpec(p.Listen.Metrics)
+	if p.Runtime.Listen.Metrics != "" {
+		mln, err := listenSpec(p.Runtime.Listen.Metrics)
 		if err != nil {
-			log.Error("cannot listen for metrics", "listen", p.Listen.Metrics, "error", err.Error())
+			log.Error("cannot listen for metrics", "listen", p.Runtime.Listen.Metrics, "error", err.Error())
 			return 1
 		}
 		srv.Metrics = metrics.New()
@@ -102,7 +102,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 				log.Error("metrics server stopped", "error", err.Error())
 			}
 		}()
-		log.Info("serving metrics", "listen", p.Listen.Metrics)
+		log.Info("serving metrics", "listen", p.Runtime.Listen.Metrics)
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -130,7 +130,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())
 			ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 			err := srv.Shutdown(ctx)
-			if nerr := srv.Notifier.Close(ctx); nerr != nil {
+			if nerr := srv.CloseNotices(ctx); nerr != nil {
 				log.Error("notices still queued at shutdown", "error", nerr.Error())
 			}
 			cancel()
@@ -164,18 +164,19 @@ func reload(srv *milter.Server, pf *policyFlags, level *slog.LevelVar, log *slog
 		log.Error("reload refused: cannot set up the DNS resolver; keeping the running policy", "error", err.Error())
 		return
 	}
-	if old := srv.Policy(); old.Listen.Milter != p.Listen.Milter {
-		log.Warn("listen.milter changed; it takes effect at the next restart", "running", old.Listen.Milter, "new", p.Listen.Milter)
-	}
-	if old := srv.Policy(); old.Notify.Submit != p.Notify.Submit || fmt.Sprint(old.Notify.Sendmail) != fmt.Sprint(p.Notify.Sendmail) ||
-		old.Notify.RateCount != p.Notify.RateCount || old.Notify.RateWindow != p.Notify.RateWindow {
-		log.Warn("notify.submit, notify.sendmail and the notice rate limit take effect at the next restart")
+	// The sockets are bound once; everything else of the runtime settings
+	// (log level, resolver, notice submission and rate limit) and the
+	// whole rule set take effect now.
+	if old := srv.Policy(); old.Runtime.Listen != p.Runtime.Listen {
+		log.Warn("listen.milter and listen.metrics take effect at the next restart",
+			"running", old.Runtime.Listen.Milter, "new", p.Runtime.Listen.Milter,
+			"running_metrics", old.Runtime.Listen.Metrics, "new_metrics", p.Runtime.Listen.Metrics)
 	}
 	if err := srv.SetPolicy(p, runner); err != nil {
 		log.Error("reload refused; keeping the running policy", "error", err.Error())
 		return
 	}
-	level.Set(logLevel(p.Log.Level))
+	level.Set(logLevel(p.Runtime.Log.Level))
 	log.Info("policy reloaded", "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
 }
 

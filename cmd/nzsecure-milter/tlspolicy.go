@@ -50,16 +50,16 @@ func runTLSPolicy(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(p.Log.Level)}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(p.Runtime.Log.Level)}))
 	var current atomic.Pointer[policy.Policy]
 	current.Store(p)
-	servers := p.DNS.Servers
+	servers := p.Runtime.DNS.Servers
 	if *dnsServer != "" {
 		servers = []string{*dnsServer}
 	}
 	// One caching resolver (negative answers too) for the _mta-sts TXT
 	// records and the policy hosts' addresses.
-	res, err := dnsresolver.New(dnsresolver.Config{Servers: servers, Timeout: p.DNS.Timeout})
+	res, err := dnsresolver.New(dnsresolver.Config{Servers: servers, Timeout: p.Runtime.DNS.Timeout})
 	if err != nil {
 		log.Error("DNS resolver", "error", err.Error())
 		return 1
@@ -69,7 +69,7 @@ func runTLSPolicy(args []string, stdout, stderr io.Writer) int {
 
 	spec := *listen
 	if spec == "" {
-		spec = p.TLSPolicy.Listen
+		spec = p.Runtime.TLSPolicyListen
 	}
 	ln, spec, err := listenOrActivated(spec)
 	if err != nil {
