@@ -237,7 +237,10 @@ func TestRunnerMessage(t *testing.T) {
 	spfPass := policy.MailChecks{SPF: &policy.AuthCheck{Result: policy.ResultPass, Scope: ScopeMailFrom, Domain: "sender.example"}}
 	heloPass := policy.MailChecks{SPFHelo: &policy.AuthCheck{Result: policy.ResultPass, Scope: ScopeHELO, Domain: "sender.example"}}
 
-	type dkimWant struct{ result, domain, selector, alg string }
+	type dkimWant struct {
+		result                policy.CheckResult
+		domain, selector, alg string
+	}
 	for _, c := range []struct {
 		name  string
 		wants policy.Wants
