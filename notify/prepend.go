@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/encoding/unicode"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // Limits of the prepend walk over a MIME tree.
@@ -32,7 +34,7 @@ type prepender struct {
 	top      hdr
 	eol      string
 	reps     []replacement
-	topEdits []HeaderEdit
+	topEdits []message.HeaderEdit
 	banners  int
 	parts    int
 	failed   string
@@ -281,7 +283,7 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 		}
 		if len(p.topEdits) > 0 {
 			if _, ok := p.top.get("MIME-Version"); !ok {
-				p.topEdits = append(p.topEdits, HeaderEdit{Op: EditAdd, Name: "MIME-Version", Value: "1.0"})
+				p.topEdits = append(p.topEdits, message.HeaderEdit{Op: message.OpAdd, Name: "MIME-Version", Value: "1.0"})
 			}
 		}
 		p.reps = append(p.reps, replacement{bodyStart, end, body})
@@ -335,13 +337,13 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 
 // setHeader is the edit that gives the first name header the value v:
 // a change when there is one, an add otherwise.
-func setHeader(h hdr, name, v string) HeaderEdit {
+func setHeader(h hdr, name, v string) message.HeaderEdit {
 	for _, f := range h.fields {
 		if strings.EqualFold(f.name, name) {
-			return HeaderEdit{Op: EditChange, Name: f.name, Index: 1, Value: v}
+			return message.HeaderEdit{Op: message.OpChange, Name: f.name, Index: 1, Value: v}
 		}
 	}
-	return HeaderEdit{Op: EditAdd, Name: name, Value: v}
+	return message.HeaderEdit{Op: message.OpAdd, Name: name, Value: v}
 }
 
 // bodyTagEnd is the offset just after the <body ...> start tag of an HTML

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-message"
+	gomessage "github.com/emersion/go-message"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -55,15 +56,15 @@ func render(t *testing.T, r *Result) []byte {
 	return b.Bytes()
 }
 
-func editsText(edits []HeaderEdit) []byte {
+func editsText(edits []message.HeaderEdit) []byte {
 	var b strings.Builder
 	for _, e := range edits {
 		switch e.Op {
-		case EditAdd:
+		case message.OpAdd:
 			fmt.Fprintf(&b, "add %s: %s\n", e.Name, e.Value)
-		case EditChange:
+		case message.OpChange:
 			fmt.Fprintf(&b, "change %s[%d]: %s\n", e.Name, e.Index, e.Value)
-		case EditDelete:
+		case message.OpDelete:
 			fmt.Fprintf(&b, "delete %s[%d]\n", e.Name, e.Index)
 		}
 	}
@@ -105,7 +106,7 @@ func TestWrapStructure(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := render(t, r)
-			e, err := message.Read(bytes.NewReader(out))
+			e, err := gomessage.Read(bytes.NewReader(out))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,8 +120,8 @@ func TestWrapStructure(t *testing.T) {
 			if e.Header.Get("MIME-Version") != "1.0" {
 				t.Errorf("MIME-Version %q", e.Header.Get("MIME-Version"))
 			}
-			origHdr, err := message.Read(bytes.NewReader(orig))
-			if err != nil && !message.IsUnknownCharset(err) {
+			origHdr, err := gomessage.Read(bytes.NewReader(orig))
+			if err != nil && !gomessage.IsUnknownCharset(err) {
 				t.Fatal(err)
 			}
 			for _, k := range []string{"From", "To", "Cc", "Date", "Subject", "Message-Id", "Reply-To", "Received"} {
@@ -477,7 +478,7 @@ func TestHeaderMode(t *testing.T) {
 	if r.Body != nil {
 		t.Error("header mode changed the body")
 	}
-	want := []HeaderEdit{{Op: EditAdd, Name: WarningHeader, Value: "004 UNVERIFIED MESSAGE (mx.agency.govt.nz)"}}
+	want := []message.HeaderEdit{{Op: message.OpAdd, Name: WarningHeader, Value: "004 UNVERIFIED MESSAGE (mx.agency.govt.nz)"}}
 	if fmt.Sprint(r.Edits) != fmt.Sprint(want) {
 		t.Errorf("edits %+v", r.Edits)
 	}
@@ -558,7 +559,7 @@ func TestWrapEditsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shifted := ApplyEdits(orig, r.Edits)
+	shifted := message.ApplyEdits(orig, r.Edits)
 	stable := applyStable(orig, r.Edits)
 	if fmt.Sprint(shifted) != fmt.Sprint(stable) {
 		t.Errorf("edits depend on renumbering:\n%v\n%v", shifted, stable)
@@ -574,7 +575,7 @@ func TestWrapEditsOrder(t *testing.T) {
 
 // applyStable applies edits where deleted headers keep counting (indexes
 // never shift), the other reading of the milter protocol.
-func applyStable(hs []policy.Header, edits []HeaderEdit) []policy.Header {
+func applyStable(hs []policy.Header, edits []message.HeaderEdit) []policy.Header {
 	type h struct {
 		policy.Header
 		gone bool
@@ -584,7 +585,7 @@ func applyStable(hs []policy.Header, edits []HeaderEdit) []policy.Header {
 		list[i] = h{Header: hs[i]}
 	}
 	for _, e := range edits {
-		if e.Op == EditAdd {
+		if e.Op == message.OpAdd {
 			list = append(list, h{Header: policy.Header{Name: e.Name, Value: e.Value}})
 			continue
 		}
@@ -592,7 +593,7 @@ func applyStable(hs []policy.Header, edits []HeaderEdit) []policy.Header {
 		for i := range list {
 			if strings.EqualFold(list[i].Name, e.Name) {
 				if n++; n == e.Index {
-					if e.Op == EditDelete {
+					if e.Op == message.OpDelete {
 						list[i].gone = true
 					} else {
 						list[i].Value = e.Value
