@@ -1,6 +1,9 @@
 package message
 
-import "strings"
+import (
+	"io"
+	"strings"
+)
 
 // Header is one header field as received: name as written, value unfolded
 // only as far as the MTA did (Postfix sends it with folds, "\n" or "\r\n").
@@ -86,4 +89,49 @@ func NthHeader[T any](items []T, nameOf func(T) string, name string, nth int) in
 		}
 	}
 	return -1
+}
+
+// HeaderField renders one header field as a message carries it: "Name:",
+// a space unless the value is empty or already starts with a space or tab
+// (the MTA passes the value without the space after the colon), then the
+// value with every fold
+// ("\n" or "\r\n") ended by eol, and eol. Values are not folded anew: a
+// value is written as received or as we made it (RFC 5322 section 2.2).
+func HeaderField(name, value, eol string) string {
+	var b strings.Builder
+	writeField(&b, name, value, eol)
+	return b.String()
+}
+
+func writeField(b *strings.Builder, name, value, eol string) {
+	b.WriteString(name)
+	b.WriteByte(':')
+	if value != "" && value[0] != ' ' && value[0] != '\t' {
+		b.WriteByte(' ')
+	}
+	if eol == "\n" {
+		b.WriteString(strings.ReplaceAll(value, "\r\n", "\n"))
+	} else {
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(value, "\r\n", "\n"), "\n", eol))
+	}
+	b.WriteString(eol)
+}
+
+// HeaderBlock renders hs with HeaderField and the empty line that ends a
+// header block (RFC 5322 section 2.1): the one header-block writer for
+// DKIM signing, `check --output`, the original a warning refers to and
+// the messages notify rewrites.
+func HeaderBlock(hs []Header, eol string) string {
+	var b strings.Builder
+	for _, h := range hs {
+		writeField(&b, h.Name, h.Value, eol)
+	}
+	b.WriteString(eol)
+	return b.String()
+}
+
+// WriteHeaderBlock writes HeaderBlock(hs, eol) to w.
+func WriteHeaderBlock(w io.Writer, hs []Header, eol string) error {
+	_, err := io.WriteString(w, HeaderBlock(hs, eol))
+	return err
 }

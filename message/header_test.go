@@ -2,6 +2,7 @@ package message
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +42,27 @@ func TestNthHeader(t *testing.T) {
 		if got := NthHeader(names, id, c.name, c.nth); got != c.want {
 			t.Errorf("NthHeader(%q, %d) = %d, want %d", c.name, c.nth, got, c.want)
 		}
+	}
+}
+
+// TestHeaderBlock: the space after the colon is added only where the
+// value does not bring its own, folds take the requested line end, and the
+// block ends with an empty line.
+func TestHeaderBlock(t *testing.T) {
+	hs := []Header{{"Subject", "a\n b"}, {"X-Empty", ""}, {"X-Tab", "\tv"}, {"Received", "from x\r\n\tby y"}}
+	want := "Subject: a\r\n b\r\nX-Empty:\r\nX-Tab:\tv\r\nReceived: from x\r\n\tby y\r\n\r\n"
+	if got := HeaderBlock(hs, "\r\n"); got != want {
+		t.Errorf("CRLF:\n got %q\nwant %q", got, want)
+	}
+	want = "Subject: a\n b\nX-Empty:\nX-Tab:\tv\nReceived: from x\n\tby y\n\n"
+	if got := HeaderBlock(hs, "\n"); got != want {
+		t.Errorf("LF:\n got %q\nwant %q", got, want)
+	}
+	var b strings.Builder
+	if err := WriteHeaderBlock(&b, hs[:1], "\r\n"); err != nil || b.String() != "Subject: a\r\n b\r\n\r\n" {
+		t.Errorf("WriteHeaderBlock = %q, %v", b.String(), err)
+	}
+	if got := HeaderField("Content-Type", "text/plain", "\n"); got != "Content-Type: text/plain\n" {
+		t.Errorf("HeaderField = %q", got)
 	}
 }

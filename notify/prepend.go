@@ -306,13 +306,13 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 		switch {
 		case strings.EqualFold(f.name, "Content-Type") && newCT != "":
 			if !doneCT {
-				hb.WriteString("Content-Type: " + newCT + p.eol)
+				hb.WriteString(message.HeaderField("Content-Type", newCT, p.eol))
 				doneCT = true
 			}
 			continue
 		case strings.EqualFold(f.name, "Content-Transfer-Encoding") && cteChanged:
 			if !doneCTE {
-				hb.WriteString("Content-Transfer-Encoding: " + newCTE + p.eol)
+				hb.WriteString(message.HeaderField("Content-Transfer-Encoding", newCTE, p.eol))
 				doneCTE = true
 			}
 			continue
@@ -325,10 +325,10 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 		hb.Write(raw)
 	}
 	if !doneCT {
-		hb.WriteString("Content-Type: " + newCT + p.eol)
+		hb.WriteString(message.HeaderField("Content-Type", newCT, p.eol))
 	}
 	if !doneCTE {
-		hb.WriteString("Content-Transfer-Encoding: " + newCTE + p.eol)
+		hb.WriteString(message.HeaderField("Content-Transfer-Encoding", newCTE, p.eol))
 	}
 	hb.WriteString(p.eol)
 	hb.Write(body)

@@ -138,7 +138,7 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 			}
 			continue
 		}
-		b.WriteString(l.name + ": " + strings.ReplaceAll(strings.ReplaceAll(l.value, "\r\n", "\n"), "\n", eol) + eol)
+		b.WriteString(message.HeaderField(l.name, l.value, eol))
 	}
 	b.WriteString(eol)
 	n, err := w.Write(b.Bytes())
@@ -190,7 +190,8 @@ func Apply(opts Options, original io.Reader) (*Result, error) {
 // ApplyParts is Apply for the milter: headers as the MTA passed them
 // (policy.Header values, folds as "\n"), body as spooled (CRLF line ends).
 // The original the warning refers to, and that wrap mode attaches, is the
-// header block rebuilt from headers ("Name: value", CRLF) followed by body.
+// header block rebuilt from headers (message.HeaderBlock, CRLF, as
+// pipeline.HeaderBlock gives DKIM) followed by body.
 func ApplyParts(opts Options, headers []policy.Header, body io.Reader) (*Result, error) {
 	bs, err := toSrc(body)
 	if err != nil {
@@ -201,10 +202,8 @@ func ApplyParts(opts Options, headers []policy.Header, body io.Reader) (*Result,
 		if !validFieldName([]byte(h.Name)) {
 			return nil, fmt.Errorf("%w: %q is not a header field name", ErrMalformed, h.Name)
 		}
-		v := strings.ReplaceAll(strings.ReplaceAll(h.Value, "\r\n", "\n"), "\n", "\r\n")
-		hb.WriteString(h.Name + ": " + v + "\r\n")
 	}
-	hb.WriteString("\r\n")
+	hb.WriteString(message.HeaderBlock(headers, "\r\n"))
 	s := newConcat(bytes.NewReader(hb.Bytes()), bs)
 	top, err := readHdr(s, 0, s.Size())
 	if err != nil {
