@@ -10,7 +10,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -18,11 +17,9 @@ import (
 	"strings"
 
 	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/charmap"
-	"golang.org/x/text/encoding/htmlindex"
-	"golang.org/x/text/encoding/ianaindex"
 	"golang.org/x/text/encoding/unicode"
-	"golang.org/x/text/transform"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // maxHeaderBlock bounds one header block (top level or part), as
@@ -505,58 +502,13 @@ func encodeCTE(cte string, data []byte, eol string) []byte {
 	return data
 }
 
-// lookupCharset finds a charset the way go-message's charset package does
-// (IANA names, then "cs" aliases, then the WHATWG index), so that the
-// rewriter and the parsers agree. It returns nil for an unknown charset.
+// lookupCharset finds a charset as the scanner does
+// (message.LookupCharset), so that the rewriter and the scanner agree. It
+// returns nil for an unknown charset.
 func lookupCharset(label string) encoding.Encoding {
-	l := strings.ToLower(strings.TrimSpace(label))
-	switch l {
-	case "", "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us", "cp367", "ibm367", "csascii":
-		return asciiEncoding
-	case "utf-8", "utf8", "x-utf_8j":
-		return unicode.UTF8
-	case "ansi_x3.110-1983":
-		return charmap.ISO8859_1
-	}
-	if e, err := ianaindex.MIME.Encoding(l); err == nil && e != nil {
-		return e
-	}
-	if e, err := ianaindex.MIME.Encoding("cs" + l); err == nil && e != nil {
-		return e
-	}
-	if e, err := htmlindex.Get(l); err == nil && e != nil {
-		return e
-	}
-	return nil
+	enc, _ := message.LookupCharset(label)
+	return enc
 }
-
-// asciiEncoding is US-ASCII: it refuses to encode anything above 0x7F.
-var asciiEncoding encoding.Encoding = asciiEnc{}
-
-type asciiEnc struct{}
-
-func (asciiEnc) NewDecoder() *encoding.Decoder { return charmap.Windows1252.NewDecoder() }
-func (asciiEnc) NewEncoder() *encoding.Encoder { return &encoding.Encoder{Transformer: asciiOnly{}} }
-
-// asciiOnly passes ASCII through and refuses anything else.
-type asciiOnly struct{ transform.NopResetter }
-
-func (asciiOnly) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
-	for nSrc < len(src) {
-		if src[nSrc] >= 0x80 {
-			return nDst, nSrc, errNotASCII
-		}
-		if nDst >= len(dst) {
-			return nDst, nSrc, transform.ErrShortDst
-		}
-		dst[nDst] = src[nSrc]
-		nDst++
-		nSrc++
-	}
-	return nDst, nSrc, nil
-}
-
-var errNotASCII = errors.New("not representable in US-ASCII")
 
 // encodeText encodes s (UTF-8) in enc; ok is false when a character of s
 // has no representation there.
@@ -564,7 +516,7 @@ func encodeText(enc encoding.Encoding, s string) ([]byte, bool) {
 	if enc == unicode.UTF8 {
 		return []byte(s), true
 	}
-	if enc == asciiEncoding {
+	if enc == message.ASCII {
 		for i := 0; i < len(s); i++ {
 			if s[i] >= 0x80 {
 				return nil, false

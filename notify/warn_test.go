@@ -408,13 +408,38 @@ func TestPrependConversions(t *testing.T) {
 	})
 }
 
+// TestPrependUTF7: a UTF-7 part (RFC 2152; R33 names it), which no
+// encoder here writes, gets the banner by being converted to UTF-8, as
+// message.LookupCharset reads UTF-7 for the scanner too (issue 13: one
+// charset lookup; before, notify did not know UTF-7 and fell back to wrap).
+func TestPrependUTF7(t *testing.T) {
+	msg := "From: a@example.org\r\nContent-Type: text/plain; charset=utf-7\r\n\r\nHi Mom -+Jjo--!\r\n"
+	r, err := Apply(testOptions(ModePrepend, "002"), strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != ModePrepend || r.Banners != 1 {
+		t.Fatalf("mode %s, banners %d, fallback %q", r.Mode, r.Banners, r.Fallback)
+	}
+	ls, err := leaves(t, render(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || !strings.EqualFold(ls[0].params["charset"], "utf-8") {
+		t.Fatalf("parts %+v", ls)
+	}
+	body := string(ls[0].body)
+	if !strings.Contains(body, "[Code: 002]") || !strings.HasSuffix(body, "Hi Mom -\u263a-!\r\n") {
+		t.Errorf("body %q", body)
+	}
+}
+
 // TestPrependFallback: what cannot carry a banner everywhere a reader looks
 // is wrapped instead (the warning must be seen, R76).
 func TestPrependFallback(t *testing.T) {
 	cases := map[string]string{
 		"signed":           "From: a@example.org\r\nContent-Type: multipart/signed; boundary=s; protocol=\"application/pkcs7-signature\"\r\n\r\n--s\r\nContent-Type: text/plain\r\n\r\nx\r\n--s--\r\n",
 		"pdf":              "From: a@example.org\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n",
-		"utf-7":            "From: a@example.org\r\nContent-Type: text/plain; charset=utf-7\r\n\r\nHi Mom -+Jjo--!\r\n",
 		"x-uue":            "From: a@example.org\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n",
 		"html-bad-charset": "From: a@example.org\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nok\r\n--a\r\nContent-Type: text/html; charset=x-unknown\r\n\r\n<p>x</p>\r\n--a--\r\n",
 	}
