@@ -70,23 +70,41 @@ func (p *prepender) fail(format string, args ...any) {
 	}
 }
 
-// contentType returns the media type (lower case) and parameters of a
-// header, def when it has none. A type that cannot be parsed is
+// contentType reads a header's Content-Type with message.ParseMediaType,
+// the scanner's lenient parser (RFC 2231 continuations, raw bytes), so
+// that the rewriter finds the boundary and charset the scanner read (issue
+// 13 point 1); def when there is none. A type that is not type/subtype is
 // application/octet-stream (RFC 2045 section 5.2 says text/plain, but
 // rewriting what we cannot parse is worse than wrapping it).
-func contentType(h hdr, def string) (string, map[string]string) {
+func contentType(h hdr, def string) message.MediaType {
 	v, ok := h.get("Content-Type")
 	if !ok || strings.TrimSpace(v) == "" {
-		return def, map[string]string{}
+		return message.MediaType{Type: def, Params: map[string]string{}}
 	}
-	t, params, err := mime.ParseMediaType(v)
-	if err != nil {
-		if err == mime.ErrInvalidMediaParameter && t != "" {
-			return strings.ToLower(t), map[string]string{}
+	m := message.ParseMediaType(v)
+	if !validMediaType(m.Type) {
+		return message.MediaType{Type: "application/octet-stream", Params: map[string]string{}}
+	}
+	return m
+}
+
+// validMediaType reports whether t is token "/" token (RFC 2045 section
+// 5.1).
+func validMediaType(t string) bool {
+	typ, sub, ok := strings.Cut(t, "/")
+	return ok && isToken(typ) && isToken(sub)
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?=", c) >= 0 {
+			return false
 		}
-		return "application/octet-stream", map[string]string{}
 	}
-	return strings.ToLower(t), params
+	return true
 }
 
 // walk visits the entity with header h and body [bodyStart, end); sp is
@@ -96,7 +114,17 @@ func (p *prepender) walk(h hdr, bodyStart, end int64, depth int, top bool, def s
 	if p.failed != "" {
 		return
 	}
-	ct, params := contentType(h, def)
+	m := contentType(h, def)
+	ct, params := m.Type, m.Params
+	// A parameter that changes the reading, given twice with different
+	// values: clients differ on which one wins, so a banner put by one
+	// reading may be missed by the other (fail safe: wrap).
+	for _, k := range m.Dups {
+		if k == "boundary" || k == "charset" {
+			p.fail("%s given twice in Content-Type with different values", k)
+			return
+		}
+	}
 	if strings.HasPrefix(ct, "multipart/") {
 		if ct == "multipart/signed" || ct == "multipart/encrypted" {
 			p.fail("%s content cannot carry a banner", ct)
@@ -143,11 +171,11 @@ func (p *prepender) walk(h hdr, bodyStart, end int64, depth int, top bool, def s
 		return
 	}
 	if d, ok := h.get("Content-Disposition"); ok {
-		if disp, _, err := mime.ParseMediaType(d); err == nil && strings.EqualFold(disp, "attachment") {
+		if message.ParseMediaType(d).Type == "attachment" {
 			return
 		}
 	}
-	p.banner(h, bodyStart, end, top, ct, params, sp, nl)
+	p.banner(h, bodyStart, end, top, m, sp, nl)
 }
 
 // banner rewrites one text part: decode the transfer encoding, put the
@@ -156,7 +184,8 @@ func (p *prepender) walk(h hdr, bodyStart, end int64, depth int, top bool, def s
 // (the exact text, else, unless StrictText, with the dash folded); if not,
 // the part is converted to UTF-8 and its Content-Type says so, and a 7bit
 // part that now needs 8-bit bytes becomes quoted-printable.
-func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, ct string, params map[string]string, sp span, nl string) {
+func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, m message.MediaType, sp span, nl string) {
+	ct, params := m.Type, m.Params
 	if end-bodyStart > p.opts.MaxTextPart {
 		p.fail("text part larger than %d bytes", p.opts.MaxTextPart)
 		return
@@ -244,7 +273,7 @@ func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, ct string, par
 		if bytes.HasSuffix(raw, []byte("\n")) && !bytes.HasSuffix(encoded, []byte("\n")) {
 			encoded = append(encoded, p.eol...)
 		}
-		p.commit(h, bodyStart, end, top, ct, params, charset, cte, newCTE, encoded, sp, nl)
+		p.commit(h, bodyStart, end, top, m, charset, cte, newCTE, encoded, sp, nl)
 		p.banners++
 		return
 	}
@@ -256,21 +285,23 @@ func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, ct string, par
 // top-level part the header changes become header edits. Inside a
 // multipart, the line end before the next delimiter is rewritten as the
 // multipart's own (nl), which a part that was empty may have lacked.
-func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, params map[string]string, charset, oldCTE, newCTE string, body []byte, sp span, nl string) {
+func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, m message.MediaType, charset, oldCTE, newCTE string, body []byte, sp span, nl string) {
 	if !top && sp.next >= 0 && nl != "" {
 		body = append(body, nl...)
 		end = sp.next
 	}
 	newCT := ""
 	if charset != "" {
-		np := make(map[string]string, len(params)+1)
-		for k, v := range params {
-			np[k] = v
+		// Parameters in an RFC 2231 charset are written anew in UTF-8
+		// (FormatMediaType labels every non-ASCII value utf-8).
+		np := make(map[string]string, len(m.Params)+1)
+		for k := range m.Params {
+			np[k] = m.Text(k)
 		}
 		np["charset"] = charset
-		newCT = mime.FormatMediaType(ct, np)
+		newCT = mime.FormatMediaType(m.Type, np)
 		if newCT == "" {
-			newCT = ct + "; charset=" + charset
+			newCT = m.Type + "; charset=" + charset
 		}
 	}
 	cteChanged := newCTE != oldCTE
