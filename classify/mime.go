@@ -694,12 +694,12 @@ func cleanName(s string) string {
 	return clip(strings.TrimSpace(s), 100)
 }
 
-// Delimiter decisions.
+// Delimiter decisions (message.MatchDelimiter).
 const (
-	dlNo = iota
-	dlYes
-	dlClose
-	dlMore
+	dlNo    = message.NoDelimiter
+	dlYes   = message.Delimiter
+	dlClose = message.CloseDelimiter
+	dlMore  = message.NeedMore
 )
 
 // Multipart states.
@@ -710,7 +710,7 @@ const (
 )
 
 // maxPad bounds the transport padding accepted after a boundary.
-const maxPad = 128
+const maxPad = message.MaxPadding
 
 var nlDashDash = []byte("\n--")
 
@@ -821,50 +821,10 @@ func partialDelimiter(b []byte) int {
 }
 
 // delimiter decides whether line, which starts with "--", is a delimiter
-// line; n is the length of the delimiter without its line break.
+// line (message.MatchDelimiter, shared with the warning rewriter); n is the
+// length of the delimiter without its line break.
 func (m *multipart) delimiter(line []byte, final bool) (st, n int) {
-	d := m.delim
-	if len(line) < len(d) {
-		if !final && bytes.HasPrefix(d, line) {
-			return dlMore, 0
-		}
-		return dlNo, 0
-	}
-	if !bytes.Equal(line[:len(d)], d) {
-		return dlNo, 0
-	}
-	k := len(d)
-	closing := false
-	if k < len(line) && line[k] == '-' {
-		if k+1 == len(line) {
-			if !final {
-				return dlMore, 0
-			}
-			return dlNo, 0
-		}
-		if line[k+1] != '-' {
-			return dlNo, 0
-		}
-		closing = true
-		k += 2
-	}
-	for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
-		k++
-		if k-len(d) > maxPad {
-			return dlNo, 0
-		}
-	}
-	if k == len(line) {
-		if !final {
-			return dlMore, 0
-		}
-	} else if line[k] != '\n' && line[k] != '\r' {
-		return dlNo, 0
-	}
-	if closing {
-		return dlClose, k
-	}
-	return dlYes, k
+	return message.MatchDelimiter(line, m.delim, final)
 }
 
 func (m *multipart) emit(p []byte) {

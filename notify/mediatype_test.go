@@ -74,3 +74,27 @@ func TestPrependRewritesExtendedParams(t *testing.T) {
 		t.Errorf("mode %s:\n%s", r.Mode, out)
 	}
 }
+
+// TestPrependDelimiters: prepend splits a multipart as the scanner does
+// (message.MatchDelimiter). A "delimiter" with more transport padding than
+// the scanner accepts is content, and one broken by a bare CR (a line
+// break for the scanner, not for a line reader) makes prepend wrap.
+func TestPrependDelimiters(t *testing.T) {
+	pad := strings.Repeat(" ", 200)
+	long := "From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b" + pad + "\r\nnot a part\r\n--b--\r\n"
+	r, err := Apply(testOptions(ModePrepend, "002"), strings.NewReader(long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != ModePrepend || r.Banners != 1 {
+		t.Errorf("padded line: mode %s, banners %d, fallback %q", r.Mode, r.Banners, r.Fallback)
+	}
+	bareCR := "From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\rContent-Type: text/plain\r\n\r\ntwo\r\n--b--\r\n"
+	r, err = Apply(testOptions(ModePrepend, "002"), strings.NewReader(bareCR))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != ModeWrap || !strings.Contains(r.Fallback, "bare CR") {
+		t.Errorf("bare CR: mode %s, fallback %q", r.Mode, r.Fallback)
+	}
+}

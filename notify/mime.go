@@ -300,7 +300,11 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 		if len(chunk) > 0 {
 			if atLineStart {
 				lineStart := off
-				if isClose, ok := isDelimiter(chunk, delim, err == bufio.ErrBufferFull); ok {
+				isClose, ok, derr := isDelimiter(chunk, delim, err == bufio.ErrBufferFull)
+				if derr != nil {
+					return parts, nl, derr
+				}
+				if ok {
 					if nl == "" {
 						nl = "\r\n"
 						if rest := bytes.TrimLeft(chunk[len(delim):], " \t"); string(rest) == "\n" {
@@ -356,22 +360,23 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 
 // isDelimiter reports whether line (one whole line with its line end) is
 // "--boundary" or "--boundary--" followed only by transport padding (RFC
-// 2046: linear white space before the line end).
-func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool) {
-	if partial || !bytes.HasPrefix(line, delim) {
-		return false, false
+// 2046 section 5.1.1), as the scanner decides it (message.MatchDelimiter:
+// at most message.MaxPadding of it). A delimiter whose line break is a
+// bare CR is one for the scanner, which breaks lines there, but not a line
+// of ours: the two readings would differ, so it is an error (prepend then
+// wraps, fail safe).
+func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool, err error) {
+	if partial {
+		return false, false, nil
 	}
-	rest := line[len(delim):]
-	if bytes.HasPrefix(rest, []byte("--")) {
-		isClose = true
-		rest = rest[2:]
+	st, n := message.MatchDelimiter(line, delim, true)
+	if st != message.Delimiter && st != message.CloseDelimiter {
+		return false, false, nil
 	}
-	for _, c := range rest {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false, false
-		}
+	if rest := string(line[n:]); rest != "" && rest != "\n" && rest != "\r\n" {
+		return false, false, fmt.Errorf("%w: multipart delimiter line broken by a bare CR", ErrMalformed)
 	}
-	return isClose, true
+	return st == message.CloseDelimiter, true, nil
 }
 
 // decodeCTE decodes a part body by its Content-Transfer-Encoding (lower
