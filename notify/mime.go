@@ -226,7 +226,7 @@ func readHdr(s src, start, limit int64) (hdr, error) {
 			// Trailing blanks before the colon occur in the wild (RFC 822
 			// allowed them); anything else outside ftext is not a field.
 			name = bytes.TrimRight(name, " \t")
-			if !ok || !validFieldName(name) {
+			if !ok || !message.ValidFieldName(string(name)) {
 				return h, fmt.Errorf("%w: %q is not a header field", ErrMalformed, clip(string(t), 60))
 			}
 			v := string(bytes.TrimLeft(value, " \t"))
@@ -249,19 +249,6 @@ func (h *hdr) fillRaw(s src) error {
 		h.fields[i].raw = b
 	}
 	return nil
-}
-
-// validFieldName: RFC 5322 section 3.6.8, printable US-ASCII except colon.
-func validFieldName(name []byte) bool {
-	if len(name) == 0 {
-		return false
-	}
-	for _, c := range name {
-		if c < 33 || c > 126 {
-			return false
-		}
-	}
-	return true
 }
 
 func clip(s string, n int) string {

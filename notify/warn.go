@@ -199,7 +199,7 @@ func ApplyParts(opts Options, headers []policy.Header, body io.Reader) (*Result,
 	}
 	var hb bytes.Buffer
 	for _, h := range headers {
-		if !validFieldName([]byte(h.Name)) {
+		if !message.ValidFieldName(h.Name) {
 			return nil, fmt.Errorf("%w: %q is not a header field name", ErrMalformed, h.Name)
 		}
 	}
