@@ -29,10 +29,9 @@ func ReadHeaders(r *bufio.Reader) ([]Header, error) {
 }
 
 // unfold removes the line breaks of a folded header value (RFC 5322
-// section 2.2.3), keeping the white space that follows them.
-func unfold(v string) string {
-	return strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-}
+// section 2.2.3), keeping the white space that follows them
+// (message.Unfold, which also drops a bare CR).
+func unfold(v string) string { return message.Unfold(v) }
 
 // WarningHeader is the header of the inbound warnings (R79), written by
 // notify (notify.WarningHeader).
