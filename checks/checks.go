@@ -78,10 +78,7 @@ func (r *Runner) Headers(ctx context.Context, w policy.Wants, c policy.Conn, e p
 		hc.SenderIDPRA = unknownClient(ScopePRA, "")
 		return hc
 	}
-	sh := make([]spf.Header, len(hs))
-	for i, h := range hs {
-		sh[i] = spf.Header{Name: h.Name, Value: h.Value}
-	}
+	sh := hs // spf.Header and policy.Header are both message.Header
 	hc.SenderIDPRA = fromOutcome(ScopePRA)(r.SPF.CheckPRA(ctx, net.IP(c.ClientIP.AsSlice()), sh, c.HELO))
 	if _, field, err := spf.PRA(sh); err == nil {
 		hc.SenderIDPRA.Field = strings.ToLower(field)

@@ -7,66 +7,25 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/charmap"
-	"golang.org/x/text/encoding/htmlindex"
-	"golang.org/x/text/encoding/ianaindex"
 	"golang.org/x/text/encoding/unicode"
-	"golang.org/x/text/encoding/unicode/utf32"
 	"golang.org/x/text/transform"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
-// Charsets that golang.org/x/text's indexes do not name as RFC 2046/2781
-// want: utf-16 honours a byte order mark and defaults to big endian (RFC
-// 2781 section 4.3); a BOM is also honoured for utf-16le/be, where it is
-// strong evidence. UTF-7 (RFC 2152) is ours. nil means UTF-8 compatible:
-// no decoding needed.
-var charsetQuirks = map[string]encoding.Encoding{
-	"":                  nil,
-	"us-ascii":          nil,
-	"ascii":             nil,
-	"utf-8":             nil,
-	"utf8":              nil,
-	"x-utf_8j":          nil,
-	"ansi_x3.4-1968":    nil,
-	"ansi_x3.110-1983":  charmap.ISO8859_1,
-	"utf-16":            unicode.UTF16(unicode.BigEndian, unicode.UseBOM),
-	"utf-16be":          unicode.UTF16(unicode.BigEndian, unicode.UseBOM),
-	"utf-16le":          unicode.UTF16(unicode.LittleEndian, unicode.UseBOM),
-	"unicode":           unicode.UTF16(unicode.LittleEndian, unicode.UseBOM),
-	"ucs-2":             unicode.UTF16(unicode.BigEndian, unicode.UseBOM),
-	"utf-32":            utf32.UTF32(utf32.BigEndian, utf32.UseBOM),
-	"utf-32be":          utf32.UTF32(utf32.BigEndian, utf32.UseBOM),
-	"utf-32le":          utf32.UTF32(utf32.LittleEndian, utf32.UseBOM),
-	"utf-7":             utf7Charset,
-	"utf7":              utf7Charset,
-	"unicode-1-1-utf-7": utf7Charset,
-	"csunicode11utf7":   utf7Charset,
-	"x-unicode20utf7":   utf7Charset,
-}
-
-// lookupCharset returns the decoder for a MIME charset name; enc is nil
-// for UTF-8 compatible charsets; ok is false for unknown charsets, which
-// are then read as they are (ASCII, and so every trigger word, survives
-// any ASCII-compatible charset).
+// lookupCharset returns the decoder for a MIME charset name
+// (message.LookupCharset, shared with the warning rewriter); enc is nil
+// for US-ASCII and UTF-8, which are read as they are (8-bit bytes in an
+// ASCII part are most often UTF-8 from a mislabelling client, and the
+// normaliser reads them); ok is false for unknown charsets, which are then
+// read as they are too (ASCII, and so every trigger word, survives any
+// ASCII-compatible charset).
 func lookupCharset(name string) (enc encoding.Encoding, ok bool) {
-	name = strings.ToLower(strings.Trim(name, " \t\"'"))
-	if e, found := charsetQuirks[name]; found {
-		return e, true
+	enc, ok = message.LookupCharset(name)
+	if enc == message.ASCII || enc == unicode.UTF8 {
+		return nil, ok
 	}
-	for _, try := range []func() (encoding.Encoding, error){
-		func() (encoding.Encoding, error) { return ianaindex.MIME.Encoding(name) },
-		func() (encoding.Encoding, error) { return ianaindex.IANA.Encoding(name) },
-		func() (encoding.Encoding, error) { return ianaindex.MIME.Encoding("cs" + name) },
-		func() (encoding.Encoding, error) { return htmlindex.Get(name) },
-	} {
-		if e, err := try(); err == nil && e != nil {
-			if e == unicode.UTF8 {
-				return nil, true
-			}
-			return e, true
-		}
-	}
-	return nil, false
+	return enc, ok
 }
 
 // newCharsetStage returns a stage decoding charset to UTF-8 into next, or

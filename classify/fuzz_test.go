@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/transform"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // The fuzz targets check that no input panics, that the result does not
@@ -181,7 +183,7 @@ func FuzzUTF7(f *testing.F) {
 		f.Add([]byte(s), uint64(len(s)))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
-		got, _, err := transform.String(utf7Charset.NewDecoder(), string(in))
+		got, _, err := transform.String(message.UTF7.NewDecoder(), string(in))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +191,7 @@ func FuzzUTF7(f *testing.F) {
 			t.Fatalf("invalid UTF-8 out of %q: %q", in, got)
 		}
 		parts, _ := stageOutput(t, func(ctx *scanCtx, next stage) stage {
-			return newTransformStage(utf7Charset.NewDecoder(), next)
+			return newTransformStage(message.UTF7.NewDecoder(), next)
 		}, in, seed, true)
 		if parts != got {
 			t.Fatalf("chunking changed the output:\n%q\n%q", got, parts)

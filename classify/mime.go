@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // scanCtx is shared by all the stages of one scan.
@@ -348,12 +350,12 @@ func (e *entity) dupField(name string) {
 // is US-ASCII, RFC 2045 section 5.2), so that a harmless repetition such
 // as "text/plain" then "text/plain; charset=us-ascii" is not a conflict.
 func sameMedia(a, b string) bool {
-	ma, mb := parseMedia(a), parseMedia(b)
-	if ma.typ != mb.typ {
+	ma, mb := message.ParseMediaType(a), message.ParseMediaType(b)
+	if ma.Type != mb.Type {
 		return false
 	}
 	for _, k := range []string{"boundary", "charset", "format", "delsp", "smime-type", "filename", "name"} {
-		va, vb := ma.params[k], mb.params[k]
+		va, vb := ma.Params[k], mb.Params[k]
 		if k == "charset" {
 			va, vb = cmp.Or(va, "us-ascii"), cmp.Or(vb, "us-ascii")
 		}
@@ -493,23 +495,23 @@ func (e *entity) startBody() {
 
 func (e *entity) bodyStage() stage {
 	ctx := e.ctx
-	ct := parseMedia(e.ctype)
-	mt, params := ct.typ, ct.params
+	ct := message.ParseMediaType(e.ctype)
+	mt, params := ct.Type, ct.Params
 	if mt == "" || !strings.Contains(mt, "/") {
 		if e.ctype != "" {
 			// RFC 2045 section 5.2: the default, as mail clients read it.
 			ctx.col.problem("%s: unparsable Content-Type %q, read as text/plain", e.where("", ""), clip(e.ctype, 60))
 		}
-		mt, params, ct.dups = "text/plain", nil, nil
+		mt, params, ct.Dups = "text/plain", nil, nil
 		if e.digest {
 			mt = "message/rfc822"
 		}
 	}
-	cd := parseMedia(e.disp)
-	disp := cd.typ
-	name := cd.text("filename")
+	cd := message.ParseMediaType(e.disp)
+	disp := cd.Type
+	name := cd.Text("filename")
 	if name == "" {
-		name = ct.text("name")
+		name = ct.Text("name")
 	}
 	decodedName := ctx.decodeWords(name)
 	name = cleanName(decodedName)
@@ -577,7 +579,7 @@ func (e *entity) bodyStage() stage {
 	// Issue 11 point 1: a parameter given twice with differing values may
 	// be read either way by a client, so what the scanner reads with the
 	// first one may not be what the reader sees.
-	for _, k := range ct.dups {
+	for _, k := range ct.Dups {
 		switch k {
 		case "boundary", "charset", "format", "delsp", "smime-type":
 			ctx.col.unreadable("%s: Content-Type parameter %q given twice with different values (read with the first)", where, k)
@@ -692,12 +694,12 @@ func cleanName(s string) string {
 	return clip(strings.TrimSpace(s), 100)
 }
 
-// Delimiter decisions.
+// Delimiter decisions (message.MatchDelimiter).
 const (
-	dlNo = iota
-	dlYes
-	dlClose
-	dlMore
+	dlNo    = message.NoDelimiter
+	dlYes   = message.Delimiter
+	dlClose = message.CloseDelimiter
+	dlMore  = message.NeedMore
 )
 
 // Multipart states.
@@ -708,7 +710,7 @@ const (
 )
 
 // maxPad bounds the transport padding accepted after a boundary.
-const maxPad = 128
+const maxPad = message.MaxPadding
 
 var nlDashDash = []byte("\n--")
 
@@ -819,50 +821,10 @@ func partialDelimiter(b []byte) int {
 }
 
 // delimiter decides whether line, which starts with "--", is a delimiter
-// line; n is the length of the delimiter without its line break.
+// line (message.MatchDelimiter, shared with the warning rewriter); n is the
+// length of the delimiter without its line break.
 func (m *multipart) delimiter(line []byte, final bool) (st, n int) {
-	d := m.delim
-	if len(line) < len(d) {
-		if !final && bytes.HasPrefix(d, line) {
-			return dlMore, 0
-		}
-		return dlNo, 0
-	}
-	if !bytes.Equal(line[:len(d)], d) {
-		return dlNo, 0
-	}
-	k := len(d)
-	closing := false
-	if k < len(line) && line[k] == '-' {
-		if k+1 == len(line) {
-			if !final {
-				return dlMore, 0
-			}
-			return dlNo, 0
-		}
-		if line[k+1] != '-' {
-			return dlNo, 0
-		}
-		closing = true
-		k += 2
-	}
-	for k < len(line) && (line[k] == ' ' || line[k] == '\t') {
-		k++
-		if k-len(d) > maxPad {
-			return dlNo, 0
-		}
-	}
-	if k == len(line) {
-		if !final {
-			return dlMore, 0
-		}
-	} else if line[k] != '\n' && line[k] != '\r' {
-		return dlNo, 0
-	}
-	if closing {
-		return dlClose, k
-	}
-	return dlYes, k
+	return message.MatchDelimiter(line, m.delim, final)
 }
 
 func (m *multipart) emit(p []byte) {

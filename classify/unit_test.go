@@ -3,11 +3,14 @@ package classify
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"golang.org/x/text/transform"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 func init() {
@@ -77,13 +80,13 @@ func TestUTF7RFC2152(t *testing.T) {
 		{"caf\xe9", "caf\uFFFD"},                // 8-bit bytes are not UTF-7
 		{"", ""},
 	} {
-		got, _, err := transform.String(utf7Charset.NewDecoder(), c.in)
+		got, _, err := transform.String(message.UTF7.NewDecoder(), c.in)
 		if err != nil || got != c.want {
 			t.Errorf("UTF-7 %q = %q, %v; want %q", c.in, got, err, c.want)
 		}
 		// The same one byte at a time through the streaming stage.
 		var out collect
-		feed(newTransformStage(utf7Charset.NewDecoder(), &out), []byte(c.in), 1)
+		feed(newTransformStage(message.UTF7.NewDecoder(), &out), []byte(c.in), 1)
 		if out.b.String() != c.want {
 			t.Errorf("UTF-7 %q by bytes = %q; want %q", c.in, out.b.String(), c.want)
 		}
@@ -91,7 +94,7 @@ func TestUTF7RFC2152(t *testing.T) {
 	// Round trip through the test encoder.
 	for _, s := range []string{"[TOP SECRET] résumé 日本語 \U0001F600 a+b", "+++", "[IN-CONFIDENCE:STAFF]"} {
 		enc := utf7Encode(s)
-		got, _, err := transform.String(utf7Charset.NewDecoder(), enc)
+		got, _, err := transform.String(message.UTF7.NewDecoder(), enc)
 		if err != nil || got != s {
 			t.Errorf("round trip %q -> %q -> %q, %v", s, enc, got, err)
 		}
@@ -336,7 +339,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return copy(p, "Subject: x\r\n"), nil
 }
 
-var errFail = transformError("disk on fire")
+var errFail = errors.New("disk on fire")
 
 func TestClassifyReadError(t *testing.T) {
 	_, err := Classify(&failingReader{n: 2}, Options{})

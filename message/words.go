@@ -1,13 +1,11 @@
 package message
 
 import (
-	"bytes"
 	"encoding/base64"
-	"io"
 	"regexp"
 	"strings"
 
-	"github.com/emersion/go-message/charset"
+	"golang.org/x/text/encoding/unicode"
 )
 
 // encodedWord matches an RFC 2047 encoded word (section 2), with an
@@ -15,8 +13,8 @@ import (
 var encodedWord = regexp.MustCompile(`=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=`)
 
 // DecodeWords decodes the RFC 2047 encoded words in s, in any charset
-// github.com/emersion/go-message/charset knows; a word in a charset it does
-// not know (or that fails to convert) is read as UTF-8, its bytes that are
+// LookupCharset knows (UTF-7 included); a word in a charset it does not
+// know (or that fails to convert) is read as UTF-8, its bytes that are
 // not UTF-8 as Latin-1, so that what it spells is still seen (issue 12:
 // an unknown charset must not hide a name). White space between two
 // adjacent encoded words is dropped (section 6.2). Raw 8-bit text is read
@@ -57,8 +55,9 @@ func decodeWord(cs, enc, text string) string {
 	// Nothing is cut short: a long word must not hide the name at its end.
 	// A charset conversion grows the text by a small factor at most.
 	cs, _, _ = strings.Cut(cs, "*") // RFC 2231 section 5: charset*language
-	if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
-		if out, err := io.ReadAll(r); err == nil {
+	// US-ASCII and UTF-8 words are read as raw text is (toUTF8).
+	if e, ok := LookupCharset(cs); ok && e != ASCII && e != unicode.UTF8 {
+		if out, err := e.NewDecoder().Bytes(raw); err == nil {
 			return toUTF8(string(out))
 		}
 	}

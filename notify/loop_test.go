@@ -40,6 +40,8 @@ func TestShouldNotify(t *testing.T) {
 			NotifyContext{To: "postmaster@agency.govt.nz", Inbound: true, Headers: hs("Auto-Submitted", "no")}, ok},
 		{"report", "alice@example.org", "alice@example.org",
 			NotifyContext{To: "alice@example.org", Headers: hs("Content-Type", `multipart/report; report-type=delivery-status; boundary="x"`)}, ReasonReport},
+		{"report, malformed parameters (read leniently)", "alice@example.org", "alice@example.org",
+			NotifyContext{To: "alice@example.org", Headers: hs("Content-Type", `Multipart/Report; report-type=delivery-status; boundary=x; boundary=y; =z`)}, ReasonReport},
 		{"R95: sending agency's postmaster", "alice@other.govt.nz", "alice@other.govt.nz",
 			NotifyContext{To: "postmaster@other.govt.nz", Inbound: true}, ReasonSenderPM},
 		{"R95: parent domain's postmaster", "alice@mail1.other.govt.nz", "bounce@mail1.other.govt.nz",

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/charset" // decoding of encoded words in the original's headers
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -74,16 +74,13 @@ func OriginalFromHeaders(hs []policy.Header) Original {
 	return o
 }
 
-var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
-
 // decodeHeaderText unfolds a header value, decodes its encoded words and
-// makes it one safe line.
+// makes it one safe line. The decoding is message.DecodeWords, as the
+// author parser reads display names (issue 13: one charset lookup): a
+// word in an unknown charset, or raw 8-bit text, is read as UTF-8 or
+// Latin-1 instead of left encoded.
 func decodeHeaderText(v string) string {
-	v = strings.NewReplacer("\r\n", "", "\n", "").Replace(v)
-	if d, err := wordDecoder.DecodeHeader(v); err == nil {
-		v = d
-	}
-	return oneLine(v)
+	return oneLine(message.DecodeWords(message.Unfold(v)))
 }
 
 // Generator builds the messages the gateway sends. They all come from

@@ -10,7 +10,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -18,11 +17,9 @@ import (
 	"strings"
 
 	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/charmap"
-	"golang.org/x/text/encoding/htmlindex"
-	"golang.org/x/text/encoding/ianaindex"
 	"golang.org/x/text/encoding/unicode"
-	"golang.org/x/text/transform"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // maxHeaderBlock bounds one header block (top level or part), as
@@ -229,7 +226,7 @@ func readHdr(s src, start, limit int64) (hdr, error) {
 			// Trailing blanks before the colon occur in the wild (RFC 822
 			// allowed them); anything else outside ftext is not a field.
 			name = bytes.TrimRight(name, " \t")
-			if !ok || !validFieldName(name) {
+			if !ok || !message.ValidFieldName(string(name)) {
 				return h, fmt.Errorf("%w: %q is not a header field", ErrMalformed, clip(string(t), 60))
 			}
 			v := string(bytes.TrimLeft(value, " \t"))
@@ -252,19 +249,6 @@ func (h *hdr) fillRaw(s src) error {
 		h.fields[i].raw = b
 	}
 	return nil
-}
-
-// validFieldName: RFC 5322 section 3.6.8, printable US-ASCII except colon.
-func validFieldName(name []byte) bool {
-	if len(name) == 0 {
-		return false
-	}
-	for _, c := range name {
-		if c < 33 || c > 126 {
-			return false
-		}
-	}
-	return true
 }
 
 func clip(s string, n int) string {
@@ -303,7 +287,11 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 		if len(chunk) > 0 {
 			if atLineStart {
 				lineStart := off
-				if isClose, ok := isDelimiter(chunk, delim, err == bufio.ErrBufferFull); ok {
+				isClose, ok, derr := isDelimiter(chunk, delim, err == bufio.ErrBufferFull)
+				if derr != nil {
+					return parts, nl, derr
+				}
+				if ok {
 					if nl == "" {
 						nl = "\r\n"
 						if rest := bytes.TrimLeft(chunk[len(delim):], " \t"); string(rest) == "\n" {
@@ -359,22 +347,23 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 
 // isDelimiter reports whether line (one whole line with its line end) is
 // "--boundary" or "--boundary--" followed only by transport padding (RFC
-// 2046: linear white space before the line end).
-func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool) {
-	if partial || !bytes.HasPrefix(line, delim) {
-		return false, false
+// 2046 section 5.1.1), as the scanner decides it (message.MatchDelimiter:
+// at most message.MaxPadding of it). A delimiter whose line break is a
+// bare CR is one for the scanner, which breaks lines there, but not a line
+// of ours: the two readings would differ, so it is an error (prepend then
+// wraps, fail safe).
+func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool, err error) {
+	if partial {
+		return false, false, nil
 	}
-	rest := line[len(delim):]
-	if bytes.HasPrefix(rest, []byte("--")) {
-		isClose = true
-		rest = rest[2:]
+	st, n := message.MatchDelimiter(line, delim, true)
+	if st != message.Delimiter && st != message.CloseDelimiter {
+		return false, false, nil
 	}
-	for _, c := range rest {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false, false
-		}
+	if rest := string(line[n:]); rest != "" && rest != "\n" && rest != "\r\n" {
+		return false, false, fmt.Errorf("%w: multipart delimiter line broken by a bare CR", ErrMalformed)
 	}
-	return isClose, true
+	return st == message.CloseDelimiter, true, nil
 }
 
 // decodeCTE decodes a part body by its Content-Transfer-Encoding (lower
@@ -505,58 +494,13 @@ func encodeCTE(cte string, data []byte, eol string) []byte {
 	return data
 }
 
-// lookupCharset finds a charset the way go-message's charset package does
-// (IANA names, then "cs" aliases, then the WHATWG index), so that the
-// rewriter and the parsers agree. It returns nil for an unknown charset.
+// lookupCharset finds a charset as the scanner does
+// (message.LookupCharset), so that the rewriter and the scanner agree. It
+// returns nil for an unknown charset.
 func lookupCharset(label string) encoding.Encoding {
-	l := strings.ToLower(strings.TrimSpace(label))
-	switch l {
-	case "", "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us", "cp367", "ibm367", "csascii":
-		return asciiEncoding
-	case "utf-8", "utf8", "x-utf_8j":
-		return unicode.UTF8
-	case "ansi_x3.110-1983":
-		return charmap.ISO8859_1
-	}
-	if e, err := ianaindex.MIME.Encoding(l); err == nil && e != nil {
-		return e
-	}
-	if e, err := ianaindex.MIME.Encoding("cs" + l); err == nil && e != nil {
-		return e
-	}
-	if e, err := htmlindex.Get(l); err == nil && e != nil {
-		return e
-	}
-	return nil
+	enc, _ := message.LookupCharset(label)
+	return enc
 }
-
-// asciiEncoding is US-ASCII: it refuses to encode anything above 0x7F.
-var asciiEncoding encoding.Encoding = asciiEnc{}
-
-type asciiEnc struct{}
-
-func (asciiEnc) NewDecoder() *encoding.Decoder { return charmap.Windows1252.NewDecoder() }
-func (asciiEnc) NewEncoder() *encoding.Encoder { return &encoding.Encoder{Transformer: asciiOnly{}} }
-
-// asciiOnly passes ASCII through and refuses anything else.
-type asciiOnly struct{ transform.NopResetter }
-
-func (asciiOnly) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
-	for nSrc < len(src) {
-		if src[nSrc] >= 0x80 {
-			return nDst, nSrc, errNotASCII
-		}
-		if nDst >= len(dst) {
-			return nDst, nSrc, transform.ErrShortDst
-		}
-		dst[nDst] = src[nSrc]
-		nDst++
-		nSrc++
-	}
-	return nDst, nSrc, nil
-}
-
-var errNotASCII = errors.New("not representable in US-ASCII")
 
 // encodeText encodes s (UTF-8) in enc; ok is false when a character of s
 // has no representation there.
@@ -564,7 +508,7 @@ func encodeText(enc encoding.Encoding, s string) ([]byte, bool) {
 	if enc == unicode.UTF8 {
 		return []byte(s), true
 	}
-	if enc == asciiEncoding {
+	if enc == message.ASCII {
 		for i := 0; i < len(s); i++ {
 			if s[i] >= 0x80 {
 				return nil, false

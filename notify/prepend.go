@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/encoding/unicode"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // Limits of the prepend walk over a MIME tree.
@@ -32,7 +34,7 @@ type prepender struct {
 	top      hdr
 	eol      string
 	reps     []replacement
-	topEdits []HeaderEdit
+	topEdits []message.HeaderEdit
 	banners  int
 	parts    int
 	failed   string
@@ -68,23 +70,41 @@ func (p *prepender) fail(format string, args ...any) {
 	}
 }
 
-// contentType returns the media type (lower case) and parameters of a
-// header, def when it has none. A type that cannot be parsed is
+// contentType reads a header's Content-Type with message.ParseMediaType,
+// the scanner's lenient parser (RFC 2231 continuations, raw bytes), so
+// that the rewriter finds the boundary and charset the scanner read (issue
+// 13 point 1); def when there is none. A type that is not type/subtype is
 // application/octet-stream (RFC 2045 section 5.2 says text/plain, but
 // rewriting what we cannot parse is worse than wrapping it).
-func contentType(h hdr, def string) (string, map[string]string) {
+func contentType(h hdr, def string) message.MediaType {
 	v, ok := h.get("Content-Type")
 	if !ok || strings.TrimSpace(v) == "" {
-		return def, map[string]string{}
+		return message.MediaType{Type: def, Params: map[string]string{}}
 	}
-	t, params, err := mime.ParseMediaType(v)
-	if err != nil {
-		if err == mime.ErrInvalidMediaParameter && t != "" {
-			return strings.ToLower(t), map[string]string{}
+	m := message.ParseMediaType(v)
+	if !validMediaType(m.Type) {
+		return message.MediaType{Type: "application/octet-stream", Params: map[string]string{}}
+	}
+	return m
+}
+
+// validMediaType reports whether t is token "/" token (RFC 2045 section
+// 5.1).
+func validMediaType(t string) bool {
+	typ, sub, ok := strings.Cut(t, "/")
+	return ok && isToken(typ) && isToken(sub)
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?=", c) >= 0 {
+			return false
 		}
-		return "application/octet-stream", map[string]string{}
 	}
-	return strings.ToLower(t), params
+	return true
 }
 
 // walk visits the entity with header h and body [bodyStart, end); sp is
@@ -94,7 +114,17 @@ func (p *prepender) walk(h hdr, bodyStart, end int64, depth int, top bool, def s
 	if p.failed != "" {
 		return
 	}
-	ct, params := contentType(h, def)
+	m := contentType(h, def)
+	ct, params := m.Type, m.Params
+	// A parameter that changes the reading, given twice with different
+	// values: clients differ on which one wins, so a banner put by one
+	// reading may be missed by the other (fail safe: wrap).
+	for _, k := range m.Dups {
+		if k == "boundary" || k == "charset" {
+			p.fail("%s given twice in Content-Type with different values", k)
+			return
+		}
+	}
 	if strings.HasPrefix(ct, "multipart/") {
 		if ct == "multipart/signed" || ct == "multipart/encrypted" {
 			p.fail("%s content cannot carry a banner", ct)
@@ -141,11 +171,11 @@ func (p *prepender) walk(h hdr, bodyStart, end int64, depth int, top bool, def s
 		return
 	}
 	if d, ok := h.get("Content-Disposition"); ok {
-		if disp, _, err := mime.ParseMediaType(d); err == nil && strings.EqualFold(disp, "attachment") {
+		if message.ParseMediaType(d).Type == "attachment" {
 			return
 		}
 	}
-	p.banner(h, bodyStart, end, top, ct, params, sp, nl)
+	p.banner(h, bodyStart, end, top, m, sp, nl)
 }
 
 // banner rewrites one text part: decode the transfer encoding, put the
@@ -154,7 +184,8 @@ func (p *prepender) walk(h hdr, bodyStart, end int64, depth int, top bool, def s
 // (the exact text, else, unless StrictText, with the dash folded); if not,
 // the part is converted to UTF-8 and its Content-Type says so, and a 7bit
 // part that now needs 8-bit bytes becomes quoted-printable.
-func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, ct string, params map[string]string, sp span, nl string) {
+func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, m message.MediaType, sp span, nl string) {
+	ct, params := m.Type, m.Params
 	if end-bodyStart > p.opts.MaxTextPart {
 		p.fail("text part larger than %d bytes", p.opts.MaxTextPart)
 		return
@@ -242,7 +273,7 @@ func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, ct string, par
 		if bytes.HasSuffix(raw, []byte("\n")) && !bytes.HasSuffix(encoded, []byte("\n")) {
 			encoded = append(encoded, p.eol...)
 		}
-		p.commit(h, bodyStart, end, top, ct, params, charset, cte, newCTE, encoded, sp, nl)
+		p.commit(h, bodyStart, end, top, m, charset, cte, newCTE, encoded, sp, nl)
 		p.banners++
 		return
 	}
@@ -254,21 +285,23 @@ func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, ct string, par
 // top-level part the header changes become header edits. Inside a
 // multipart, the line end before the next delimiter is rewritten as the
 // multipart's own (nl), which a part that was empty may have lacked.
-func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, params map[string]string, charset, oldCTE, newCTE string, body []byte, sp span, nl string) {
+func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, m message.MediaType, charset, oldCTE, newCTE string, body []byte, sp span, nl string) {
 	if !top && sp.next >= 0 && nl != "" {
 		body = append(body, nl...)
 		end = sp.next
 	}
 	newCT := ""
 	if charset != "" {
-		np := make(map[string]string, len(params)+1)
-		for k, v := range params {
-			np[k] = v
+		// Parameters in an RFC 2231 charset are written anew in UTF-8
+		// (FormatMediaType labels every non-ASCII value utf-8).
+		np := make(map[string]string, len(m.Params)+1)
+		for k := range m.Params {
+			np[k] = m.Text(k)
 		}
 		np["charset"] = charset
-		newCT = mime.FormatMediaType(ct, np)
+		newCT = mime.FormatMediaType(m.Type, np)
 		if newCT == "" {
-			newCT = ct + "; charset=" + charset
+			newCT = m.Type + "; charset=" + charset
 		}
 	}
 	cteChanged := newCTE != oldCTE
@@ -281,7 +314,7 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 		}
 		if len(p.topEdits) > 0 {
 			if _, ok := p.top.get("MIME-Version"); !ok {
-				p.topEdits = append(p.topEdits, HeaderEdit{Op: EditAdd, Name: "MIME-Version", Value: "1.0"})
+				p.topEdits = append(p.topEdits, message.HeaderEdit{Op: message.OpAdd, Name: "MIME-Version", Value: "1.0"})
 			}
 		}
 		p.reps = append(p.reps, replacement{bodyStart, end, body})
@@ -304,13 +337,13 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 		switch {
 		case strings.EqualFold(f.name, "Content-Type") && newCT != "":
 			if !doneCT {
-				hb.WriteString("Content-Type: " + newCT + p.eol)
+				hb.WriteString(message.HeaderField("Content-Type", newCT, p.eol))
 				doneCT = true
 			}
 			continue
 		case strings.EqualFold(f.name, "Content-Transfer-Encoding") && cteChanged:
 			if !doneCTE {
-				hb.WriteString("Content-Transfer-Encoding: " + newCTE + p.eol)
+				hb.WriteString(message.HeaderField("Content-Transfer-Encoding", newCTE, p.eol))
 				doneCTE = true
 			}
 			continue
@@ -323,10 +356,10 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 		hb.Write(raw)
 	}
 	if !doneCT {
-		hb.WriteString("Content-Type: " + newCT + p.eol)
+		hb.WriteString(message.HeaderField("Content-Type", newCT, p.eol))
 	}
 	if !doneCTE {
-		hb.WriteString("Content-Transfer-Encoding: " + newCTE + p.eol)
+		hb.WriteString(message.HeaderField("Content-Transfer-Encoding", newCTE, p.eol))
 	}
 	hb.WriteString(p.eol)
 	hb.Write(body)
@@ -335,13 +368,13 @@ func (p *prepender) commit(h hdr, bodyStart, end int64, top bool, ct string, par
 
 // setHeader is the edit that gives the first name header the value v:
 // a change when there is one, an add otherwise.
-func setHeader(h hdr, name, v string) HeaderEdit {
+func setHeader(h hdr, name, v string) message.HeaderEdit {
 	for _, f := range h.fields {
 		if strings.EqualFold(f.name, name) {
-			return HeaderEdit{Op: EditChange, Name: f.name, Index: 1, Value: v}
+			return message.HeaderEdit{Op: message.OpChange, Name: f.name, Index: 1, Value: v}
 		}
 	}
-	return HeaderEdit{Op: EditAdd, Name: name, Value: v}
+	return message.HeaderEdit{Op: message.OpAdd, Name: name, Value: v}
 }
 
 // bodyTagEnd is the offset just after the <body ...> start tag of an HTML

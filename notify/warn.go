@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -73,31 +74,6 @@ type Options struct {
 	Rand io.Reader
 }
 
-// EditOp is a header change.
-type EditOp string
-
-const (
-	// EditAdd appends Name: Value to the header (milter AddHeader).
-	EditAdd EditOp = "add"
-	// EditChange replaces the value of the Index-th (1-based, counted per
-	// name without regard to case) Name header (milter ChangeHeader).
-	EditChange EditOp = "change"
-	// EditDelete removes the Index-th Name header (milter ChangeHeader with
-	// an empty value).
-	EditDelete EditOp = "delete"
-)
-
-// HeaderEdit is one change to the original header list, in the order the
-// milter must apply them. Deletions of one name come last index first and
-// before a change of index 1, so the indexes hold whether or not the MTA
-// renumbers after a deletion. Value is unfolded and has no leading space.
-type HeaderEdit struct {
-	Op    EditOp
-	Name  string
-	Index int
-	Value string
-}
-
 // Result is a warning applied to a message: header edits relative to the
 // original header list and, unless the body is unchanged, the new body.
 // Header names touched: MIME-Version, Content-* (wrap; prepend only for a
@@ -108,8 +84,12 @@ type Result struct {
 	Mode     Mode
 	Code     string
 	Fallback string
-	// Edits are the header changes, to apply in order.
-	Edits []HeaderEdit
+	// Edits are the header changes, to apply in order (message.OpAdd,
+	// OpChange and OpDelete). Deletions of one name come last index first
+	// and before a change of index 1, so the indexes hold whether or not
+	// the MTA renumbers after a deletion. Values are unfolded and have no
+	// leading space.
+	Edits []message.HeaderEdit
 	// Body is the new body (everything after the header block), streamed
 	// from the original; nil when the body is unchanged (header mode). It
 	// can be read once.
@@ -128,7 +108,7 @@ func (r *Result) Headers() []policy.Header {
 	for _, f := range r.top.fields {
 		hs = append(hs, policy.Header{Name: f.name, Value: f.folded})
 	}
-	return ApplyEdits(hs, r.Edits)
+	return message.ApplyEdits(hs, r.Edits)
 }
 
 // WriteTo writes the whole new message: the header after the edits, then
@@ -146,20 +126,9 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 	for _, f := range r.top.fields {
 		lines = append(lines, line{f.name, f.value, f.raw})
 	}
-	for _, e := range r.Edits {
-		if e.Op == EditAdd {
-			lines = append(lines, line{name: e.Name, value: e.Value})
-			continue
-		}
-		i := policy.NthHeader(lines, func(l line) string { return l.name }, e.Name, e.Index)
-		switch {
-		case i < 0:
-		case e.Op == EditDelete:
-			lines = append(lines[:i], lines[i+1:]...)
-		default:
-			lines[i] = line{name: lines[i].name, value: e.Value}
-		}
-	}
+	lines = message.ApplyEditsFunc(lines, r.Edits, func(l line) string { return l.name },
+		func(name, value string) line { return line{name: name, value: value} },
+		func(l line, value string) line { return line{name: l.name, value: value} })
 	var b bytes.Buffer
 	for _, l := range lines {
 		if l.raw != nil {
@@ -169,7 +138,7 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 			}
 			continue
 		}
-		b.WriteString(l.name + ": " + strings.ReplaceAll(strings.ReplaceAll(l.value, "\r\n", "\n"), "\n", eol) + eol)
+		b.WriteString(message.HeaderField(l.name, l.value, eol))
 	}
 	b.WriteString(eol)
 	n, err := w.Write(b.Bytes())
@@ -183,28 +152,6 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 	}
 	m, err := io.Copy(w, body)
 	return total + m, err
-}
-
-// ApplyEdits applies edits to a header list the way the MTA does (per-name
-// 1-based indexes counted over the current list), for `check`, logs and
-// tests.
-func ApplyEdits(hs []policy.Header, edits []HeaderEdit) []policy.Header {
-	out := append([]policy.Header(nil), hs...)
-	for _, e := range edits {
-		if e.Op == EditAdd {
-			out = append(out, policy.Header{Name: e.Name, Value: e.Value})
-			continue
-		}
-		i := policy.NthHeader(out, func(h policy.Header) string { return h.Name }, e.Name, e.Index)
-		switch {
-		case i < 0:
-		case e.Op == EditDelete:
-			out = append(out[:i], out[i+1:]...)
-		default:
-			out[i].Value = e.Value
-		}
-	}
-	return out
 }
 
 // Apply applies the warning opts.Code in opts.Mode to original, a whole
@@ -243,7 +190,8 @@ func Apply(opts Options, original io.Reader) (*Result, error) {
 // ApplyParts is Apply for the milter: headers as the MTA passed them
 // (policy.Header values, folds as "\n"), body as spooled (CRLF line ends).
 // The original the warning refers to, and that wrap mode attaches, is the
-// header block rebuilt from headers ("Name: value", CRLF) followed by body.
+// header block rebuilt from headers (message.HeaderBlock, CRLF, as
+// pipeline.HeaderBlock gives DKIM) followed by body.
 func ApplyParts(opts Options, headers []policy.Header, body io.Reader) (*Result, error) {
 	bs, err := toSrc(body)
 	if err != nil {
@@ -251,13 +199,11 @@ func ApplyParts(opts Options, headers []policy.Header, body io.Reader) (*Result,
 	}
 	var hb bytes.Buffer
 	for _, h := range headers {
-		if !validFieldName([]byte(h.Name)) {
+		if !message.ValidFieldName(h.Name) {
 			return nil, fmt.Errorf("%w: %q is not a header field name", ErrMalformed, h.Name)
 		}
-		v := strings.ReplaceAll(strings.ReplaceAll(h.Value, "\r\n", "\n"), "\n", "\r\n")
-		hb.WriteString(h.Name + ": " + v + "\r\n")
 	}
-	hb.WriteString("\r\n")
+	hb.WriteString(message.HeaderBlock(headers, "\r\n"))
 	s := newConcat(bytes.NewReader(hb.Bytes()), bs)
 	top, err := readHdr(s, 0, s.Size())
 	if err != nil {
@@ -323,9 +269,9 @@ func apply(opts Options, s src, top hdr) (*Result, error) {
 	case ModeHeader:
 	}
 	for i := len(foreign) - 1; i >= 0; i-- {
-		r.Edits = append(r.Edits, HeaderEdit{Op: EditDelete, Name: WarningHeader, Index: foreign[i]})
+		r.Edits = append(r.Edits, message.HeaderEdit{Op: message.OpDelete, Name: WarningHeader, Index: foreign[i]})
 	}
-	r.Edits = append(r.Edits, HeaderEdit{Op: EditAdd, Name: WarningHeader, Value: warningValue(opts, short, msgID)})
+	r.Edits = append(r.Edits, message.HeaderEdit{Op: message.OpAdd, Name: WarningHeader, Value: warningValue(opts, short, msgID)})
 	return r, nil
 }
 
@@ -529,15 +475,15 @@ func wrap(opts Options, r *Result) error {
 			last = 0
 		}
 		for i := len(o.values); i > last; i-- {
-			r.Edits = append(r.Edits, HeaderEdit{Op: EditDelete, Name: o.name, Index: i})
+			r.Edits = append(r.Edits, message.HeaderEdit{Op: message.OpDelete, Name: o.name, Index: i})
 		}
 		if last == 1 && o.values[0] != want {
-			r.Edits = append(r.Edits, HeaderEdit{Op: EditChange, Name: o.name, Index: 1, Value: want})
+			r.Edits = append(r.Edits, message.HeaderEdit{Op: message.OpChange, Name: o.name, Index: 1, Value: want})
 		}
 	}
 	for _, k := range []string{"mime-version", "content-type", "content-transfer-encoding"} {
 		if _, ok := seen[k]; !ok && set[k] != "" {
-			r.Edits = append(r.Edits, HeaderEdit{Op: EditAdd, Name: canonical[k], Value: set[k]})
+			r.Edits = append(r.Edits, message.HeaderEdit{Op: message.OpAdd, Name: canonical[k], Value: set[k]})
 		}
 	}
 	return nil

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emersion/go-message"
+	gomessage "github.com/emersion/go-message"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -55,15 +56,15 @@ func render(t *testing.T, r *Result) []byte {
 	return b.Bytes()
 }
 
-func editsText(edits []HeaderEdit) []byte {
+func editsText(edits []message.HeaderEdit) []byte {
 	var b strings.Builder
 	for _, e := range edits {
 		switch e.Op {
-		case EditAdd:
+		case message.OpAdd:
 			fmt.Fprintf(&b, "add %s: %s\n", e.Name, e.Value)
-		case EditChange:
+		case message.OpChange:
 			fmt.Fprintf(&b, "change %s[%d]: %s\n", e.Name, e.Index, e.Value)
-		case EditDelete:
+		case message.OpDelete:
 			fmt.Fprintf(&b, "delete %s[%d]\n", e.Name, e.Index)
 		}
 	}
@@ -105,7 +106,7 @@ func TestWrapStructure(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := render(t, r)
-			e, err := message.Read(bytes.NewReader(out))
+			e, err := gomessage.Read(bytes.NewReader(out))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,8 +120,8 @@ func TestWrapStructure(t *testing.T) {
 			if e.Header.Get("MIME-Version") != "1.0" {
 				t.Errorf("MIME-Version %q", e.Header.Get("MIME-Version"))
 			}
-			origHdr, err := message.Read(bytes.NewReader(orig))
-			if err != nil && !message.IsUnknownCharset(err) {
+			origHdr, err := gomessage.Read(bytes.NewReader(orig))
+			if err != nil && !gomessage.IsUnknownCharset(err) {
 				t.Fatal(err)
 			}
 			for _, k := range []string{"From", "To", "Cc", "Date", "Subject", "Message-Id", "Reply-To", "Received"} {
@@ -407,13 +408,38 @@ func TestPrependConversions(t *testing.T) {
 	})
 }
 
+// TestPrependUTF7: a UTF-7 part (RFC 2152; R33 names it), which no
+// encoder here writes, gets the banner by being converted to UTF-8, as
+// message.LookupCharset reads UTF-7 for the scanner too (issue 13: one
+// charset lookup; before, notify did not know UTF-7 and fell back to wrap).
+func TestPrependUTF7(t *testing.T) {
+	msg := "From: a@example.org\r\nContent-Type: text/plain; charset=utf-7\r\n\r\nHi Mom -+Jjo--!\r\n"
+	r, err := Apply(testOptions(ModePrepend, "002"), strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != ModePrepend || r.Banners != 1 {
+		t.Fatalf("mode %s, banners %d, fallback %q", r.Mode, r.Banners, r.Fallback)
+	}
+	ls, err := leaves(t, render(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || !strings.EqualFold(ls[0].params["charset"], "utf-8") {
+		t.Fatalf("parts %+v", ls)
+	}
+	body := string(ls[0].body)
+	if !strings.Contains(body, "[Code: 002]") || !strings.HasSuffix(body, "Hi Mom -\u263a-!\r\n") {
+		t.Errorf("body %q", body)
+	}
+}
+
 // TestPrependFallback: what cannot carry a banner everywhere a reader looks
 // is wrapped instead (the warning must be seen, R76).
 func TestPrependFallback(t *testing.T) {
 	cases := map[string]string{
 		"signed":           "From: a@example.org\r\nContent-Type: multipart/signed; boundary=s; protocol=\"application/pkcs7-signature\"\r\n\r\n--s\r\nContent-Type: text/plain\r\n\r\nx\r\n--s--\r\n",
 		"pdf":              "From: a@example.org\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n",
-		"utf-7":            "From: a@example.org\r\nContent-Type: text/plain; charset=utf-7\r\n\r\nHi Mom -+Jjo--!\r\n",
 		"x-uue":            "From: a@example.org\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n",
 		"html-bad-charset": "From: a@example.org\r\nContent-Type: multipart/alternative; boundary=a\r\n\r\n--a\r\nContent-Type: text/plain\r\n\r\nok\r\n--a\r\nContent-Type: text/html; charset=x-unknown\r\n\r\n<p>x</p>\r\n--a--\r\n",
 	}
@@ -477,7 +503,7 @@ func TestHeaderMode(t *testing.T) {
 	if r.Body != nil {
 		t.Error("header mode changed the body")
 	}
-	want := []HeaderEdit{{Op: EditAdd, Name: WarningHeader, Value: "004 UNVERIFIED MESSAGE (mx.agency.govt.nz)"}}
+	want := []message.HeaderEdit{{Op: message.OpAdd, Name: WarningHeader, Value: "004 UNVERIFIED MESSAGE (mx.agency.govt.nz)"}}
 	if fmt.Sprint(r.Edits) != fmt.Sprint(want) {
 		t.Errorf("edits %+v", r.Edits)
 	}
@@ -558,7 +584,7 @@ func TestWrapEditsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shifted := ApplyEdits(orig, r.Edits)
+	shifted := message.ApplyEdits(orig, r.Edits)
 	stable := applyStable(orig, r.Edits)
 	if fmt.Sprint(shifted) != fmt.Sprint(stable) {
 		t.Errorf("edits depend on renumbering:\n%v\n%v", shifted, stable)
@@ -574,7 +600,7 @@ func TestWrapEditsOrder(t *testing.T) {
 
 // applyStable applies edits where deleted headers keep counting (indexes
 // never shift), the other reading of the milter protocol.
-func applyStable(hs []policy.Header, edits []HeaderEdit) []policy.Header {
+func applyStable(hs []policy.Header, edits []message.HeaderEdit) []policy.Header {
 	type h struct {
 		policy.Header
 		gone bool
@@ -584,7 +610,7 @@ func applyStable(hs []policy.Header, edits []HeaderEdit) []policy.Header {
 		list[i] = h{Header: hs[i]}
 	}
 	for _, e := range edits {
-		if e.Op == EditAdd {
+		if e.Op == message.OpAdd {
 			list = append(list, h{Header: policy.Header{Name: e.Name, Value: e.Value}})
 			continue
 		}
@@ -592,7 +618,7 @@ func applyStable(hs []policy.Header, edits []HeaderEdit) []policy.Header {
 		for i := range list {
 			if strings.EqualFold(list[i].Name, e.Name) {
 				if n++; n == e.Index {
-					if e.Op == EditDelete {
+					if e.Op == message.OpDelete {
 						list[i].gone = true
 					} else {
 						list[i].Value = e.Value

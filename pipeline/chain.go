@@ -135,18 +135,9 @@ func (w WarnStep) Run(cur Current) (Change, error) {
 	if err != nil {
 		return Change{}, fmt.Errorf("warning %s (%s): %w", w.Transform.Code, mode, err)
 	}
-	ch := Change{Body: res.Body}
-	for _, e := range res.Edits {
-		op := policy.OpAdd
-		switch e.Op {
-		case notify.EditChange:
-			op = policy.OpChange
-		case notify.EditDelete:
-			op = policy.OpDelete
-		}
-		ch.Edits = append(ch.Edits, policy.HeaderEdit{Op: op, Name: e.Name, Index: e.Index, Value: e.Value})
-	}
-	return ch, nil
+	// notify's edits are message.HeaderEdit, the engine's type: no
+	// translation between two edit types (issue 13 point 1).
+	return Change{Body: res.Body, Edits: res.Edits}, nil
 }
 
 // SignStep adds the DKIM signatures of one domain (G-DKIM) over the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dkim"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -174,7 +175,7 @@ func FuzzReadRawHeaders(f *testing.F) {
 		}
 		n := 0
 		for _, h := range hs {
-			if !validFieldName(h.Name) {
+			if !message.ValidFieldName(h.Name) {
 				t.Fatalf("name %q", h.Name)
 			}
 			n += len(h.Name) + len(h.Value)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dkim"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -44,20 +45,8 @@ func NewSigners(p *policy.Policy) (Signers, error) {
 }
 
 // HeaderBlock renders headers as the message carries them, CRLF ended,
-// with the blank line that ends the block. Values are as received (or as
-// we add them); folds become CRLF.
+// with the blank line that ends the block (message.HeaderBlock). Values
+// are as received (or as we add them); folds become CRLF.
 func HeaderBlock(hs []policy.Header) io.Reader {
-	var b strings.Builder
-	for _, h := range hs {
-		b.WriteString(h.Name)
-		b.WriteByte(':')
-		v := strings.ReplaceAll(strings.ReplaceAll(h.Value, "\r\n", "\n"), "\n", "\r\n")
-		if v != "" && v[0] != ' ' && v[0] != '\t' {
-			b.WriteByte(' ')
-		}
-		b.WriteString(v)
-		b.WriteString("\r\n")
-	}
-	b.WriteString("\r\n")
-	return strings.NewReader(b.String())
+	return strings.NewReader(message.HeaderBlock(hs, "\r\n"))
 }

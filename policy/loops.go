@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"mime"
 	"strings"
 
 	"github.com/nzsecure-milter/nzsecure-milter/message"
@@ -71,7 +70,10 @@ func ShouldNotify(origFrom, envelopeFrom string, c NotifyContext) (ok bool, reas
 				return false, ReasonAutoSubmitted
 			}
 		case "content-type":
-			if t, _, err := mime.ParseMediaType(h.Value); err == nil && t == "multipart/report" {
+			// Read leniently as the scanner does (message.ParseMediaType):
+			// a report with a malformed parameter is still a report, and
+			// answering one is how loops start (RFC 3834 section 2).
+			if message.ParseMediaType(h.Value).Type == "multipart/report" {
 				return false, ReasonReport
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // TLSInfo is what the MTA says about the client's TLS session, in Postfix's
@@ -36,12 +38,9 @@ type Envelope struct {
 	AuthUser string // SASL login ({auth_authen}); "" when not authenticated
 }
 
-// Header is one header field as received: name as written, value unfolded
-// only as far as the MTA did (Postfix sends it with folds).
-type Header struct {
-	Name  string
-	Value string
-}
+// Header is one header field as received (message.Header: the one
+// definition, issue 13 point 1).
+type Header = message.Header
 
 // Transaction is everything the engine decides on at end of message.
 type Transaction struct {
@@ -105,18 +104,20 @@ type Reply struct {
 
 func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Status, r.Text) }
 
-// EditOp is a header change the milter makes at end of message.
-type EditOp string
+// EditOp is a header change the milter makes at end of message; the
+// header-edit types and their application live in package message (issue
+// 13 point 1), these names keep the engine's call sites short.
+type EditOp = message.EditOp
 
 const (
-	OpAdd    EditOp = "add"    // append Name: Value
-	OpDelete EditOp = "delete" // remove the Index-th (1-based, per name) Name header
+	OpAdd    = message.OpAdd    // append Name: Value
+	OpDelete = message.OpDelete // remove the Index-th (1-based, per name) Name header
 	// OpChange replaces the value of the Index-th (1-based, per name) Name
 	// header; OpInsert puts Name: Value at position Index of the whole list
 	// (0 is the top). The engine's own edits are adds and deletes; the
 	// body transforms (a warning, DKIM) also change and insert.
-	OpChange EditOp = "change"
-	OpInsert EditOp = "insert"
+	OpChange = message.OpChange
+	OpInsert = message.OpInsert
 )
 
 // deleteAll removes every header named name in any case, also when
@@ -153,14 +154,8 @@ func (v *Verdict) addHeader(name, value string) {
 	v.Edits = append(v.Edits, HeaderEdit{Op: OpAdd, Name: name, Value: value})
 }
 
-// HeaderEdit is one header change. For OpDelete, Value is the value being
-// removed (for the log and `check`).
-type HeaderEdit struct {
-	Op    EditOp
-	Name  string
-	Index int
-	Value string
-}
+// HeaderEdit is one header change (message.HeaderEdit).
+type HeaderEdit = message.HeaderEdit
 
 // Verdict is the engine's answer for one stage.
 type Verdict struct {
@@ -241,40 +236,5 @@ func HeaderValues(hs []Header, name string) []string {
 }
 
 // ApplyEdits returns the header list as the MTA will have it after the
-// verdict's edits (for DKIM signing, which must see the final message).
-func ApplyEdits(hs []Header, edits []HeaderEdit) []Header {
-	out := append([]Header(nil), hs...)
-	for _, e := range edits {
-		switch e.Op {
-		case OpAdd:
-			out = append(out, Header{Name: e.Name, Value: e.Value})
-		case OpDelete:
-			if i := NthHeader(out, func(h Header) string { return h.Name }, e.Name, e.Index); i >= 0 {
-				out = append(out[:i], out[i+1:]...)
-			}
-		case OpChange:
-			if i := NthHeader(out, func(h Header) string { return h.Name }, e.Name, e.Index); i >= 0 {
-				out[i].Value = e.Value
-			}
-		case OpInsert:
-			i := min(max(e.Index, 0), len(out))
-			out = append(out[:i], append([]Header{{Name: e.Name, Value: e.Value}}, out[i:]...)...)
-		}
-	}
-	return out
-}
-
-// NthHeader returns the position in items of the nth (1-based) item whose
-// name is name, compared without regard to case, or -1: the milter
-// protocol's per-name header index, as ChangeHeader counts it.
-func NthHeader[T any](items []T, nameOf func(T) string, name string, nth int) int {
-	n := 0
-	for i, it := range items {
-		if strings.EqualFold(nameOf(it), name) {
-			if n++; n == nth {
-				return i
-			}
-		}
-	}
-	return -1
-}
+// verdict's edits (message.ApplyEdits).
+func ApplyEdits(hs []Header, edits []HeaderEdit) []Header { return message.ApplyEdits(hs, edits) }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // DefaultSignedHeaders are the header fields signed by default: those RFC
@@ -148,7 +150,7 @@ func NewSigner(domain string, keys []Key, opts SignOptions) (*Signer, error) {
 	seen := map[string]bool{}
 	add := func(name string) error {
 		name = strings.TrimSpace(name)
-		if !validFieldName(name) {
+		if !message.ValidFieldName(name) {
 			return fmt.Errorf("%w: bad header field name %q", ErrBadOption, name)
 		}
 		if !seen[strings.ToLower(name)] {
@@ -280,19 +282,6 @@ func canonicalization(s string) (msgdkim.Canonicalization, error) {
 		return msgdkim.CanonicalizationSimple, nil
 	}
 	return "", fmt.Errorf("%w: canonicalization %q (want simple or relaxed, RFC 6376 section 3.4)", ErrBadOption, s)
-}
-
-// validFieldName: RFC 5322 section 3.6.8, printable US-ASCII except ":".
-func validFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' || s[i] == ':' {
-			return false
-		}
-	}
-	return true
 }
 
 // CheckNames reports whether domain and selector are usable in d= and

@@ -3,17 +3,14 @@ package spf
 import (
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"net/mail"
 	"strings"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
-// Header is one header field of a message, in message order.
-type Header struct {
-	Name  string
-	Value string
-}
+// Header is one header field of a message, in message order
+// (message.Header, the gateway's one header type).
+type Header = message.Header
 
 // ErrNoPRA reports a message whose Purported Responsible Address cannot be
 // determined: RFC 4407 section 2 step 6, "the message is ill-formed".
@@ -90,22 +87,21 @@ func traceBetween(headers []Header, i, j int) bool {
 func selectSingle(headers []Header, i int, step string) (string, string, error) {
 	h := headers[i]
 	name := strings.TrimSpace(h.Name)
-	value := strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(h.Value) // unfold
-	// Display names in RFC 2047 words of any charset must not make the
-	// field malformed: only the address matters here.
-	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{
-		CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-	}}
-	list, err := p.ParseList(value)
-	if err != nil {
-		return "", "", fmt.Errorf("%w: %s field is malformed (RFC 4407 section 2 %s, step 5): %v", ErrNoPRA, name, step, err)
+	// The gateway's one address parser (message.Mailboxes, issue 12
+	// point 1, issue 13): the PRA is the mailbox the DMARC and warning
+	// checks read in the same field, display names in RFC 2047 words of
+	// any charset included; its domain is normalised (A-labels, lower
+	// case), as DNS is asked.
+	r := message.Mailboxes(h.Value)
+	switch r.Status {
+	case message.StatusOK:
+		return r.Authors[0].Address(), name, nil
+	case message.StatusMultiple:
+		return "", "", fmt.Errorf("%w: %s field has %d mailboxes (RFC 4407 section 2 %s, step 5)", ErrNoPRA, name, len(r.Authors), step)
 	}
-	if len(list) != 1 {
-		return "", "", fmt.Errorf("%w: %s field has %d mailboxes (RFC 4407 section 2 %s, step 5)", ErrNoPRA, name, len(list), step)
+	why := strings.Replace(r.Problem, "From:", name+":", 1)
+	if why == "" {
+		why = "no mailbox"
 	}
-	at := strings.LastIndexByte(list[0].Address, '@')
-	if at < 0 || at == len(list[0].Address)-1 {
-		return "", "", fmt.Errorf("%w: %s mailbox has no domain (RFC 4407 section 2 %s, step 5)", ErrNoPRA, name, step)
-	}
-	return list[0].Address, name, nil
+	return "", "", fmt.Errorf("%w: %s field is malformed (RFC 4407 section 2 %s, step 5): %s", ErrNoPRA, name, step, why)
 }

@@ -156,6 +156,14 @@ func TestPRA(t *testing.T) {
 			},
 			want: "jo@agency.govt.nz", field: "From",
 		},
+		{
+			// Read by message.Mailboxes, as DMARC and the warnings read
+			// the field (issue 13): an unquoted comma in the display name
+			// is part of it, and the domain is normalised for DNS.
+			name:    "RFC 4407 section 2 step 5: the gateway's one reading of a mailbox",
+			headers: []spf.Header{h("From", "Smith, John <John.Smith@Agency.GOVT.nz.>")},
+			want:    "John.Smith@agency.govt.nz", field: "From",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package classify
+package message
 
 import (
 	"unicode/utf16"
@@ -8,10 +8,10 @@ import (
 	"golang.org/x/text/transform"
 )
 
-// utf7Charset is the UTF-7 encoding of RFC 2152 (decoding only; encoding returns
+// UTF7 is the UTF-7 encoding of RFC 2152 (decoding only; encoding returns
 // an error). R33 names UTF-7 explicitly: Outlook and older clients send
 // bodies and encoded words (RFC 2047) in it.
-var utf7Charset encoding.Encoding = utf7Encoding{}
+var UTF7 encoding.Encoding = utf7Encoding{}
 
 type utf7Encoding struct{}
 
@@ -34,7 +34,7 @@ func (utf7NoEncoder) Transform(dst, src []byte, atEOF bool) (int, int, error) {
 	return 0, 0, errUTF7Encode
 }
 
-var errUTF7Encode = transformError("classify: UTF-7 encoding is not supported")
+var errUTF7Encode = transformError("message: UTF-7 encoding is not supported")
 
 type transformError string
 
