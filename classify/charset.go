@@ -1,7 +1,6 @@
 package classify
 
 import (
-	"encoding/base64"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -137,132 +136,13 @@ func clip(s string, n int) string {
 }
 
 // decodeRFC2047 decodes the encoded words (RFC 2047) of a header value as
-// mail clients do, more leniently than Go's mime.WordDecoder:
-//   - an encoded word is found wherever it is, also inside a quoted
-//     string or without white space around it ("Re:=?utf-8?q?x?=", as
-//     Thunderbird reads it), not only as a whole space-separated token;
-//   - the charset may carry an RFC 2231 language ("utf-8*en");
-//   - B words without their padding, or with stray characters, are
-//     decoded as far as they go; Q words with a bad "=XY" keep it as text;
-//   - white space between two adjacent encoded words goes (section 6.2);
-//     adjacent words in the same charset are joined before the charset is
-//     decoded, so a character split between two words survives; adjacent
-//     words of different charsets are each decoded;
-//   - a word in an unknown charset is read as ASCII/UTF-8 (a problem is
-//     noted); a malformed word stays as it is.
+// mail clients do (message.DecodeWordsFunc); a word in an unknown charset
+// is read as ASCII/UTF-8 and noted as a problem.
 func (ctx *scanCtx) decodeRFC2047(s string) string {
 	if !strings.Contains(s, "=?") {
 		return s
 	}
-	var out strings.Builder
-	var run []byte   // undecoded bytes of adjacent words in one charset
-	var runCS string // their charset
-	flushRun := func() {
-		if len(run) > 0 {
-			out.WriteString(ctx.decodeCharset(runCS, run))
-			run = run[:0]
-		}
-	}
-	afterWord := false
-	for len(s) > 0 {
-		i := strings.Index(s, "=?")
-		if i < 0 {
-			break
-		}
-		cs, enc, text, n, ok := parseEncodedWord(s[i:])
-		if !ok {
-			// Not a word: text up to and including "=?".
-			flushRun()
-			out.WriteString(s[:i+2])
-			afterWord = false
-			s = s[i+2:]
-			continue
-		}
-		between := s[:i]
-		if afterWord && strings.Trim(between, " \t\r\n") == "" {
-			between = "" // white space between adjacent encoded words goes
-		} else {
-			flushRun()
-		}
-		out.WriteString(between)
-		raw := decodeWordText(enc, text)
-		if len(run) > 0 && !strings.EqualFold(cs, runCS) {
-			flushRun()
-		}
-		runCS = cs
-		run = append(run, raw...)
-		afterWord = true
-		s = s[i+n:]
-	}
-	flushRun()
-	out.WriteString(s)
-	return out.String()
-}
-
-// parseEncodedWord reads "=?charset?e?text?=" at the start of s; n is its
-// length.
-func parseEncodedWord(s string) (cs string, enc byte, text string, n int, ok bool) {
-	rest := s[2:]
-	q := strings.IndexByte(rest, '?')
-	if q <= 0 || q > 64 || len(rest) < q+3 || rest[q+2] != '?' {
-		return "", 0, "", 0, false
-	}
-	cs = rest[:q]
-	if strings.ContainsAny(cs, " \t\r\n\"=") {
-		return "", 0, "", 0, false
-	}
-	if k := strings.IndexByte(cs, '*'); k >= 0 { // RFC 2231 section 5 language
-		cs = cs[:k]
-	}
-	enc = rest[q+1] | 0x20
-	if enc != 'b' && enc != 'q' {
-		return "", 0, "", 0, false
-	}
-	body := rest[q+3:]
-	end := strings.Index(body, "?=")
-	if end < 0 || strings.ContainsAny(body[:end], " \t\r\n") {
-		return "", 0, "", 0, false
-	}
-	return cs, enc, body[:end], 2 + q + 3 + end + 2, true
-}
-
-// decodeWordText decodes the text of an encoded word, leniently.
-func decodeWordText(enc byte, text string) []byte {
-	if enc == 'q' {
-		b := make([]byte, 0, len(text))
-		for i := 0; i < len(text); i++ {
-			c := text[i]
-			switch {
-			case c == '_':
-				b = append(b, ' ')
-			case c == '=' && i+2 < len(text):
-				h, ok1 := unhex(text[i+1])
-				l, ok2 := unhex(text[i+2])
-				if ok1 && ok2 {
-					b = append(b, h<<4|l)
-					i += 2
-				} else {
-					b = append(b, c)
-				}
-			default:
-				b = append(b, c)
-			}
-		}
-		return b
-	}
-	clean := make([]byte, 0, len(text))
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' {
-			clean = append(clean, c)
-		}
-	}
-	if len(clean)%4 == 1 {
-		clean = clean[:len(clean)-1] // a lone trailing sextet holds no byte
-	}
-	b := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, _ := base64.RawStdEncoding.Decode(b, clean)
-	return b[:n]
+	return message.DecodeWordsFunc(s, ctx.decodeCharset, nil)
 }
 
 // decodeCharset decodes the bytes of encoded words in a charset.
