@@ -119,7 +119,7 @@ func smimeIdentities(v any) ([]SMIMEIdentity, error) {
 		}
 		missing := false
 		for _, f := range []string{certFile, keyFile} {
-			if _, err := os.Stat(f); err != nil {
+			if err := regularFile(f); err != nil {
 				bad = append(bad, fmt.Sprintf("%s: %v", domain, err))
 				missing = true
 			}
@@ -144,6 +144,21 @@ func smimeIdentities(v any) ([]SMIMEIdentity, error) {
 	return out, nil
 }
 
+// regularFile: a certificate or key is a regular file of bounded size, so a
+// policy naming /dev/zero or a directory is refused, not read forever.
+func regularFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: not a regular file", path)
+	case fi.Size() > smime.MaxDER:
+		return fmt.Errorf("%s: larger than %d bytes", path, smime.MaxDER)
+	}
+	return nil
+}
+
 // trustAnchors: every file must hold at least one certificate; an anchor
 // that cannot be read would make every peer untrusted (R179-R180).
 func trustAnchors(v any) ([]string, error) {
@@ -153,6 +168,10 @@ func trustAnchors(v any) ([]string, error) {
 	}
 	var bad []string
 	for _, f := range list {
+		if err := regularFile(f); err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
 		data, err := os.ReadFile(f)
 		if err != nil {
 			bad = append(bad, err.Error())

@@ -74,3 +74,21 @@ func TestSMIMEKeysInvalid(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSMIMEKeys: no smime.identities or smime.crl_bypass entry panics, and
+// what is accepted is what the milter can use: a 64-hex fingerprint, an
+// identity whose files loaded.
+func FuzzSMIMEKeys(f *testing.F) {
+	f.Add("agency-a.govt.nz:../testdata/smime/agency-a-new.crt:../testdata/smime/agency-a-new.key")
+	f.Add(strings.Repeat("ab:", 31) + "ab")
+	f.Add("a:b:c:d")
+	f.Add("x:/dev/zero:/dev/zero")
+	f.Fuzz(func(t *testing.T, s string) {
+		if fps, err := fingerprints([]any{s}); err == nil && (len(fps) != 1 || len(fps[0]) != 64) {
+			t.Fatalf("accepted %q as %q", s, fps)
+		}
+		if ids, err := smimeIdentities([]any{s}); err == nil && (len(ids) != 1 || ids[0].Domain == "") {
+			t.Fatalf("accepted %q as %+v", s, ids)
+		}
+	})
+}
