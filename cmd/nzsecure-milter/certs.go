@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register("certs", "list our S/MIME identities and the peer store with each certificate's state; `certs check DOMAIN` explains sending there", runCerts)
+	register("certs", "list our S/MIME identities and the peer store with each certificate's state; certs check DOMAIN explains sending there", runCerts)
 }
 
 // crlFetchers, when set (tests), replaces the CRL cache's fetchers: the
