@@ -213,6 +213,7 @@ func lintWarnings(p *Policy) Problems {
 				"warning: %s covers the internet (a prefix shorter than /%d): every client in it counts as internal and its mail as outbound, unchecked (no SPF, DKIM, DMARC or warnings); list only your own networks", n, short)})
 		}
 	}
+	out = append(out, smimeWarnings(p)...)
 	return out
 }
 

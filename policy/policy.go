@@ -58,6 +58,7 @@ type Policy struct {
 	MSEC           MSECPolicy
 	Outbound       OutboundPolicy
 	TLSPolicy      TLSPolicyPolicy
+	SMIME          SMIMEPolicy
 
 	// Runtime is how the daemons run (where they listen, what they log,
 	// which resolver, how generated mail is submitted), apart from the

@@ -46,6 +46,7 @@ func profileDefaults(profile string) *Policy {
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
 	p.Inbound.WarningMode, p.Inbound.Unverified = WarnWrap, UnverifiedWarn
 	p.Notify = NotifyPolicy{RateCount: 10, RateWindow: time.Hour}
+	p.SMIME = defaultSMIME() // off in every profile until the milter signs and encrypts (issue 14)
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"

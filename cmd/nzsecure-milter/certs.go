@@ -1,0 +1,438 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+	"github.com/nzsecure-milter/nzsecure-milter/smime"
+	"github.com/nzsecure-milter/nzsecure-milter/smime/crl"
+)
+
+func init() {
+	register("certs", "list our S/MIME identities and the peer store with each certificate's state; certs check DOMAIN explains sending there", runCerts)
+}
+
+// crlFetchers, when set (tests), replaces the CRL cache's fetchers: the
+// fixtures' distribution point http://crl.test/ca.crl is then served by a
+// loopback server.
+var crlFetchers map[string]crl.Fetcher
+
+// certEnv is what the certs subcommand judges with: the policy's [smime]
+// keys turned into a validator, our identities and the peer store.
+type certEnv struct {
+	p          *policy.Policy
+	v          *smime.Validator
+	ids        []*smime.Identity
+	idProblems []string         // identities that would not load (policy checked them, the files may have changed since)
+	store      *smime.PeerStore // nil when smime.peers does not exist
+	storeNote  string           // why store is nil
+	idFiles    map[*smime.Identity]string
+}
+
+// newCertEnv builds the validator as the milter will (R36): the trust
+// anchors, a CRL cache on smime.crl_dir with smime.crl_timeout unless
+// smime.crl_check is false (R59), smime.crl_bypass exempt.
+func newCertEnv(p *policy.Policy) (*certEnv, error) {
+	e := &certEnv{p: p, idFiles: map[*smime.Identity]string{}}
+	v := &smime.Validator{Bypass: p.SMIME.CRLBypass}
+	if len(p.SMIME.TrustAnchors) > 0 {
+		pool := x509.NewCertPool()
+		for _, f := range p.SMIME.TrustAnchors {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("smime.trust_anchors: %w", err)
+			}
+			certs, err := smime.ParseCertificatesPEM(data)
+			if err != nil {
+				return nil, fmt.Errorf("smime.trust_anchors: %s: %w", f, err)
+			}
+			for _, c := range certs {
+				pool.AddCert(c)
+			}
+		}
+		v.Anchors = pool
+	}
+	if p.SMIME.CRLCheck {
+		c := crl.New(p.SMIME.CRLDir, p.SMIME.CRLTimeout)
+		if crlFetchers != nil {
+			c.Fetchers = crlFetchers
+		}
+		v.Revocation = c
+	}
+	e.v = v
+	for _, spec := range p.SMIME.Identities {
+		id, err := smime.LoadIdentity(spec.Domain, spec.CertFile, spec.KeyFile)
+		if err != nil {
+			e.idProblems = append(e.idProblems, err.Error())
+			continue
+		}
+		e.ids = append(e.ids, id)
+		e.idFiles[id] = spec.CertFile
+	}
+	// A listing must not create the store (NewPeerStore makes the
+	// directory): a missing directory is an empty store.
+	if fi, err := os.Stat(p.SMIME.Peers); err != nil || !fi.IsDir() {
+		e.storeNote = fmt.Sprintf("peer store %s does not exist: no peer certificates", p.SMIME.Peers)
+	} else {
+		s, err := smime.NewPeerStore(p.SMIME.Peers)
+		if err != nil {
+			return nil, err
+		}
+		e.store = s
+	}
+	return e, nil
+}
+
+// certInfo is one certificate in the listing.
+type certInfo struct {
+	File        string `json:"file,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	Subject     string `json:"subject"`
+	Issuer      string `json:"issuer"`
+	NotBefore   string `json:"not_before"`
+	NotAfter    string `json:"not_after"`
+	State       string `json:"state"`
+	Reason      string `json:"reason"`
+}
+
+type identityInfo struct {
+	Domain string `json:"domain"`
+	certInfo
+}
+
+type peerInfo struct {
+	Domain       string     `json:"domain"`
+	Capabilities []string   `json:"capabilities"` // empty: none known (AES-256-CBC is used, RFC 8551 2.7.1.2)
+	Certificates []certInfo `json:"certificates"`
+	Problems     []string   `json:"problems,omitempty"`
+}
+
+type certsListing struct {
+	Mode       string         `json:"mode"`
+	CRLCheck   bool           `json:"crl_check"`
+	Identities []identityInfo `json:"identities"`
+	Problems   []string       `json:"identity_problems,omitempty"`
+	PeerStore  string         `json:"peer_store"`
+	StoreNote  string         `json:"peer_store_note,omitempty"`
+	Peers      []peerInfo     `json:"peers"`
+}
+
+func describeCert(c *x509.Certificate, vd smime.Verdict) certInfo {
+	return certInfo{
+		Fingerprint: smime.Fingerprint(c),
+		Subject:     c.Subject.String(),
+		Issuer:      c.Issuer.String(),
+		NotBefore:   c.NotBefore.UTC().Format(time.RFC3339),
+		NotAfter:    c.NotAfter.UTC().Format(time.RFC3339),
+		State:       string(vd.State),
+		Reason:      vd.Reason,
+	}
+}
+
+func (e *certEnv) listing(ctx context.Context) certsListing {
+	l := certsListing{Mode: string(e.p.SMIME.Mode), CRLCheck: e.p.SMIME.CRLCheck, Problems: e.idProblems,
+		PeerStore: e.p.SMIME.Peers, StoreNote: e.storeNote, Identities: []identityInfo{}, Peers: []peerInfo{}}
+	for _, id := range e.ids {
+		ci := describeCert(id.Cert, e.v.Validate(ctx, id.Cert, id.Domain, id.Chain))
+		ci.File = e.idFiles[id]
+		l.Identities = append(l.Identities, identityInfo{Domain: id.Domain, certInfo: ci})
+	}
+	if e.store == nil {
+		return l
+	}
+	entries, err := os.ReadDir(e.store.Dir)
+	if err != nil {
+		l.StoreNote = err.Error()
+		return l
+	}
+	for _, de := range entries {
+		if !de.IsDir() || strings.HasPrefix(de.Name(), ".") {
+			continue
+		}
+		domain := de.Name()
+		pi := peerInfo{Domain: domain, Capabilities: []string{}, Certificates: []certInfo{}}
+		certs, err := e.store.Certificates(domain)
+		if err != nil {
+			pi.Problems = append(pi.Problems, err.Error())
+		}
+		for _, c := range certs {
+			pi.Certificates = append(pi.Certificates, describeCert(c, e.v.Validate(ctx, c, domain, nil)))
+		}
+		if caps, ok := e.store.Capabilities(domain); ok && len(caps) > 0 {
+			pi.Capabilities = strings.Split(caps.String(), ",")
+		}
+		l.Peers = append(l.Peers, pi)
+	}
+	sort.Slice(l.Peers, func(i, j int) bool { return l.Peers[i].Domain < l.Peers[j].Domain })
+	return l
+}
+
+func writeCertText(w io.Writer, indent string, c certInfo) {
+	fmt.Fprintf(w, "%s%s  %s\n", indent, c.Fingerprint, c.State)
+	fmt.Fprintf(w, "%s  subject:  %s\n", indent, c.Subject)
+	fmt.Fprintf(w, "%s  issuer:   %s\n", indent, c.Issuer)
+	fmt.Fprintf(w, "%s  valid:    %s to %s\n", indent, c.NotBefore, c.NotAfter)
+	fmt.Fprintf(w, "%s  why:      %s\n", indent, c.Reason)
+	if c.File != "" {
+		fmt.Fprintf(w, "%s  file:     %s\n", indent, c.File)
+	}
+}
+
+func (l certsListing) text(w io.Writer) {
+	fmt.Fprintf(w, "smime.mode: %s (the milter does not sign or encrypt yet, issue 14)\n", l.Mode)
+	if !l.CRLCheck {
+		fmt.Fprintln(w, "CRL checks: off (smime.crl_check = false, R59)")
+	}
+	fmt.Fprintln(w, "\nour identities:")
+	if len(l.Identities) == 0 && len(l.Problems) == 0 {
+		fmt.Fprintln(w, "  none (smime.identities)")
+	}
+	for _, id := range l.Identities {
+		fmt.Fprintf(w, "  %s\n", id.Domain)
+		writeCertText(w, "    ", id.certInfo)
+	}
+	for _, pr := range l.Problems {
+		fmt.Fprintf(w, "  problem: %s\n", pr)
+	}
+	fmt.Fprintf(w, "\npeer store %s:\n", l.PeerStore)
+	if l.StoreNote != "" {
+		fmt.Fprintf(w, "  %s\n", l.StoreNote)
+	} else if len(l.Peers) == 0 {
+		fmt.Fprintln(w, "  empty")
+	}
+	for _, p := range l.Peers {
+		caps := "none known (aes256-cbc would be used)"
+		if len(p.Capabilities) > 0 {
+			caps = strings.Join(p.Capabilities, ", ")
+		}
+		fmt.Fprintf(w, "  %s  capabilities: %s\n", p.Domain, caps)
+		for _, c := range p.Certificates {
+			writeCertText(w, "    ", c)
+		}
+		for _, pr := range p.Problems {
+			fmt.Fprintf(w, "    problem: %s\n", pr)
+		}
+	}
+}
+
+// sendCheck is what `certs check DOMAIN` finds.
+type sendCheck struct {
+	Domain string `json:"domain"`
+	From   string `json:"from_domain"`
+	// InScope: the domain gets S/MIME (smime.encrypt_to, or by default the
+	// SEEMail list, the exceptions, or a peer certificate in the store).
+	InScope     bool     `json:"s_mime"`
+	ScopeReason string   `json:"scope_reason"`
+	SEEMailList bool     `json:"seemail_list"`
+	SignWith    string   `json:"sign_with,omitempty"` // fingerprint of the identity that would sign (R37)
+	SignProblem string   `json:"sign_problem,omitempty"`
+	EncryptTo   string   `json:"encrypt_to,omitempty"` // fingerprint of the peer certificate
+	Cipher      string   `json:"cipher,omitempty"`
+	PeerState   string   `json:"peer_state"`
+	PeerReasons []string `json:"peer_reasons,omitempty"`
+	// Outcome: "signed and encrypted", "held" (Table 1) or "not S/MIME".
+	Outcome string `json:"outcome"`
+	Code    string `json:"code,omitempty"` // Table 3 code of the SECURE DELIVERY DELAYED notice
+	Explain string `json:"explanation"`
+}
+
+// Table 1, sending column, with Table 3's codes: a peer without a valid
+// certificate is 201, one whose status cannot be established (no CRL) is
+// 202; no valid certificate of our own is 211, ours of unknown status 212.
+func peerCode(st smime.State) string {
+	if st == smime.StateUnknown {
+		return "202"
+	}
+	return "201"
+}
+
+func (e *certEnv) check(ctx context.Context, domain, from string) sendCheck {
+	p := e.p
+	sc := sendCheck{Domain: domain, From: from, SEEMailList: p.Outbound.SEEMailDomains.Match(domain)}
+	var pv smime.PeerVerdict
+	hasCerts := false
+	if e.store != nil {
+		pv = e.store.Peer(ctx, e.v, domain)
+		certs, _ := e.store.Certificates(domain)
+		hasCerts = len(certs) > 0
+	} else {
+		pv = smime.PeerVerdict{State: smime.StateUnknown, Reasons: []string{e.storeNote}}
+	}
+	sc.PeerState, sc.PeerReasons = string(pv.State), pv.Reasons
+	if !hasCerts && pv.Cert == nil {
+		sc.PeerState = "no certificate"
+	}
+
+	// R72, R91: which domains get S/MIME.
+	switch {
+	case len(p.SMIME.EncryptTo) > 0:
+		for _, d := range p.SMIME.EncryptTo {
+			if d == domain || strings.HasPrefix(d, "*.") && strings.HasSuffix(domain, d[1:]) {
+				sc.InScope, sc.ScopeReason = true, "listed in smime.encrypt_to ("+d+")"
+			}
+		}
+		if !sc.InScope {
+			sc.ScopeReason = "not in smime.encrypt_to"
+		}
+	case sc.SEEMailList:
+		sc.InScope, sc.ScopeReason = true, "on the SEEMail list (outbound.seemail_domains; smime.encrypt_to empty)"
+	case p.Outbound.Exceptions.Match(domain):
+		sc.InScope, sc.ScopeReason = true, "an exception (outbound.exceptions; smime.encrypt_to empty)"
+	case hasCerts:
+		// R72 names a valid peer certificate; a domain whose stored
+		// certificates are all bad is still a peer agency, and mail to it
+		// is held (Table 1), never sent in clear (fail safe).
+		sc.InScope, sc.ScopeReason = true, "has a certificate in the peer store (smime.encrypt_to empty)"
+	default:
+		sc.ScopeReason = "not on the SEEMail list or the exceptions and no peer certificate (smime.encrypt_to empty)"
+	}
+	if !sc.InScope {
+		sc.Outcome = "not S/MIME"
+		sc.Explain = "sent without S/MIME, under the TLS and routing rules as any other domain: " + sc.ScopeReason
+		return sc
+	}
+
+	// R37: our newest valid certificate signs.
+	id, err := smime.Newest(ctx, e.v, e.ids, from)
+	if err != nil {
+		sc.SignProblem = err.Error()
+		if len(e.idProblems) > 0 {
+			sc.SignProblem += "; " + strings.Join(e.idProblems, "; ")
+		}
+	} else {
+		sc.SignWith = smime.Fingerprint(id.Cert)
+	}
+	if pv.Cert != nil {
+		sc.EncryptTo, sc.Cipher = smime.Fingerprint(pv.Cert), pv.Cipher.String()
+	}
+	switch {
+	case id == nil:
+		sc.Outcome, sc.Code = "held", ownCode(ctx, e, from)
+		sc.Explain = fmt.Sprintf("held: SECURE DELIVERY DELAYED (code %s) to the sender and the sender's postmaster: no valid certificate of our own for %s (%s); retried until smime.give_up (%s), then SECURE DELIVERY FAILURE",
+			sc.Code, from, sc.SignProblem, p.SMIME.GiveUp)
+	case pv.Cert == nil:
+		// Peer reports "unknown status" for an empty store too; no
+		// certificate at all is 201, not 202.
+		sc.Outcome, sc.Code = "held", "201"
+		what := "no peer certificate"
+		if hasCerts {
+			sc.Code, what = peerCode(pv.State), "peer certificate "+sc.PeerState
+		}
+		sc.Explain = fmt.Sprintf("held: SECURE DELIVERY DELAYED (code %s) to the sender and the sender's postmaster: %s (%s); retried until smime.give_up (%s), then SECURE DELIVERY FAILURE",
+			sc.Code, what, strings.Join(pv.Reasons, "; "), p.SMIME.GiveUp)
+	default:
+		sc.Outcome = "signed and encrypted"
+		sc.Explain = fmt.Sprintf("signed by %s with %s, then encrypted to %s with %s", from, sc.SignWith, sc.EncryptTo, sc.Cipher)
+	}
+	return sc
+}
+
+// ownCode: 212 when one of our certificates for from chains and is in
+// date but its revocation status is unknown, else 211 (Table 3).
+func ownCode(ctx context.Context, e *certEnv, from string) string {
+	for _, id := range e.ids {
+		if strings.EqualFold(id.Domain, from) && e.v.Validate(ctx, id.Cert, from, id.Chain).State == smime.StateUnknown {
+			return "212"
+		}
+	}
+	return "211"
+}
+
+func (sc sendCheck) text(w io.Writer) {
+	fmt.Fprintf(w, "sending from %s to %s:\n", sc.From, sc.Domain)
+	yes := map[bool]string{true: "yes", false: "no"}
+	fmt.Fprintf(w, "  SEEMail list:  %s\n", yes[sc.SEEMailList])
+	fmt.Fprintf(w, "  S/MIME:        %s (%s)\n", yes[sc.InScope], sc.ScopeReason)
+	if sc.InScope {
+		if sc.SignWith != "" {
+			fmt.Fprintf(w, "  signed with:   %s (R37: our newest valid certificate)\n", sc.SignWith)
+		} else {
+			fmt.Fprintf(w, "  signed with:   none: %s\n", sc.SignProblem)
+		}
+		if sc.EncryptTo != "" {
+			fmt.Fprintf(w, "  encrypted to:  %s with %s\n", sc.EncryptTo, sc.Cipher)
+		} else {
+			fmt.Fprintf(w, "  encrypted to:  none: peer certificate %s\n", sc.PeerState)
+		}
+		for _, r := range sc.PeerReasons {
+			fmt.Fprintf(w, "    %s\n", r)
+		}
+	}
+	fmt.Fprintf(w, "  outcome:       %s\n", sc.Explain)
+	fmt.Fprintln(w, "  (the milter does not sign or encrypt yet, issue 14: this is what it will do)")
+}
+
+// runCerts: exit 0 when listed, or for `check` when the mail would be
+// signed and encrypted; 1 when `check` finds it would be held or not sent
+// with S/MIME; 2 on usage or policy errors.
+func runCerts(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("certs", "[check DOMAIN]", stderr)
+	var pf policyFlags
+	pf.add(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	from := fs.String("from", "", "`DOMAIN` of ours that sends, for check (default: the first of domains, else of smime.identities)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return 2
+	}
+	isCheck := len(pos) == 2 && pos[0] == "check"
+	if len(pos) != 0 && !isCheck {
+		fs.Usage()
+		return 2
+	}
+	p, ok := pf.load(stderr)
+	if !ok {
+		return 2
+	}
+	env, err := newCertEnv(p)
+	if err != nil {
+		fmt.Fprintln(stderr, "nzsecure-milter certs:", err)
+		return 2
+	}
+	ctx := context.Background()
+	out := func(v any, text func(io.Writer)) {
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(v)
+			return
+		}
+		text(stdout)
+	}
+	if !isCheck {
+		l := env.listing(ctx)
+		out(l, l.text)
+		return 0
+	}
+	domain := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(pos[1]), "."))
+	if domain == "" || strings.ContainsAny(domain, "/\\@ ") {
+		fmt.Fprintf(stderr, "nzsecure-milter certs check: %q is not a domain\n", pos[1])
+		return 2
+	}
+	f := strings.ToLower(*from)
+	if f == "" {
+		switch {
+		case len(p.Domains) > 0:
+			f = p.Domains[0]
+		case len(p.SMIME.Identities) > 0:
+			f = p.SMIME.Identities[0].Domain
+		default:
+			fmt.Fprintln(stderr, "nzsecure-milter certs check: no sending domain: set domains, smime.identities or --from")
+			return 2
+		}
+	}
+	sc := env.check(ctx, domain, f)
+	out(sc, sc.text)
+	if sc.Outcome == "signed and encrypted" {
+		return 0
+	}
+	return 1
+}

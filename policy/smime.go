@@ -1,0 +1,227 @@
+package policy
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/smime"
+)
+
+// SMIMEMode is smime.mode: whether the gateway signs and encrypts domain
+// S/MIME (RFC 3183) between agency gateways (issue 14).
+type SMIMEMode string
+
+const (
+	SMIMEOff SMIMEMode = "off"
+	SMIMEOn  SMIMEMode = "on"
+)
+
+// SMIMEPolicy holds the [smime] keys (issue 14 point 2). The milter does
+// not act on them yet: `nzsecure-milter certs` reads them.
+type SMIMEPolicy struct {
+	Mode SMIMEMode
+	// Identities are our DCA certificates with their keys, several per
+	// domain allowed (R37: the newest valid one signs; R38: every valid
+	// one decrypts).
+	Identities []SMIMEIdentity
+	// TrustAnchors are PEM files of the accredited CAs (R179-R180).
+	TrustAnchors []string
+	// Peers is the peer certificate store directory (smime.PeerStore).
+	Peers string
+	// CRLDir is the CRL cache on disk (R39-R40).
+	CRLDir string
+	// CRLCheck false bypasses every CRL check (R59, disaster recovery).
+	CRLCheck bool
+	// CRLBypass are SHA-256 fingerprints (lower-case hex) of certificates
+	// exempt from CRL checks (R59).
+	CRLBypass []string
+	// CRLTimeout bounds one CRL fetch.
+	CRLTimeout time.Duration
+	// EncryptTo are the recipient domains that get S/MIME; empty means
+	// the SEEMail list, the exceptions and any domain with a valid peer
+	// certificate (R72, R91).
+	EncryptTo []string
+	// GiveUp is how long a message held for a certificate problem is
+	// retried before SECURE DELIVERY FAILURE (Table 1, R57).
+	GiveUp time.Duration
+}
+
+// SMIMEIdentity is one smime.identities entry.
+type SMIMEIdentity struct {
+	Domain, CertFile, KeyFile string
+}
+
+// defaultSMIME: the same in every profile for now. smime.mode becomes "on"
+// under seemail when the milter signs and encrypts (issue 14 point 3); until
+// then "on" would promise what the milter does not do.
+func defaultSMIME() SMIMEPolicy {
+	return SMIMEPolicy{
+		Mode:       SMIMEOff,
+		Peers:      "/var/lib/nzsecure-milter/peers",
+		CRLDir:     "/var/lib/nzsecure-milter/crl",
+		CRLCheck:   true,
+		CRLTimeout: 10 * time.Second,
+		GiveUp:     72 * time.Hour,
+	}
+}
+
+func init() {
+	for k, s := range smimeKeySpecs {
+		keySpecs[k] = s
+	}
+}
+
+var smimeKeySpecs = map[string]keySpec{
+	"smime.mode":          enumKey(func(p *Policy) *SMIMEMode { return &p.SMIME.Mode }, SMIMEOff, SMIMEOn),
+	"smime.identities":    valueKey(func(p *Policy) *[]SMIMEIdentity { return &p.SMIME.Identities }, smimeIdentities),
+	"smime.trust_anchors": valueKey(func(p *Policy) *[]string { return &p.SMIME.TrustAnchors }, trustAnchors),
+	"smime.peers":         valueKey(func(p *Policy) *string { return &p.SMIME.Peers }, absPath),
+	"smime.crl_dir":       valueKey(func(p *Policy) *string { return &p.SMIME.CRLDir }, absPath),
+	"smime.crl_check":     boolKey(func(p *Policy) *bool { return &p.SMIME.CRLCheck }),
+	"smime.crl_bypass":    valueKey(func(p *Policy) *[]string { return &p.SMIME.CRLBypass }, fingerprints),
+	"smime.crl_timeout":   durationKey(func(p *Policy) *time.Duration { return &p.SMIME.CRLTimeout }, 100*time.Millisecond, 5*time.Minute),
+	"smime.encrypt_to":    domainListKey(func(p *Policy) *[]string { return &p.SMIME.EncryptTo }, true),
+	"smime.give_up":       durationKey(func(p *Policy) *time.Duration { return &p.SMIME.GiveUp }, time.Hour, 30*24*time.Hour),
+}
+
+// absPath: a directory the daemon runs with, so never relative to where it
+// was started.
+func absPath(v any) (string, error) {
+	s, err := asString(v)
+	if err == nil && !strings.HasPrefix(s, "/") {
+		err = fmt.Errorf("must be an absolute path, got %q", s)
+	}
+	return s, err
+}
+
+// smimeIdentities checks every "domain:cert:key" entry as the milter will
+// use it: both files present, the certificate parsing, the key matching it,
+// and the DCA naming rules (R45-R47). Every problem of every entry is
+// reported, not only the first.
+func smimeIdentities(v any) ([]SMIMEIdentity, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	var out []SMIMEIdentity
+	var bad []string
+	for _, e := range list {
+		domain, certFile, keyFile, err := smime.ParseIdentitySpec(e)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%q is not domain:/path/cert.pem:/path/key.pem", e))
+			continue
+		}
+		if domain, err = checkDomain(domain, false); err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		missing := false
+		for _, f := range []string{certFile, keyFile} {
+			if err := regularFile(f); err != nil {
+				bad = append(bad, fmt.Sprintf("%s: %v", domain, err))
+				missing = true
+			}
+		}
+		if missing {
+			continue
+		}
+		id, err := smime.LoadIdentity(domain, certFile, keyFile)
+		if err != nil {
+			bad = append(bad, strings.TrimPrefix(err.Error(), "smime: identity "))
+			continue
+		}
+		if err := smime.CheckNaming(id.Cert, domain); err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %s: %v", domain, certFile, err))
+			continue
+		}
+		out = append(out, SMIMEIdentity{Domain: domain, CertFile: certFile, KeyFile: keyFile})
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("bad identity: %s", strings.Join(bad, "; "))
+	}
+	return out, nil
+}
+
+// regularFile: a certificate or key is a regular file of bounded size, so a
+// policy naming /dev/zero or a directory is refused, not read forever.
+func regularFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: not a regular file", path)
+	case fi.Size() > smime.MaxDER:
+		return fmt.Errorf("%s: larger than %d bytes", path, smime.MaxDER)
+	}
+	return nil
+}
+
+// trustAnchors: every file must hold at least one certificate; an anchor
+// that cannot be read would make every peer untrusted (R179-R180).
+func trustAnchors(v any) ([]string, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	for _, f := range list {
+		if err := regularFile(f); err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		if _, err := smime.ParseCertificatesPEM(data); err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", f, err))
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("bad trust anchor: %s", strings.Join(bad, "; "))
+	}
+	return list, nil
+}
+
+// fingerprints: SHA-256 of a certificate's DER as 64 hex digits (how
+// smime.Fingerprint and `nzsecure-milter certs` print it), colons allowed
+// as openssl prints them; kept lower case.
+func fingerprints(v any) ([]string, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(list))
+	var bad []string
+	for _, s := range list {
+		f := strings.ToLower(strings.ReplaceAll(s, ":", ""))
+		ok := len(f) == 64
+		for _, c := range f {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				ok = false
+			}
+		}
+		if !ok {
+			bad = append(bad, fmt.Sprintf("%q is not a SHA-256 fingerprint (64 hex digits)", s))
+			continue
+		}
+		out = append(out, f)
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("bad fingerprint: %s", strings.Join(bad, "; "))
+	}
+	return out, nil
+}
+
+// smimeWarnings: smime.mode = "on" is valid but not yet acted on.
+func smimeWarnings(p *Policy) Problems {
+	if p.SMIME.Mode != SMIMEOn {
+		return nil
+	}
+	return Problems{{Key: "smime.mode", Msg: `warning: "on" is not yet acted on by the milter: mail is neither signed nor encrypted, and S/MIME mail arriving is not decrypted or verified (issue 14); ` +
+		"`nzsecure-milter certs` shows the certificates it would use"}}
+}
