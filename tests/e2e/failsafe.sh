@@ -77,6 +77,30 @@ start_postfix "inet:$SERVER_IP:$MILTER_PORT"
 # notice_for ID: the administrator notice about message ID at the sink.
 notice_for() { generated_for "$ADMIN" "e2e failsafe $1"; }
 
+# submit_held TAG ID RCPT LABEL WHAT: alice submits $WORK/ID.eml to RCPT;
+# it must be accepted (250), then held (postqueue shows QUEUEID!), and an
+# administrator notice about it must reach $ADMIN. Sets HELD_QID and
+# HELD_NOTICE (the notice's file, "" when none came).
+submit_held() {
+	local tag=$1 id=$2 rcpt=$3 label=$4 what=$5 rc=0
+	HELD_QID= HELD_NOTICE=
+	send_auth alice "$ALICE_PASS" --from "$ALICE" --to "$rcpt" --data "$WORK/$id.eml" || rc=$?
+	if ((rc == 0)) && accepted; then
+		HELD_QID=$(queue_id)
+		pass "$label: $what accepted for holding (250, queue id $HELD_QID)"
+	else
+		fail "$label: $what accepted for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+	fi
+	expect_held "$HELD_QID" "$tag" "$label: held: postqueue -p shows $HELD_QID!" "$label"
+	has_notice() { [[ -n $(notice_for "$id") ]]; }
+	if wait_until 30 has_notice; then
+		HELD_NOTICE=$(notice_for "$id")
+		pass "$label: the administrator notice reached $ADMIN"
+	else
+		fail "$label: an administrator notice about '$id' reached $ADMIN within 30s"
+	fi
+}
+
 # ------------------------------------------------------------------ a
 id_a=$(unique_id)
 smime_eml "$WORK/$id_a.eml" "$id_a" "$ALICE" "$SECURE" sign "[SECRET]"
@@ -84,22 +108,8 @@ if grep -q 'SECRET' "$WORK/$id_a.eml"; then
 	fail "a: test setup: the marking must not be readable in the raw message" "$WORK/$id_a.eml"
 fi
 n0=$(audit_count)
-rc=0
-send_auth alice "$ALICE_PASS" --from "$ALICE" --to "$SECURE" --data "$WORK/$id_a.eml" || rc=$?
-qid_a=
-if ((rc == 0)) && accepted; then
-	qid_a=$(queue_id)
-	pass "a (R110): opaque-signed [SECRET] to $SECURE accepted (250, queue id $qid_a)"
-else
-	fail "a (R110): opaque-signed [SECRET] accepted for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
-expect_held "$qid_a" a "a (R110, issue 11): the opaque-signed [SECRET] message is held: postqueue -p shows $qid_a!" "a (R110, issue 11)"
-has_notice_a() { [[ -n $(notice_for "$id_a") ]]; }
-if wait_until 30 has_notice_a; then
-	pass "a (R110): the administrator notice reached $ADMIN"
-else
-	fail "a (R110): an administrator notice about '$id_a' reached $ADMIN within 30s"
-fi
+submit_held a "$id_a" "$SECURE" "a (R110, issue 11)" "opaque-signed [SECRET] to $SECURE"
+qid_a=$HELD_QID
 wait_until 5 audit_grew "$n0" || true
 audit_since "$n0" >"$WORK/a.audit"
 assert_contains "$WORK/a.audit" '"classification":"SECRET"' "a (R113): the audit line says SECRET (found inside the signed-data)"
@@ -109,25 +119,15 @@ EXPECT_NONE+=("$id_a")
 id_b=$(unique_id)
 smime_eml "$WORK/$id_b.eml" "$id_b" "$ALICE" "$GMAIL" encrypt "[TOP SECRET]"
 n0=$(audit_count)
-rc=0
-send_auth alice "$ALICE_PASS" --from "$ALICE" --to "$GMAIL" --data "$WORK/$id_b.eml" || rc=$?
-qid_b=
-if ((rc == 0)) && accepted; then
-	qid_b=$(queue_id)
-	pass "b (issue 11): encrypted message to $GMAIL accepted for holding (250, queue id $qid_b)"
-else
-	fail "b (issue 11): encrypted message accepted for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
-fi
-expect_held "$qid_b" b "b (issue 11): the encrypted message is held (classification.unreadable = hold): postqueue -p shows $qid_b!" "b (issue 11)"
-has_notice_b() { [[ -n $(notice_for "$id_b") ]]; }
-if wait_until 30 has_notice_b; then
-	pass "b (issue 11): the administrator notice reached $ADMIN"
-	qp_decode "$(notice_for "$id_b")" | tr -d '\r' | tr '\n' ' ' >"$WORK/b.notice"
+submit_held b "$id_b" "$GMAIL" "b (issue 11)" "encrypted message to $GMAIL (classification.unreadable = hold)"
+qid_b=$HELD_QID
+if [[ -n $HELD_NOTICE ]]; then
+	qp_decode "$HELD_NOTICE" | tr -d '\r' | tr '\n' ' ' >"$WORK/b.notice"
 	assert_contains "$WORK/b.notice" 'could not read all of its content' "b (issue 11): the notice says the content could not be read"
 	assert_contains "$WORK/b.notice" '[Ee]ncrypted|[Ee]nveloped' "b (issue 11): the notice gives the unreadable reason (encrypted content)"
 	assert_contains "$WORK/b.notice" "postsuper -H $qid_b" "b (R56): the notice names the release command"
 else
-	fail "b (issue 11): an administrator notice about '$id_b' reached $ADMIN within 30s"
+	fail "b (issue 11): the notice's reason (no notice)"
 fi
 wait_until 5 audit_grew "$n0" || true
 audit_since "$n0" >"$WORK/b.audit"
