@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -244,4 +245,88 @@ func lookalikeDistance(a, b string, max int) int {
 		prev2, prev, cur = prev, cur, prev2
 	}
 	return min(prev[len(b)], max+1)
+}
+
+// lookalikeKnown lists the domains a recipient is compared with: our own
+// and the exact entries of the secure lists (wildcards name no one domain).
+func (p *Policy) lookalikeKnown() []string {
+	known := append([]string(nil), p.Domains...)
+	o := &p.Outbound
+	for _, s := range []DomainSet{o.SecureDomains, o.SEEMailDomains, o.SecureMailDomains, o.Exceptions} {
+		for _, e := range s.entries {
+			if !strings.HasPrefix(e, "*") {
+				known = append(known, e)
+			}
+		}
+	}
+	return known
+}
+
+// decideLookalike applies outbound.lookalike to the recipients still on an
+// outbound message (issue 17, spec 000 Government to Citizen): mail of any
+// classification to a domain that looks like a known one is refused for
+// that recipient (split per outbound.partial) or held; each is an audit
+// line (R113). Recipients in our own domains and domains not like any known
+// one are not affected.
+func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
+	if p.Outbound.Lookalike == LookalikeOff || len(t.Envelope.Rcpts) == 0 {
+		return
+	}
+	known := p.lookalikeKnown()
+	if len(known) == 0 {
+		return
+	}
+	var bad, texts, remaining []string
+	for _, rcpt := range t.Envelope.Rcpts {
+		removed := slices.Contains(v.RemoveRcpts, rcpt)
+		_, domain, _ := strings.Cut(rcpt, "@")
+		if p.IsOurDomain(domain) {
+			remaining = append(remaining, rcpt)
+			continue
+		}
+		intended, why, ok := Lookalike(domain, known)
+		if !ok {
+			if !removed {
+				remaining = append(remaining, rcpt)
+			}
+			continue
+		}
+		text := fmt.Sprintf("recipient domain %s looks like %s", strings.ToLower(domain), intended)
+		if removed {
+			// Already removed by the routing rule (and audited there): the
+			// sender's NDR still names the likely intended domain.
+			v.misdirected = append(v.misdirected, text)
+			continue
+		}
+		bad, texts = append(bad, rcpt), append(texts, text)
+		for i := range v.Recipients {
+			if v.Recipients[i].Address == rcpt {
+				v.Recipients[i].Allowed = false
+				v.Recipients[i].Reason = text + " (" + why + "): misdirected mail"
+			}
+		}
+		verb := "refused"
+		if p.Outbound.Lookalike == LookalikeHold {
+			verb = "held"
+		}
+		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to %s %s: %s (%s): misdirected mail (spec 000 Government to Citizen)", v.Classification, rcpt, verb, text, why))
+	}
+	if len(bad) == 0 {
+		return
+	}
+	summary := clip(strings.Join(texts, "; "), 300)
+	if p.Outbound.Lookalike == LookalikeHold {
+		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
+		v.hold(fmt.Sprintf("%s: held as possibly misdirected mail; release with: %s", summary, release))
+		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: bad, Code: WarningSecureDeliveryFailure,
+			Reason: fmt.Sprintf("A message from %s is held in the queue as possibly misdirected: %s. Release it with: %s", t.Envelope.From, summary, release)})
+		return
+	}
+	if len(remaining) == 0 || p.Outbound.Partial == PartialRefuse {
+		v.refuse(550, "5.7.1", summary+": not sent (misdirected mail)")
+		return
+	}
+	v.RemoveRcpts = append(v.RemoveRcpts, bad...)
+	v.misdirected = append(v.misdirected, texts...)
+	v.reason("removed %d recipient(s) as misdirected mail: %s", len(bad), summary)
 }
