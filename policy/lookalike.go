@@ -117,21 +117,51 @@ func newLookalikeName(d string) (lookalikeName, bool) {
 // why the rule that matched. Entries of known that are wildcards or not
 // domains are ignored.
 func Lookalike(rcptDomain string, known []string) (intended, why string, ok bool) {
+	return NewLookalikeSet(known).Match(rcptDomain)
+}
+
+// LookalikeSet is a list of known domains prepared once (per policy load)
+// for Match.
+type LookalikeSet struct {
+	names []lookalikeName
+	exact map[string]bool
+}
+
+// NewLookalikeSet prepares known; wildcards and entries that are not
+// domains are left out.
+func NewLookalikeSet(known []string) *LookalikeSet {
+	s := &LookalikeSet{exact: map[string]bool{}}
+	for _, k := range known {
+		n, valid := newLookalikeName(k)
+		if !valid || s.exact[n.domain] {
+			continue
+		}
+		s.exact[n.domain] = true
+		s.names = append(s.names, n)
+	}
+	return s
+}
+
+// Len is the number of known domains.
+func (s *LookalikeSet) Len() int { return len(s.names) }
+
+// Match is Lookalike against the prepared set.
+func (s *LookalikeSet) Match(rcptDomain string) (intended, why string, ok bool) {
 	r, valid := newLookalikeName(rcptDomain)
 	if !valid {
 		return "", "", false
 	}
-	names := make([]lookalikeName, 0, len(known))
-	for _, k := range known {
-		n, valid := newLookalikeName(k)
-		if !valid {
-			continue
+	for d := r.domain; ; {
+		if s.exact[d] {
+			return "", "", false // that domain's own, or below it
 		}
-		if r.domain == n.domain || strings.HasSuffix(r.domain, "."+n.domain) {
-			return "", "", false // that domain's own
+		_, rest, more := strings.Cut(d, ".")
+		if !more {
+			break
 		}
-		names = append(names, n)
+		d = rest
 	}
+	names := s.names
 	for _, n := range names {
 		if r.skeleton == n.skeleton {
 			return n.domain, "confusable characters", true
@@ -272,8 +302,14 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 	if p.Outbound.Lookalike == LookalikeOff || len(t.Envelope.Rcpts) == 0 {
 		return
 	}
-	known := p.lookalikeKnown()
-	if len(known) == 0 {
+	var set *LookalikeSet
+	if p.derived != nil {
+		set = p.derived.lookalike
+	}
+	if set == nil {
+		set = NewLookalikeSet(p.lookalikeKnown())
+	}
+	if set.Len() == 0 {
 		return
 	}
 	var bad, texts, remaining []string
@@ -284,7 +320,7 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 			remaining = append(remaining, rcpt)
 			continue
 		}
-		intended, why, ok := Lookalike(domain, known)
+		intended, why, ok := set.Match(domain)
 		if !ok {
 			if !removed {
 				remaining = append(remaining, rcpt)
