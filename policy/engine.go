@@ -180,6 +180,9 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		if p.routeOutbound(&v, t); v.Action != Accept {
 			return v
 		}
+		if p.decideLookalike(&v, t); v.Action != Accept {
+			return v
+		}
 		if p.decideUnreadable(&v, t); v.Action != Accept {
 			return v
 		}

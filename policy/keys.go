@@ -174,6 +174,7 @@ var keySpecs = map[string]keySpec{
 	"outbound.exceptions":         domainSetKey(func(p *Policy) *DomainSet { return &p.Outbound.Exceptions }),
 	"outbound.partial":            enumKey(func(p *Policy) *PartialAction { return &p.Outbound.Partial }, PartialActions...),
 	"outbound.route_header":       boolKey(func(p *Policy) *bool { return &p.Outbound.RouteHeader }),
+	"outbound.lookalike":          enumKey(func(p *Policy) *LookalikeAction { return &p.Outbound.Lookalike }, LookalikeActions...),
 
 	"dkim.keys":     valueKey(func(p *Policy) *[]DKIMKey { return &p.DKIM.Keys }, dkimKeys),
 	"dkim.headers":  stringListKey(func(p *Policy) *[]string { return &p.DKIM.Headers }),

@@ -166,6 +166,9 @@ type derived struct {
 	// workspace is inbound.trusted_lists as a Workspace (R108); nil when
 	// an entry cannot be one (a "*.suffix" wildcard): no warning is lifted.
 	workspace *Workspace
+	// lookalike is our domains and the secure lists' exact entries
+	// prepared for outbound.lookalike (issue 17).
+	lookalike *LookalikeSet
 }
 
 func derive(p *Policy) *derived {
@@ -173,6 +176,7 @@ func derive(p *Policy) *derived {
 	if ws, err := NewWorkspace(p.Inbound.TrustedLists); err == nil {
 		d.workspace = ws
 	}
+	d.lookalike = NewLookalikeSet(p.lookalikeKnown())
 	return d
 }
 

@@ -70,6 +70,19 @@ const (
 	PartialRefuse PartialAction = "refuse" // refuse the whole message
 )
 
+// LookalikeAction is what outbound.lookalike does with a recipient whose
+// domain looks like one of ours or a secure-list domain (issue 17).
+type LookalikeAction string
+
+const (
+	LookalikeOff    LookalikeAction = "off"    // not checked
+	LookalikeHold   LookalikeAction = "hold"   // the whole message held for an administrator
+	LookalikeRefuse LookalikeAction = "refuse" // the recipient refused (split per outbound.partial)
+)
+
+// LookalikeActions are the values of LookalikeAction.
+var LookalikeActions = []LookalikeAction{LookalikeOff, LookalikeHold, LookalikeRefuse}
+
 // PartialActions are the values of PartialAction.
 var PartialActions = []PartialAction{PartialSplit, PartialRefuse}
 

@@ -210,6 +210,10 @@ type OutboundPolicy struct {
 	// RouteHeader adds X-NZ-Secure-Route: tls to mail that may leave only
 	// over TLS, for milter_header_checks to route to a TLS-only transport.
 	RouteHeader bool
+	// Lookalike is what happens to mail, classified or not, to a recipient
+	// domain that looks like one of ours or an exact secure-list entry
+	// without being it (issue 17, spec 000 Government to Citizen).
+	Lookalike LookalikeAction
 }
 
 // Routing is what a classification allows outbound (M-OUT).

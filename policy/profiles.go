@@ -37,6 +37,10 @@ func profileDefaults(profile string) *Policy {
 		"TOP SECRET":    Hold,        // R110, M-OUT
 	}
 	p.Outbound.Partial = PartialSplit
+	// Issue 17: a wrong address is never sent to, in every profile (spec
+	// 000 "robust controls to prevent information being sent to the wrong
+	// email address(es)"); the sender is told the likely intended domain.
+	p.Outbound.Lookalike = LookalikeRefuse
 	p.Classification.Unreadable = UnreadableHold
 	p.Classification.Levels = map[string]int{}
 	for w, r := range defaultLevels {

@@ -186,6 +186,9 @@ type Verdict struct {
 	// RemoveRcpts are recipients taken off a message that goes on to the
 	// others (outbound.partial = "split").
 	RemoveRcpts []string
+	// misdirected says, for recipients removed as misdirected mail, which
+	// domain each looks like, for the sender's NDR (issue 17).
+	misdirected []string
 	// Breaches are audit events: attempts to send classified mail where
 	// the policy does not allow it (R113). Each is logged on its own line.
 	Breaches []string

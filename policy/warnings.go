@@ -160,8 +160,12 @@ func (p *Policy) receipts(v *Verdict, t Transaction) {
 	}
 	authenticated := t.Envelope.AuthUser != "" || (v.Direction == Inbound && verifiedSender(t, senderDomain(sender)))
 	if len(v.RemoveRcpts) > 0 {
+		reason := fmt.Sprintf("The %s message may not be sent to these recipients under this agency's policy.", v.Classification)
+		if len(v.misdirected) > 0 {
+			reason += " Not sent (misdirected mail): " + strings.Join(v.misdirected, "; ") + "."
+		}
 		v.Notices = append(v.Notices, Notice{Kind: NoticeNDR, To: sender, Code: WarningSecureDeliveryFailure, Rcpts: v.RemoveRcpts,
-			Reason: fmt.Sprintf("The %s message may not be sent to these recipients under this agency's policy.", v.Classification)})
+			Reason: reason})
 	}
 	if !t.RSVPDR || !authenticated {
 		return

@@ -1,0 +1,368 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/net/idna"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
+)
+
+// Misdirected mail (issue 17, spec 000 "Government to Citizen
+// communications": "Agencies MUST implement robust controls to prevent
+// information being sent to the wrong email address(es)"). A recipient
+// domain that looks like one of our domains or an exact entry of a secure
+// list without being it is most likely a typing error or a deliberate
+// lookalike registration; mail to it is refused or held
+// (outbound.lookalike).
+//
+// The rules, in order (each compares the recipient with every known domain;
+// a recipient equal to a known domain, or below one, is that domain's and
+// never a lookalike):
+//
+//  1. confusable characters: after UTS #46 mapping, the Unicode form with
+//     Greek and Cyrillic letters that look Latin mapped to that letter
+//     (UTS #39 confusables) and 0->o, 1->l, i->l, rn->m, vv->w, equals the
+//     known domain's form ("аgency.govt.nz" with a Cyrillic а,
+//     "agency.g0vt.nz", "rnfat.govt.nz"). Any length: this is not a typo
+//     but a name built to be read as another.
+//  2. dots and hyphens: the same letters with dots and hyphens removed
+//     ("agency-govt.nz", "agencygovt.nz", "agen-cy.govt.nz").
+//  3. labels: the known domain's labels with one dropped or added, the
+//     first label kept ("agency.nz", "agency.govt.co.nz"), or the known
+//     domain followed by more labels ("agency.govt.nz.evil.example").
+//  4. suffix: the same first label and number of labels, the rest one or
+//     two edits away ("agency.gov.nz" for "agency.govt.nz", "agency.co.nz"
+//     for "agency.com.nz").
+//  5. typing errors: the registrable label (the label before the public
+//     suffix, publicsuffix list) under the same suffix at Damerau-
+//     Levenshtein distance 1 (an added, dropped, changed or swapped
+//     letter) when the known label has at least 5 characters, or distance 2
+//     when it has at least 12, and closer to exactly one known domain than to
+//     any other. Short labels are names in their own right: "ird", "mfe",
+//     "msd" and "moh" are four agencies, so "mod" is not a misspelling of
+//     "moh".
+//
+// Wildcard entries ("*.govt.nz") name no one domain and are not compared.
+
+// lookalikeLatin maps the lower-case Greek and Cyrillic letters a reader
+// cannot tell from Latin ones in a domain (UTS #39 confusables; the same
+// idea as classify's latinLookalike, which maps capitals for markings).
+var lookalikeLatin = map[rune]rune{
+	// Cyrillic
+	'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'һ': 'h', 'і': 'i', 'ї': 'i', 'ј': 'j',
+	'к': 'k', 'м': 'm', 'н': 'h', 'о': 'o', 'р': 'p', 'с': 'c', 'т': 't', 'у': 'y',
+	'х': 'x', 'ѕ': 's', 'ԁ': 'd', 'ԛ': 'q', 'ԝ': 'w', 'ү': 'y', 'ӏ': 'l', 'ɡ': 'g',
+	// Greek
+	'α': 'a', 'β': 'b', 'ε': 'e', 'η': 'n', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ο': 'o',
+	'ρ': 'p', 'τ': 't', 'υ': 'u', 'χ': 'x', 'γ': 'y', 'ω': 'w',
+	// Latin letters that read as others
+	'ı': 'i', 'ł': 'l',
+}
+
+// lookalikeSkeleton is d's confusable form (rule 1). d is an A-label form.
+func lookalikeSkeleton(d string) string {
+	if u, err := idna.Lookup.ToUnicode(d); err == nil {
+		d = u
+	}
+	var b strings.Builder
+	for _, r := range d {
+		if l, ok := lookalikeLatin[r]; ok {
+			r = l
+		}
+		switch r {
+		case '0':
+			r = 'o'
+		case '1', 'i':
+			r = 'l'
+		}
+		b.WriteRune(r)
+	}
+	s := strings.ReplaceAll(b.String(), "rn", "m")
+	return strings.ReplaceAll(s, "vv", "w")
+}
+
+// lookalikeName is a domain split for comparison.
+type lookalikeName struct {
+	domain   string   // A-label form
+	skeleton string   // rule 1
+	flat     string   // rule 2: skeleton without dots and hyphens
+	labels   []string // skeleton labels
+	label    string   // registrable label (skeleton)
+	suffix   string   // public suffix (skeleton)
+}
+
+func newLookalikeName(d string) (lookalikeName, bool) {
+	d, ok := message.NormalizeDomain(d)
+	if !ok || strings.HasPrefix(d, "*") {
+		return lookalikeName{}, false
+	}
+	n := lookalikeName{domain: d, skeleton: lookalikeSkeleton(d)}
+	n.flat = strings.NewReplacer(".", "", "-", "").Replace(n.skeleton)
+	n.labels = strings.Split(n.skeleton, ".")
+	suffix, _ := publicsuffix.PublicSuffix(d)
+	k := strings.Count(suffix, ".") + 1
+	if k < len(n.labels) {
+		n.suffix = strings.Join(n.labels[len(n.labels)-k:], ".")
+		n.label = n.labels[len(n.labels)-k-1]
+	}
+	return n, true
+}
+
+// Lookalike reports whether rcptDomain looks like one of known without
+// being it or below it: intended is the known domain it most likely means,
+// why the rule that matched. Entries of known that are wildcards or not
+// domains are ignored.
+func Lookalike(rcptDomain string, known []string) (intended, why string, ok bool) {
+	return NewLookalikeSet(known).Match(rcptDomain)
+}
+
+// LookalikeSet is a list of known domains prepared once (per policy load)
+// for Match.
+type LookalikeSet struct {
+	names []lookalikeName
+	exact map[string]bool
+}
+
+// NewLookalikeSet prepares known; wildcards and entries that are not
+// domains are left out.
+func NewLookalikeSet(known []string) *LookalikeSet {
+	s := &LookalikeSet{exact: map[string]bool{}}
+	for _, k := range known {
+		n, valid := newLookalikeName(k)
+		if !valid || s.exact[n.domain] {
+			continue
+		}
+		s.exact[n.domain] = true
+		s.names = append(s.names, n)
+	}
+	return s
+}
+
+// Len is the number of known domains.
+func (s *LookalikeSet) Len() int { return len(s.names) }
+
+// Match is Lookalike against the prepared set.
+func (s *LookalikeSet) Match(rcptDomain string) (intended, why string, ok bool) {
+	r, valid := newLookalikeName(rcptDomain)
+	if !valid {
+		return "", "", false
+	}
+	for d := r.domain; ; {
+		if s.exact[d] {
+			return "", "", false // that domain's own, or below it
+		}
+		_, rest, more := strings.Cut(d, ".")
+		if !more {
+			break
+		}
+		d = rest
+	}
+	names := s.names
+	for _, n := range names {
+		if r.skeleton == n.skeleton {
+			return n.domain, "confusable characters", true
+		}
+	}
+	for _, n := range names {
+		if r.flat == n.flat {
+			return n.domain, "dots or hyphens moved", true
+		}
+	}
+	for _, n := range names {
+		if strings.HasPrefix(r.skeleton, n.skeleton+".") {
+			return n.domain, "the domain followed by other labels", true
+		}
+		if len(r.labels) == len(n.labels)-1 && r.labels[0] == n.labels[0] && subsequence(r.labels, n.labels) {
+			return n.domain, "a label dropped", true
+		}
+		if len(r.labels) == len(n.labels)+1 && r.labels[0] == n.labels[0] && subsequence(n.labels, r.labels) {
+			return n.domain, "a label added", true
+		}
+	}
+	if r.label == "" {
+		return "", "", false
+	}
+	for _, n := range names {
+		if len(r.labels) < 2 || len(r.labels) != len(n.labels) || r.labels[0] != n.labels[0] {
+			continue
+		}
+		// The first label kept, the rest (the suffix, whether or not the
+		// public suffix list has the wrong one: gov.nz is not on it) one
+		// or two edits away.
+		rs, ns := strings.Join(r.labels[1:], "."), strings.Join(n.labels[1:], ".")
+		if lookalikeDistance(rs, ns, 2) <= 2 {
+			return n.domain, fmt.Sprintf("%s instead of %s", rs, ns), true
+		}
+	}
+	best, bestD, ties := "", 3, 0
+	for _, n := range names {
+		if n.suffix != r.suffix || n.label == "" {
+			continue
+		}
+		max := 0
+		switch l := len(n.label); {
+		case l >= 12:
+			max = 2
+		case l >= 5:
+			max = 1
+		}
+		d := lookalikeDistance(n.label, r.label, max)
+		if d > max {
+			continue
+		}
+		switch {
+		case d < bestD:
+			best, bestD, ties = n.domain, d, 1
+		case d == bestD && n.domain != best:
+			ties++
+		}
+	}
+	if best != "" && ties == 1 {
+		return best, "a typing error", true
+	}
+	return "", "", false
+}
+
+// subsequence reports whether a is b with some elements removed, in order.
+func subsequence(a, b []string) bool {
+	i := 0
+	for _, x := range b {
+		if i < len(a) && a[i] == x {
+			i++
+		}
+	}
+	return i == len(a)
+}
+
+// lookalikeDistance is the optimal-string-alignment Damerau-Levenshtein distance
+// of a and b (adjacent swaps count one), or max+1 when it is above max
+// (bounded work for long names).
+func lookalikeDistance(a, b string, max int) int {
+	if d := len(a) - len(b); d > max || -d > max {
+		return max + 1
+	}
+	if len(a) > 253 || len(b) > 253 {
+		return max + 1
+	}
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			c := min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				c = min(c, prev2[j-2]+1)
+			}
+			cur[j] = c
+			rowMin = min(rowMin, c)
+		}
+		if rowMin > max {
+			return max + 1
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return min(prev[len(b)], max+1)
+}
+
+// lookalikeKnown lists the domains a recipient is compared with: our own
+// and the exact entries of the secure lists (wildcards name no one domain).
+func (p *Policy) lookalikeKnown() []string {
+	known := append([]string(nil), p.Domains...)
+	o := &p.Outbound
+	for _, s := range []DomainSet{o.SecureDomains, o.SEEMailDomains, o.SecureMailDomains, o.Exceptions} {
+		for _, e := range s.entries {
+			if !strings.HasPrefix(e, "*") {
+				known = append(known, e)
+			}
+		}
+	}
+	return known
+}
+
+// decideLookalike applies outbound.lookalike to the recipients still on an
+// outbound message (issue 17, spec 000 Government to Citizen): mail of any
+// classification to a domain that looks like a known one is refused for
+// that recipient (split per outbound.partial) or held; each is an audit
+// line (R113). Recipients in our own domains and domains not like any known
+// one are not affected.
+func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
+	if p.Outbound.Lookalike == LookalikeOff || len(t.Envelope.Rcpts) == 0 {
+		return
+	}
+	var set *LookalikeSet
+	if p.derived != nil {
+		set = p.derived.lookalike
+	}
+	if set == nil {
+		set = NewLookalikeSet(p.lookalikeKnown())
+	}
+	if set.Len() == 0 {
+		return
+	}
+	var bad, texts, remaining []string
+	for _, rcpt := range t.Envelope.Rcpts {
+		removed := slices.Contains(v.RemoveRcpts, rcpt)
+		_, domain, _ := strings.Cut(rcpt, "@")
+		if p.IsOurDomain(domain) {
+			remaining = append(remaining, rcpt)
+			continue
+		}
+		intended, why, ok := set.Match(domain)
+		if !ok {
+			if !removed {
+				remaining = append(remaining, rcpt)
+			}
+			continue
+		}
+		text := fmt.Sprintf("recipient domain %s looks like %s", strings.ToLower(domain), intended)
+		if removed {
+			// Already removed by the routing rule (and audited there): the
+			// sender's NDR still names the likely intended domain.
+			v.misdirected = append(v.misdirected, text)
+			continue
+		}
+		bad, texts = append(bad, rcpt), append(texts, text)
+		for i := range v.Recipients {
+			if v.Recipients[i].Address == rcpt {
+				v.Recipients[i].Allowed = false
+				v.Recipients[i].Reason = text + " (" + why + "): misdirected mail"
+			}
+		}
+		verb := "refused"
+		if p.Outbound.Lookalike == LookalikeHold {
+			verb = "held"
+		}
+		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to %s %s: %s (%s): misdirected mail (spec 000 Government to Citizen)", v.Classification, rcpt, verb, text, why))
+	}
+	if len(bad) == 0 {
+		return
+	}
+	summary := clip(strings.Join(texts, "; "), 300)
+	if p.Outbound.Lookalike == LookalikeHold {
+		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
+		v.hold(fmt.Sprintf("%s: held as possibly misdirected mail; release with: %s", summary, release))
+		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: bad, Code: WarningSecureDeliveryFailure,
+			Reason: fmt.Sprintf("A message from %s is held in the queue as possibly misdirected: %s. Release it with: %s", t.Envelope.From, summary, release)})
+		return
+	}
+	if len(remaining) == 0 || p.Outbound.Partial == PartialRefuse {
+		v.refuse(550, "5.7.1", summary+": not sent (misdirected mail)")
+		return
+	}
+	v.RemoveRcpts = append(v.RemoveRcpts, bad...)
+	v.misdirected = append(v.misdirected, texts...)
+	v.reason("removed %d recipient(s) as misdirected mail: %s", len(bad), summary)
+}

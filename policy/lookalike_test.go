@@ -1,0 +1,114 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+)
+
+// A realistic secure list (issue 17): distinct agencies whose short names
+// differ by one or two letters must never be taken for each other.
+var lookalikeKnown = []string{
+	"agency.govt.nz", "dia.govt.nz", "ird.govt.nz", "mfe.govt.nz", "msd.govt.nz", "moh.govt.nz",
+	"health.govt.nz", "justice.govt.nz", "police.govt.nz", "treasury.govt.nz", "dpmc.govt.nz",
+	"mbie.govt.nz", "mfat.govt.nz", "gmail.com", "outlook.com", "*.govt.nz", "education.govt.nz",
+	"corrections.govt.nz", "conservation.govt.nz",
+}
+
+func TestLookalikeNearMisses(t *testing.T) {
+	cases := []struct{ rcpt, want, why string }{
+		{"agency.gov.nz", "agency.govt.nz", "gov.nz instead of govt.nz"},
+		{"AGENCY.GOV.NZ.", "agency.govt.nz", "gov.nz instead of govt.nz"},
+		{"agncy.govt.nz", "agency.govt.nz", "a typing error"},          // dropped letter
+		{"agnecy.govt.nz", "agency.govt.nz", "a typing error"},         // swapped letters
+		{"agenncy.govt.nz", "agency.govt.nz", "a typing error"},        // doubled letter
+		{"justise.govt.nz", "justice.govt.nz", "a typing error"},       // changed letter
+		{"agen-cy.govt.nz", "agency.govt.nz", "dots or hyphens moved"}, // hyphen added
+		{"agency-govt.nz", "agency.govt.nz", "dots or hyphens moved"},
+		{"agencygovt.nz", "agency.govt.nz", "dots or hyphens moved"},
+		{"\u0430gency.govt.nz", "agency.govt.nz", "confusable characters"},   // Cyrillic а
+		{"xn--gency-3ve.govt.nz", "agency.govt.nz", "confusable characters"}, // the same as an A-label
+		{"p\u03BFlice.govt.nz", "police.govt.nz", "confusable characters"},   // Greek ο
+		{"rnfat.govt.nz", "mfat.govt.nz", "confusable characters"},           // rn/m, short name
+		{"g0vt.agency.nz", "", ""},                                           // not like anything
+		{"agency.g0vt.nz", "agency.govt.nz", "confusable characters"},        // 0/o
+		{"po1ice.govt.nz", "police.govt.nz", "confusable characters"},        // 1/l
+		{"1rd.govt.nz", "ird.govt.nz", "confusable characters"},              // 1/i
+		{"gmai1.com", "gmail.com", "confusable characters"},
+		{"agency.nz", "agency.govt.nz", "a label dropped"},
+		{"agency.govt.co.nz", "agency.govt.nz", "a label added"},
+		{"agency.govt.nz.evil.example", "agency.govt.nz", "the domain followed by other labels"},
+		{"treasurey.govt.nz", "treasury.govt.nz", "a typing error"},
+		{"conservaton.govt.nz", "conservation.govt.nz", "a typing error"},
+		{"consrevaton.govt.nz", "conservation.govt.nz", "a typing error"}, // 2 edits, 12 letters
+		{"gmial.com", "gmail.com", "a typing error"},
+		{"outlok.com", "outlook.com", "a typing error"},
+	}
+	for _, c := range cases {
+		got, why, ok := Lookalike(c.rcpt, lookalikeKnown)
+		if ok != (c.want != "") || got != c.want || why != c.why {
+			t.Errorf("Lookalike(%q) = %q, %q, %v; want %q, %q", c.rcpt, got, why, ok, c.want, c.why)
+		}
+	}
+}
+
+// No false positive: the known domains themselves, their subdomains, and
+// ordinary correspondents and distinct short-named agencies.
+func TestLookalikeDistinct(t *testing.T) {
+	var ok []string
+	for _, k := range lookalikeKnown {
+		if !strings.HasPrefix(k, "*") {
+			ok = append(ok, k, "mail."+k, strings.ToUpper(k)+".")
+		}
+	}
+	ok = append(ok,
+		"mod.govt.nz", "msc.govt.nz", "ire.govt.nz", "mfa.govt.nz", "doc.govt.nz", "nzta.govt.nz",
+		"stats.govt.nz", "mpi.govt.nz", "example.com", "yahoo.com", "hotmail.com", "xtra.co.nz",
+		"gmail.co.nz.example", "health.nz.example", "company.co.nz", "govt.nz", "nz", "[192.0.2.1]", "",
+		"customs.govt.nz", "linz.govt.nz", "education.com", "police.uk",
+	)
+	for _, d := range ok {
+		if got, why, hit := Lookalike(d, lookalikeKnown); hit {
+			t.Errorf("Lookalike(%q) = %q (%s), want no match", d, got, why)
+		}
+	}
+	// Among the list itself, each compared with all the others.
+	for i, d := range lookalikeKnown {
+		others := append(append([]string(nil), lookalikeKnown[:i]...), lookalikeKnown[i+1:]...)
+		if strings.HasPrefix(d, "*") {
+			continue
+		}
+		if got, why, hit := Lookalike(d, others); hit {
+			t.Errorf("known %q looks like known %q (%s)", d, got, why)
+		}
+	}
+}
+
+// A name one edit from two known domains names neither (rule 5).
+func TestLookalikeAmbiguous(t *testing.T) {
+	if got, _, hit := Lookalike("agenca.govt.nz", []string{"agency.govt.nz", "agenda.govt.nz"}); hit {
+		t.Fatalf("ambiguous name matched %q", got)
+	}
+	if got, _, hit := Lookalike("agenca.govt.nz", []string{"agency.govt.nz"}); !hit || got != "agency.govt.nz" {
+		t.Fatalf("got %q %v", got, hit)
+	}
+}
+
+func FuzzLookalike(f *testing.F) {
+	for _, s := range []string{"agency.gov.nz", "\u0430gency.govt.nz", "agency.govt.nz.evil.example", "", "..", "xn--", "a-.b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, d string) {
+		if len(d) > 300 {
+			return
+		}
+		got, why, ok := Lookalike(d, lookalikeKnown)
+		if ok && (got == "" || why == "") {
+			t.Fatalf("match without a name or reason: %q %q", got, why)
+		}
+		if ok {
+			if _, _, again := Lookalike(got, lookalikeKnown); again {
+				t.Fatalf("intended domain %q is itself a lookalike", got)
+			}
+		}
+	})
+}
