@@ -217,6 +217,10 @@ func lintWarnings(p *Policy) Problems {
 				"warning: %s covers the internet (a prefix shorter than /%d): every client in it counts as internal and its mail as outbound, unchecked (no SPF, DKIM, DMARC or warnings); list only your own networks", n, short)})
 		}
 	}
+	if len(p.Domains) == 0 {
+		// The embedded default has none: a new installation must set them.
+		out = append(out, Problem{Key: "domains", Msg: "warning: no domains configured: every outbound message is refused (R66) and no inbound From: is recognised as ours (005); set domains = [\"your-agency.govt.nz\"]"})
+	}
 	out = append(out, smimeWarnings(p)...)
 	return out
 }

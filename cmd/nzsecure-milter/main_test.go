@@ -139,7 +139,7 @@ func TestLintCommand(t *testing.T) {
 		t.Errorf("want 11 problems and a summary, got %d lines:\n%s", n, out)
 	}
 	code, out, _ = runCmd(t, "lint", "../../contrib/nzsecure-milter.toml")
-	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "valid: profile sge") {
+	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, "valid: profile sge") || !strings.Contains(out, "domains: warning: no domains configured") {
 		t.Errorf("default policy: exit %d\n%s", code, out)
 	}
 	if code, _, _ := runCmd(t, "lint"); code != 2 {
