@@ -163,11 +163,7 @@ if wait_id "$id_d" 20; then
 else
 	fail "d (R115): message $id_d reached the sink"
 fi
-# The Subject may be folded; the original's Subject is in the body (R77).
-ndr_d() {
-	sink_grep "e2e classified $id_d" | xargs -r grep -l "^X-Rcpt-Args: <$ALICE>" 2>/dev/null |
-		xargs -r grep -l '^Subject: NON DELIVERY REPORT: ' 2>/dev/null | head -n 1
-}
+ndr_d() { ndr_for "$ALICE" "e2e classified $id_d"; }
 has_ndr_d() { [[ -n $(ndr_d) ]]; }
 if wait_until 30 has_ndr_d; then
 	pass "d (R74, M-OUT): alice got a NON DELIVERY REPORT at the sink"

@@ -1050,6 +1050,14 @@ last_reply() { grep -E '^ *<[~*-]+ +[45][0-9][0-9][ -]' "$SEND_OUT" | tail -n 1 
 # not its X-Test-Id).
 generated_for() { sink_grep "$2" | xargs -r grep -l "^X-Rcpt-Args: <$1>" 2>/dev/null | head -n 1; }
 
+# ndr_for RCPT PATTERN: the NON DELIVERY REPORT (R74) to RCPT whose text
+# matches PATTERN (its Subject may be folded; the original's Subject is in
+# the body, R77).
+ndr_for() {
+	sink_grep "$2" | xargs -r grep -l "^X-Rcpt-Args: <$1>" 2>/dev/null |
+		xargs -r grep -l '^Subject: NON DELIVERY REPORT: ' 2>/dev/null | head -n 1
+}
+
 # held QID: postqueue -p lists QID with "!" (on hold, R60).
 held() { pf_postqueue -p 2>/dev/null | grep -Eq "^$1!"; }
 

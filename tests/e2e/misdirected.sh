@@ -110,10 +110,7 @@ if wait_id "$id_d" 20; then
 else
 	fail "d: message $id_d reached the sink"
 fi
-ndr_d() {
-	sink_grep "e2e misdirected $id_d" | xargs -r grep -l "^X-Rcpt-Args: <$ALICE>" 2>/dev/null |
-		xargs -r grep -l '^Subject: NON DELIVERY REPORT: ' 2>/dev/null | head -n 1
-}
+ndr_d() { ndr_for "$ALICE" "e2e misdirected $id_d"; }
 has_ndr_d() { [[ -n $(ndr_d) ]]; }
 if wait_until 30 has_ndr_d; then
 	pass "d: alice got a NON DELIVERY REPORT at the sink"
