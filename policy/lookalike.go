@@ -353,9 +353,9 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 	summary := clip(strings.Join(texts, "; "), 300)
 	if p.Outbound.Lookalike == LookalikeHold {
 		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
-		v.hold(fmt.Sprintf("%s: held as possibly misdirected mail; release with: %s", summary, release))
-		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: bad, Code: WarningSecureDeliveryFailure,
-			Reason: fmt.Sprintf("A message from %s is held in the queue as possibly misdirected: %s. Release it with: %s", t.Envelope.From, summary, release)})
+		p.holdForAdmin(v, fmt.Sprintf("%s: held as possibly misdirected mail; release with: %s", summary, release),
+			fmt.Sprintf("A message from %s is held in the queue as possibly misdirected: %s. Release it with: %s", t.Envelope.From, summary, release),
+			bad, WarningSecureDeliveryFailure)
 		return
 	}
 	if len(remaining) == 0 || p.Outbound.Partial == PartialRefuse {

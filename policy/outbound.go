@@ -48,10 +48,11 @@ func (p *Policy) routeOutbound(v *Verdict, t Transaction) {
 
 	switch {
 	case routing == Hold && len(external) > 0:
-		v.hold(fmt.Sprintf("classification %s is held for an administrator (R110); release with: %s", class, ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)))
+		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
+		p.holdForAdmin(v, fmt.Sprintf("classification %s is held for an administrator (R110); release with: %s", class, release),
+			fmt.Sprintf("A %s message from %s is held in the queue. Release it with: %s", class, t.Envelope.From, release),
+			external, WarningSecureDeliveryFailure)
 		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to external recipients %s held (R110)", class, strings.Join(external, ", ")))
-		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: external, Code: WarningSecureDeliveryFailure,
-			Reason: fmt.Sprintf("A %s message from %s is held in the queue. Release it with: %s", class, t.Envelope.From, ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID))})
 		return
 	case len(refused) == 0:
 		if p.Outbound.RouteHeader && (routing == SecureOnly || routing == SEEMailOnly || routing == ExceptionOnly) && len(external) > 0 {
@@ -106,10 +107,10 @@ func (p *Policy) decideUnreadable(v *Verdict, t Transaction) {
 		v.refuse(550, "5.7.1", "Message refused: this gateway could not read all of its content to check its classification ("+clip(why, 200)+"); send it unencrypted, uncompressed or as plain text")
 	default: // UnreadableHold, also for a zero Policy
 		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
-		v.hold(fmt.Sprintf("content could not be read in full, held for an administrator as if classified (classification.unreadable = hold); release with: %s: %s", release, why))
+		p.holdForAdmin(v, fmt.Sprintf("content could not be read in full, held for an administrator as if classified (classification.unreadable = hold); release with: %s: %s", release, why),
+			fmt.Sprintf("A message from %s is held in the queue because this gateway could not read all of its content to check its classification: %s. Release it with: %s", t.Envelope.From, why, release),
+			external, WarningSecureDeliveryFailure)
 		v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s held (classification.unreadable = hold): %s", rcpts, why))
-		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: external, Code: WarningSecureDeliveryFailure,
-			Reason: fmt.Sprintf("A message from %s is held in the queue because this gateway could not read all of its content to check its classification: %s. Release it with: %s", t.Envelope.From, why, release)})
 	}
 }
 
