@@ -11,84 +11,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
-	"github.com/nzsecure-milter/nzsecure-milter/smime/crl"
 )
 
 func init() {
 	register("certs", "list our S/MIME identities and the peer store with each certificate's state; certs check DOMAIN explains sending there", runCerts)
 }
 
-// crlFetchers, when set (tests), replaces the CRL cache's fetchers: the
-// fixtures' distribution point http://crl.test/ca.crl is then served by a
-// loopback server.
-var crlFetchers map[string]crl.Fetcher
-
-// certEnv is what the certs subcommand judges with: the policy's [smime]
-// keys turned into a validator, our identities and the peer store.
+// certEnv is what the certs subcommand judges with: the S/MIME env the
+// milter builds (pipeline.SMIMEEnv), read-only.
 type certEnv struct {
-	p          *policy.Policy
-	v          *smime.Validator
-	ids        []*smime.Identity
-	idProblems []string         // identities that would not load (policy checked them, the files may have changed since)
-	store      *smime.PeerStore // nil when smime.peers does not exist
-	storeNote  string           // why store is nil
-	idFiles    map[*smime.Identity]string
+	p *policy.Policy
+	*pipeline.SMIMEEnv
 }
 
-// newCertEnv builds the validator as the milter will (R36): the trust
-// anchors, a CRL cache on smime.crl_dir with smime.crl_timeout unless
-// smime.crl_check is false (R59), smime.crl_bypass exempt.
+// newCertEnv builds the env as serve does, without creating the peer
+// store: a listing never creates anything.
 func newCertEnv(p *policy.Policy) (*certEnv, error) {
-	e := &certEnv{p: p, idFiles: map[*smime.Identity]string{}}
-	v := &smime.Validator{Bypass: p.SMIME.CRLBypass}
-	if len(p.SMIME.TrustAnchors) > 0 {
-		pool := x509.NewCertPool()
-		for _, f := range p.SMIME.TrustAnchors {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("smime.trust_anchors: %w", err)
-			}
-			certs, err := smime.ParseCertificatesPEM(data)
-			if err != nil {
-				return nil, fmt.Errorf("smime.trust_anchors: %s: %w", f, err)
-			}
-			for _, c := range certs {
-				pool.AddCert(c)
-			}
-		}
-		v.Anchors = pool
+	e, err := pipeline.NewSMIMEEnv(p, false)
+	if err != nil {
+		return nil, err
 	}
-	if p.SMIME.CRLCheck {
-		c := crl.New(p.SMIME.CRLDir, p.SMIME.CRLTimeout)
-		if crlFetchers != nil {
-			c.Fetchers = crlFetchers
-		}
-		v.Revocation = c
-	}
-	e.v = v
-	for _, spec := range p.SMIME.Identities {
-		id, err := smime.LoadIdentity(spec.Domain, spec.CertFile, spec.KeyFile)
-		if err != nil {
-			e.idProblems = append(e.idProblems, err.Error())
-			continue
-		}
-		e.ids = append(e.ids, id)
-		e.idFiles[id] = spec.CertFile
-	}
-	// A listing must not create the store (NewPeerStore makes the
-	// directory): a missing directory is an empty store.
-	if fi, err := os.Stat(p.SMIME.Peers); err != nil || !fi.IsDir() {
-		e.storeNote = fmt.Sprintf("peer store %s does not exist: no peer certificates", p.SMIME.Peers)
-	} else {
-		s, err := smime.NewPeerStore(p.SMIME.Peers)
-		if err != nil {
-			return nil, err
-		}
-		e.store = s
-	}
-	return e, nil
+	return &certEnv{p: p, SMIMEEnv: e}, nil
 }
 
 // certInfo is one certificate in the listing.
@@ -138,17 +84,17 @@ func describeCert(c *x509.Certificate, vd smime.Verdict) certInfo {
 }
 
 func (e *certEnv) listing(ctx context.Context) certsListing {
-	l := certsListing{Mode: string(e.p.SMIME.Mode), CRLCheck: e.p.SMIME.CRLCheck, Problems: e.idProblems,
-		PeerStore: e.p.SMIME.Peers, StoreNote: e.storeNote, Identities: []identityInfo{}, Peers: []peerInfo{}}
-	for _, id := range e.ids {
-		ci := describeCert(id.Cert, e.v.Validate(ctx, id.Cert, id.Domain, id.Chain))
-		ci.File = e.idFiles[id]
+	l := certsListing{Mode: string(e.p.SMIME.Mode), CRLCheck: e.p.SMIME.CRLCheck, Problems: e.IdentityProblems,
+		PeerStore: e.p.SMIME.Peers, StoreNote: e.StoreNote, Identities: []identityInfo{}, Peers: []peerInfo{}}
+	for _, id := range e.Identities {
+		ci := describeCert(id.Cert, e.Validator.Validate(ctx, id.Cert, id.Domain, id.Chain))
+		ci.File = e.IdentityFiles[id]
 		l.Identities = append(l.Identities, identityInfo{Domain: id.Domain, certInfo: ci})
 	}
-	if e.store == nil {
+	if e.Store == nil {
 		return l
 	}
-	entries, err := os.ReadDir(e.store.Dir)
+	entries, err := os.ReadDir(e.Store.Dir)
 	if err != nil {
 		l.StoreNote = err.Error()
 		return l
@@ -159,14 +105,14 @@ func (e *certEnv) listing(ctx context.Context) certsListing {
 		}
 		domain := de.Name()
 		pi := peerInfo{Domain: domain, Capabilities: []string{}, Certificates: []certInfo{}}
-		certs, err := e.store.Certificates(domain)
+		certs, err := e.Store.Certificates(domain)
 		if err != nil {
 			pi.Problems = append(pi.Problems, err.Error())
 		}
 		for _, c := range certs {
-			pi.Certificates = append(pi.Certificates, describeCert(c, e.v.Validate(ctx, c, domain, nil)))
+			pi.Certificates = append(pi.Certificates, describeCert(c, e.Validator.Validate(ctx, c, domain, nil)))
 		}
-		if caps, ok := e.store.Capabilities(domain); ok && len(caps) > 0 {
+		if caps, ok := e.Store.Capabilities(domain); ok && len(caps) > 0 {
 			pi.Capabilities = strings.Split(caps.String(), ",")
 		}
 		l.Peers = append(l.Peers, pi)
@@ -244,106 +190,34 @@ type sendCheck struct {
 	Explain string `json:"explanation"`
 }
 
-// Table 1, sending column, with Table 3's codes: a peer without a valid
-// certificate is 201, one whose status cannot be established (no CRL) is
-// 202; no valid certificate of our own is 211, ours of unknown status 212.
-func peerCode(st smime.State) string {
-	if st == smime.StateUnknown {
-		return "202"
-	}
-	return "201"
-}
-
 func (e *certEnv) check(ctx context.Context, domain, from string) sendCheck {
 	p := e.p
 	sc := sendCheck{Domain: domain, From: from, SEEMailList: p.Outbound.SEEMailDomains.Match(domain)}
-	var pv smime.PeerVerdict
-	hasCerts := false
-	if e.store != nil {
-		pv = e.store.Peer(ctx, e.v, domain)
-		certs, _ := e.store.Certificates(domain)
-		hasCerts = len(certs) > 0
-	} else {
-		pv = smime.PeerVerdict{State: smime.StateUnknown, Reasons: []string{e.storeNote}}
-	}
-	sc.PeerState, sc.PeerReasons = string(pv.State), pv.Reasons
-	if !hasCerts && pv.Cert == nil {
+	peer := e.Peer(ctx, domain)
+	sc.PeerState, sc.PeerReasons = string(peer.State), peer.Reasons
+	if !peer.HasCerts {
 		sc.PeerState = "no certificate"
 	}
-
 	// R72, R91: which domains get S/MIME.
-	switch {
-	case len(p.SMIME.EncryptTo) > 0:
-		for _, d := range p.SMIME.EncryptTo {
-			if d == domain || strings.HasPrefix(d, "*.") && strings.HasSuffix(domain, d[1:]) {
-				sc.InScope, sc.ScopeReason = true, "listed in smime.encrypt_to ("+d+")"
-			}
-		}
-		if !sc.InScope {
-			sc.ScopeReason = "not in smime.encrypt_to"
-		}
-	case sc.SEEMailList:
-		sc.InScope, sc.ScopeReason = true, "on the SEEMail list (outbound.seemail_domains; smime.encrypt_to empty)"
-	case p.Outbound.Exceptions.Match(domain):
-		sc.InScope, sc.ScopeReason = true, "an exception (outbound.exceptions; smime.encrypt_to empty)"
-	case hasCerts:
-		// R72 names a valid peer certificate; a domain whose stored
-		// certificates are all bad is still a peer agency, and mail to it
-		// is held (Table 1), never sent in clear (fail safe).
-		sc.InScope, sc.ScopeReason = true, "has a certificate in the peer store (smime.encrypt_to empty)"
-	default:
-		sc.ScopeReason = "not on the SEEMail list or the exceptions and no peer certificate (smime.encrypt_to empty)"
-	}
+	sc.InScope, sc.ScopeReason = p.SMIMEScope(domain, peer.HasCerts)
 	if !sc.InScope {
 		sc.Outcome = "not S/MIME"
 		sc.Explain = "sent without S/MIME, under the TLS and routing rules as any other domain: " + sc.ScopeReason
 		return sc
 	}
-
-	// R37: our newest valid certificate signs.
-	id, err := smime.Newest(ctx, e.v, e.ids, from)
-	if err != nil {
-		sc.SignProblem = err.Error()
-		if len(e.idProblems) > 0 {
-			sc.SignProblem += "; " + strings.Join(e.idProblems, "; ")
-		}
-	} else {
-		sc.SignWith = smime.Fingerprint(id.Cert)
+	own := e.Own(ctx, from)
+	sc.SignWith, sc.SignProblem = own.Fingerprint, own.Problem
+	sc.EncryptTo, sc.Cipher = peer.Fingerprint, peer.Cipher
+	code, why := policy.SMIMESendOutcome(peer, own)
+	if code != "" {
+		sc.Outcome, sc.Code = "held", code
+		sc.Explain = fmt.Sprintf("held: SECURE DELIVERY DELAYED (code %s) to the sender and the sender's postmaster: %s; retried until smime.give_up (%s), then SECURE DELIVERY FAILURE",
+			code, why, p.SMIME.GiveUp)
+		return sc
 	}
-	if pv.Cert != nil {
-		sc.EncryptTo, sc.Cipher = smime.Fingerprint(pv.Cert), pv.Cipher.String()
-	}
-	switch {
-	case id == nil:
-		sc.Outcome, sc.Code = "held", ownCode(ctx, e, from)
-		sc.Explain = fmt.Sprintf("held: SECURE DELIVERY DELAYED (code %s) to the sender and the sender's postmaster: no valid certificate of our own for %s (%s); retried until smime.give_up (%s), then SECURE DELIVERY FAILURE",
-			sc.Code, from, sc.SignProblem, p.SMIME.GiveUp)
-	case pv.Cert == nil:
-		// Peer reports "unknown status" for an empty store too; no
-		// certificate at all is 201, not 202.
-		sc.Outcome, sc.Code = "held", "201"
-		what := "no peer certificate"
-		if hasCerts {
-			sc.Code, what = peerCode(pv.State), "peer certificate "+sc.PeerState
-		}
-		sc.Explain = fmt.Sprintf("held: SECURE DELIVERY DELAYED (code %s) to the sender and the sender's postmaster: %s (%s); retried until smime.give_up (%s), then SECURE DELIVERY FAILURE",
-			sc.Code, what, strings.Join(pv.Reasons, "; "), p.SMIME.GiveUp)
-	default:
-		sc.Outcome = "signed and encrypted"
-		sc.Explain = fmt.Sprintf("signed by %s with %s, then encrypted to %s with %s", from, sc.SignWith, sc.EncryptTo, sc.Cipher)
-	}
+	sc.Outcome = "signed and encrypted"
+	sc.Explain = fmt.Sprintf("signed by %s with %s, then encrypted to %s with %s", from, sc.SignWith, sc.EncryptTo, sc.Cipher)
 	return sc
-}
-
-// ownCode: 212 when one of our certificates for from chains and is in
-// date but its revocation status is unknown, else 211 (Table 3).
-func ownCode(ctx context.Context, e *certEnv, from string) string {
-	for _, id := range e.ids {
-		if strings.EqualFold(id.Domain, from) && e.v.Validate(ctx, id.Cert, from, id.Chain).State == smime.StateUnknown {
-			return "212"
-		}
-	}
-	return "211"
 }
 
 func (sc sendCheck) text(w io.Writer) {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 	"github.com/nzsecure-milter/nzsecure-milter/smime/crl"
 )
@@ -46,8 +47,8 @@ func crlServer(t *testing.T, file string) *atomic.Bool {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
 	}}}
-	crlFetchers = map[string]crl.Fetcher{"http": crl.HTTPFetcher{Client: client}}
-	t.Cleanup(func() { crlFetchers = nil })
+	pipeline.CRLFetchers = map[string]crl.Fetcher{"http": crl.HTTPFetcher{Client: client}}
+	t.Cleanup(func() { pipeline.CRLFetchers = nil })
 	return failing
 }
 

@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+	"github.com/nzsecure-milter/nzsecure-milter/smime"
+	"github.com/nzsecure-milter/nzsecure-milter/smime/crl"
+)
+
+// SMIMEEnv is what one policy load judges and uses certificates with
+// (issue 14): the policy's [smime] keys turned into a validator (trust
+// anchors, the CRL cache, R36, R59), our identities (R37-R38) and the peer
+// store (R50, R83-R84). serve builds one per load, as `certs` does; it is
+// the only place the S/MIME facts the engine decides on are looked up.
+type SMIMEEnv struct {
+	Validator *smime.Validator
+	// CRL is the validator's CRL cache; nil when smime.crl_check is false.
+	CRL *crl.Cache
+	// Identities are ours that loaded; IdentityProblems the ones that did
+	// not (the policy checked them, the files may have changed since).
+	Identities       []*smime.Identity
+	IdentityProblems []string
+	IdentityFiles    map[*smime.Identity]string
+	// Store is the peer store; nil when smime.peers does not exist and
+	// the env was built read-only (StoreNote says so).
+	Store     *smime.PeerStore
+	StoreNote string
+}
+
+// CRLFetchers, when set (tests), replaces the CRL cache's fetchers.
+var CRLFetchers map[string]crl.Fetcher
+
+// NewSMIMEEnv builds the env of policy p. create makes the peer store
+// directory when missing (serve); a listing passes false, so that looking
+// never creates anything.
+func NewSMIMEEnv(p *policy.Policy, create bool) (*SMIMEEnv, error) {
+	e := &SMIMEEnv{IdentityFiles: map[*smime.Identity]string{}}
+	v := &smime.Validator{Bypass: p.SMIME.CRLBypass}
+	if len(p.SMIME.TrustAnchors) > 0 {
+		pool := x509.NewCertPool()
+		for _, f := range p.SMIME.TrustAnchors {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("smime.trust_anchors: %w", err)
+			}
+			certs, err := smime.ParseCertificatesPEM(data)
+			if err != nil {
+				return nil, fmt.Errorf("smime.trust_anchors: %s: %w", f, err)
+			}
+			for _, c := range certs {
+				pool.AddCert(c)
+			}
+		}
+		v.Anchors = pool
+	}
+	if p.SMIME.CRLCheck {
+		c := crl.New(p.SMIME.CRLDir, p.SMIME.CRLTimeout)
+		if CRLFetchers != nil {
+			c.Fetchers = CRLFetchers
+		}
+		v.Revocation, e.CRL = c, c
+	}
+	e.Validator = v
+	for _, spec := range p.SMIME.Identities {
+		id, err := smime.LoadIdentity(spec.Domain, spec.CertFile, spec.KeyFile)
+		if err != nil {
+			e.IdentityProblems = append(e.IdentityProblems, err.Error())
+			continue
+		}
+		e.Identities = append(e.Identities, id)
+		e.IdentityFiles[id] = spec.CertFile
+	}
+	if fi, err := os.Stat(p.SMIME.Peers); !create && (err != nil || !fi.IsDir()) {
+		e.StoreNote = fmt.Sprintf("peer store %s does not exist: no peer certificates", p.SMIME.Peers)
+		return e, nil
+	}
+	s, err := smime.NewPeerStore(p.SMIME.Peers)
+	if err != nil {
+		return nil, err
+	}
+	e.Store = s
+	return e, nil
+}
+
+// Peer is what the gateway has for recipient domain (Table 1, sending).
+func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
+	out := policy.SMIMEPeer{Domain: domain}
+	if e.Store == nil {
+		out.State, out.Reasons = smime.StateUnknown, []string{e.StoreNote}
+		return out
+	}
+	pv := e.Store.Peer(ctx, e.Validator, domain)
+	certs, _ := e.Store.Certificates(domain)
+	out.HasCerts = len(certs) > 0 || pv.Cert != nil
+	out.State, out.Reasons = pv.State, pv.Reasons
+	if pv.Cert != nil {
+		out.Fingerprint, out.Cipher = smime.Fingerprint(pv.Cert), pv.Cipher.String()
+	}
+	return out
+}
+
+// Own is our signing identity for domain (R37: the newest valid one).
+func (e *SMIMEEnv) Own(ctx context.Context, domain string) policy.SMIMEOwn {
+	out := policy.SMIMEOwn{Domain: domain}
+	id, err := smime.Newest(ctx, e.Validator, e.Identities, domain)
+	if err == nil {
+		out.Fingerprint = smime.Fingerprint(id.Cert)
+		return out
+	}
+	out.Problem = err.Error()
+	if len(e.IdentityProblems) > 0 {
+		out.Problem += "; " + strings.Join(e.IdentityProblems, "; ")
+	}
+	for _, id := range e.Identities {
+		if strings.EqualFold(id.Domain, domain) && e.Validator.Validate(ctx, id.Cert, domain, id.Chain).State == smime.StateUnknown {
+			out.UnknownStatus = true
+		}
+	}
+	return out
+}
+
+// Signer is the identity Own names (R37), nil when none is valid.
+func (e *SMIMEEnv) Signer(ctx context.Context, domain string) *smime.Identity {
+	id, err := smime.Newest(ctx, e.Validator, e.Identities, domain)
+	if err != nil {
+		return nil
+	}
+	return id
+}
