@@ -17,22 +17,28 @@
 #   ca-expired.crl         CRL whose nextUpdate passed (2020 to 2021)
 #   ca-empty.crl           current CRL listing nothing (the revocation lifted)
 #
+# With OUT=DIR the files are written to DIR instead (an end-to-end test
+# makes its own PKI), and CDP_URL=URL replaces the http distribution point
+# (e.g. http://127.0.0.1:PORT/ca.crl, served by the test on loopback).
+#
 # Every DCA certificate has CN domain-confidentiality-authority (R45-R46)
 # and the rfc822Name domain-confidentiality-authority@DOMAIN (R47), RSA-2048.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+CDP_URL=${CDP_URL:-http://crl.test/ca.crl}
+if [ -n "${OUT:-}" ]; then mkdir -p "$OUT" && cd "$OUT"; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-cat >"$tmp/ca.cnf" <<'EOF'
+cat >"$tmp/ca.cnf" <<EOF
 [ ca ]
 default_ca = testca
 [ testca ]
 dir = .
-database = $ENV::DB
-new_certs_dir = $ENV::NEWCERTS
-serial = $ENV::SERIAL
-crlnumber = $ENV::CRLNUMBER
+database = \$ENV::DB
+new_certs_dir = \$ENV::NEWCERTS
+serial = \$ENV::SERIAL
+crlnumber = \$ENV::CRLNUMBER
 default_md = sha256
 policy = anything
 unique_subject = no
@@ -53,8 +59,8 @@ keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = emailProtection
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-subjectAltName = email:$ENV::DCA_EMAIL
-crlDistributionPoints = URI:http://crl.test/ca.crl, URI:ldap://ldap.test/cn=ca%2Cc=NZ?certificateRevocationList
+subjectAltName = email:\$ENV::DCA_EMAIL
+crlDistributionPoints = URI:$CDP_URL, URI:ldap://ldap.test/cn=ca%2Cc=NZ?certificateRevocationList
 [ crl_ext ]
 authorityKeyIdentifier = keyid
 EOF
