@@ -32,18 +32,28 @@ type State struct {
 	// Classify are the scanner's options, ClassifyOptions(Policy), built
 	// once per policy load by NewState; nil: built for each transaction.
 	Classify *classify.Options
+	// SMIME is the S/MIME env of the load (issue 14), nil when
+	// smime.mode is off.
+	SMIME *SMIMEEnv
 }
 
 // NewState builds what one policy load runs with: its DKIM signers (keys
 // read once) and its classifier options, not recomputed per transaction
-// (issue 13 point 5). It fails when a DKIM key cannot be loaded.
+// (issue 13 point 5), and with smime.mode on its S/MIME env. It fails
+// when a DKIM key or, with S/MIME on, a trust anchor cannot be loaded.
 func NewState(p *policy.Policy, ck policy.Checker) (State, error) {
 	sg, err := NewSigners(p)
 	if err != nil {
 		return State{}, err
 	}
 	opts := ClassifyOptions(p)
-	return State{Policy: p, Checker: ck, Signers: sg, Classify: &opts}, nil
+	st := State{Policy: p, Checker: ck, Signers: sg, Classify: &opts}
+	if p.SMIME.Mode == policy.SMIMEOn {
+		if st.SMIME, err = NewSMIMEEnv(p, true); err != nil {
+			return State{}, err
+		}
+	}
+	return st, nil
 }
 
 // Transaction is one message, from MAIL FROM to end of message.
