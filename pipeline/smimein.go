@@ -106,7 +106,8 @@ func InboundSMIME(ctx context.Context, env *SMIMEEnv, hs []policy.Header, body i
 		return out
 	}
 	curHs, curBody := contentHeaders(hs), toCRLF(raw)
-	decrypted, signed := false, false
+	// inner: curHs/curBody are an entity from inside a removed layer.
+	decrypted, signed, inner := false, false, false
 	for layer := 0; layer < maxSMIMELayers; layer++ {
 		ct := contentType(curHs)
 		if !isSMIME(ct) {
@@ -122,11 +123,11 @@ func InboundSMIME(ctx context.Context, env *SMIMEEnv, hs []policy.Header, body i
 			part, sig, err := splitSigned(curBody, ct.Params["boundary"])
 			if err != nil {
 				f.Malformed, f.Problem = true, err.Error()
-				return finish(out, curHs, curBody, decrypted)
+				return finish(out, curHs, curBody, inner)
 			}
 			var keep bool
 			if content, keep = verifyLayer(ctx, env, f, sig, part, layer == 0 && !decrypted); !keep {
-				return finish(out, curHs, curBody, decrypted)
+				return finish(out, curHs, curBody, inner)
 			}
 			if content == nil {
 				break // a user-level signature: left for the recipient
@@ -136,48 +137,48 @@ func InboundSMIME(ctx context.Context, env *SMIMEEnv, hs []policy.Header, body i
 			der, err := decodeBody(curHs, curBody)
 			if err != nil {
 				f.Malformed, f.Problem = true, err.Error()
-				return finish(out, curHs, curBody, decrypted)
+				return finish(out, curHs, curBody, inner)
 			}
 			switch cmsType(der) {
 			case "enveloped":
 				if decrypted {
 					f.Notes = append(f.Notes, "a second encryption layer is left in place")
-					return finish(out, curHs, curBody, decrypted || signed)
+					return finish(out, curHs, curBody, inner)
 				}
 				f.Layers = append(f.Layers, "enveloped")
 				f.Encrypted = true
 				if content = decryptLayer(ctx, env, f, der); content == nil {
-					return finish(out, curHs, curBody, decrypted)
+					return finish(out, curHs, curBody, inner)
 				}
 				decrypted = true
 			case "signed":
 				if signed {
 					f.Notes = append(f.Notes, "a second signature layer is left in place")
-					return finish(out, curHs, curBody, decrypted || signed)
+					return finish(out, curHs, curBody, inner)
 				}
 				f.Layers = append(f.Layers, "signed-opaque")
 				var keep bool
 				if content, keep = verifyLayer(ctx, env, f, der, nil, layer == 0 && !decrypted); !keep {
-					return finish(out, curHs, curBody, decrypted)
+					return finish(out, curHs, curBody, inner)
 				}
 				if content == nil {
-					return finish(out, curHs, curBody, decrypted)
+					return finish(out, curHs, curBody, inner)
 				}
 				signed = true
 			default:
 				f.Layers = append(f.Layers, "pkcs7")
 				f.Malformed, f.Problem = true, "application/pkcs7-mime content is not CMS enveloped or signed data"
-				return finish(out, curHs, curBody, decrypted)
+				return finish(out, curHs, curBody, inner)
 			}
 		}
 		ihs, ibody, err := splitEntity(content)
 		if err != nil {
 			f.Malformed, f.Problem = true, "the S/MIME inner entity: "+err.Error()
-			return finish(out, curHs, curBody, decrypted)
+			return finish(out, curHs, curBody, inner)
 		}
-		curHs, curBody = ihs, ibody
+		curHs, curBody, inner = ihs, ibody, true
 	}
-	return finish(out, curHs, curBody, decrypted || signed)
+	return finish(out, curHs, curBody, inner)
 }
 
 // finish records the inner entity when a layer was removed.

@@ -372,6 +372,17 @@ func TestSMIMEInUndecryptableAndUnknownSource(t *testing.T) {
 		t.Errorf("garbage: %s %q, want accept with 003; reasons %q", r.v.Action, r.v.WarningCode, r.v.Reasons)
 	}
 
+	// Decrypted, but the layer inside is malformed: 003, and what is
+	// delivered is the decrypted (malformed) entity, not the encrypted one.
+	badInner := "Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAAAAAA\r\n"
+	r = deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", encryptOnly(t, badInner, certOf(t, "agency-a-new"))))
+	if f := r.tx.smimeIn.facts; r.v.WarningCode != "003" || !f.Malformed || !f.Decrypted || !f.Unwrapped {
+		t.Errorf("malformed inner layer: warning %q facts %+v, want 003, decrypted and unwrapped", r.v.WarningCode, f)
+	}
+	if strings.Contains(r.out, "enveloped-data") || !strings.Contains(r.out, "signed-data") {
+		t.Errorf("malformed inner layer: not delivered as the decrypted entity:\n%s", r.out)
+	}
+
 	// R87: unsigned, from a participating agency's address: the ordinary
 	// rule (002, not verified) applies to the decrypted message, and it is
 	// kept although inbound.unverified is "delete".
