@@ -121,7 +121,9 @@ func TestSMIMEInOutcomes(t *testing.T) {
 	}{
 		{"bad signature", func(s *SMIMEInbound) { s.SignatureOK, s.SignatureError = false, "digest mismatch" }, "officer@agency-b.govt.nz", "003", "smime=fail", "smime-unwrap,warn-wrap(003)", false},
 		{"signature unchecked, certificate valid", func(s *SMIMEInbound) { s.SignatureOK, s.SignatureUnchecked = false, true }, "officer@agency-b.govt.nz", "003", "smime=policy", "smime-unwrap,warn-wrap(003)", false},
-		{"malformed", func(s *SMIMEInbound) { *s = SMIMEInbound{Layers: []string{"enveloped"}, Encrypted: true, Malformed: true, Problem: "bad DER"} }, "officer@agency-b.govt.nz", "003", "smime=permerror", "warn-wrap(003)", false},
+		{"malformed", func(s *SMIMEInbound) {
+			*s = SMIMEInbound{Layers: []string{"enveloped"}, Encrypted: true, Malformed: true, Problem: "bad DER"}
+		}, "officer@agency-b.govt.nz", "003", "smime=permerror", "warn-wrap(003)", false},
 		{"signed only, participating", func(s *SMIMEInbound) { s.Encrypted, s.Decrypted, s.Layers = false, false, []string{"signed-opaque"} }, "officer@agency-b.govt.nz", "008", "smime=policy", "smime-unwrap,warn-wrap(008)", false},
 		{"naming", func(s *SMIMEInbound) { s.NamingOK, s.FromDomain = false, "agency-c.govt.nz" }, "officer@agency-c.govt.nz", "102", "smime=policy", "smime-unwrap,warn-wrap(102)", true},
 		{"R80 not for us", func(s *SMIMEInbound) {
