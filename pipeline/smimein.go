@@ -246,10 +246,17 @@ func verifyLayer(ctx context.Context, env *SMIMEEnv, f *policy.SMIMEInbound, der
 			f.Malformed, f.Problem = true, err.Error()
 			return nil, false
 		}
-		// The signature does not verify (or its certificate is nowhere):
-		// its signer is unknown, so it is taken as a domain signature that
-		// failed (003), never as no signature at all.
+		// The signature does not verify: its signer is unknown, so it is
+		// taken as a domain signature that failed (003), never as no
+		// signature at all.
 		f.Signed, f.SignatureError = true, err.Error()
+		if strings.Contains(err.Error(), "neither in the message nor in the peer store") {
+			// No certificate to check it with (R82 found none): the
+			// sender's certificate is unknown (102), not the content
+			// altered.
+			f.SignatureUnchecked = true
+			f.SignerState, f.SignerReason = smime.StateUntrusted, "the signer's certificate is neither in the message nor in the peer store (R82)"
+		}
 		if detached != nil {
 			return detached, true
 		}

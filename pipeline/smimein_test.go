@@ -453,9 +453,19 @@ func TestSMIMEInChangedCertificateAndStore(t *testing.T) {
 	os.WriteFile(in, []byte(innerText), 0o600)
 	signedOut := runTool(t, nil, openssl, "cms", "-sign", "-nocerts", "-signer", fx("agency-a-new.crt"), "-inkey", fx("agency-a-new.key"), "-in", in)
 	enc := runTool(t, signedOut, openssl, "cms", "-encrypt", "-aes256", fx("agency-b.crt"))
-	tx, v = runTo(t, st, "officer@agency-a.govt.nz", "user@agency-b.govt.nz", outerMessage("officer@agency-a.govt.nz", stripMIMEVersion(enc)))
+	noCerts := outerMessage("officer@agency-a.govt.nz", stripMIMEVersion(enc))
+	tx, v = runTo(t, st, "officer@agency-a.govt.nz", "user@agency-b.govt.nz", noCerts)
 	if f := tx.smimeIn.facts; v.WarningCode != "" || !f.SignerFromStore || !f.SignatureOK {
 		t.Errorf("R82: warning %q from store %v signature %v; reasons %q", v.WarningCode, f.SignerFromStore, f.SignatureOK, v.Reasons)
+	}
+	// Without the certificate anywhere the sender's certificate is
+	// unknown: 102, not 003 (nothing shows the content was altered).
+	for _, c := range []*x509.Certificate{a.Cert, certOf(t, "agency-a-old")} {
+		os.Remove(filepath.Join(peers, "agency-a.govt.nz", smime.Fingerprint(c)+".pem"))
+	}
+	_, v = runTo(t, st, "officer@agency-a.govt.nz", "user@agency-b.govt.nz", noCerts)
+	if v.WarningCode != "102" {
+		t.Errorf("no signer certificate anywhere: warning %q, want 102; reasons %q", v.WarningCode, v.Reasons)
 	}
 }
 
