@@ -103,6 +103,10 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 	case policy.NoticePing:
 		return g.PingReply(hs, nt.To, notify.PingInfo{Product: n.Product, Version: n.Version,
 			Environment: p.Environment(), EnvironmentVersion: p.Profile, Agencies: p.Notify.Agencies})
+	case policy.NoticeCertificate:
+		// Table 1, receiving column: "Notify Recipient's Postmaster" of a
+		// message delivered with an UNVERIFIED certificate warning (101-115).
+		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason}})
 	case policy.NoticeHeld:
 		// The engine names the Table 3 code: 001 for classified mail held
 		// (R110), 002 for a DMARC-quarantined spoof (G-DMARC-IN).

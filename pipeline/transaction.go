@@ -79,6 +79,7 @@ type Transaction struct {
 	body    *Spool
 	spools  []*Spool // the chain's, closed with the transaction
 	failure error    // the gateway's own failure that tempfailed the message
+	smimeIn *smimeIn // inbound S/MIME found at end of message (issue 14)
 }
 
 // Begin starts a transaction at MAIL FROM: it runs the checks the policy
@@ -275,6 +276,10 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 	}
 	x := t.view()
 	x.Classification, x.RSVPDR, x.Unreadable = res.Classification, res.RSVPDR, res.Unreadable
+	if err := t.inboundSMIME(&x); err != nil {
+		t.failure = fmt.Errorf("classifying the decrypted S/MIME content: %w", err)
+		return t.final(t.tempfail(policy.StageEOM, "classifying the decrypted S/MIME content failed: "+err.Error()))
+	}
 	if t.wants.DKIM || t.wants.DMARC {
 		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 		x.Message = t.st.Checker.Message(ctx, t.wants, t.conn, t.env, t.headers, t.mail,
@@ -296,10 +301,19 @@ func (t *Transaction) Steps(v policy.Verdict) ([]Step, error) {
 		return nil, nil
 	}
 	var steps []Step
+	evidence := WithoutForgedWarnings(t.headers)
 	for _, tr := range v.Transforms {
 		switch tr.Kind {
+		case policy.TransformSMIMEUnwrap:
+			if t.smimeIn == nil || !t.smimeIn.facts.Unwrapped {
+				return nil, fmt.Errorf("body transform %q without an unwrapped S/MIME entity", tr.Kind)
+			}
+			steps = append(steps, UnwrapStep{Inner: t.smimeIn.inner, Body: t.smimeIn.body})
+			// The warning after it refers to, and wraps, what the recipient
+			// gets: the unwrapped Content-* headers (issue 14 point 4).
+			evidence = policy.ApplyEdits(evidence, unwrapEdits(evidence, t.smimeIn.inner))
 		case policy.TransformWarnWrap, policy.TransformWarnPrepend, policy.TransformWarnHeader:
-			steps = append(steps, WarnStep{Policy: t.pol, Transform: tr, Evidence: WithoutForgedWarnings(t.headers)})
+			steps = append(steps, WarnStep{Policy: t.pol, Transform: tr, Evidence: evidence})
 		case policy.TransformDKIMSign:
 			// A domain the engine names but no signer loaded for (a key
 			// that failed to load refuses the policy, so only a name

@@ -74,6 +74,7 @@ func (p *Policy) authResults(t Transaction) string {
 		}
 		rs = append(rs, res)
 	}
+	rs = append(rs, p.smimeAuthResult(t)...)
 	if len(rs) == 0 {
 		return ""
 	}

@@ -157,7 +157,10 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		if p.checkDMARC(&v, t.Message.DMARC, t.Conn.MTA, t.Envelope.QueueID, t.Envelope.From); v.Action == Reject || v.Action == Tempfail {
 			return v
 		}
-		p.chooseInboundWarning(&v, t, secureTag)
+		if !p.decideSMIMEIn(&v, t) {
+			p.chooseInboundWarning(&v, t, secureTag)
+			p.keepSMIMEInDelivered(&v, t)
+		}
 		if len(t.Unreadable) > 0 {
 			// Inbound, unreadable content is recorded only (issue 11).
 			v.reason("content could not be read in full (recorded only inbound): %s", clip(strings.Join(t.Unreadable, "; "), 500))

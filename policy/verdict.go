@@ -63,6 +63,9 @@ type Transaction struct {
 	Mail    MailChecks
 	Header  HeaderChecks
 	Message MessageChecks
+	// SMIMEIn is what the pipeline found in an inbound S/MIME message
+	// (issue 14 point 4); nil when there is none or smime.mode is off.
+	SMIMEIn *SMIMEInbound
 }
 
 // Direction says which way a message travels through the gateway.
