@@ -199,6 +199,7 @@ func TestGiveUpExactly(t *testing.T) {
 		"Subject: SECURE DELIVERY FAILURE [Code: 201]: budget",
 		"SECURE DELIVERY FAILURE – Your message could not be delivered securely, therefore, it was not sent. [Code: 201, peer.govt.nz]",
 		"Not delivered to: bob@peer.govt.nz",
+		"The gateway kept trying for 72 hours and has now given up",
 		"Subject: budget", "Date: Tue, 01 Dec 2026 10:00:00 +1300", "To: bob@peer.govt.nz",
 		"Auto-Submitted: auto-generated",
 	} {

@@ -49,7 +49,7 @@ func (g Generator) SecureDeliveryFailure(p FailureParams) (*Message, error) {
 	}
 	lines = append(lines, why+".")
 	if p.Held > 0 {
-		lines = append(lines, "It kept trying for "+p.Held.Round(time.Minute).String()+" and has now given up; the message was not sent.")
+		lines = append(lines, "The gateway kept trying for "+spell(p.Held)+" and has now given up; the message was not sent.")
 	}
 	if len(p.Recipients) > 0 {
 		lines = append(lines, "Not delivered to: "+oneLine(strings.Join(p.Recipients, ", ")))
@@ -68,4 +68,19 @@ func (g Generator) SecureDeliveryFailure(p FailureParams) (*Message, error) {
 		subject += ": " + p.Original.Subject
 	}
 	return g.build("notice "+p.Code+" failure", p.To, subject, "auto-generated", nil, lines)
+}
+
+// spell says a duration in words, to the hour (a day and more) or the
+// minute: "73 hours", "45 minutes".
+func spell(d time.Duration) string {
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	if d >= time.Hour {
+		return unit(int64(d/time.Hour), "hour")
+	}
+	return unit(max(int64(d/time.Minute), 1), "minute")
 }
