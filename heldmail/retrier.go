@@ -197,7 +197,7 @@ func (r *Retrier) RetryOne(ctx context.Context, id string) (Action, error) {
 		return r.moveAfterNotice(h, ActGaveUp, "the SECURE DELIVERY FAILURE notice was sent")
 	}
 	tctx, cancel := context.WithTimeout(ctx, r.tryTimeout())
-	out, rerr := r.Retry(tctx, e.HeldMessage, h)
+	out, rerr := r.safeRetry(tctx, e.HeldMessage, h)
 	cancel()
 	if errors.Is(rerr, ErrCorrupt) || h.bad != nil {
 		// The stored bytes are not the message that was held: never sent
@@ -238,6 +238,20 @@ func (r *Retrier) RetryOne(ctx context.Context, id string) (Action, error) {
 		return ActStillHeld, nil
 	}
 }
+
+// safeRetry runs Retry; a panic in the chain is the gateway's own failure
+// (the message stays held), never the end of the daemon the loop runs in.
+func (r *Retrier) safeRetry(ctx context.Context, h pipeline.HeldMessage, msg io.Reader) (out Outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = Outcome{}, fmt.Errorf("%w: %v", ErrRetryPanic, p)
+		}
+	}()
+	return r.Retry(ctx, h, msg)
+}
+
+// ErrRetryPanic: the Retry function panicked.
+var ErrRetryPanic = errors.New("the retry panicked")
 
 func errString(errs ...error) string {
 	for _, e := range errs {

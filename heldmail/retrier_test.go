@@ -408,3 +408,17 @@ func decodeQP(t *testing.T, data string) string {
 }
 
 func writeFile(path, data string) error { return os.WriteFile(path, []byte(data), 0o600) }
+
+// TestRetryPanicKeepsHeld: a panic in the chain keeps the message held
+// and the loop alive.
+func TestRetryPanicKeepsHeld(t *testing.T) {
+	rg := newRig(t)
+	id := rg.put(t, testMsg)
+	rg.r.Retry = func(context.Context, pipeline.HeldMessage, io.Reader) (Outcome, error) { panic("boom") }
+	if st := rg.r.Round(context.Background()); st[ActStillHeld] != 1 {
+		t.Fatalf("stats %v", st)
+	}
+	if e, err := rg.s.Entry(id); err != nil || e.Tries != 1 || !strings.Contains(e.LastReason, "panicked: boom") {
+		t.Fatalf("%+v %v", e, err)
+	}
+}
