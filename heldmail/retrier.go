@@ -428,3 +428,11 @@ func (r *Retrier) Delete(id, note string) error {
 }
 
 var _ pipeline.HoldStore = (*Store)(nil)
+
+// RetryHours is the X of SECURE DELIVERY DELAYED's "The system will try
+// again in X hours" (Table 2 row 2) for smime.retry_interval: whole hours,
+// rounded up, at least 1 (notify.TextParams.RetryHours).
+func RetryHours(interval time.Duration) int {
+	h := int((interval + time.Hour - 1) / time.Hour)
+	return max(h, 1)
+}

@@ -422,3 +422,11 @@ func TestRetryPanicKeepsHeld(t *testing.T) {
 		t.Fatalf("%+v %v", e, err)
 	}
 }
+
+func TestRetryHours(t *testing.T) {
+	for iv, want := range map[time.Duration]int{15 * time.Minute: 1, time.Hour: 1, 61 * time.Minute: 2, 24 * time.Hour: 24} {
+		if got := RetryHours(iv); got != want {
+			t.Errorf("RetryHours(%s) = %d, want %d", iv, got, want)
+		}
+	}
+}

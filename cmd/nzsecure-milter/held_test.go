@@ -311,3 +311,30 @@ func TestHeldRetryMTADown(t *testing.T) {
 		t.Fatalf("%+v %v", e, err)
 	}
 }
+
+// TestHeldRetrySplit: recipients the policy now takes off (outbound.partial
+// = "split": [SENSITIVE] to the internet) are not sent to; the others are,
+// once.
+func TestHeldRetrySplit(t *testing.T) {
+	mta := startMTA(t)
+	s, sets := heldSetup(t, mta)
+	sets = append(sets, "--set", `outbound.partial="split"`)
+	msg := "From: Alice <alice@agency.govt.nz>\r\nTo: bob@agency.govt.nz, x@gmail.example\r\nSubject: [SENSITIVE] minutes\r\n\r\nSee attached.\r\n"
+	h := pipeline.HeldMessage{
+		Conn:     policy.Conn{ClientIP: netip.MustParseAddr("10.1.2.3"), ClientName: "ws1.agency.govt.nz"},
+		Envelope: policy.Envelope{From: "alice@agency.govt.nz", Rcpts: []string{"bob@agency.govt.nz", "x@gmail.example"}, AuthUser: "alice"},
+		Code:     "201", Received: time.Now(),
+	}
+	id, err := s.Put(context.Background(), h, strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, out, errs := runCmd(t, append([]string{"held", "retry", id}, sets...)...)
+	if rc != 0 || !strings.Contains(out, "held-sent") {
+		t.Fatalf("rc %d\n%s%s", rc, out, errs)
+	}
+	got := mta.mails()
+	if len(got) != 1 || strings.Join(got[0].Rcpts, ",") != "bob@agency.govt.nz" {
+		t.Fatalf("submitted %+v", got)
+	}
+}
