@@ -46,6 +46,17 @@ type SMIMEPolicy struct {
 	// GiveUp is how long a message held for a certificate problem is
 	// retried before SECURE DELIVERY FAILURE (Table 1, R57).
 	GiveUp time.Duration
+	// HeldDir is the gateway's store of mail held for a certificate
+	// problem (package heldmail; R57).
+	HeldDir string
+	// RetryInterval is how often the held mail is retried (R57, "The
+	// system will try again in X hours").
+	RetryInterval time.Duration
+	// HeldMaxCount and HeldMaxSize bound the held-mail store: past them a
+	// new hold is refused and the milter tempfails (the MTA keeps the
+	// message) instead of losing it.
+	HeldMaxCount int
+	HeldMaxSize  int64
 }
 
 // SMIMEIdentity is one smime.identities entry.
@@ -64,6 +75,11 @@ func defaultSMIME() SMIMEPolicy {
 		CRLCheck:   true,
 		CRLTimeout: 10 * time.Second,
 		GiveUp:     72 * time.Hour,
+
+		HeldDir:       "/var/lib/nzsecure-milter/held",
+		RetryInterval: 15 * time.Minute,
+		HeldMaxCount:  10000,
+		HeldMaxSize:   4 << 30,
 	}
 }
 
@@ -84,6 +100,14 @@ var smimeKeySpecs = map[string]keySpec{
 	"smime.crl_timeout":   durationKey(func(p *Policy) *time.Duration { return &p.SMIME.CRLTimeout }, 100*time.Millisecond, 5*time.Minute),
 	"smime.encrypt_to":    domainListKey(func(p *Policy) *[]string { return &p.SMIME.EncryptTo }, true),
 	"smime.give_up":       durationKey(func(p *Policy) *time.Duration { return &p.SMIME.GiveUp }, time.Hour, 30*24*time.Hour),
+	// The held-mail store and its retry loop (heldmail; Table 1 sending
+	// column, R57). The interval is at least a minute (a retry runs every
+	// held message through the chain) and at most a day (R57: "will keep
+	// trying").
+	"smime.held_dir":       valueKey(func(p *Policy) *string { return &p.SMIME.HeldDir }, absPath),
+	"smime.retry_interval": durationKey(func(p *Policy) *time.Duration { return &p.SMIME.RetryInterval }, time.Minute, 24*time.Hour),
+	"smime.held_max_count": intKey(func(p *Policy) *int { return &p.SMIME.HeldMaxCount }, 1, 10_000_000, "a count from 1 to 10000000"),
+	"smime.held_max_size":  sizeKey(func(p *Policy) *int64 { return &p.SMIME.HeldMaxSize }),
 }
 
 // absPath: a directory the daemon runs with, so never relative to where it

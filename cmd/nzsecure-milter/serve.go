@@ -88,6 +88,22 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot set up notices", "error", err.Error())
 		return 1
 	}
+	// Mail held for a certificate problem (issue 14 point 6): the store
+	// the outbound S/MIME step puts into, retried every
+	// smime.retry_interval and once now, returned after smime.give_up.
+	// smime.held_dir, the interval and give_up take effect at a restart.
+	if p.SMIME.Mode == policy.SMIMEOn {
+		heldStore, err := openHeldStore(p)
+		if err != nil {
+			log.Error("cannot open the held-mail store", "held_dir", p.SMIME.HeldDir, "error", err.Error())
+			return 1
+		}
+		// MERGE: the outbound step's pipeline.HoldStore is heldStore.
+		hctx, hstop := context.WithCancel(context.Background())
+		defer hstop()
+		go newHeldRetrier(p, srv.Policy, heldStore, log).Run(hctx)
+		log.Info("retrying held mail", "held_dir", p.SMIME.HeldDir, "interval", p.SMIME.RetryInterval.String(), "give_up", p.SMIME.GiveUp.String())
+	}
 	if p.Runtime.Listen.Metrics != "" {
 		mln, err := listenSpec(p.Runtime.Listen.Metrics)
 		if err != nil {

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/heldmail"
+	"github.com/nzsecure-milter/nzsecure-milter/notify"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+)
+
+// How a held message re-enters the chain (issue 14 point 6; README
+// "Held mail"): the stored original, exactly as received, is fed to a
+// fresh pipeline.Transaction with the stored connection and envelope (the
+// held recipients only), as `check` feeds a file and the milter feeds
+// Postfix's callbacks: MAIL FROM, RCPT TO, headers, body, end of message.
+// The engine decides again, now; the chain runs (S/MIME sign+encrypt, then
+// DKIM); what may go is handed to the MTA by the notice submitter
+// (notify.submit: a loopback smtpd without milters, or sendmail), so it is
+// not filtered a second time.
+
+// heldStates gives the pipeline.State of the policy in force, built once
+// per policy load (the retry runs with the reloaded policy after SIGHUP).
+type heldStates struct {
+	cur func() *policy.Policy
+	mu  sync.Mutex
+	p   *policy.Policy
+	st  pipeline.State
+}
+
+func (h *heldStates) get() (pipeline.State, error) {
+	p := h.cur()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p == h.p {
+		return h.st, nil
+	}
+	runner, _, err := checks.NewRunner(p, p.AuthservID)
+	if err != nil {
+		return pipeline.State{}, fmt.Errorf("DNS resolver: %w", err)
+	}
+	// NewState as the milter builds it. It carries no HoldStore: a retry
+	// that is still held must not be stored a second time.
+	st, err := pipeline.NewState(p, runner)
+	if err != nil {
+		return pipeline.State{}, err
+	}
+	h.p, h.st = p, st
+	return st, nil
+}
+
+// submitterFor is the notice submitter of the policy (notify.submit,
+// notify.sendmail), as milter.NewNotifier builds it.
+func submitterFor(p *policy.Policy) (notify.Submitter, error) {
+	if addr, ok := strings.CutPrefix(p.Runtime.Submit.Method, "smtp:"); ok {
+		s := notify.SMTPSubmitter{Addr: addr, HeloName: p.AuthservID}
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return notify.SendmailSubmitter{Path: p.Runtime.Submit.Sendmail[0], Args: p.Runtime.Submit.Sendmail[1:]}, nil
+}
+
+// policySubmitter submits with the policy in force at each call.
+type policySubmitter struct{ cur func() *policy.Policy }
+
+func (s policySubmitter) Submit(ctx context.Context, from string, rcpts []string, msg []byte) error {
+	sub, err := submitterFor(s.cur())
+	if err != nil {
+		return err
+	}
+	return sub.Submit(ctx, from, rcpts, msg)
+}
+
+// newHeldRetrier is the retrier serve runs and `held retry` uses: the
+// same Retry function, the same notices.
+func newHeldRetrier(p *policy.Policy, cur func() *policy.Policy, store *heldmail.Store, log *slog.Logger) *heldmail.Retrier {
+	states := &heldStates{cur: cur}
+	sub := policySubmitter{cur: cur}
+	domain := "localhost"
+	if len(p.Domains) > 0 {
+		domain = p.Domains[0]
+	}
+	return &heldmail.Retrier{
+		Store:     store,
+		Retry:     heldRetry(states.get, sub, time.Now),
+		Notices:   sub,
+		Generator: notify.Generator{Domain: domain},
+		GiveUp:    p.SMIME.GiveUp,
+		Interval:  p.SMIME.RetryInterval,
+		Log:       log,
+	}
+}
+
+// openHeldStore opens smime.held_dir with the policy's bounds.
+func openHeldStore(p *policy.Policy) (*heldmail.Store, error) {
+	return heldmail.Open(p.SMIME.HeldDir, heldmail.Options{MaxCount: p.SMIME.HeldMaxCount, MaxBytes: p.SMIME.HeldMaxSize})
+}
+
+// heldRetry is the real heldmail.RetryFunc: re-run, decide, submit.
+func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, now func() time.Time) heldmail.RetryFunc {
+	return func(ctx context.Context, h pipeline.HeldMessage, msg io.Reader) (heldmail.Outcome, error) {
+		st, err := state()
+		if err != nil {
+			return heldmail.Outcome{}, err
+		}
+		tx, v, err := rerunHeld(st, h, msg, now())
+		if tx != nil {
+			defer tx.Close()
+		}
+		if err != nil {
+			return heldmail.Outcome{}, err
+		}
+		forms, out, err := heldRetryForms(tx, v, h)
+		if err != nil || out.Result != heldmail.Sent {
+			return out, err
+		}
+		// Every form is handed over before the entry goes; a form the MTA
+		// refuses for good refuses the message (FAILURE notice), one it
+		// cannot take now keeps it held. A partial success is sent again
+		// at the next try (at least once, never lost).
+		var sentTo []string
+		for _, f := range forms {
+			var buf bytes.Buffer
+			if _, err := f.Output.WriteTo(&buf); err != nil {
+				return heldmail.Outcome{}, fmt.Errorf("writing the output: %w", err)
+			}
+			if err := sub.Submit(ctx, h.Envelope.From, f.Rcpts, buf.Bytes()); err != nil {
+				if errors.Is(err, notify.ErrPermanent) {
+					return heldmail.Outcome{Result: heldmail.Refused, Reason: "the MTA refused the message: " + err.Error()}, nil
+				}
+				return heldmail.Outcome{}, fmt.Errorf("submitting to the MTA: %w", err)
+			}
+			sentTo = append(sentTo, f.Rcpts...)
+		}
+		out.Reason = "sent to " + strings.Join(sentTo, ", ") + ": " + out.Reason
+		return out, nil
+	}
+}
+
+// heldForm is one copy of a released message: its recipients and the
+// message as it leaves the gateway.
+type heldForm struct {
+	Rcpts  []string
+	Output *pipeline.Output
+}
+
+// heldRetryForms turns the retry's verdict into the copies to send, or
+// into still held / refused. MERGE POINT (issue 14): this is written
+// against today's Transaction.Output(v) and v.RemoveRcpts; with the
+// outbound S/MIME work the verdict names the forms (signed+encrypted for a
+// peer, plain for the internet) and the recipients still held for a
+// certificate problem: this function then returns one heldForm per form
+// from the pipeline's per-form function, and StillHeld with the verdict's
+// current code (201, 202, 211, 212) when the held recipients are still
+// held. Nothing else in the retry needs to change.
+func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict, h pipeline.HeldMessage) ([]heldForm, heldmail.Outcome, error) {
+	why := strings.Join(v.Reasons, "; ")
+	switch v.Action {
+	case policy.Accept:
+		removed := map[string]bool{}
+		for _, r := range v.RemoveRcpts {
+			removed[strings.ToLower(r)] = true
+		}
+		var rcpts []string
+		for _, r := range h.Envelope.Rcpts {
+			if !removed[strings.ToLower(r)] {
+				rcpts = append(rcpts, r)
+			}
+		}
+		if len(rcpts) == 0 {
+			return nil, heldmail.Outcome{Result: heldmail.Refused, Reason: "the policy now takes every held recipient off: " + why}, nil
+		}
+		out, err := tx.Output(v)
+		if err != nil {
+			return nil, heldmail.Outcome{}, fmt.Errorf("carrying out the verdict: %w", err)
+		}
+		return []heldForm{{Rcpts: rcpts, Output: out}}, heldmail.Outcome{Result: heldmail.Sent, Reason: why}, nil
+	case policy.Tempfail:
+		return nil, heldmail.Outcome{Result: heldmail.StillHeld, Reason: "the gateway would tempfail it now: " + why}, nil
+	case policy.Quarantine:
+		// Held for the administrator now (R110, DMARC, unreadable): never
+		// released by the retry; failed/ is where the administrator looks.
+		return nil, heldmail.Outcome{Result: heldmail.Refused, Reason: "the policy now holds it for the administrator: " + why}, nil
+	default:
+		return nil, heldmail.Outcome{Result: heldmail.Refused, Reason: fmt.Sprintf("the policy now gives %s: %s", v.Action, why)}, nil
+	}
+}
+
+// rerunHeld feeds the stored message to a fresh transaction with the
+// stored connection and envelope, as `check` does from a file, and returns
+// the final verdict. The message is read to its end (the store checks its
+// digest there: a damaged message is an error, never a verdict).
+func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now time.Time) (*pipeline.Transaction, policy.Verdict, error) {
+	p := st.Policy
+	in := bufio.NewReaderSize(&crlfReader{r: bufio.NewReaderSize(msg, 32<<10)}, 64<<10)
+	headers, err := pipeline.ReadRawHeaders(in, p.Limits.MaxMessageSize+1)
+	if err != nil && !errors.Is(err, pipeline.ErrHeaderBlockTooLarge) {
+		return nil, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", err)
+	}
+	tooBig := err != nil
+	env := h.Envelope
+	env.Rcpts = nil
+	tx, v, err := pipeline.Begin(st, h.Conn, env, now)
+	if err != nil {
+		return nil, policy.Verdict{}, err
+	}
+	for _, r := range h.Envelope.Rcpts {
+		tx.Rcpt(r)
+	}
+	for _, hd := range headers {
+		tx.Header(hd.Name, hd.Value)
+	}
+	if tooBig {
+		tx.OverLimit()
+	}
+	if !v.Final() {
+		v = tx.EndOfHeaders()
+	}
+	early := v.Final()
+	buf := make([]byte, 64<<10)
+	for {
+		n, rerr := in.Read(buf)
+		if n > 0 {
+			tx.BodyChunk(buf[:n])
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return tx, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", rerr)
+		}
+	}
+	if !early {
+		v = tx.EndOfMessage()
+	}
+	if f := tx.Failure(); f != nil {
+		return tx, policy.Verdict{}, f
+	}
+	return tx, v, nil
+}
