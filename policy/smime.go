@@ -46,6 +46,8 @@ type SMIMEPolicy struct {
 	// GiveUp is how long a message held for a certificate problem is
 	// retried before SECURE DELIVERY FAILURE (Table 1, R57).
 	GiveUp time.Duration
+	// Discovery: finding peer certificates in LDAP (issue 15, discovery.go).
+	Discovery SMIMEDiscovery
 }
 
 // SMIMEIdentity is one smime.identities entry.
@@ -64,6 +66,7 @@ func defaultSMIME() SMIMEPolicy {
 		CRLCheck:   true,
 		CRLTimeout: 10 * time.Second,
 		GiveUp:     72 * time.Hour,
+		Discovery:  defaultDiscovery(),
 	}
 }
 
