@@ -380,7 +380,9 @@ func (d *Discoverer) searchAll(ctx context.Context, domain string) []dirAnswer {
 			if errors.Is(err, ErrTruncated) {
 				err = nil // the part found is judged like the rest
 			}
-			if err != nil && sctx.Err() != nil {
+			// The connection's own timeout may fire a moment before the
+			// context's: either is the lookup's time running out.
+			if dl, _ := sctx.Deadline(); err != nil && (sctx.Err() != nil || time.Until(dl) < 50*time.Millisecond) {
 				err = fmt.Errorf("%w: %s: no answer within %s (smime.ldap_timeout)", ErrUnavailable, dir.URL.Raw, timeout)
 			}
 			out[i].values, out[i].err = vals, err

@@ -84,8 +84,9 @@ func ParseURL(s string) (URL, error) {
 		}
 	}
 	out.Base = base
+	// attributes ? scope ? filter ? extensions
 	parts := strings.Split(u.RawQuery, "?")
-	if len(parts) > 4 {
+	if len(parts) > 4 || len(parts) == 4 && parts[3] != "" {
 		return URL{}, fmt.Errorf("%w: %q: extensions are not supported", ErrBadURL, s)
 	}
 	for len(parts) < 4 {
