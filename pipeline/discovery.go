@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
@@ -67,7 +68,7 @@ func caAnchors(files []string, anchor string) ([]*x509.Certificate, error) {
 			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		for _, c := range certs {
-			if f == anchor || smime.Fingerprint(c) == anchor {
+			if sameFile(f, anchor) || smime.Fingerprint(c) == anchor {
 				out = append(out, c)
 			}
 		}
@@ -76,4 +77,12 @@ func caAnchors(files []string, anchor string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("not a file of smime.trust_anchors nor the fingerprint of a certificate in one")
 	}
 	return out, nil
+}
+
+// sameFile: smime.trust_anchors may be relative, smime.ca_ldap's anchor
+// is absolute.
+func sameFile(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
 }
