@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,14 +41,9 @@ func (r revokedSerials) Status(_ context.Context, c, _ *x509.Certificate) (smime
 // with agency-a-old revoked.
 func discoveryEnv(t *testing.T, extra ...string) *SMIMEEnv {
 	t.Helper()
-	entry := func(domain, cert string) string {
-		return "dn: o=" + domain + ",c=NZ\nobjectClass: organization\no: " + domain + "\n\n" +
-			"dn: cn=domain-confidentiality-authority,o=" + domain + ",c=NZ\nobjectClass: inetOrgPerson\n" +
-			"cn: domain-confidentiality-authority\nsn: DCA\nmail: domain-confidentiality-authority@" + domain + "\n" +
-			"userCertificate;binary:: " + base64.StdEncoding.EncodeToString(fixtureCert(t, cert).Raw) + "\n\n"
-	}
-	srv := testldap.Start(t, "c=NZ", "dn: c=NZ\nobjectClass: country\nc: NZ\n\n"+
-		entry("agency-a.govt.nz", "agency-a-new")+entry("agency-b.govt.nz", "agency-b"))
+	srv := testldap.Start(t, "c=NZ", testldap.CountryLDIF("c=NZ")+
+		testldap.DCALDIF("c=NZ", "agency-a.govt.nz", fixtureCert(t, "agency-a-new").Raw)+
+		testldap.DCALDIF("c=NZ", "agency-b.govt.nz", fixtureCert(t, "agency-b").Raw))
 	dir := t.TempDir()
 	sets := append([]string{
 		`smime.trust_anchors=["../testdata/smime/ca.crt"]`,
