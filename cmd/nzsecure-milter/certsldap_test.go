@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/testldap"
+	"github.com/nzsecure-milter/nzsecure-milter/milter"
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
 
@@ -152,5 +159,50 @@ func TestCertsLists(t *testing.T) {
 	code, out, _ = runCmd(t, append(append([]string{"certs", "--from", "agency-a.govt.nz"}, args...), "check", "agency-b.govt.nz")...)
 	if !strings.Contains(out, "SEEMail list:  yes") {
 		t.Fatalf("check: exit %d %s", code, out)
+	}
+}
+
+// serve's refresher (R55, R108): the first round writes the copy and
+// signals; the reload that follows puts the list into the running policy.
+func TestListRefresherReloads(t *testing.T) {
+	srv := ldapDirectory(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.toml")
+	body := "domains = [\"agency-a.govt.nz\"]\nauthserv_id = \"mx.agency-a.govt.nz\"\n[lists]\ndir = \"" + dir + "\"\n" +
+		"seemail_ldap = \"ldap://" + srv.Addr + "/ou=SEEMail,c=NZ?mail?one\"\n"
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Outbound.SEEMailDomains.Match("agency-b.govt.nz") {
+		t.Fatal("on the list before any refresh")
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	runner, _, err := checks.NewRunner(p, p.AuthservID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := milter.NewServer(p, runner, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed := startListRefresher(ctx, p, log)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no refresh signalled\n%s", logs.String())
+	}
+	reload(ms, &policyFlags{path: path}, new(slog.LevelVar), log)
+	if !ms.Policy().Outbound.SEEMailDomains.Match("agency-b.govt.nz") {
+		t.Fatalf("the reloaded policy lacks the LDAP list\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "accredited list refreshed") {
+		t.Errorf("refresh not logged:\n%s", logs.String())
 	}
 }
