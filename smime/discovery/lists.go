@@ -180,8 +180,11 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 // RunLists refreshes every list now and then every interval until ctx
-// ends, calling changed (serve: reload the policy, which reads the files)
-// after a round that rewrote a file, and report after every list.
+// ends, calling report after every list, and changed (serve: reload the
+// policy, which reads the files) after a round in which some file differs
+// from what this process last saw in it: rewritten by this refresh, or by
+// another gateway sharing lists.dir (issue 15 point 5), whose refresh
+// would find the file already up to date.
 func RunLists(ctx context.Context, srcs []ListSource, tlsConf *tls.Config, timeout, interval time.Duration, report func(ListResult), changed func()) {
 	if len(srcs) == 0 {
 		return
@@ -189,16 +192,28 @@ func RunLists(ctx context.Context, srcs []ListSource, tlsConf *tls.Config, timeo
 	if interval < time.Minute {
 		interval = time.Minute
 	}
+	runLists(ctx, srcs, func(s ListSource) ListResult { return RefreshList(ctx, s, tlsConf, timeout) }, interval, report, changed)
+}
+
+func runLists(ctx context.Context, srcs []ListSource, refresh func(ListSource) ListResult, interval time.Duration, report func(ListResult), changed func()) {
+	// What the policy was loaded with: the files as they are now.
+	seen := make([][]string, len(srcs))
+	for i, s := range srcs {
+		seen[i], _ = readListFile(s.File)
+	}
 	for {
-		any := false
-		for _, s := range srcs {
-			r := RefreshList(ctx, s, tlsConf, timeout)
+		differs := false
+		for i, s := range srcs {
+			r := refresh(s)
 			if report != nil {
 				report(r)
 			}
-			any = any || r.Changed
+			now, _ := readListFile(s.File)
+			if !slices.Equal(now, seen[i]) {
+				seen[i], differs = now, true
+			}
 		}
-		if any && changed != nil {
+		if differs && changed != nil {
 			changed()
 		}
 		select {

@@ -139,3 +139,48 @@ func FuzzParseListEntries(f *testing.F) {
 		}
 	})
 }
+
+// RunLists signals a change when a file differs from what this process
+// saw, also when another gateway sharing lists.dir wrote it (this
+// process's refresh then finds it up to date, or fails): its policy must
+// reload too.
+func TestRunListsSeesAnotherGatewaysCopy(t *testing.T) {
+	src := listSource(t, "127.0.0.1:1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rounds := 0
+	refresh := func(s ListSource) ListResult {
+		rounds++
+		switch rounds {
+		case 2: // the other gateway wrote a copy; ours found it current
+			if err := writeFileAtomic(s.File, []byte("agency-b.govt.nz\n")); err != nil {
+				t.Error(err)
+			}
+		case 4: // the other gateway wrote a new copy; our directory is down
+			if err := writeFileAtomic(s.File, []byte("agency-b.govt.nz\nagency-c.govt.nz\n")); err != nil {
+				t.Error(err)
+			}
+			return ListResult{Name: s.Name, Err: ErrUnavailable}
+		}
+		return ListResult{Name: s.Name}
+	}
+	var changes []int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runLists(ctx, []ListSource{src}, refresh, time.Millisecond, nil, func() {
+			changes = append(changes, rounds)
+			if len(changes) == 2 {
+				cancel()
+			}
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("runLists did not signal two changes")
+	}
+	if len(changes) != 2 || changes[0] != 2 || changes[1] != 4 {
+		t.Fatalf("changes signalled after rounds %v, want [2 4]", changes)
+	}
+}
