@@ -359,7 +359,7 @@ func (d *Discoverer) searchAll(ctx context.Context, domain string) []dirAnswer {
 			scope:     dir.URL.Scope,
 			filter:    fmt.Sprintf("(|(mail=%s)(rfc822Mailbox=%s))", addr, addr),
 			attrs:     []string{"userCertificate;binary", "userCertificate"},
-			sizeLimit: maxCertEntries, maxValues: maxCertValues, maxValue: maxCertValue,
+			sizeLimit: maxCertEntries, maxValues: maxCertValues, maxValue: maxCertValue, maxBytes: maxCertBytes,
 		}
 		if q.base == "" {
 			q.base = d.Base

@@ -380,3 +380,25 @@ func TestFilterEscaped(t *testing.T) {
 		t.Fatalf("query = %+v", got)
 	}
 }
+
+// A directory's answer is bounded in bytes read, not only in entries and
+// values kept: past the limit the search fails as unavailable.
+func TestSearchByteLimit(t *testing.T) {
+	srv := startDirectory(t)
+	u, err := ParseURL("ldap://" + srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	q := query{base: "c=NZ", scope: ScopeSub, filter: "(objectClass=*)", attrs: []string{"userCertificate;binary"},
+		sizeLimit: maxCertEntries, maxValues: maxCertValues, maxValue: maxCertValue, maxBytes: maxCertBytes}
+	vals, err := search(ctx, u, nil, q)
+	if err != nil || len(vals) != 3 {
+		t.Fatalf("within the limit: %d values, %v", len(vals), err)
+	}
+	q.maxBytes = 2000 // less than one certificate
+	if _, err := search(ctx, u, nil, q); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("past the byte limit: %v, want ErrUnavailable", err)
+	}
+}

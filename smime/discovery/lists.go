@@ -34,6 +34,9 @@ const DefaultListAttr = "mail"
 // MaxListEntries bounds one list.
 const MaxListEntries = 100_000
 
+// maxListBytes bounds all a directory may send for one list.
+const maxListBytes = 64 << 20
+
 // ListResult is one refresh of one list.
 type ListResult struct {
 	Name    string
@@ -70,7 +73,7 @@ func refreshList(ctx context.Context, fn searcher, src ListSource, tlsConf *tls.
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	q := query{base: src.URL.Base, scope: src.URL.Scope, filter: src.URL.Filter, attrs: src.URL.Attrs,
-		sizeLimit: MaxListEntries, maxValues: MaxListEntries, maxValue: 1024}
+		sizeLimit: MaxListEntries, maxValues: MaxListEntries, maxValue: 1024, maxBytes: maxListBytes}
 	if q.filter == "" {
 		q.filter = "(objectClass=*)"
 	}

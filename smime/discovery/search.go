@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -27,9 +28,61 @@ type query struct {
 	base, filter string
 	scope        Scope
 	attrs        []string
-	sizeLimit    int // entries asked for and accepted
-	maxValues    int // values kept
-	maxValue     int // bytes of one value; a larger one is skipped
+	sizeLimit    int   // entries asked for and accepted
+	maxValues    int   // values kept
+	maxValue     int   // bytes of one value; a larger one is skipped
+	maxBytes     int64 // bytes read from the directory in all
+}
+
+// dial connects to u's host before deadline, with TLS for ldaps://.
+func dial(ctx context.Context, u URL, tlsConf *tls.Config, deadline time.Time) (net.Conn, error) {
+	d := &net.Dialer{Deadline: deadline}
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil || u.Scheme != "ldaps" {
+		return c, err
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if tlsConf != nil {
+		tc = tlsConf.Clone()
+	}
+	if tc.ServerName == "" {
+		tc.ServerName, _, _ = net.SplitHostPort(u.Host)
+	}
+	tlsConn := tls.Client(c, tc)
+	_ = tlsConn.SetDeadline(deadline)
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	_ = tlsConn.SetDeadline(time.Time{})
+	return tlsConn, nil
+}
+
+// errTooMuch: the directory sent more than the search accepts.
+var errTooMuch = errors.New("the directory's answer exceeds the size limit")
+
+// limitedConn fails reads once left bytes have been read.
+type limitedConn struct {
+	net.Conn
+	mu   sync.Mutex
+	left int64
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	left := c.left
+	c.mu.Unlock()
+	if left <= 0 {
+		return 0, errTooMuch
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.left -= int64(n)
+	c.mu.Unlock()
+	return n, err
 }
 
 // search dials u (bounded by ctx: the dial, the bind-less search and the
@@ -43,22 +96,15 @@ func search(ctx context.Context, u URL, tlsConf *tls.Config, q query) ([][]byte,
 	if !ok {
 		deadline = time.Now().Add(10 * time.Second)
 	}
-	d := &net.Dialer{Deadline: deadline}
-	opts := []ldap.DialOpt{ldap.DialWithDialer(d)}
-	if u.Scheme == "ldaps" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if tlsConf != nil {
-			tc = tlsConf.Clone()
-		}
-		if tc.ServerName == "" {
-			tc.ServerName, _, _ = net.SplitHostPort(u.Host)
-		}
-		opts = append(opts, ldap.DialWithTLSConfig(tc))
-	}
-	conn, err := ldap.DialURL(u.Scheme+"://"+u.Host, opts...)
+	raw, err := dial(ctx, u, tlsConf, deadline)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, u.Host, err)
 	}
+	// Every byte the directory sends counts against q.maxBytes: the
+	// entry and value limits below act on what is already read, this one
+	// on what a hostile or broken directory may make the gateway read.
+	conn := ldap.NewConn(&limitedConn{Conn: raw, left: q.maxBytes}, u.Scheme == "ldaps")
+	conn.Start()
 	defer conn.Close()
 	conn.SetTimeout(time.Until(deadline))
 	// Close the connection when the context ends, so a directory that
@@ -122,4 +168,7 @@ const (
 	// maxCertValue bounds one certificate value: a DCA certificate with
 	// its extensions is a few KB.
 	maxCertValue = 64 << 10
+	// maxCertBytes bounds all a directory may send for one certificate
+	// search.
+	maxCertBytes = 4 << 20
 )
