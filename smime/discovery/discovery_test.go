@@ -402,3 +402,19 @@ func TestSearchByteLimit(t *testing.T) {
 		t.Fatalf("past the byte limit: %v, want ErrUnavailable", err)
 	}
 }
+
+// ldaps:// (R52 over TLS): the certificate is found through a TLS
+// connection verified against the configured roots; an untrusted server
+// certificate fails the directory.
+func TestLookupLDAPS(t *testing.T) {
+	srv := testldap.StartLDAPS(t, "c=NZ", directoryLDIF(t))
+	d := newDiscoverer(t, "ldaps://"+srv.Addr)
+	d.TLS = &tls.Config{RootCAs: srv.Roots, MinVersion: tls.VersionTLS12}
+	if res, err := d.Lookup(context.Background(), "agency-b.govt.nz"); err != nil || res.Cert == nil {
+		t.Fatalf("ldaps lookup: %v %+v", err, res.Errors)
+	}
+	d2 := newDiscoverer(t, "ldaps://"+srv.Addr) // system roots: the test certificate is not trusted
+	if _, err := d2.Lookup(context.Background(), "agency-b.govt.nz"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("untrusted ldaps server: %v", err)
+	}
+}
