@@ -99,7 +99,7 @@ func TestPeerDiscovers(t *testing.T) {
 func TestPeerDiscoveryApprove(t *testing.T) {
 	env := discoveryEnv(t, `smime.discovery="approve"`)
 	got := env.Peer(context.Background(), "agency-b.govt.nz")
-	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "pending approval") {
+	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "pending approval (nzsecure-milter certs approve "+smime.Fingerprint(fixtureCert(t, "agency-b"))+")") {
 		t.Fatalf("approve mode: %+v", got)
 	}
 }

@@ -237,7 +237,8 @@ func (d *Discoverer) Discover(ctx context.Context, domain string) (bool, []strin
 	}
 	why := []string{"LDAP discovery: " + err.Error()}
 	for _, c := range res.Candidates {
-		why = append(why, fmt.Sprintf("  %s from %s: %s (%s); %s", c.Fingerprint[:16], c.Directory, c.State, c.Reason, c.Action))
+		why = append(why, fmt.Sprintf("  %s from %s: %s (%s); %s", c.Fingerprint[:16], c.Directory, c.State, c.Reason,
+			strings.Replace(c.Action, "FINGERPRINT", c.Fingerprint, 1)))
 	}
 	return false, why
 }
