@@ -20,6 +20,26 @@ type PeerDiscoverer interface {
 	Discover(ctx context.Context, domain string) (found bool, reasons []string)
 }
 
+// scopedDiscoverer is the mail path's discoverer: it looks up only the
+// domains that get S/MIME (policy.SMIMEScope: smime.encrypt_to, or the
+// SEEMail list, the exceptions, and a domain with a certificate in the
+// store, whose renewal R58 asks for), so that mail to an internet domain
+// never waits for a directory (R51: a certificate "for that Gateway").
+// `certs discover` asks the Discoverer itself, for any domain.
+type scopedDiscoverer struct {
+	d     *discovery.Discoverer
+	p     *policy.Policy
+	store *smime.PeerStore
+}
+
+func (s scopedDiscoverer) Discover(ctx context.Context, domain string) (bool, []string) {
+	certs, _ := s.store.Certificates(domain)
+	if in, why := s.p.SMIMEScope(domain, len(certs) > 0); !in {
+		return false, []string{"no LDAP discovery: " + why}
+	}
+	return s.d.Discover(ctx, domain)
+}
+
 // NewDiscoverer builds the discoverer of policy p on env's validator and
 // peer store: the smime.ldap directories first, then each smime.ca_ldap
 // directory with the anchor certificates it speaks for (R58).

@@ -51,7 +51,7 @@ func discoveryEnv(t *testing.T, extra ...string) *SMIMEEnv {
 		`smime.pending="` + filepath.Join(dir, "pending") + `"`,
 		`smime.ldap=["ldap://` + srv.Addr + `"]`,
 		`smime.crl_check=false`,
-		`outbound.seemail_domains=["agency-b.govt.nz"]`,
+		`outbound.seemail_domains=["agency-b.govt.nz", "agency-z.govt.nz"]`,
 	}, extra...)
 	p, err := policy.Parse("t", nil, sets)
 	if err != nil {
@@ -78,6 +78,17 @@ func TestPeerDiscovers(t *testing.T) {
 	if got.State != smime.StateValid || !got.HasCerts || got.Fingerprint != smime.Fingerprint(fixtureCert(t, "agency-b")) {
 		t.Fatalf("agency-b: %+v", got)
 	}
+	// agency-a is not on the SEEMail list and has no certificate: it does
+	// not get S/MIME, and mail to it never waits for a directory.
+	got = env.Peer(ctx, "agency-a.govt.nz")
+	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "no LDAP discovery: not on the SEEMail list") {
+		t.Fatalf("agency-a out of scope: %+v", got)
+	}
+	if c, _ := env.Store.Certificates("agency-a.govt.nz"); len(c) != 0 {
+		t.Fatal("an out-of-scope domain was looked up and stored")
+	}
+	// Its stored certificate is revoked: in scope, and renewed from the
+	// directory (R58).
 	if _, err := env.Store.Add("agency-a.govt.nz", fixtureCert(t, "agency-a-old")); err != nil {
 		t.Fatal(err)
 	}
@@ -88,9 +99,9 @@ func TestPeerDiscovers(t *testing.T) {
 	if !strings.Contains(strings.Join(got.Reasons, "\n"), "revoked") || !strings.Contains(strings.Join(got.Reasons, "\n"), "LDAP discovery found") {
 		t.Errorf("reasons do not tell the story: %q", got.Reasons)
 	}
-	// Nothing in the directory: unknown, no certificate, and said why.
+	// On the list but not in the directory: looked up, nothing found.
 	got = env.Peer(ctx, "agency-z.govt.nz")
-	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "LDAP discovery") {
+	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "LDAP discovery: discovery: no usable certificate found") {
 		t.Fatalf("agency-z: %+v", got)
 	}
 }

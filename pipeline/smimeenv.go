@@ -93,7 +93,7 @@ func NewSMIMEEnv(p *policy.Policy, create bool) (*SMIMEEnv, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Discoverer = d
+		e.Discoverer = scopedDiscoverer{d: d, p: p, store: s}
 	}
 	return e, nil
 }
