@@ -30,6 +30,10 @@ type SMIMEEnv struct {
 	// the env was built read-only (StoreNote says so).
 	Store     *smime.PeerStore
 	StoreNote string
+	// Discoverer, when set (smime.ldap or smime.ca_ldap, and a peer
+	// store), is asked by Peer for a domain without a valid certificate
+	// (issue 15, pipeline/discovery.go).
+	Discoverer PeerDiscoverer
 }
 
 // CRLFetchers, when set (tests), replaces the CRL cache's fetchers.
@@ -84,6 +88,13 @@ func NewSMIMEEnv(p *policy.Policy, create bool) (*SMIMEEnv, error) {
 		return nil, err
 	}
 	e.Store = s
+	if p.SMIME.Discovery.Enabled() {
+		d, err := NewDiscoverer(p, e)
+		if err != nil {
+			return nil, err
+		}
+		e.Discoverer = scopedDiscoverer{d: d, p: p, store: s}
+	}
 	return e, nil
 }
 
@@ -95,6 +106,18 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 		return out
 	}
 	pv := e.Store.Peer(ctx, e.Validator, domain)
+	if pv.Cert == nil && e.Discoverer != nil {
+		// Table 1: "Auto-discover valid public key certificate (LDAP).
+		// Success: Send message" (R43, R58: also when the stored one is
+		// expired or revoked).
+		before := pv.Reasons
+		found, why := e.Discoverer.Discover(ctx, domain)
+		if found {
+			pv = e.Store.Peer(ctx, e.Validator, domain)
+			pv.Reasons = append(before, pv.Reasons...)
+		}
+		pv.Reasons = append(pv.Reasons, why...)
+	}
 	certs, _ := e.Store.Certificates(domain)
 	out.HasCerts = len(certs) > 0 || pv.Cert != nil
 	out.State, out.Reasons = pv.State, pv.Reasons

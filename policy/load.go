@@ -130,6 +130,15 @@ func Parse(name string, data []byte, overrides []string) (*Policy, error) {
 			probs = append(probs, Problem{it.file, it.line, it.key, err.Error()})
 		}
 	}
+	listProbs, listWarnings := applyListFiles(p) // R55, R108: lists read from LDAP
+	for _, pr := range listProbs {
+		pr.File, pr.Line = name, lines[pr.Key]
+		probs = append(probs, pr)
+	}
+	for _, pr := range listWarnings {
+		pr.File, pr.Line = name, lines[pr.Key]
+		p.Warnings = append(p.Warnings, pr)
+	}
 	for _, pr := range crossCheck(p) {
 		pr.File, pr.Line = name, lines[pr.Key]
 		probs = append(probs, pr)

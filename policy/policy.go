@@ -59,6 +59,7 @@ type Policy struct {
 	Outbound       OutboundPolicy
 	TLSPolicy      TLSPolicyPolicy
 	SMIME          SMIMEPolicy
+	Lists          ListsPolicy // accredited lists read from LDAP (R55, R108)
 
 	// Runtime is how the daemons run (where they listen, what they log,
 	// which resolver, how generated mail is submitted), apart from the

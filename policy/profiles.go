@@ -51,6 +51,7 @@ func profileDefaults(profile string) *Policy {
 	p.Inbound.WarningMode, p.Inbound.Unverified = WarnWrap, UnverifiedWarn
 	p.Notify = NotifyPolicy{RateCount: 10, RateWindow: time.Hour}
 	p.SMIME = defaultSMIME() // off in every profile until the milter signs and encrypts (issue 14)
+	p.Lists = defaultLists()
 	switch profile {
 	case ProfileSGE:
 		p.Inbound.MinTLS = "1.2"

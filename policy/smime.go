@@ -57,6 +57,8 @@ type SMIMEPolicy struct {
 	// message) instead of losing it.
 	HeldMaxCount int
 	HeldMaxSize  int64
+	// Discovery: finding peer certificates in LDAP (issue 15, discovery.go).
+	Discovery SMIMEDiscovery
 }
 
 // SMIMEIdentity is one smime.identities entry.
@@ -80,6 +82,7 @@ func defaultSMIME() SMIMEPolicy {
 		RetryInterval: 15 * time.Minute,
 		HeldMaxCount:  10000,
 		HeldMaxSize:   4 << 30,
+		Discovery:     defaultDiscovery(),
 	}
 }
 

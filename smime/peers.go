@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,8 +104,52 @@ func (s *PeerStore) Add(domain string, c *x509.Certificate) (bool, error) {
 		return false, nil
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	if err := WriteFileAtomic(dir, p, data); err != nil {
+	isNew, err := writeFileOnce(dir, p, data)
+	if err != nil {
 		return false, fmt.Errorf("smime: peer store: %w", err)
+	}
+	return isNew, nil
+}
+
+// writeFileOnce writes data to path unless it exists, as WriteFileAtomic
+// does, but puts the file in place with a hard link, which fails when the
+// file exists: of several writers adding the same certificate at once
+// (goroutines, or two gateways sharing the directory, issue 15 point 5)
+// exactly one learns it. On a filesystem without hard links it falls back
+// to a rename: the name is the content's fingerprint, so a second rename
+// replaces the file with the same bytes.
+func writeFileOnce(dir, path string, data []byte) (bool, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return false, err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return false, err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr, os.Chmod(tmp, 0o644)); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	lerr := os.Link(tmp, path)
+	switch {
+	case lerr == nil:
+		os.Remove(tmp)
+		return true, nil
+	case errors.Is(lerr, fs.ErrExist):
+		os.Remove(tmp)
+		return false, nil
+	}
+	if _, err := os.Stat(path); err == nil {
+		os.Remove(tmp)
+		return false, nil
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return false, err
 	}
 	return true, nil
 }

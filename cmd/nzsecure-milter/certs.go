@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register("certs", "list our S/MIME identities and the peer store with each certificate's state; certs check DOMAIN explains sending there", runCerts)
+	register("certs", "list our S/MIME identities and the peer store with each certificate's state; certs check DOMAIN explains sending there; certs discover|approve|reject|lists (LDAP, certsldap.go)", runCerts)
 }
 
 // certEnv is what the certs subcommand judges with: the S/MIME env the
@@ -59,6 +59,7 @@ type peerInfo struct {
 	Capabilities []string   `json:"capabilities"` // empty: none known (AES-256-CBC is used, RFC 8551 2.7.1.2)
 	Certificates []certInfo `json:"certificates"`
 	Problems     []string   `json:"problems,omitempty"`
+	Lists        []string   `json:"lists"` // the accredited lists the domain is on (R55)
 }
 
 type certsListing struct {
@@ -69,6 +70,7 @@ type certsListing struct {
 	PeerStore  string         `json:"peer_store"`
 	StoreNote  string         `json:"peer_store_note,omitempty"`
 	Peers      []peerInfo     `json:"peers"`
+	Discovery  *discoveryInfo `json:"discovery"` // LDAP discovery and pending approvals (certsldap.go)
 }
 
 func describeCert(c *x509.Certificate, vd smime.Verdict) certInfo {
@@ -104,7 +106,7 @@ func (e *certEnv) listing(ctx context.Context) certsListing {
 			continue
 		}
 		domain := de.Name()
-		pi := peerInfo{Domain: domain, Capabilities: []string{}, Certificates: []certInfo{}}
+		pi := peerInfo{Domain: domain, Capabilities: []string{}, Certificates: []certInfo{}, Lists: e.p.AccreditedLists(domain)}
 		certs, err := e.Store.Certificates(domain)
 		if err != nil {
 			pi.Problems = append(pi.Problems, err.Error())
@@ -118,6 +120,7 @@ func (e *certEnv) listing(ctx context.Context) certsListing {
 		l.Peers = append(l.Peers, pi)
 	}
 	sort.Slice(l.Peers, func(i, j int) bool { return l.Peers[i].Domain < l.Peers[j].Domain })
+	l.Discovery = e.discoveryListing(ctx)
 	return l
 }
 
@@ -166,7 +169,11 @@ func (l certsListing) text(w io.Writer) {
 		for _, pr := range p.Problems {
 			fmt.Fprintf(w, "    problem: %s\n", pr)
 		}
+		if len(p.Lists) > 0 {
+			fmt.Fprintf(w, "    lists: %s (R55)\n", strings.Join(p.Lists, ", "))
+		}
 	}
+	l.Discovery.text(w)
 }
 
 // sendCheck is what `certs check DOMAIN` finds.
@@ -248,7 +255,7 @@ func (sc sendCheck) text(w io.Writer) {
 // signed and encrypted; 1 when `check` finds it would be held or not sent
 // with S/MIME; 2 on usage or policy errors.
 func runCerts(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("certs", "[check DOMAIN]", stderr)
+	fs := newFlagSet("certs", "[check DOMAIN | discover DOMAIN | approve FINGERPRINT | reject FINGERPRINT | lists]", stderr)
 	var pf policyFlags
 	pf.add(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -258,13 +265,16 @@ func runCerts(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	isCheck := len(pos) == 2 && pos[0] == "check"
-	if len(pos) != 0 && !isCheck {
+	if len(pos) != 0 && !isCheck && !isDiscoveryVerb(pos) {
 		fs.Usage()
 		return 2
 	}
 	p, ok := pf.load(stderr)
 	if !ok {
 		return 2
+	}
+	if isDiscoveryVerb(pos) {
+		return runCertsDiscovery(p, pos, *asJSON, stdout, stderr)
 	}
 	env, err := newCertEnv(p)
 	if err != nil {

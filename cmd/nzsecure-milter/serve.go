@@ -129,6 +129,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// packets wait for our delayed ACK, ~40 ms a message (internal/quickack).
 	go func() { served <- srv.Serve(quickack.Listener(ln)) }()
 	log.Info("serving", "version", version, "listen", spec, "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
+	listsCtx, stopLists := context.WithCancel(context.Background())
+	defer stopLists()
+	listsChanged := startListRefresher(listsCtx, p, log) // R55, R108 (listrefresh.go)
 
 	for {
 		select {
@@ -138,6 +141,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			return 0
+		case <-listsChanged:
+			reload(srv, &pf, level, log)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reload(srv, &pf, level, log)

@@ -5,8 +5,16 @@
 package testldap
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,13 +29,28 @@ type Server struct {
 	Suffix string
 	RootDN string
 	RootPW string
-	dir    string
+	// Roots trusts the server's certificate (StartLDAPS only).
+	Roots *x509.CertPool
+	dir   string
 }
 
 // Start runs slapd for suffix (e.g. "c=NZ") with the entries of ldif. A
 // missing slapd fails the test in CI (CI set: .ci/run installs it) and
 // skips it elsewhere.
 func Start(t *testing.T, suffix, ldif string) *Server {
+	t.Helper()
+	return start(t, suffix, ldif, false)
+}
+
+// StartLDAPS is Start with slapd listening for ldaps:// (TLS from the
+// first byte) with a certificate for 127.0.0.1 made for the test, trusted
+// by Server.Roots.
+func StartLDAPS(t *testing.T, suffix, ldif string) *Server {
+	t.Helper()
+	return start(t, suffix, ldif, true)
+}
+
+func start(t *testing.T, suffix, ldif string, useTLS bool) *Server {
 	t.Helper()
 	slapd, err := exec.LookPath("slapd")
 	if err != nil {
@@ -59,6 +82,12 @@ rootpw %s
 directory %s/db
 maxsize 10485760
 `, dir, suffix, s.RootDN, s.RootPW, dir)
+	scheme := "ldap"
+	if useTLS {
+		certFile, keyFile, pool := tlsFiles(t, dir)
+		s.Roots, scheme = pool, "ldaps"
+		cfg = fmt.Sprintf("TLSCertificateFile %s\nTLSCertificateKeyFile %s\n", certFile, keyFile) + cfg
+	}
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +105,7 @@ maxsize 10485760
 	}
 	s.Addr = l.Addr().String()
 	l.Close()
-	cmd := exec.Command(slapd, "-f", conf, "-h", "ldap://"+s.Addr+"/", "-d", "0")
+	cmd := exec.Command(slapd, "-f", conf, "-h", scheme+"://"+s.Addr+"/", "-d", "0")
 	logf, err := os.Create(filepath.Join(dir, "slapd.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -123,4 +152,39 @@ func (s *Server) Stop(t *testing.T) {
 		}
 	}
 	t.Fatalf("slapd on %s did not stop", s.Addr)
+}
+
+// tlsFiles writes a self-signed certificate for 127.0.0.1 and its key.
+func tlsFiles(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{netip.MustParseAddr("127.0.0.1").AsSlice()},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = dir+"/tls.crt", dir+"/tls.key"
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(c)
+	return certFile, keyFile, pool
 }
