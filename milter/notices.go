@@ -21,6 +21,10 @@ type Notifier struct {
 	Log     *slog.Logger
 	Product string
 	Version string
+	// Submitter is the queue's: the extra copies of a message (issue 14,
+	// outbound S/MIME) are submitted through it synchronously, before the
+	// milter replies.
+	Submitter notify.Submitter
 }
 
 // NewNotifier builds the queue and rate limiter the policy asks for.
@@ -40,7 +44,7 @@ func NewNotifier(p *policy.Policy, log *slog.Logger, product, version string) (*
 		return nil, err
 	}
 	return &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{Logger: log, Backoff: 5 * time.Second}), Limiter: lim, Log: log,
-		Product: product, Version: version}, nil
+		Product: product, Version: version, Submitter: sub}, nil
 }
 
 // Close drains the queue (until ctx ends).
@@ -103,6 +107,11 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 	case policy.NoticePing:
 		return g.PingReply(hs, nt.To, notify.PingInfo{Product: n.Product, Version: n.Version,
 			Environment: p.Environment(), EnvironmentVersion: p.Profile, Agencies: p.Notify.Agencies})
+	case policy.NoticeDelayed:
+		// SECURE DELIVERY DELAYED (Table 1, 201-212) to the sender and the
+		// sender's postmaster; the held-mail retry runs hourly at most
+		// (RetryHours fills Table 2's "X hours").
+		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason, RetryHours: 1}})
 	case policy.NoticeHeld:
 		// The engine names the Table 3 code: 001 for classified mail held
 		// (R110), 002 for a DMARC-quarantined spoof (G-DMARC-IN).

@@ -42,8 +42,15 @@ type Transform struct {
 	Kind TransformKind `json:"kind"`
 	// Code is the Table 3 warning code (warn-* steps).
 	Code string `json:"code,omitempty"`
-	// Domain is the signing domain (dkim-sign).
+	// Domain is the signing domain (dkim-sign), the peer domain
+	// (smime-sign-encrypt).
 	Domain string `json:"domain,omitempty"`
+	// smime-sign-encrypt (issue 14): Signer is the SHA-256 fingerprint of
+	// our identity that signs, Cert the peer certificate's encrypted to,
+	// Cipher the content cipher (smime.Cipher's name).
+	Signer string `json:"signer,omitempty"`
+	Cert   string `json:"cert,omitempty"`
+	Cipher string `json:"cipher,omitempty"`
 }
 
 // finish makes v final: grading, transforms, notices. t is the whole

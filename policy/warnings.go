@@ -172,7 +172,8 @@ func (p *Policy) receipts(v *Verdict, t Transaction) {
 	}
 	switch v.Action {
 	case Accept:
-		v.Notices = append(v.Notices, Notice{Kind: NoticeReceipt, To: sender, Rcpts: without(t.Envelope.Rcpts, v.RemoveRcpts)})
+		// Held recipients (issue 14) are not delivered yet.
+		v.Notices = append(v.Notices, Notice{Kind: NoticeReceipt, To: sender, Rcpts: without(t.Envelope.Rcpts, append(v.HeldRcpts(), v.RemoveRcpts...))})
 	case Reject:
 		reason := ""
 		if v.Reply != nil {
