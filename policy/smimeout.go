@@ -239,7 +239,7 @@ func (v Verdict) FormsSummary(env Envelope) string {
 		parts = append(parts, fmt.Sprintf("%s (MTA transaction): %s", v.MainForm(), strings.Join(main, ", ")))
 	}
 	for _, c := range v.Copies {
-		s := fmt.Sprintf("%s", c.Form)
+		s := string(c.Form)
 		if c.Form == FormHeld {
 			s += " " + c.Code
 		}
