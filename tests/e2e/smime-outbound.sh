@@ -107,7 +107,7 @@ smime_msg() {
 }
 
 # file_for ID RCPT: the sink file of message ID delivered to RCPT.
-file_for() { sink_grep "^X-Test-Id: $1\$" | xargs -r grep -l "^X-Rcpt-Args: <$2>" 2>/dev/null | head -n 1; }
+file_for() { { sink_grep "^X-Test-Id: $1\$" | xargs -r grep -l "^X-Rcpt-Args: <$2>" 2>/dev/null || true; } | head -n 1; }
 
 # open_smime FILE TAG: decrypt with agency-b's key, then verify against
 # the CA; writes $WORK/TAG.dec and $WORK/TAG.out; status of the verify.
@@ -143,25 +143,29 @@ if wait_id "$id_a" 20; then
 		fail "a: inside the encryption is a signed-data entity" "$WORK/a.dec"
 	fi
 	if command -v gpgsm >/dev/null 2>&1; then
-		GH=$WORK/gnupg
-		mkdir -p "$GH" && chmod 700 "$GH"
-		echo disable-crl-checks >"$GH/gpgsm.conf"
+		# A short home under /tmp (gpg-agent's socket path is bounded);
+		# gpgsm 2.2 reads PKCS #12 with 3DES bags and a SHA-1 MAC only.
+		GH=$(mktemp -d /tmp/nzsm-e2e-gpgsm.XXXXXX)
+		printf '%s\n' allow-loopback-pinentry >"$GH/gpg-agent.conf"
+		printf '%s\n' disable-crl-checks disable-policy-checks >"$GH/gpgsm.conf"
 		fpr=$(openssl x509 -in "$PKI/ca.crt" -noout -fingerprint -sha1 | sed 's/.*=//')
 		echo "$fpr S relax" >"$GH/trustlist.txt"
-		openssl pkcs12 -export -in "$PKI/agency-b.crt" -inkey "$PKI/agency-b.key" -passout pass:x -out "$WORK/b.p12" 2>/dev/null
-		printf '%s\n' "allow-loopback-pinentry" >"$GH/gpg-agent.conf"
-		gpgsm_() { gpgsm --homedir "$GH" --batch --pinentry-mode loopback --passphrase x "$@"; }
-		gpgsm_ --import "$PKI/ca.crt" >"$WORK/gpgsm.log" 2>&1 || true
-		gpgsm_ --import "$WORK/b.p12" >>"$WORK/gpgsm.log" 2>&1 || true
+		openssl pkcs12 -export -in "$PKI/agency-b.crt" -inkey "$PKI/agency-b.key" -passout pass:x \
+			-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 -out "$GH/b.p12" 2>>"$WORK/gpgsm.log"
+		gpgsm_() { echo x | GNUPGHOME=$GH gpgsm --batch --status-fd 2 --pinentry-mode loopback --passphrase-fd 0 "$@"; }
+		gpgsm_ --import "$PKI/ca.crt" >>"$WORK/gpgsm.log" 2>&1 || true
+		gpgsm_ --import "$GH/b.p12" >>"$WORK/gpgsm.log" 2>&1 || true
 		sink_body "$f" | base64 -d >"$WORK/a.p7m" 2>/dev/null || true
 		if gpgsm_ --decrypt "$WORK/a.p7m" >"$WORK/a.gpgsm.dec" 2>>"$WORK/gpgsm.log" &&
-			sed '1,/^\r\{0,1\}$/d' "$WORK/a.gpgsm.dec" | base64 -d >"$WORK/a.gpgsm.p7s" 2>/dev/null &&
-			gpgsm_ --verify "$WORK/a.gpgsm.p7s" >>"$WORK/gpgsm.log" 2>&1; then
-			pass "a: gpgsm decrypts and verifies it"
+			tr -d '\r' <"$WORK/a.gpgsm.dec" | sed '1,/^$/d' | base64 -d >"$WORK/a.gpgsm.p7s" 2>/dev/null &&
+			gpgsm_ --verify --output "$WORK/a.gpgsm.out" "$WORK/a.gpgsm.p7s" 2>"$WORK/gpgsm.verify.log" &&
+			grep -q 'GOODSIG' "$WORK/gpgsm.verify.log" && grep -q "$BODY_LINE" "$WORK/a.gpgsm.out"; then
+			pass "a: gpgsm decrypts and verifies it (GOODSIG)"
 		else
-			fail "a: gpgsm decrypts and verifies it" "$WORK/gpgsm.log"
+			fail "a: gpgsm decrypts and verifies it" "$WORK/gpgsm.log" "$WORK/gpgsm.verify.log"
 		fi
-		gpgconf --homedir "$GH" --kill all >/dev/null 2>&1 || true
+		GNUPGHOME=$GH gpgconf --kill all >/dev/null 2>&1 || true
+		rm -rf "$GH"
 	fi
 else
 	fail "a: message $id_a reached the sink"
@@ -181,8 +185,8 @@ fi
 wait_until 20 eval '(( $(id_count "$id_b") >= 2 ))' || true
 sleep 1
 assert_eq 2 "$(id_count "$id_b")" "b: two copies at the sink (one per form)"
-n_peer=$(sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <bob@$PEER>" | wc -l)
-n_net=$(sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <someone@internet.example>" | wc -l)
+n_peer=$({ sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <bob@$PEER>" || true; } | wc -l)
+n_net=$({ sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <someone@internet.example>" || true; } | wc -l)
 assert_eq 1 "$n_peer" "b: bob@$PEER got exactly one copy"
 assert_eq 1 "$n_net" "b: someone@internet.example got exactly one copy"
 fb=$(file_for "$id_b" "bob@$PEER")
@@ -223,10 +227,10 @@ for to in "alice@$DOMAIN" "postmaster@$DOMAIN"; do
 		fail "c: SECURE DELIVERY DELAYED [Code: 201] notice to $to"
 	fi
 done
-if grep -F "\"queue_id\":\"$(queue_id)\"" "$WORK/milter.log" | grep -q 'held 201 (agency-r.govt.nz)'; then
-	pass "c: the decision says rita is held (201)"
+if grep -F '"msg":"decision"' "$WORK/milter.log" | grep -F '"recipients":["rita@agency-r.govt.nz"]' | grep -qF '"forms":"held 201 (agency-r.govt.nz): rita@agency-r.govt.nz"'; then
+	pass "c: the engine decided rita is held (201)"
 else
-	fail "c: the decision says rita is held (201)"
+	fail "c: the engine decided rita is held (201)"
 fi
 
 # ------------------------------------------------------------------ d
@@ -251,9 +255,9 @@ fi
 
 # ------------------------------------------------------- nothing lost/doubled
 assert_nothing_lost_or_doubled held
-n=$(sink_files | xargs -r grep -l '^X-Rcpt-Args: <rita@agency-r.govt.nz>' | wc -l)
+n=$({ sink_files | xargs -r grep -l '^X-Rcpt-Args: <rita@agency-r.govt.nz>' || true; } | wc -l)
 assert_eq 0 "$n" "all: nothing reached the revoked peer"
-clear=$(sink_files | xargs -r grep -l "^X-Rcpt-Args: <bob@$PEER>" | xargs -r grep -l "$BODY_LINE" | wc -l)
+clear=$({ sink_files | xargs -r grep -l "^X-Rcpt-Args: <bob@$PEER>" | xargs -r grep -l "$BODY_LINE" || true; } | wc -l)
 assert_eq 0 "$clear" "all: nothing reached $PEER in clear"
 
 stop_milter
