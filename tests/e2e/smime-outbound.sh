@@ -103,7 +103,9 @@ smime_msg() {
 	shift
 	to=$(IFS=,; echo "$*")
 	send_auth alice "$ALICE_PASS" --from "alice@$DOMAIN" --to "$to" \
-		--header "Subject: e2e smime $id" --add-header "X-Test-Id: $id" --body "$BODY_LINE"
+		--header "Subject: e2e smime $id" --add-header "X-Test-Id: $id" \
+		--add-header "MIME-Version: 1.0" --add-header "Content-Type: text/plain; charset=us-ascii" \
+		--add-header "Content-Transfer-Encoding: 7bit" --body "$BODY_LINE"
 }
 
 # file_for ID RCPT: the sink file of message ID delivered to RCPT.
@@ -126,12 +128,16 @@ if wait_id "$id_a" 20; then
 	unfolded_headers "$f" >"$WORK/a.headers"
 	assert_contains "$WORK/a.headers" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "a: the peer receives application/pkcs7-mime (enveloped-data)"
 	assert_not_contains "$f" "$BODY_LINE" "a: the text is not in clear at the peer"
+	assert_eq 1 "$(grep -ci '^Content-Type:' "$WORK/a.headers")" "a: one Content-Type outside (the original's moved inside the signed entity)"
+	assert_eq 1 "$(grep -ci '^MIME-Version:' "$WORK/a.headers")" "a: one MIME-Version"
+	assert_not_contains "$WORK/a.headers" '^Content-Transfer-Encoding: 7bit' "a: the original Content-Transfer-Encoding is not outside"
 	if open_smime "$f" a; then
 		pass "a: openssl cms -decrypt with agency-b's key and -verify -CAfile ca.crt accept it"
 	else
 		fail "a: openssl cms -decrypt/-verify accept it" "$WORK/a.err"
 	fi
 	assert_contains "$WORK/a.out" "$BODY_LINE" "a: the decrypted, verified content is alice's text"
+	assert_contains "$WORK/a.out" '^Content-Type: text/plain; charset=us-ascii' "a: the signed entity carries the original Content-Type"
 	if [[ -s $WORK/a.signer.pem ]] && [[ $(fp "$WORK/a.signer.pem") == $(fp "$PKI/agency-a-new.crt") ]]; then
 		pass "a: signed with the newest agency-a certificate (R37)"
 	else
