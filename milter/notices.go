@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -25,6 +26,10 @@ type Notifier struct {
 	// outbound S/MIME) are submitted through it synchronously, before the
 	// milter replies.
 	Submitter notify.Submitter
+	// SMIME is the S/MIME env of the notifier's state (nil when
+	// smime.mode is off): notices to a peer agency are signed and
+	// encrypted with it (R62).
+	SMIME *pipeline.SMIMEEnv
 }
 
 // NewNotifier builds the queue and rate limiter the policy asks for.
@@ -69,6 +74,14 @@ func (n *Notifier) Send(p *policy.Policy, v policy.Verdict, env policy.Envelope,
 			n.Log.Error("cannot build notice", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID, "error", err.Error())
 			continue
 		}
+		if len(nt.Transforms) > 0 {
+			// R62: to a peer agency only signed and encrypted; never in
+			// clear when that fails.
+			if msg.Data, err = n.signEncrypt(msg.Data, nt.Transforms); err != nil {
+				n.Log.Error("cannot sign and encrypt notice; not sent", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID, "error", err.Error())
+				continue
+			}
+		}
 		if !n.Queue.Enqueue(msg) {
 			n.Log.Error("notice queue full; notice dropped", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID)
 			continue
@@ -78,6 +91,26 @@ func (n *Notifier) Send(p *policy.Policy, v policy.Verdict, env policy.Envelope,
 }
 
 var errSuppressed = errors.New("notice suppressed")
+
+// errNoSMIMEEnv: a notice names an S/MIME transform but the notifier has
+// no S/MIME env.
+var errNoSMIMEEnv = errors.New("no S/MIME env for a notice to a peer agency")
+
+func (n *Notifier) signEncrypt(data []byte, trs []policy.Transform) ([]byte, error) {
+	if n.SMIME == nil {
+		return nil, errNoSMIMEEnv
+	}
+	for _, tr := range trs {
+		if tr.Kind != policy.TransformSMIMESignEncrypt {
+			return nil, fmt.Errorf("notice transform %q not supported", tr.Kind)
+		}
+		var err error
+		if data, err = n.SMIME.SignEncryptMessage(data, tr); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
 
 func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, env policy.Envelope, hs []policy.Header) (*notify.Message, error) {
 	domain := "localhost"

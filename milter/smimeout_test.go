@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,5 +184,51 @@ func TestSMIMECopyFailureTempfails(t *testing.T) {
 	r = m.send(smimeMessage("eve@agency-e.govt.nz", "x@internet.example"))
 	if r.act.Type != gomilter.ActionRejectWithCode || r.act.SMTPCode != 451 {
 		t.Errorf("failed hold: %v", r.act)
+	}
+}
+
+// R62: the notifier signs and encrypts a notice the engine marked for a
+// peer agency, and drops it (never sends it in clear) when it cannot.
+func TestSMIMENoticeSignedAndEncrypted(t *testing.T) {
+	p := testPolicy(t, `profile="seemail"`, `domains=["agency-a.govt.nz"]`,
+		`smime.identities=["agency-a.govt.nz:`+smimeFx+`agency-a-new.crt:`+smimeFx+`agency-a-new.key"]`,
+		`smime.trust_anchors=["`+smimeFx+`ca.crt"]`, `smime.peers="`+filepath.Join(t.TempDir(), "peers")+`"`, `smime.crl_check=false`)
+	env, err := pipeline.NewSMIMEEnv(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(smimeFx + "agency-b.crt")
+	certs, _ := smime.ParseCertificatesPEM(data)
+	if _, err := env.Store.Add("agency-b.govt.nz", certs[0]); err != nil {
+		t.Fatal(err)
+	}
+	sub := &captureSubmitter{}
+	lim, _ := notify.NewRateLimiter(notify.RateLimit{Count: 10, Window: time.Hour}, time.Now)
+	var logs syncBuffer
+	n := &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{}), Limiter: lim, SMIME: env,
+		Log: slog.New(slog.NewJSONHandler(&logs, nil))}
+	t.Cleanup(func() { n.Close(context.Background()) })
+	tr := policy.Transform{Kind: policy.TransformSMIMESignEncrypt, Domain: "agency-b.govt.nz",
+		Signer: smime.Fingerprint(env.Identities[0].Cert), Cert: smime.Fingerprint(certs[0]), Cipher: "aes128-cbc"}
+	v := policy.Verdict{Notices: []policy.Notice{
+		{Kind: policy.NoticeReceipt, To: "bob@agency-b.govt.nz", Rcpts: []string{"ann@agency-a.govt.nz"}, Transforms: []policy.Transform{tr}},
+		{Kind: policy.NoticeReceipt, To: "carl@agency-b.govt.nz", Rcpts: []string{"ann@agency-a.govt.nz"},
+			Transforms: []policy.Transform{{Kind: policy.TransformSMIMESignEncrypt, Domain: "agency-b.govt.nz", Signer: "gone", Cert: tr.Cert}}},
+	}}
+	n.Send(p, v, policy.Envelope{From: "bob@agency-b.govt.nz", QueueID: "Q1"}, []policy.Header{{Name: "From", Value: "bob@agency-b.govt.nz"}, {Name: "Subject", Value: "[RSVPDR] x"}})
+	msgs := sub.wait(t, 1)
+	time.Sleep(100 * time.Millisecond)
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if len(sub.msgs) != 1 || sub.to[0][0] != "bob@agency-b.govt.nz" {
+		t.Fatalf("submitted to %v, want bob only (carl's cannot be signed: dropped)", sub.to)
+	}
+	if !strings.Contains(msgs[0], "application/pkcs7-mime; smime-type=enveloped-data") || strings.Contains(msgs[0], notify.DeliveryReceiptText) {
+		t.Errorf("receipt not encrypted:\n%s", msgs[0])
+	}
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if !strings.Contains(logs.b.String(), "cannot sign and encrypt notice; not sent") {
+		t.Errorf("no log line for the dropped notice:\n%s", logs.b.String())
 	}
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
@@ -33,22 +34,28 @@ var ErrNoHoldStore = errors.New("no hold store for mail held on a certificate pr
 // configured; the transaction is tempfailed.
 var ErrNoSubmitter = errors.New("no submitter for the extra copies of a message")
 
-// lookupSMIMEOut gives the engine the S/MIME facts of an outbound message
-// (plain values, the engine does no I/O): for each recipient domain in
+// lookupSMIMEOut gives the engine the S/MIME facts of a message (plain
+// values, the engine does no I/O). Outbound: for each recipient domain in
 // scope (policy.SMIMEScope, which needs only whether the peer store holds
 // a certificate), what the gateway has for it (SMIMEEnv.Peer: validation,
-// CRLs), and our identity for the sender's domain. Out-of-scope and
-// internal domains are not looked up.
+// CRLs), and our identity for the sender's domain. Inbound: the envelope
+// sender's domain, where receipts and reports go (R62). Out-of-scope and
+// our own domains are not looked up.
 func (t *Transaction) lookupSMIMEOut(ctx context.Context, x policy.Transaction) policy.SMIMEOutbound {
 	e := t.st.SMIME
 	out := policy.SMIMEOutbound{}
-	if e == nil || t.pol.SMIME.Mode != policy.SMIMEOn || t.pol.Direction(t.conn, t.env) != policy.Outbound {
+	if e == nil || t.pol.SMIME.Mode != policy.SMIMEOn {
 		return out
 	}
 	out.On = true
+	outbound := t.pol.Direction(t.conn, t.env) == policy.Outbound
+	addrs := x.Envelope.Rcpts
+	if !outbound {
+		addrs = []string{x.Envelope.From}
+	}
 	seen := map[string]bool{}
-	for _, rcpt := range x.Envelope.Rcpts {
-		_, d, _ := strings.Cut(rcpt, "@")
+	for _, a := range addrs {
+		_, d, _ := strings.Cut(a, "@")
 		d = strings.ToLower(strings.TrimSuffix(d, "."))
 		if d == "" || seen[d] || t.pol.IsOurDomain(d) {
 			continue
@@ -67,10 +74,45 @@ func (t *Transaction) lookupSMIMEOut(ctx context.Context, x policy.Transaction) 
 		}
 		out.Peers[d] = e.Peer(ctx, d)
 	}
-	if len(out.Peers) > 0 {
+	if len(out.Peers) == 0 {
+		return out
+	}
+	if outbound {
 		out.Own = e.Own(ctx, t.pol.SMIMESenderDomain(x))
 	}
+	if len(t.pol.Domains) > 0 {
+		if nd := strings.ToLower(t.pol.Domains[0]); outbound && nd == out.Own.Domain {
+			out.NoticeOwn = out.Own
+		} else {
+			out.NoticeOwn = e.Own(ctx, nd)
+		}
+	}
 	return out
+}
+
+// SignEncryptMessage runs the smime-sign-encrypt transform tr over a whole
+// message (a notice the gateway generated, R62): data is its header block
+// and body, CRLF line ends; the result is the message as it leaves.
+func (e *SMIMEEnv) SignEncryptMessage(data []byte, tr policy.Transform) ([]byte, error) {
+	br := bufio.NewReader(bytes.NewReader(data))
+	hs, err := ReadRawHeaders(br, int64(len(data))+1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the message: %v", ErrSMIMEStep, err)
+	}
+	body, err := io.ReadAll(br)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := SMIMEStep{Env: e, Transform: tr}.Run(Current{Headers: hs, Body: func() io.Reader { return bytes.NewReader(body) }})
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(message.HeaderBlock(policy.ApplyEdits(hs, ch.Edits), "\r\n"))
+	if _, err := io.Copy(&b, ch.Body); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // SMIMEStep signs the current message with our identity and encrypts it

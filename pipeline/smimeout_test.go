@@ -386,3 +386,27 @@ func TestSMIMEStepFailsSafe(t *testing.T) {
 		t.Errorf("unknown signer: %v", err)
 	}
 }
+
+// R62: a generated notice to a peer is signed and encrypted whole; it
+// decrypts with the peer's key and holds the notice's text.
+func TestSignEncryptMessage(t *testing.T) {
+	f := newSMIMEState(t, nil)
+	id := loadID(t, "agency-a.govt.nz", "agency-a-new")
+	peer := loadID(t, "agency-b.govt.nz", "agency-b")
+	notice := "From: Postmaster <postmaster@agency-a.govt.nz>\r\nTo: bob@agency-b.govt.nz\r\nSubject: DELIVERY RECEIPT\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nYour message was delivered.\r\n"
+	out, err := f.st.SMIME.SignEncryptMessage([]byte(notice), policy.Transform{Kind: policy.TransformSMIMESignEncrypt,
+		Domain: "agency-b.govt.nz", Signer: smime.Fingerprint(id.Cert), Cert: smime.Fingerprint(peer.Cert), Cipher: "aes256-cbc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _, _ := bytes.Cut(out, []byte("\r\n\r\n"))
+	if !bytes.Contains(hdr, []byte("Subject: DELIVERY RECEIPT")) || !bytes.Contains(hdr, []byte("application/pkcs7-mime; smime-type=enveloped-data")) ||
+		bytes.Contains(hdr, []byte("quoted-printable")) {
+		t.Fatalf("headers:\n%s", hdr)
+	}
+	_, signed := openSMIME(t, out, peer)
+	if !bytes.Contains(signed.Content, []byte("Your message was delivered.")) || !bytes.Contains(signed.Content, []byte("Content-Transfer-Encoding: quoted-printable")) {
+		t.Errorf("inner entity %q", signed.Content)
+	}
+}

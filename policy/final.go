@@ -58,6 +58,7 @@ type Transform struct {
 func (p *Policy) finish(v *Verdict, t Transaction) {
 	p.gradeWarning(v, t.Headers)
 	p.filterNotices(v, t)
+	p.smimeNotices(v, t) // R62: notices to a peer agency signed and encrypted
 	p.chooseTransforms(v, t.Headers)
 }
 

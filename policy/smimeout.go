@@ -33,8 +33,12 @@ type SMIMEOutbound struct {
 	Own SMIMEOwn `json:"own"`
 	// Peers are the recipient domains (lower case) in scope, each with
 	// what the gateway has for it; a domain absent is taken as having no
-	// certificate at all.
+	// certificate at all. Inbound, the envelope sender's domain when in
+	// scope: receipts and reports go there (R62).
 	Peers map[string]SMIMEPeer `json:"peers,omitempty"`
+	// NoticeOwn is our identity for the domain notices come from
+	// (postmaster@ the first of domains, R92), for notices to a peer.
+	NoticeOwn SMIMEOwn `json:"notice_own"`
 }
 
 // FormKind names a form of the message.
@@ -260,4 +264,50 @@ func (v Verdict) HeldRcpts() []string {
 		}
 	}
 	return out
+}
+
+// smimeNotices: R62, "sign / encrypt all email to another Secure Email
+// Agency, with no exceptions i.e. including non-delivery response
+// receipts, delivery receipts": a notice to a domain in scope gets the
+// smime-sign-encrypt transform (signed as the notices' domain,
+// NoticeOwn). One that cannot be signed and encrypted (Table 1) is not
+// sent in clear: it is dropped with the reason (a notice is not held;
+// the original's decision is logged).
+func (p *Policy) smimeNotices(v *Verdict, t Transaction) {
+	if p.SMIME.Mode != SMIMEOn || len(v.Notices) == 0 {
+		return
+	}
+	kept := v.Notices[:0:0]
+	for _, n := range v.Notices {
+		_, d, _ := strings.Cut(BareAddress(n.To), "@")
+		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		if d == "" || p.IsOurDomain(d) {
+			kept = append(kept, n)
+			continue
+		}
+		peer, ok := t.SMIMEOut.Peers[d]
+		if !ok {
+			peer = SMIMEPeer{Domain: d}
+		}
+		if in, _ := p.SMIMEScope(d, peer.HasCerts); !in {
+			kept = append(kept, n)
+			continue
+		}
+		own := t.SMIMEOut.NoticeOwn
+		if own.Domain == "" && len(p.Domains) > 0 {
+			own.Domain = p.Domains[0]
+		}
+		code, why := SMIMESendOutcome(peer, own)
+		if !t.SMIMEOut.On && code == "" {
+			code, why = "201", "the certificates for "+d+" were not looked up"
+		}
+		if code != "" {
+			v.reason("%s notice to <%s> not sent: it must be signed and encrypted (R62) but %s (Table 1, %s)", n.Kind, n.To, why, code)
+			continue
+		}
+		n.Transforms = []Transform{{Kind: TransformSMIMESignEncrypt, Domain: d, Signer: own.Fingerprint, Cert: peer.Fingerprint, Cipher: peer.Cipher}}
+		v.reason("%s notice to <%s> signed and encrypted (R62)", n.Kind, n.To)
+		kept = append(kept, n)
+	}
+	v.Notices = kept
 }

@@ -224,3 +224,39 @@ func TestSMIMEAfterRouting(t *testing.T) {
 		}
 	}
 }
+
+// R62: a DELIVERY RECEIPT to a peer agency's sender is signed and
+// encrypted (Notice.Transforms); with the peer's certificate revoked it
+// is not sent in clear but dropped, with the reason.
+func TestSMIMENoticeToPeer(t *testing.T) {
+	p := smimePolicy(t)
+	in := Transaction{Conn: Conn{ClientIP: internetIP, TLS: tls13},
+		Envelope: Envelope{From: "bob@agency-b.govt.nz", Rcpts: []string{"colleague@agency.govt.nz"}},
+		Headers:  hdrs("From", "bob@agency-b.govt.nz", "Subject", "[RSVPDR] minutes"), RSVPDR: true,
+		Mail:     MailChecks{SPF: &AuthCheck{Result: ResultPass}},
+		SMIMEOut: SMIMEOutbound{On: true, NoticeOwn: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid}}}
+	v := p.AtEndOfMessage(in)
+	if len(v.Notices) != 1 || v.Notices[0].Kind != NoticeReceipt || len(v.Notices[0].Transforms) != 1 {
+		t.Fatalf("notices %+v, reasons %q", v.Notices, v.Reasons)
+	}
+	if tr := v.Notices[0].Transforms[0]; tr.Kind != TransformSMIMESignEncrypt || tr.Domain != "agency-b.govt.nz" || tr.Signer != fpOwn || tr.Cert != fpPeer {
+		t.Errorf("notice transform %+v", tr)
+	}
+	in.SMIMEOut.Peers["agency-b.govt.nz"] = SMIMEPeer{Domain: "agency-b.govt.nz", HasCerts: true, State: smime.StateRevoked}
+	v = p.AtEndOfMessage(in)
+	if len(v.Notices) != 0 {
+		t.Errorf("a receipt to a revoked peer is sent: %+v", v.Notices)
+	}
+	found := false
+	for _, r := range v.Reasons {
+		found = found || strings.Contains(r, "receipt notice to <bob@agency-b.govt.nz> not sent") && strings.Contains(r, "201")
+	}
+	if !found {
+		t.Errorf("no reason for the dropped receipt: %q", v.Reasons)
+	}
+	// Out of scope: sent as before, without transforms.
+	in.Envelope.From, in.Headers = "a@gmail.example", hdrs("From", "a@gmail.example", "Subject", "[RSVPDR] x")
+	if v := p.AtEndOfMessage(in); len(v.Notices) != 1 || len(v.Notices[0].Transforms) != 0 {
+		t.Errorf("out of scope: %+v", v.Notices)
+	}
+}

@@ -31,6 +31,8 @@ type Notice struct {
 	Code   string     `json:"code,omitempty"`
 	Reason string     `json:"reason,omitempty"`
 	Rcpts  []string   `json:"recipients,omitempty"` // the recipients it is about
+	// Transforms: smime-sign-encrypt for a notice to a peer agency (R62).
+	Transforms []Transform `json:"transforms,omitempty"`
 }
 
 // verifiedSender reports whether the author domain fromDomain (normalised)
