@@ -302,6 +302,16 @@ func (t *Transaction) Original() io.Reader {
 	return io.MultiReader(HeaderBlock(t.raw), t.body.Reader())
 }
 
+// The held-mail retry (R57) re-enters here: it feeds the held original
+// (HeldMessage.Conn, .Envelope with the held recipients, the stored
+// message) through Begin, Rcpt, Header, EndOfHeaders, BodyChunk and
+// EndOfMessage of a State built as serve builds it (the S/MIME facts are
+// looked up afresh), then calls Forms on the verdict and CarryOut with
+// mainByMTA false, so every form that can leave is submitted. A form still
+// held comes back as a held form: the retrier keeps its stored copy
+// rather than Put it again (pass a HoldStore that does so), and sends the
+// verdict's SECURE DELIVERY DELAYED notices no more often than R94 allows.
+
 // CarryOut does what the forms not carried by the MTA's own transaction
 // need, in this order: each held form is Put in hold (on stable storage
 // when Put returns), then each other form is submitted through sub, with

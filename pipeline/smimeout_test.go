@@ -410,3 +410,23 @@ func TestSignEncryptMessage(t *testing.T) {
 		t.Errorf("inner entity %q", signed.Content)
 	}
 }
+
+// FuzzParseCipher: any name gives a cipher this package encrypts with or
+// an ErrSMIMEStep error, never a panic; the names it accepts round-trip.
+func FuzzParseCipher(f *testing.F) {
+	for _, s := range []string{"", "aes256-cbc", "aes128-cbc", "3des-cbc", "unknown", "AES256-CBC"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		c, err := ParseCipher(name)
+		if err != nil {
+			if !errors.Is(err, ErrSMIMEStep) {
+				t.Fatalf("%q: %v does not wrap ErrSMIMEStep", name, err)
+			}
+			return
+		}
+		if c == smime.CipherUnknown || (name != "" && c.String() != name) {
+			t.Fatalf("%q gave %v", name, c)
+		}
+	})
+}
