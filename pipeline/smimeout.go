@@ -157,6 +157,10 @@ func (s SMIMEStep) Run(cur Current) (Change, error) {
 	if _, err := io.Copy(&inner, io.LimitReader(cur.Body(), smime.MaxDER+1)); err != nil {
 		return Change{}, fmt.Errorf("%w: reading the body: %v", ErrSMIMEStep, err)
 	}
+	if inner.Len() > smime.MaxDER {
+		// Never a truncated signature: the message is tempfailed.
+		return Change{}, fmt.Errorf("%w: %w: the message is over %d bytes", ErrSMIMEStep, smime.ErrTooLarge, smime.MaxDER)
+	}
 	sig, err := smime.Sign(inner.Bytes(), id, false)
 	if err != nil {
 		return Change{}, fmt.Errorf("%w: %w", ErrSMIMEStep, err)
