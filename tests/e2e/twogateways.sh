@@ -27,6 +27,9 @@
 #   c. alice -> bob@agency-b.govt.nz + someone@internet.example: each gets
 #      exactly one copy; only the copy that crossed to B is encrypted, the
 #      internet one (straight from A to the sink) is plain.
+#   d. R62: alice's [RSVPDR] message to bob (A now uses STARTTLS towards B,
+#      so B sees alice verified): B's DELIVERY RECEIPT to alice is signed
+#      by agency-b and encrypted to agency-a's certificate.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -232,6 +235,44 @@ fi_=$(file_for "$id_c" "someone@internet.example")
 if [[ -n $fi_ ]]; then
 	assert_contains "$fi_" "$BODY_LINE" "c: the internet copy is plain text"
 	assert_not_contains "$fi_" 'pkcs7' "c: the internet copy is not S/MIME"
+fi
+
+# ------------------------------------------------------------------ d
+# R62: B answers alice's [RSVPDR] with a DELIVERY RECEIPT (R73: B must see
+# alice verified, SPF pass over TLS: A now offers STARTTLS to B, so the
+# capture after this point is TLS); B's notifier signs and encrypts it to
+# agency-a's certificate. It reaches the sink (B relays everything there)
+# as application/pkcs7-mime that agency-a's key opens.
+pf_postconf -e 'smtp_tls_security_level = may' >/dev/null
+postfix_cmd reload >/dev/null 2>&1 || true
+sleep 1
+id_d=$(unique_id)
+rc=0
+send_auth alice "$ALICE_PASS" --from "alice@$A" --to "bob@$B" \
+	--header "Subject: e2e two gateways receipt $id_d [RSVPDR]" --add-header "X-Test-Id: $id_d" --body "$BODY_LINE" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "d: alice -> bob@$B with [RSVPDR] accepted at A"
+else
+	fail "d: [RSVPDR] accepted at A (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+# B's receipt (A's own, R73 for its authenticated sender, comes from
+# postmaster@$A); the Subject may be folded, so the id is matched anywhere.
+receipt() {
+	{ sink_grep "$id_d" | xargs -r grep -l "^X-Rcpt-Args: <alice@$A>" | xargs -r grep -l "^From: Postmaster <postmaster@$B>" |
+		xargs -r grep -l '^Subject: DELIVERY RECEIPT' || true; } 2>/dev/null | head -n 1 | grep .
+}
+if wait_until 30 receipt; then
+	fr=$(receipt)
+	pass "d: B's DELIVERY RECEIPT to alice@$A reached the sink"
+	assert_contains "$fr" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "d: the receipt to the peer agency is encrypted (R62)"
+	if openssl cms -decrypt -recip "$PKI/agency-a-new.crt" -inkey "$PKI/agency-a-new.key" -in "$fr" -out "$WORK/d.dec" 2>"$WORK/d.err" &&
+		openssl cms -verify -CAfile "$PKI/ca.crt" -in "$WORK/d.dec" -out "$WORK/d.out" 2>>"$WORK/d.err"; then
+		pass "d: the receipt decrypts with agency-a's key and verifies (signed by agency-b)"
+	else
+		fail "d: the receipt decrypts with agency-a's key and verifies" "$WORK/d.err"
+	fi
+else
+	fail "d: a DELIVERY RECEIPT from B to alice@$A reached the sink within 30s (B must see alice verified: TLS between the gateways and SPF pass)" "$GWB/milter.log"
 fi
 
 # ------------------------------------------------------------------ end
