@@ -121,7 +121,10 @@ func (p *Policy) filterNotices(v *Verdict, t Transaction) {
 	kept := v.Notices[:0:0]
 notices:
 	for _, n := range v.Notices {
-		if n.Kind != NoticeHeld {
+		// A held-mail notice, and a SECURE DELIVERY DELAYED one to our
+		// own postmaster (Table 1), go to our side about mail we keep: no
+		// answer to the sender, always sent.
+		if n.Kind != NoticeHeld && !(n.Kind == NoticeDelayed && p.ourPostmaster(n.To)) {
 			for _, from := range froms {
 				if ok, why := ShouldNotify(from, t.Envelope.From, NotifyContext{To: n.To, Inbound: v.Direction == Inbound, Headers: t.Headers}); !ok {
 					v.reason("%s notice to <%s> not sent: %s", n.Kind, n.To, why)
@@ -132,6 +135,12 @@ notices:
 		kept = append(kept, n)
 	}
 	v.Notices = kept
+}
+
+// ourPostmaster: addr is postmaster@ one of our domains, or notify.admin.
+func (p *Policy) ourPostmaster(addr string) bool {
+	local, domain := SplitAddress(addr)
+	return strings.EqualFold(BareAddress(addr), p.Postmaster()) || strings.EqualFold(local, "postmaster") && p.IsOurDomain(domain)
 }
 
 // chooseTransforms lists the body transforms of a kept message: the

@@ -260,3 +260,15 @@ func TestSMIMENoticeToPeer(t *testing.T) {
 		t.Errorf("out of scope: %+v", v.Notices)
 	}
 }
+
+// A held message with the null sender: no notice to the (null) sender,
+// but our own postmaster is still told SECURE DELIVERY DELAYED.
+func TestSMIMEHeldNullSender(t *testing.T) {
+	p := smimePolicy(t)
+	tx := smimeTx(SMIMEOutbound{On: true, Own: ownOK}, "bob@agency-b.govt.nz")
+	tx.Envelope.From = ""
+	v := p.AtEndOfMessage(tx)
+	if len(v.Notices) != 1 || v.Notices[0].Kind != NoticeDelayed || v.Notices[0].To != "postmaster@agency.govt.nz" {
+		t.Errorf("notices %+v, reasons %q", v.Notices, v.Reasons)
+	}
+}
