@@ -109,6 +109,9 @@ type state struct {
 }
 
 func newState(ps pipeline.State, n *Notifier) *state {
+	if n != nil {
+		n.SMIME = ps.SMIME // R62: notices to a peer agency signed and encrypted
+	}
 	st := &state{State: ps, notifier: n}
 	st.refs.Store(1)
 	return st

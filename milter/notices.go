@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -21,6 +22,14 @@ type Notifier struct {
 	Log     *slog.Logger
 	Product string
 	Version string
+	// Submitter is the queue's: the extra copies of a message (issue 14,
+	// outbound S/MIME) are submitted through it synchronously, before the
+	// milter replies.
+	Submitter notify.Submitter
+	// SMIME is the S/MIME env of the notifier's state (nil when
+	// smime.mode is off): notices to a peer agency are signed and
+	// encrypted with it (R62).
+	SMIME *pipeline.SMIMEEnv
 }
 
 // NewNotifier builds the queue and rate limiter the policy asks for.
@@ -40,7 +49,7 @@ func NewNotifier(p *policy.Policy, log *slog.Logger, product, version string) (*
 		return nil, err
 	}
 	return &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{Logger: log, Backoff: 5 * time.Second}), Limiter: lim, Log: log,
-		Product: product, Version: version}, nil
+		Product: product, Version: version, Submitter: sub}, nil
 }
 
 // Close drains the queue (until ctx ends).
@@ -65,6 +74,14 @@ func (n *Notifier) Send(p *policy.Policy, v policy.Verdict, env policy.Envelope,
 			n.Log.Error("cannot build notice", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID, "error", err.Error())
 			continue
 		}
+		if len(nt.Transforms) > 0 {
+			// R62: to a peer agency only signed and encrypted; never in
+			// clear when that fails.
+			if msg.Data, err = n.signEncrypt(msg.Data, nt.Transforms); err != nil {
+				n.Log.Error("cannot sign and encrypt notice; not sent", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID, "error", err.Error())
+				continue
+			}
+		}
 		if !n.Queue.Enqueue(msg) {
 			n.Log.Error("notice queue full; notice dropped", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID)
 			continue
@@ -74,6 +91,26 @@ func (n *Notifier) Send(p *policy.Policy, v policy.Verdict, env policy.Envelope,
 }
 
 var errSuppressed = errors.New("notice suppressed")
+
+// errNoSMIMEEnv: a notice names an S/MIME transform but the notifier has
+// no S/MIME env.
+var errNoSMIMEEnv = errors.New("no S/MIME env for a notice to a peer agency")
+
+func (n *Notifier) signEncrypt(data []byte, trs []policy.Transform) ([]byte, error) {
+	if n.SMIME == nil {
+		return nil, errNoSMIMEEnv
+	}
+	for _, tr := range trs {
+		if tr.Kind != policy.TransformSMIMESignEncrypt {
+			return nil, fmt.Errorf("notice transform %q not supported", tr.Kind)
+		}
+		var err error
+		if data, err = n.SMIME.SignEncryptMessage(data, tr); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
 
 func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, env policy.Envelope, hs []policy.Header) (*notify.Message, error) {
 	domain := "localhost"
@@ -107,6 +144,11 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 		// Table 1, receiving column: "Notify Recipient's Postmaster" of a
 		// message delivered with an UNVERIFIED certificate warning (101-115).
 		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason}})
+	case policy.NoticeDelayed:
+		// SECURE DELIVERY DELAYED (Table 1, 201-212) to the sender and the
+		// sender's postmaster; the held-mail retry runs hourly at most
+		// (RetryHours fills Table 2's "X hours").
+		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason, RetryHours: 1}})
 	case policy.NoticeHeld:
 		// The engine names the Table 3 code: 001 for classified mail held
 		// (R110), 002 for a DMARC-quarantined spoof (G-DMARC-IN).

@@ -13,6 +13,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -289,18 +290,41 @@ func hostNameLike(s string) bool {
 // Everything is rendered and checked before the first change is sent, so
 // a verdict is applied whole or not at all.
 func (s *session) apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Response, error) {
-	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine) {
-		out, err := s.tx.Output(v)
+	if m != nil && (v.Action == policy.Accept || v.Action == policy.Quarantine || v.Action == policy.Discard && len(v.Copies) > 0) {
+		// Every form rendered first (pipeline.Forms); the main one is this
+		// transaction's, the others (issue 14: S/MIME copies, held
+		// recipients) are held and submitted before the reply.
+		forms, err := s.tx.Forms(v)
 		if err != nil {
 			return nil, err
 		}
-		if err := fitsPacket(out.Edits); err != nil {
-			return nil, err
+		var out *pipeline.Output
+		for _, f := range forms {
+			if f.Main {
+				out = f.Output
+			}
 		}
-		for _, r := range v.RemoveRcpts {
+		if out != nil {
+			if err := fitsPacket(out.Edits); err != nil {
+				return nil, err
+			}
+		}
+		removed := v.RemoveRcpts
+		if len(v.Copies) > 0 {
+			if err := s.carryOut(v, forms); err != nil {
+				return nil, err
+			}
+			for _, c := range v.Copies {
+				removed = append(removed[:len(removed):len(removed)], c.Rcpts...)
+			}
+		}
+		for _, r := range removed {
 			if err := m.DeleteRecipient(r); err != nil {
 				return nil, fmt.Errorf("removing recipient %s: %w", r, err)
 			}
+		}
+		if out == nil {
+			return gomilter.RespDiscard, nil
 		}
 		// With OptHeaderLeadingSpace the MTA writes values exactly as given,
 		// without the space it otherwise puts after the colon.
@@ -358,6 +382,28 @@ func (s *session) apply(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respon
 		return gomilter.RejectWithCodeAndReason(uint16(v.Reply.Code), v.Reply.Status+" "+clipText(v.Reply.Text, maxReplyText))
 	}
 	return nil, fmt.Errorf("verdict with action %q cannot end a transaction", v.Action)
+}
+
+// carryOut puts the held recipients in the hold store and submits the
+// extra copies (pipeline.CarryOut) before the milter replies; a failure
+// tempfails the whole transaction (nothing lost). The extra copies go
+// through the notifier's Submitter: runtime.submit must reach the MTA
+// without passing this milter again (README: non_smtpd_milters).
+func (s *session) carryOut(v policy.Verdict, forms []pipeline.Form) error {
+	var sub notify.Submitter
+	if s.st.notifier != nil {
+		sub = s.st.notifier.Submitter
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pipeline.CheckTimeout)
+	defer cancel()
+	done, err := s.tx.CarryOut(ctx, forms, sub, s.st.Hold, true)
+	env := s.tx.Envelope()
+	if err != nil {
+		s.srv.log.Error("carrying out the forms of the message failed; tempfailed", "queue_id", env.QueueID, "done", done, "error", err.Error())
+		return err
+	}
+	s.srv.log.Info("forms of the message", "queue_id", env.QueueID, "forms", done, "where", v.FormsSummary(env))
+	return nil
 }
 
 // maxEditData is the most header name and value bytes one edit may carry:
@@ -460,6 +506,11 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 	}
 	if len(v.RemoveRcpts) > 0 {
 		attrs = append(attrs, "recipients_removed", v.RemoveRcpts)
+	}
+	if len(v.Copies) > 0 {
+		// Issue 14: where each recipient went (MTA transaction, S/MIME
+		// copy, held), also when the transaction itself is discarded.
+		attrs = append(attrs, "copies", v.Copies, "forms", v.FormsSummary(env))
 	}
 	// R113: every breach attempt is an audit event of its own.
 	for _, b := range v.Breaches {

@@ -388,10 +388,6 @@ func contentHeaders(hs []policy.Header) []policy.Header {
 	return out
 }
 
-func isContentHeader(name string) bool {
-	return strings.HasPrefix(strings.ToLower(strings.TrimRight(name, " \t")), "content-")
-}
-
 // decodeBody undoes the entity's Content-Transfer-Encoding, bounded.
 func decodeBody(hs []policy.Header, body []byte) ([]byte, error) {
 	cte := ""

@@ -35,6 +35,9 @@ type State struct {
 	// SMIME is the S/MIME env of the load (issue 14), nil when
 	// smime.mode is off.
 	SMIME *SMIMEEnv
+	// Hold keeps mail held on a certificate problem (issue 14; the
+	// held-mail helper's store); nil: such mail is tempfailed.
+	Hold HoldStore
 }
 
 // NewState builds what one policy load runs with: its DKIM signers (keys
@@ -286,6 +289,13 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 			io.MultiReader(HeaderBlock(t.raw), t.body.Reader()))
 		cancel()
 	}
+	if t.st.SMIME != nil {
+		// Outbound S/MIME facts (issue 14); CRL fetches are bounded by
+		// smime.crl_timeout, the whole look-up by CheckTimeout.
+		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
+		x.SMIMEOut = t.lookupSMIMEOut(ctx, x)
+		cancel()
+	}
 	return t.final(t.pol.AtEndOfMessage(x))
 }
 
@@ -319,6 +329,8 @@ func (t *Transaction) Steps(v policy.Verdict) ([]Step, error) {
 			// that failed to load refuses the policy, so only a name
 			// mismatch): signed by no one, as before.
 			steps = append(steps, SignStep{Signer: t.st.Signers[tr.Domain]})
+		case policy.TransformSMIMESignEncrypt:
+			steps = append(steps, SMIMEStep{Env: t.st.SMIME, Transform: tr})
 		default:
 			return nil, fmt.Errorf("unknown body transform %q", tr.Kind)
 		}

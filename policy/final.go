@@ -42,8 +42,15 @@ type Transform struct {
 	Kind TransformKind `json:"kind"`
 	// Code is the Table 3 warning code (warn-* steps).
 	Code string `json:"code,omitempty"`
-	// Domain is the signing domain (dkim-sign).
+	// Domain is the signing domain (dkim-sign), the peer domain
+	// (smime-sign-encrypt).
 	Domain string `json:"domain,omitempty"`
+	// smime-sign-encrypt (issue 14): Signer is the SHA-256 fingerprint of
+	// our identity that signs, Cert the peer certificate's encrypted to,
+	// Cipher the content cipher (smime.Cipher's name).
+	Signer string `json:"signer,omitempty"`
+	Cert   string `json:"cert,omitempty"`
+	Cipher string `json:"cipher,omitempty"`
 }
 
 // finish makes v final: grading, transforms, notices. t is the whole
@@ -51,6 +58,7 @@ type Transform struct {
 func (p *Policy) finish(v *Verdict, t Transaction) {
 	p.gradeWarning(v, t.Headers)
 	p.filterNotices(v, t)
+	p.smimeNotices(v, t) // R62: notices to a peer agency signed and encrypted
 	p.chooseTransforms(v, t.Headers)
 }
 
@@ -113,7 +121,10 @@ func (p *Policy) filterNotices(v *Verdict, t Transaction) {
 	kept := v.Notices[:0:0]
 notices:
 	for _, n := range v.Notices {
-		if n.Kind != NoticeHeld {
+		// A held-mail notice, and a SECURE DELIVERY DELAYED one to our
+		// own postmaster (Table 1), go to our side about mail we keep: no
+		// answer to the sender, always sent.
+		if n.Kind != NoticeHeld && !(n.Kind == NoticeDelayed && p.ourPostmaster(n.To)) {
 			for _, from := range froms {
 				if ok, why := ShouldNotify(from, t.Envelope.From, NotifyContext{To: n.To, Inbound: v.Direction == Inbound, Headers: t.Headers}); !ok {
 					v.reason("%s notice to <%s> not sent: %s", n.Kind, n.To, why)
@@ -124,6 +135,12 @@ notices:
 		kept = append(kept, n)
 	}
 	v.Notices = kept
+}
+
+// ourPostmaster: addr is postmaster@ one of our domains, or notify.admin.
+func (p *Policy) ourPostmaster(addr string) bool {
+	local, domain := SplitAddress(addr)
+	return strings.EqualFold(BareAddress(addr), p.Postmaster()) || strings.EqualFold(local, "postmaster") && p.IsOurDomain(domain)
 }
 
 // chooseTransforms lists the body transforms of a kept message: the

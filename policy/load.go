@@ -230,7 +230,6 @@ func lintWarnings(p *Policy) Problems {
 		// The embedded default has none: a new installation must set them.
 		out = append(out, Problem{Key: "domains", Msg: "warning: no domains configured: every outbound message is refused (R66) and no inbound From: is recognised as ours (005); set domains = [\"your-agency.govt.nz\"]"})
 	}
-	out = append(out, smimeWarnings(p)...)
 	return out
 }
 

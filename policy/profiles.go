@@ -50,7 +50,7 @@ func profileDefaults(profile string) *Policy {
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
 	p.Inbound.WarningMode, p.Inbound.Unverified = WarnWrap, UnverifiedWarn
 	p.Notify = NotifyPolicy{RateCount: 10, RateWindow: time.Hour}
-	p.SMIME = defaultSMIME() // off in every profile until the milter signs and encrypts (issue 14)
+	p.SMIME = defaultSMIME() // off, on under seemail below (issue 14)
 	p.Lists = defaultLists()
 	switch profile {
 	case ProfileSGE:
@@ -78,6 +78,8 @@ func profileDefaults(profile string) *Policy {
 		// As sge: SPF enforced (spec 000), Sender ID recorded.
 		p.Inbound.SPF, p.Inbound.SenderID = ModeEnforce, ModeTag
 		p.Inbound.DKIM, p.Inbound.DMARC = ModeTag, ModeTag
+		// SEEMail is domain S/MIME between agency gateways (R62-R72).
+		p.SMIME.Mode = SMIMEOn
 	default:
 		return nil
 	}

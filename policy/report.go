@@ -28,6 +28,9 @@ type Report struct {
 	Notices        []Notice    `json:"notices"`
 	// Transforms are the body transforms the gateway runs, in order.
 	Transforms []Transform `json:"transforms"`
+	// Copies are the other forms of the message (outbound S/MIME, issue
+	// 14), each with its recipients.
+	Copies []Copy `json:"copies"`
 }
 
 // Report renders the verdict for `check`. Lists are never null.
@@ -40,6 +43,7 @@ func (v Verdict) Report() Report {
 		WarningMode:       string(v.WarningMode),
 		Notices:           append([]Notice{}, v.Notices...),
 		Transforms:        append([]Transform{}, v.Transforms...),
+		Copies:            append([]Copy{}, v.Copies...),
 		Classification:    v.Classification,
 		Unreadable:        append([]string{}, v.Unreadable...),
 		Reasons:           append([]string{}, v.Reasons...),

@@ -18,8 +18,9 @@ const (
 	SMIMEOn  SMIMEMode = "on"
 )
 
-// SMIMEPolicy holds the [smime] keys (issue 14 point 2). The milter does
-// not act on them yet: `nzsecure-milter certs` reads them.
+// SMIMEPolicy holds the [smime] keys (issue 14 point 2): the milter signs
+// and encrypts outbound mail to the domains in scope (policy/smimeout.go),
+// `nzsecure-milter certs` lists the certificates.
 type SMIMEPolicy struct {
 	Mode SMIMEMode
 	// Identities are our DCA certificates with their keys, several per
@@ -66,9 +67,9 @@ type SMIMEIdentity struct {
 	Domain, CertFile, KeyFile string
 }
 
-// defaultSMIME: the same in every profile for now. smime.mode becomes "on"
-// under seemail when the milter signs and encrypts (issue 14 point 3); until
-// then "on" would promise what the milter does not do.
+// defaultSMIME: the same in every profile, mode off; profileDefaults turns
+// it on under seemail (issue 14 point 2: "on under seemail, off
+// elsewhere"), now that the milter signs and encrypts.
 func defaultSMIME() SMIMEPolicy {
 	return SMIMEPolicy{
 		Mode:       SMIMEOff,
@@ -242,13 +243,4 @@ func fingerprints(v any) ([]string, error) {
 		return nil, fmt.Errorf("bad fingerprint: %s", strings.Join(bad, "; "))
 	}
 	return out, nil
-}
-
-// smimeWarnings: smime.mode = "on" is valid but not yet acted on.
-func smimeWarnings(p *Policy) Problems {
-	if p.SMIME.Mode != SMIMEOn {
-		return nil
-	}
-	return Problems{{Key: "smime.mode", Msg: `warning: "on" is not yet acted on by the milter: mail is neither signed nor encrypted, and S/MIME mail arriving is not decrypted or verified (issue 14); ` +
-		"`nzsecure-milter certs` shows the certificates it would use"}}
 }

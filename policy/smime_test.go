@@ -7,13 +7,17 @@ import (
 	"time"
 )
 
-// The [smime] defaults are the same in every profile, mode off (issue 14
-// point 2: "on" under seemail comes with signing and encryption).
+// The [smime] defaults are the same in every profile but the mode: on
+// under seemail, off elsewhere (issue 14 point 2). No warning either way.
 func TestSMIMEDefaults(t *testing.T) {
 	for _, prof := range []string{ProfileSGE, ProfileSecureMail, ProfileSEEMail} {
 		p := mustPolicy(t, `profile="`+prof+`"`)
 		s := p.SMIME
-		if s.Mode != SMIMEOff || !s.CRLCheck || s.CRLTimeout != 10*time.Second || s.GiveUp != 72*time.Hour ||
+		wantMode := SMIMEOff
+		if prof == ProfileSEEMail {
+			wantMode = SMIMEOn
+		}
+		if s.Mode != wantMode || !s.CRLCheck || s.CRLTimeout != 10*time.Second || s.GiveUp != 72*time.Hour ||
 			s.Peers != "/var/lib/nzsecure-milter/peers" || s.CRLDir != "/var/lib/nzsecure-milter/crl" ||
 			len(s.Identities) != 0 || len(s.TrustAnchors) != 0 || len(s.CRLBypass) != 0 || len(s.EncryptTo) != 0 {
 			t.Errorf("%s: defaults %+v", prof, s)
@@ -47,8 +51,9 @@ func TestSMIMEKeysValid(t *testing.T) {
 	if len(s.CRLBypass) != 2 || s.CRLBypass[0] != lower || s.CRLBypass[1] != lower {
 		t.Errorf("crl_bypass %q, want lower-case hex without colons", s.CRLBypass)
 	}
-	if len(p.Warnings) != 1 || p.Warnings[0].Key != "smime.mode" {
-		t.Errorf("warnings %v, want the smime.mode one", p.Warnings)
+	// "on" is acted on now (issue 14): no warning.
+	if len(p.Warnings) != 0 {
+		t.Errorf("warnings %v, want none", p.Warnings)
 	}
 }
 

@@ -66,6 +66,8 @@ type Transaction struct {
 	// SMIMEIn is what the pipeline found in an inbound S/MIME message
 	// (issue 14 point 4); nil when there is none or smime.mode is off.
 	SMIMEIn *SMIMEInbound
+	// SMIMEOut are the outbound S/MIME facts (pipeline.SMIMEEnv, issue 14).
+	SMIMEOut SMIMEOutbound
 }
 
 // Direction says which way a message travels through the gateway.
@@ -174,7 +176,10 @@ type Verdict struct {
 	WarningSeverity string
 	// Transforms are the body transforms to run, in order, on a kept
 	// message: the warning, then DKIM signing last (issue 13 point 4).
-	Transforms     []Transform
+	Transforms []Transform
+	// Copies are the other forms of the message (outbound S/MIME, issue
+	// 14): their recipients leave the main transaction (MainRcpts).
+	Copies         []Copy
 	Classification string
 	// Unreadable is the transaction's unreadable list, for the decision
 	// log and `check` (issue 11).

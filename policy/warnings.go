@@ -31,6 +31,8 @@ type Notice struct {
 	Code   string     `json:"code,omitempty"`
 	Reason string     `json:"reason,omitempty"`
 	Rcpts  []string   `json:"recipients,omitempty"` // the recipients it is about
+	// Transforms: smime-sign-encrypt for a notice to a peer agency (R62).
+	Transforms []Transform `json:"transforms,omitempty"`
 }
 
 // verifiedSender reports whether the author domain fromDomain (normalised)
@@ -172,7 +174,8 @@ func (p *Policy) receipts(v *Verdict, t Transaction) {
 	}
 	switch v.Action {
 	case Accept:
-		v.Notices = append(v.Notices, Notice{Kind: NoticeReceipt, To: sender, Rcpts: without(t.Envelope.Rcpts, v.RemoveRcpts)})
+		// Held recipients (issue 14) are not delivered yet.
+		v.Notices = append(v.Notices, Notice{Kind: NoticeReceipt, To: sender, Rcpts: without(t.Envelope.Rcpts, append(v.HeldRcpts(), v.RemoveRcpts...))})
 	case Reject:
 		reason := ""
 		if v.Reply != nil {

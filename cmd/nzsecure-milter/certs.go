@@ -136,7 +136,7 @@ func writeCertText(w io.Writer, indent string, c certInfo) {
 }
 
 func (l certsListing) text(w io.Writer) {
-	fmt.Fprintf(w, "smime.mode: %s (the milter does not sign or encrypt yet, issue 14)\n", l.Mode)
+	fmt.Fprintf(w, "smime.mode: %s\n", l.Mode)
 	if !l.CRLCheck {
 		fmt.Fprintln(w, "CRL checks: off (smime.crl_check = false, R59)")
 	}
@@ -248,7 +248,6 @@ func (sc sendCheck) text(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "  outcome:       %s\n", sc.Explain)
-	fmt.Fprintln(w, "  (the milter does not sign or encrypt yet, issue 14: this is what it will do)")
 }
 
 // runCerts: exit 0 when listed, or for `check` when the mail would be

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/message"
@@ -120,7 +121,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}
-	tx, v, err := pipeline.Begin(pipeline.State{Policy: p, Checker: runner, Signers: signers}, conn, env, time.Now())
+	st := pipeline.State{Policy: p, Checker: runner, Signers: signers}
+	if p.SMIME.Mode == policy.SMIMEOn {
+		// As serve (issue 14), but looking never creates a directory.
+		if st.SMIME, err = pipeline.NewSMIMEEnv(p, false); err != nil {
+			fmt.Fprintf(stderr, "check: %v\n", err)
+			return 1
+		}
+	}
+	tx, v, err := pipeline.Begin(st, conn, env, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
@@ -172,16 +181,17 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	// The verdict carried out as the milter carries it: the transform
 	// chain runs for a kept message; a failure is the milter's tempfail.
-	var output *pipeline.Output
-	if v.Action == policy.Accept || v.Action == policy.Quarantine {
-		if output, err = tx.Output(v); err != nil {
+	var forms []pipeline.Form
+	if v.Action == policy.Accept || v.Action == policy.Quarantine || v.Action == policy.Discard && len(v.Copies) > 0 {
+		if forms, err = tx.Forms(v); err != nil {
+			forms = nil
 			v = policy.Verdict{Stage: v.Stage, Direction: v.Direction, Action: policy.Tempfail, Classification: v.Classification,
 				Reply:   &policy.Reply{Code: 451, Status: "4.3.0", Text: "Temporary failure in the secure-email filter; please try again later"},
 				Reasons: append(v.Reasons, "carrying out the verdict failed: "+err.Error())}
 		}
 	}
 	if *outPath != "" {
-		if err := writeOutput(*outPath, output, stdout); err != nil {
+		if err := writeOutput(*outPath, forms, stdout); err != nil {
 			fmt.Fprintf(stderr, "check: --output: %v\n", err)
 			return 1
 		}
@@ -196,7 +206,15 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		policy.Report
 		RSVPDR   bool               `json:"rsvpdr"`
 		Markings []classify.Marking `json:"markings"`
-	}{v.Report(), class.RSVPDR, class.Markings}
+		Forms    []formReport       `json:"forms"`
+	}{v.Report(), class.RSVPDR, class.Markings, []formReport{}}
+	for _, f := range forms {
+		fr := formReport{Form: f.Kind, Recipients: f.Rcpts, Main: f.Main}
+		if f.Held != nil {
+			fr.Code, fr.Domain = f.Held.Code, f.Held.Domain
+		}
+		report.Forms = append(report.Forms, fr)
+	}
 	if report.Markings == nil {
 		report.Markings = []classify.Marking{}
 	}
@@ -207,10 +225,30 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// formReport is one form of the message in the report (issue 14): which
+// recipients get it; main is the MTA's own transaction, the others are
+// copies the milter submits, held ones are kept by the gateway.
+type formReport struct {
+	Form       policy.FormKind `json:"form"`
+	Recipients []string        `json:"recipients"`
+	Main       bool            `json:"main"`
+	Code       string          `json:"code,omitempty"`
+	Domain     string          `json:"domain,omitempty"`
+}
+
+// FormSeparator starts each form in `check --output` when more than one
+// form of the message leaves the gateway (issue 14: a peer agency gets
+// the S/MIME form, an internet address the plain one): the line
+// "FormSeparator N KIND: RCPT, RCPT" and CRLF, then that form; N counts
+// from 1 in the report's "forms" order, held forms (which do not leave)
+// skipped. With one form leaving, the output is that message alone.
+const FormSeparator = "=== nzsecure-milter check form"
+
 // writeOutput writes the message as the gateway passes it on (`--output`):
 // nothing when it does not pass it on (refused, discarded, tempfailed).
-// "-" is stdout, and then the JSON report is not printed.
-func writeOutput(path string, o *pipeline.Output, stdout io.Writer) error {
+// "-" is stdout, and then the JSON report is not printed. Several forms
+// are written one after another, each after a FormSeparator line.
+func writeOutput(path string, forms []pipeline.Form, stdout io.Writer) error {
 	w := stdout
 	if path != "-" {
 		f, err := os.Create(path)
@@ -220,8 +258,19 @@ func writeOutput(path string, o *pipeline.Output, stdout io.Writer) error {
 		defer f.Close()
 		w = f
 	}
-	if o != nil {
-		if _, err := o.WriteTo(w); err != nil {
+	var leaving []pipeline.Form
+	for _, f := range forms {
+		if f.Output != nil && (len(f.Rcpts) > 0 || len(forms) == 1) {
+			leaving = append(leaving, f)
+		}
+	}
+	for i, f := range leaving {
+		if len(leaving) > 1 {
+			if _, err := fmt.Fprintf(w, "%s %d %s: %s\r\n", FormSeparator, i+1, f.Kind, strings.Join(f.Rcpts, ", ")); err != nil {
+				return err
+			}
+		}
+		if _, err := f.Output.WriteTo(w); err != nil {
 			return err
 		}
 	}

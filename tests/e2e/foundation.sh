@@ -307,7 +307,9 @@ else
 	fail "e: old policy in force: plaintext still refused with 5.7.10 (swaks exit $rc, reply '$reply')" "$SEND_OUT"
 fi
 
-printf '%s\n' 'profile = "seemail"' 'domains = ["agency.govt.nz"]' >"$POLICY"
+# seemail turns smime.mode on (issue 14): its peer store and CRL cache
+# stay in the work directory, not in /var/lib.
+printf '%s\n' 'profile = "seemail"' 'domains = ["agency.govt.nz"]' '[smime]' "peers = \"$WORK/peers\"" "crl_dir = \"$WORK/crl\"" >"$POLICY"
 log_lines=$(wc -l <"$WORK/milter.log")
 milter_signal HUP
 reloaded_logged() { new_log | grep -q '"policy reloaded".*"profile":"seemail"'; }

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# tests/e2e/twogateways.sh: two agency gateways on loopback, one per domain
+# (issue 14, "End-to-end through two Postfix+milter gateways").
+#
+#   gateway A: agency-a.govt.nz, lib.sh's private Postfix (submission on)
+#              with its milter; mail for agency-b.govt.nz is relayed
+#              (transport_maps) through a capturing TCP proxy to gateway B,
+#              everything else goes to the sink.
+#   gateway B: agency-b.govt.nz, a second private Postfix (this script's
+#              gw_b_* helpers: its own config, queue, ports, myhostname
+#              mx-b.e2e.test) with a second milter; it relays to the sink.
+#              Its internal_networks exclude loopback, so A's connection is
+#              inbound at B.
+#   Both use one test PKI (make-fixtures.sh, CRL on a loopback HTTP server):
+#   A holds agency-a's identities and agency-b's certificate, B agency-b's
+#   identity and agency-a's certificate.
+#
+#   a. alice@agency-a -> bob@agency-b.govt.nz: accepted at A; the capture
+#      between A and B shows application/pkcs7-mime (enveloped-data) and
+#      not the text; it reaches the sink once, through B.
+#   b. B's inbound side (decrypt, verify, X-NZ-Secure-email,
+#      Authentication-Results smime=): the message arrives at the sink
+#      decrypted, with alice's text, X-NZ-Secure-email and smime=pass.
+#      This is the inbound helper's work (issue 14 point 4): on a branch
+#      without it these checks FAIL (B passes the enveloped data on as
+#      it came).
+#   c. alice -> bob@agency-b.govt.nz + someone@internet.example: each gets
+#      exactly one copy; only the copy that crossed to B is encrypted, the
+#      internet one (straight from A to the sink) is plain.
+#   d. R62: alice's [RSVPDR] message to bob (A now uses STARTTLS towards B,
+#      so B sees alice verified): B's DELIVERY RECEIPT to alice is signed
+#      by agency-b and encrypted to agency-a's certificate.
+#
+# Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_init twogateways
+e2e_need python3
+A=agency-a.govt.nz
+B=agency-b.govt.nz
+ALICE_PASS=alice-secret-1
+BODY_LINE="Minutes of the joint steering group, for agency B."
+
+# ------------------------------------------------------------------- PKI
+PKI=$WORK/pki
+pick_port CRL_PORT
+if ! OUT=$PKI CDP_URL="http://127.0.0.1:$CRL_PORT/ca.crl" bash "$REPO_ROOT/testdata/smime/make-fixtures.sh" >"$WORK/pki.log" 2>&1; then
+	fail "make-fixtures.sh made the PKI" "$WORK/pki.log"
+	e2e_finish
+fi
+mkdir -p "$WORK/crlsrv" && cp "$PKI/ca.crl" "$WORK/crlsrv/ca.crl"
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/crlsrv" "$CRL_PORT" >>"$WORK/crl-http.log" 2>&1 &
+CRL_PID=$!
+e2e_track "$CRL_PID"
+e2e_record_pid "$CRL_PID"
+wait_until 10 port_listening "$CRL_PORT" || { fail "CRL server listens" "$WORK/crl-http.log"; e2e_finish; }
+
+mkdir -p "$WORK/peers-a/$B" "$WORK/peers-b/$A"
+cp "$PKI/agency-b.crt" "$WORK/peers-a/$B/agency-b.pem"
+cp "$PKI/agency-a-new.crt" "$WORK/peers-b/$A/agency-a-new.pem"
+
+cat >"$WORK/zone" <<EOF
+; twogateways.sh (tests/e2e/dnsd). Other names: NXDOMAIN.
+$A. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+$B. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+EOF
+start_dns "$WORK/zone"
+start_sink
+
+# ---------------------------------------------------------------- capture
+# A capturing TCP proxy between A and B: every byte A sends is appended
+# to $CAPTURE, every byte goes on to B unchanged.
+pick_port PROXY_PORT
+pick_port B_SMTP_PORT
+pick_port B_MILTER_PORT
+CAPTURE=$WORK/capture-a-to-b.txt
+cat >"$WORK/proxy.py" <<'EOF'
+import socket, sys, threading
+listen, target, capture = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+def pump(src, dst, log):
+    try:
+        while True:
+            b = src.recv(65536)
+            if not b:
+                break
+            if log:
+                with lock, open(capture, "ab") as f:
+                    f.write(b)
+            dst.sendall(b)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", listen))
+srv.listen(16)
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pump, args=(c, u, True), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
+EOF
+python3 "$WORK/proxy.py" "$PROXY_PORT" "$B_SMTP_PORT" "$CAPTURE" >>"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+e2e_track "$PROXY_PID"
+e2e_record_pid "$PROXY_PID"
+wait_until 10 port_listening "$PROXY_PORT" || { fail "capture proxy listens" "$WORK/proxy.log"; e2e_finish; }
+
+# ------------------------------------------------------------ gateway B
+# gw_b_start: B's milter and B's Postfix. lib.sh's writer makes the config
+# from its globals; they are pointed at B's directories and port while it
+# runs, and put back after.
+GWB=$WORK/b
+B_MILTER_PID=
+gw_b_milter() {
+	mkdir -p "$GWB"
+	"$NZBIN" serve --listen "inet:$SERVER_IP:$B_MILTER_PORT" \
+		--set "dns.servers=[\"$DNS_ADDR\"]" --set 'notify.submit="sendmail"' \
+		--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$GWB/postfix\"]" \
+		--set 'profile="seemail"' --set "domains=[\"$B\"]" --set 'internal_networks=["10.255.255.0/24"]' \
+		--set "outbound.seemail_domains=[\"$A\"]" \
+		--set "smime.identities=[\"$B:$PKI/agency-b.crt:$PKI/agency-b.key\"]" \
+		--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-b\"" \
+		--set "smime.crl_dir=\"$GWB/crl\"" --set 'smime.crl_timeout="2s"' \
+		--set 'authserv_id="mx-b.e2e.test"' >>"$GWB/milter.log" 2>&1 &
+	B_MILTER_PID=$!
+	e2e_track "$B_MILTER_PID"
+	e2e_record_pid "$B_MILTER_PID"
+	wait_until 15 port_listening "$B_MILTER_PORT"
+}
+gw_b_postfix() {
+	local save=("$PFDIR" "$PFQUEUE" "$PFDATA" "$SMTP_PORT" "$WORK" "$E2E_SUBMISSION" "${POSTFIX_EXTRA_MAIN:-}")
+	PFDIR=$GWB/postfix PFQUEUE=$GWB/spool PFDATA=$GWB/data SMTP_PORT=$B_SMTP_PORT WORK=$GWB E2E_SUBMISSION=0
+	POSTFIX_EXTRA_MAIN="myhostname = mx-b.e2e.test
+syslog_name = postfix-e2e-twogateways-b"
+	write_postfix_config "inet:$SERVER_IP:$B_MILTER_PORT"
+	touch "$GWB/postfix.log"
+	local rc=0
+	postfix -c "$PFDIR" start >"$GWB/postfix-start.log" 2>&1 || rc=$?
+	PFDIR=${save[0]} PFQUEUE=${save[1]} PFDATA=${save[2]} SMTP_PORT=${save[3]} WORK=${save[4]} E2E_SUBMISSION=${save[5]}
+	POSTFIX_EXTRA_MAIN=${save[6]}
+	((rc == 0)) || return 1
+	wait_until 15 port_listening "$B_SMTP_PORT" || return 1
+	e2e_track "$(tr -d ' \n' <"$GWB/spool/pid/master.pid")"
+}
+gw_b_queue_empty() {
+	local n
+	n=$(find "$GWB/spool/incoming" "$GWB/spool/active" "$GWB/spool/deferred" "$GWB/spool/maildrop" -type f 2>/dev/null | wc -l)
+	((n == 0))
+}
+if ! gw_b_milter || ! gw_b_postfix; then
+	fail "gateway B (milter on $B_MILTER_PORT, Postfix on $B_SMTP_PORT) started" "$GWB/milter.log" "$GWB/postfix-start.log" "$GWB/postfix.log"
+	e2e_finish
+fi
+pass "gateway B started (Postfix on $B_SMTP_PORT, milter on $B_MILTER_PORT)"
+
+# ------------------------------------------------------------ gateway A
+start_milter --set 'profile="seemail"' --set "domains=[\"$A\"]" \
+	--set "outbound.seemail_domains=[\"$B\"]" \
+	--set "smime.identities=[\"$A:$PKI/agency-a-old.crt:$PKI/agency-a-old.key\", \"$A:$PKI/agency-a-new.crt:$PKI/agency-a-new.key\"]" \
+	--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-a\"" \
+	--set "smime.crl_dir=\"$WORK/crl-a\"" --set 'smime.crl_timeout="2s"'
+enable_submission "$A" alice "$ALICE_PASS"
+POSTFIX_EXTRA_MAIN="transport_maps = inline:{ $B=relay:[127.0.0.1]:$PROXY_PORT }"
+start_postfix "inet:$SERVER_IP:$MILTER_PORT"
+
+msg_to() {
+	local id=$1 to
+	shift
+	to=$(IFS=,; echo "$*")
+	send_auth alice "$ALICE_PASS" --from "alice@$A" --to "$to" \
+		--header "Subject: e2e two gateways $id" --add-header "X-Test-Id: $id" --body "$BODY_LINE"
+}
+file_for() { { sink_grep "^X-Test-Id: $1\$" | xargs -r grep -l "^X-Rcpt-Args: <$2>" 2>/dev/null || true; } | head -n 1; }
+
+# ------------------------------------------------------------------ a
+id_a=$(unique_id)
+rc=0
+msg_to "$id_a" "bob@$B" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "a: alice@$A -> bob@$B accepted at gateway A"
+else
+	fail "a: accepted at gateway A (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+crossed() { [[ -f $CAPTURE ]] && grep -q "^X-Test-Id: $id_a" "$CAPTURE"; }
+if wait_until 30 crossed; then
+	pass "a: the message crossed from A to B through the capture"
+	awk -v id="$id_a" '/^DATA/ {buf=""} {buf = buf $0 "\n"} $0 ~ "^X-Test-Id: " id {hit=1} /^\.\r?$/ {if (hit) {printf "%s", buf; exit}}' "$CAPTURE" >"$WORK/a.capture"
+	assert_contains "$WORK/a.capture" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "a: the capture between A and B shows application/pkcs7-mime (enveloped-data)"
+	assert_not_contains "$WORK/a.capture" "$BODY_LINE" "a: the text is not in clear between the gateways"
+else
+	fail "a: the message crossed from A to B within 30s" "$GWB/postfix.log"
+fi
+if wait_id "$id_a" 30; then
+	assert_eq 1 "$(id_count "$id_a")" "a: it reached the sink once, through B"
+	f=$(file_for "$id_a" "bob@$B")
+	[[ -n $f ]] && sink_headers "$f" >"$WORK/a.headers"
+	# ---------------------------------------------------------------- b
+	assert_contains "$f" "$BODY_LINE" "b: B decrypted it: alice's text arrives in clear (inbound helper's work)"
+	assert_not_contains "$f" 'application/pkcs7-mime' "b: no enveloped data left at delivery (inbound helper's work)"
+	assert_contains "$WORK/a.headers" '^X-NZ-Secure-email: ' "b: delivered verified with X-NZ-Secure-email (inbound helper's work)"
+	assert_contains "$WORK/a.headers" 'smime=pass' "b: Authentication-Results smime=pass (inbound helper's work)"
+else
+	fail "a: message $id_a reached the sink through B within 30s" "$GWB/postfix.log" "$GWB/milter.log"
+fi
+
+# ------------------------------------------------------------------ c
+id_c=$(unique_id)
+rc=0
+msg_to "$id_c" "bob@$B" "someone@internet.example" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "c: alice -> bob@$B + someone@internet.example accepted at A"
+else
+	fail "c: accepted at A (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+two() { (($(id_count "$id_c") >= 2)); }
+wait_until 30 two || true
+sleep 1
+assert_eq 2 "$(id_count "$id_c")" "c: two messages at the sink"
+n_b=$({ sink_grep "^X-Test-Id: $id_c\$" | xargs -r grep -l "^X-Rcpt-Args: <bob@$B>" || true; } | wc -l)
+n_i=$({ sink_grep "^X-Test-Id: $id_c\$" | xargs -r grep -l "^X-Rcpt-Args: <someone@internet.example>" || true; } | wc -l)
+assert_eq 1 "$n_b" "c: bob@$B got exactly one copy"
+assert_eq 1 "$n_i" "c: someone@internet.example got exactly one copy"
+n_x=$(grep -c "^X-Test-Id: $id_c" "$CAPTURE" 2>/dev/null || true)
+assert_eq 1 "${n_x:-0}" "c: one copy crossed to B (the internet one did not)"
+awk -v id="$id_c" '/^DATA/ {buf=""} {buf = buf $0 "\n"} $0 ~ "^X-Test-Id: " id {hit=1} /^\.\r?$/ {if (hit) {printf "%s", buf; exit}}' "$CAPTURE" >"$WORK/c.capture"
+assert_contains "$WORK/c.capture" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "c: the copy that crossed to B is encrypted"
+fi_=$(file_for "$id_c" "someone@internet.example")
+if [[ -n $fi_ ]]; then
+	assert_contains "$fi_" "$BODY_LINE" "c: the internet copy is plain text"
+	assert_not_contains "$fi_" 'pkcs7' "c: the internet copy is not S/MIME"
+fi
+
+# ------------------------------------------------------------------ d
+# R62: B answers alice's [RSVPDR] with a DELIVERY RECEIPT (R73: B must see
+# alice verified, SPF pass over TLS: A now offers STARTTLS to B, so the
+# capture after this point is TLS); B's notifier signs and encrypts it to
+# agency-a's certificate. It reaches the sink (B relays everything there)
+# as application/pkcs7-mime that agency-a's key opens.
+pf_postconf -e 'smtp_tls_security_level = may' >/dev/null
+postfix_cmd reload >/dev/null 2>&1 || true
+sleep 1
+id_d=$(unique_id)
+rc=0
+send_auth alice "$ALICE_PASS" --from "alice@$A" --to "bob@$B" \
+	--header "Subject: e2e two gateways receipt $id_d [RSVPDR]" --add-header "X-Test-Id: $id_d" --body "$BODY_LINE" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "d: alice -> bob@$B with [RSVPDR] accepted at A"
+else
+	fail "d: [RSVPDR] accepted at A (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+fi
+# B's receipt (A's own, R73 for its authenticated sender, comes from
+# postmaster@$A); the Subject may be folded, so the id is matched anywhere.
+receipt() {
+	{ sink_grep "$id_d" | xargs -r grep -l "^X-Rcpt-Args: <alice@$A>" | xargs -r grep -l "^From: Postmaster <postmaster@$B>" |
+		xargs -r grep -l '^Subject: DELIVERY RECEIPT' || true; } 2>/dev/null | head -n 1 | grep .
+}
+if wait_until 30 receipt; then
+	fr=$(receipt)
+	pass "d: B's DELIVERY RECEIPT to alice@$A reached the sink"
+	assert_contains "$fr" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "d: the receipt to the peer agency is encrypted (R62)"
+	if openssl cms -decrypt -recip "$PKI/agency-a-new.crt" -inkey "$PKI/agency-a-new.key" -in "$fr" -out "$WORK/d.dec" 2>"$WORK/d.err" &&
+		openssl cms -verify -CAfile "$PKI/ca.crt" -in "$WORK/d.dec" -out "$WORK/d.out" 2>>"$WORK/d.err"; then
+		pass "d: the receipt decrypts with agency-a's key and verifies (signed by agency-b)"
+	else
+		fail "d: the receipt decrypts with agency-a's key and verifies" "$WORK/d.err"
+	fi
+else
+	fail "d: a DELIVERY RECEIPT from B to alice@$A reached the sink within 30s (B must see alice verified: TLS between the gateways and SPF pass)" "$GWB/milter.log"
+fi
+
+# ------------------------------------------------------------------ end
+wait_until 20 gw_b_queue_empty || true
+if gw_b_queue_empty; then pass "all: gateway B's queue is empty"; else fail "all: gateway B's queue is empty" "$GWB/postfix.log"; fi
+pf_queue_wait_empty 20 || true
+if pf_queue_is_empty; then pass "all: gateway A's queue is empty"; else fail "all: gateway A's queue is empty"; fi
+
+stop_milter
+e2e_finish
