@@ -208,6 +208,7 @@ func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) error {
 		return err
 	}
 	cur := s.state.Load()
+	ps.Known = cur.Known // the first-contact store outlives a reload
 	n := cur.notifier
 	if s.notices != nil && !sameNotifySettings(cur.Policy, p) {
 		if n, err = s.notices(p); err != nil {
@@ -248,6 +249,17 @@ func (s *Server) swap(next *state) {
 	}
 	s.state.Store(next)
 	old.release()
+}
+
+// SetKnown makes k the first-contact store (outbound.first_contact, issue
+// 17) of this and every later policy load.
+func (s *Server) SetKnown(k pipeline.KnownStore) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	ps := cur.State
+	ps.Known = k
+	s.swap(newState(ps, cur.notifier))
 }
 
 // CloseNotices stops the notifier in force and waits (until ctx ends) for

@@ -233,6 +233,7 @@ func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respo
 	s.srv.Metrics.Decision(v, time.Since(s.tx.Start()))
 	if applyErr == nil {
 		notifier.Send(s.tx.Policy(), v, s.tx.Envelope(), s.tx.Headers())
+		s.tx.Accepted(v) // first contact: known once the MTA took it
 	}
 	if applyErr != nil {
 		// An edit the MTA cannot take (too large for a milter packet, an

@@ -35,6 +35,10 @@ type State struct {
 	// SMIME is the S/MIME env of the load (issue 14), nil when
 	// smime.mode is off.
 	SMIME *SMIMEEnv
+	// Known is the first-contact store (outbound.first_contact, issue
+	// 17), kept by the process across reloads; nil: every address counts
+	// as new and nothing is recorded.
+	Known KnownStore
 }
 
 // NewState builds what one policy load runs with: its DKIM signers (keys
@@ -275,6 +279,9 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 	}
 	x := t.view()
 	x.Classification, x.RSVPDR, x.Unreadable = res.Classification, res.RSVPDR, res.Unreadable
+	if t.st.Known != nil {
+		x.Known = t.st.Known
+	}
 	if t.wants.DKIM || t.wants.DMARC {
 		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 		x.Message = t.st.Checker.Message(ctx, t.wants, t.conn, t.env, t.headers, t.mail,

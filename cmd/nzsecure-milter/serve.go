@@ -88,6 +88,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot set up notices", "error", err.Error())
 		return 1
 	}
+	var fc fcRunner // issue 17: outbound.first_contact's store
+	fc.ensure(p, srv, log)
+	defer fc.close(log)
 	if p.Runtime.Listen.Metrics != "" {
 		mln, err := listenSpec(p.Runtime.Listen.Metrics)
 		if err != nil {
@@ -125,6 +128,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reload(srv, &pf, level, log)
+				fc.ensure(srv.Policy(), srv, log)
 				continue
 			}
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())
