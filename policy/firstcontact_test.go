@@ -138,13 +138,13 @@ func TestFirstContactDefaultOffEveryProfile(t *testing.T) {
 
 func TestNormalizeAddress(t *testing.T) {
 	for in, want := range map[string]string{
-		"Bob@Example.ORG":     "Bob@example.org",
+		"Bob@Example.ORG":    "Bob@example.org",
 		"<a@bücher.example>": "a@xn--bcher-kva.example",
-		"a@b.example.":        "a@b.example",
-		"no-at":               "",
-		"@x.example":          "",
-		"a b@x.example":       "",
-		"a@[127.0.0.1]":       "",
+		"a@b.example.":       "a@b.example",
+		"no-at":              "",
+		"@x.example":         "",
+		"a b@x.example":      "",
+		"a@[127.0.0.1]":      "",
 	} {
 		got, ok := NormalizeAddress(in)
 		if got != want || ok != (want != "") {

@@ -142,4 +142,3 @@ func (r *fcRunner) close(log *slog.Logger) {
 		log.Error("first-contact state not saved", "path", r.store.Path(), "error", err.Error())
 	}
 }
-
