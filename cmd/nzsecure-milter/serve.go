@@ -108,6 +108,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Info("serving metrics", "listen", p.Runtime.Listen.Metrics)
 	}
 
+	// Issue 17: the clock (R90, R141), at start and hourly.
+	health, stopHealth := context.WithCancel(context.Background())
+	defer stopHealth()
+	go watchClock(health, srv.Metrics, log)
+
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
