@@ -183,6 +183,9 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	if err := s.tx.Failure(); err != nil {
 		s.srv.log.Error("internal failure; transaction tempfailed", "queue_id", s.tx.Envelope().QueueID, "error", err.Error())
 	}
+	if sc, present, serr := s.tx.Selftest(time.Now()); present {
+		return s.selftestAnswer(v, sc, serr)
+	}
 	return s.finish(v, m)
 }
 

@@ -39,6 +39,9 @@ type State struct {
 	// 17), kept by the process across reloads; nil: every address counts
 	// as new and nothing is recorded.
 	Known KnownStore
+	// SelftestKey verifies the X-NZ-Selftest tokens of self-test
+	// scenario messages (package selftest, R19-R21); kept across reloads.
+	SelftestKey []byte
 }
 
 // NewState builds what one policy load runs with: its DKIM signers (keys

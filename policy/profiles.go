@@ -56,6 +56,8 @@ func profileDefaults(profile string) *Policy {
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
 	p.Inbound.WarningMode, p.Inbound.Unverified = WarnWrap, UnverifiedWarn
 	p.Notify = NotifyPolicy{RateCount: 10, RateWindow: time.Hour}
+	// R19-R21: the self-test, the same in every profile.
+	p.Runtime.Selftest = defaultSelftest()
 	p.SMIME = defaultSMIME() // off in every profile until the milter signs and encrypts (issue 14)
 	switch profile {
 	case ProfileSGE:

@@ -112,6 +112,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	health, stopHealth := context.WithCancel(context.Background())
 	defer stopHealth()
 	go watchClock(health, srv.Metrics, log)
+	setupSelftest(health, p, srv.SetSelftestKey, srv.Policy, srv.Metrics, log) // R19-R21
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
