@@ -102,14 +102,13 @@ type scenario struct {
 	rcpt     string
 	header   string // From: header address
 	subject  string
-	// expect says what the policy wants ("" with skip set: not tested)
-	// and judges the answer: the outcome parsed from a selftest reply, or
-	// nil with the real reply when the gateway refused before the end of
-	// the message.
-	want   string
-	skip   string
-	judge  func(o *Outcome, reply *textproto.Error) bool
-	noData bool
+	// want says what the policy expects, skip why the scenario is not
+	// run; judge decides the answer: the outcome parsed from a selftest
+	// reply, or nil with the real reply when the gateway refused before
+	// the end of the message.
+	want  string
+	skip  string
+	judge func(o *Outcome, reply *textproto.Error) bool
 }
 
 // senderNone is a MAIL FROM domain that has no SPF record anywhere (RFC
