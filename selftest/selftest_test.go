@@ -337,3 +337,20 @@ func TestRunAgainstFakeMTA(t *testing.T) {
 		}
 	})
 }
+
+func FuzzVerify(f *testing.F) {
+	key := []byte(strings.Repeat("f", 32))
+	now := time.Unix(1_800_000_000, 0)
+	f.Add(Token(key, "ping", now))
+	f.Add("scenario=a; t=1; n=2; mac=3")
+	f.Add(";;==;")
+	f.Fuzz(func(t *testing.T, s string) {
+		sc, err := Verify(key, s, now)
+		if err != nil && !errors.Is(err, ErrToken) {
+			t.Fatalf("error %v does not wrap ErrToken", err)
+		}
+		if err == nil && (sc == "" || strings.ContainsAny(sc, " \t\r\n")) {
+			t.Fatalf("verified scenario %q", sc)
+		}
+	})
+}
