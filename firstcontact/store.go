@@ -27,6 +27,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/statefile"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -304,6 +305,9 @@ func writeFile(path string, addrs []string) (stamp, error) {
 		err = tmp.Chmod(0o600)
 	}
 	if err == nil {
+		err = statefile.OwnLikeDir(tmp, dir)
+	}
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
@@ -327,6 +331,10 @@ func writeFile(path string, addrs []string) (stamp, error) {
 func lock(path string) (func(), error) {
 	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("first-contact state: %w", err)
+	}
+	if err := statefile.OwnLikeDir(f, filepath.Dir(path)); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("first-contact state: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/statefile"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -60,6 +61,9 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	_, err = tmp.WriteString(hex.EncodeToString(raw) + "\n")
 	if err == nil {
 		err = tmp.Chmod(0o600)
+	}
+	if err == nil {
+		err = statefile.OwnLikeDir(tmp, filepath.Dir(path))
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
