@@ -120,7 +120,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}
-	tx, v, err := pipeline.Begin(pipeline.State{Policy: p, Checker: runner, Signers: signers}, conn, env, time.Now())
+	tx, v, err := pipeline.Begin(pipeline.State{Policy: p, Checker: runner, Signers: signers, Known: checkKnown(p, stderr)}, conn, env, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/firstcontact"
 	"github.com/nzsecure-milter/nzsecure-milter/milter"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -141,4 +142,23 @@ func (r *fcRunner) close(log *slog.Logger) {
 	if err := r.store.Sync(); err != nil {
 		log.Error("first-contact state not saved", "path", r.store.Path(), "error", err.Error())
 	}
+}
+
+// checkKnown is the first-contact state as `check` sees it: serve's file,
+// read only (check never records an address), so that check shows what
+// serve would decide for a recipient. nil when outbound.first_contact is
+// off; an unreadable file is reported and counts as empty (every address
+// new, as serve would start).
+func checkKnown(p *policy.Policy, stderr io.Writer) pipeline.KnownStore {
+	if p.Outbound.FirstContact == policy.FirstContactOff || p.Outbound.FirstContact == "" {
+		return nil
+	}
+	s, err := firstcontact.Open(p.Outbound.FirstContactState, p.Outbound.FirstContactMax)
+	if err != nil {
+		fmt.Fprintf(stderr, "check: %v\n", err)
+	}
+	if s == nil {
+		return nil
+	}
+	return s
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,5 +27,44 @@ func TestFirstContactCommand(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, "firstcontact", "forget", "--set", set); code != 2 {
 		t.Errorf("unknown action: exit %d, want 2", code)
+	}
+}
+
+// `check` reads serve's first-contact state (read only), so it shows what
+// serve would decide.
+func TestCheckFirstContact(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "fc")
+	msg := filepath.Join(dir, "m.eml")
+	if err := os.WriteFile(msg, []byte("From: alice@agency.govt.nz\r\nTo: kiri@partner.example\r\nSubject: [IN-CONFIDENCE] plan\r\n\r\nbody\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"check", "--auth", "alice", msg, "--set", `domains=["agency.govt.nz"]`, "--set", `outbound.secure_domains=["partner.example"]`,
+		"--set", `outbound.first_contact="hold"`, "--set", `outbound.first_contact_state="` + state + `"`}
+	action := func() string {
+		t.Helper()
+		code, out, errs := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("check: exit %d: %s", code, errs)
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v["action"].(string)
+	}
+	if a := action(); a != "quarantine" {
+		t.Errorf("new address: action %s, want quarantine", a)
+	}
+	if code, _, errs := runCmd(t, "firstcontact", "approve", "kiri@partner.example", "--set", `outbound.first_contact_state="`+state+`"`); code != 0 {
+		t.Fatal(errs)
+	}
+	if a := action(); a != "accept" {
+		t.Errorf("approved address: action %s, want accept", a)
+	}
+	before, _ := os.ReadFile(state)
+	action()
+	if after, _ := os.ReadFile(state); string(after) != string(before) {
+		t.Error("check wrote the state file")
 	}
 }
