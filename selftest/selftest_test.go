@@ -175,6 +175,8 @@ type fakeMTA struct {
 	cert        tls.Certificate
 	requireTLS  bool
 	ignoreToken bool
+	noTLS       bool   // STARTTLS not offered
+	tlsRefusal  string // the MAIL FROM refusal of a plaintext session
 	verdicts    map[string]policy.Verdict
 	mu          sync.Mutex
 	from        map[string]string // scenario: client IP
@@ -213,7 +215,11 @@ func (f *fakeMTA) session(c net.Conn) {
 		cmd := strings.ToUpper(line)
 		switch {
 		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
-			_ = tp.PrintfLine("250-fake\r\n250-STARTTLS\r\n250 8BITMIME")
+			if f.noTLS {
+				_ = tp.PrintfLine("250-fake\r\n250 8BITMIME")
+			} else {
+				_ = tp.PrintfLine("250-fake\r\n250-STARTTLS\r\n250 8BITMIME")
+			}
 		case cmd == "STARTTLS":
 			_ = tp.PrintfLine("220 2.0.0 go ahead")
 			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{f.cert}})
@@ -225,7 +231,11 @@ func (f *fakeMTA) session(c net.Conn) {
 		case strings.HasPrefix(cmd, "MAIL"):
 			if f.requireTLS && !secure && client != "127.0.0.1" { // inbound only, as the milter
 
-				_ = tp.PrintfLine("530 5.7.10 Must issue a STARTTLS command first")
+				refusal := f.tlsRefusal
+				if refusal == "" {
+					refusal = "530 5.7.10 Must issue a STARTTLS command first"
+				}
+				_ = tp.PrintfLine("%s", refusal)
 				continue
 			}
 			_ = tp.PrintfLine("250 2.1.0 Ok")
@@ -325,6 +335,26 @@ func TestRunAgainstFakeMTA(t *testing.T) {
 		rep := Run(context.Background(), Config{SMTP: f.serve(t), Policy: testPolicy(t), Key: key, Timeout: 10 * time.Second})
 		if rep.Failed() != 3 {
 			t.Errorf("%d failed, want 3", rep.Failed())
+		}
+	})
+	t.Run("the MTA enforces TLS itself", func(t *testing.T) {
+		f := &fakeMTA{key: key, cert: cert, requireTLS: true, tlsRefusal: "530 5.7.0 Must issue a STARTTLS command first", verdicts: goodVerdicts(), from: map[string]string{}}
+		rep := Run(context.Background(), Config{SMTP: f.serve(t), Policy: testPolicy(t), Key: key, Timeout: 10 * time.Second})
+		if !rep.OK() {
+			t.Errorf("statuses %v, want green", status(rep))
+		}
+	})
+	t.Run("no STARTTLS", func(t *testing.T) {
+		f := &fakeMTA{key: key, cert: cert, noTLS: true, verdicts: goodVerdicts(), from: map[string]string{}}
+		// sge asks for TLS: the TLS scenarios cannot run.
+		rep := Run(context.Background(), Config{SMTP: f.serve(t), Policy: testPolicy(t), Key: key, Timeout: 10 * time.Second})
+		if s := status(rep); s["inbound-spoof"] != Fail || s["ping"] != Fail {
+			t.Errorf("sge without STARTTLS: statuses %v, want the TLS scenarios failed", s)
+		}
+		// seemail allows plaintext: they run without it.
+		rep = Run(context.Background(), Config{SMTP: f.serve(t), Policy: testPolicy(t, `profile="seemail"`), Key: key, Timeout: 10 * time.Second})
+		if s := status(rep); !rep.OK() || s["inbound-plaintext"] != Skip {
+			t.Errorf("seemail without STARTTLS: statuses %v, want green, plaintext skipped", s)
 		}
 	})
 	t.Run("no MTA", func(t *testing.T) {
