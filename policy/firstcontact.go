@@ -126,9 +126,10 @@ func (p *Policy) decideFirstContact(v *Verdict, t Transaction) {
 		fmt.Sprintf("first classified mail (%s) to %s: held for confirmation (outbound.first_contact = hold); confirm with: %s; then release with: %s", v.Classification, list, approve, release),
 		fmt.Sprintf("A %s message from %s is held in the queue: it is the first classified mail this gateway would send to %s. If the address is right, confirm it with: %s and release the message with: %s", v.Classification, t.Envelope.From, list, approve, release),
 		fresh, WarningSecureDeliveryFailure)
-	if t.Envelope.From != "" {
+	if _, d := SplitAddress(t.Envelope.From); d != "" && p.IsOurDomain(d) {
 		// The sender is told too (the notice names both commands; only an
-		// administrator can run them).
+		// administrator can run them). Only a sender in our domains: the
+		// notice names the recipient, which must not leave the agency.
 		v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: t.Envelope.From, Rcpts: fresh, Code: WarningSecureDeliveryFailure,
 			Reason: fmt.Sprintf("Your %s message is held: it is the first classified mail sent to %s. Check the address; if it is right, ask your administrator (%s) to confirm it (%s) and release the message (%s).", v.Classification, list, p.Postmaster(), approve, release)})
 	}

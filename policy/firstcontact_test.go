@@ -152,3 +152,22 @@ func TestNormalizeAddress(t *testing.T) {
 		}
 	}
 }
+
+// The sender's notice goes only to a sender in our domains (it names the
+// recipient).
+func TestFirstContactSenderNoticeOnlyInternal(t *testing.T) {
+	p := mustPolicy(t, `outbound.secure_domains=["partner.example"]`, `outbound.first_contact="hold"`)
+	v := p.AtEndOfMessage(Transaction{
+		Envelope:       Envelope{AuthUser: "alice", From: "bounce@elsewhere.example", Rcpts: []string{"n@partner.example"}, QueueID: "Q4"},
+		Headers:        hdrs("From", "alice@agency.govt.nz"),
+		Classification: "IN-CONFIDENCE",
+	})
+	if v.Action != Quarantine {
+		t.Fatalf("action %s", v.Action)
+	}
+	for _, n := range v.Notices {
+		if n.To == "bounce@elsewhere.example" {
+			t.Errorf("notice to the external envelope sender: %+v", n)
+		}
+	}
+}
