@@ -1,6 +1,8 @@
 package milter
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +102,32 @@ func TestSelftestAnswered(t *testing.T) {
 	r = outboundTo(m, "hello", "x@gmail.example", [2]string{selftest.Header, " " + selftest.Token(key, "ping", time.Now())})
 	if r.act.Type != gomilter.ActionRejectWithCode || !strings.Contains(r.act.SMTPReply, "no selftest key") {
 		t.Errorf("no key: %v, want refused", r.act)
+	}
+}
+
+// selftest --peers: a peer gateway's answer to our ping address is
+// recorded for the selftest client; mail from other domains is not.
+func TestPeerPingAnswerRecorded(t *testing.T) {
+	dir := t.TempDir()
+	p := testPolicy(t, `selftest.peers=["ping@peer.example"]`, `selftest.key_file="`+filepath.Join(dir, "selftest.key")+`"`)
+	addr, _, _ := startServer(t, p)
+	m := dial(t, addr)
+	m.connect("203.0.113.50", "", "TLSv1.3")
+	answer := func(from string) result {
+		return m.send(message{from: from, rcpts: []string{"ping@agency.govt.nz"},
+			headers: [][2]string{{"From", " " + from}, {"Subject", " Re: nzsecure-milter peer ping"},
+				{"Content-Type", ` multipart/signed; protocol="application/pkcs7-signature"; boundary=b`}}})
+	}
+	answer("postmaster@stranger.example")
+	if _, err := os.Stat(filepath.Join(dir, "peer-answers", "stranger.example.json")); err == nil {
+		t.Error("an answer from a domain not pinged was recorded")
+	}
+	answer("postmaster@peer.example")
+	a, err := selftest.ReadAnswer(p.PeerAnswersDir(), "peer.example")
+	if err != nil {
+		t.Fatalf("answer not recorded: %v", err)
+	}
+	if a.From != "postmaster@peer.example" || !a.Signed || time.Since(a.Received) > time.Minute {
+		t.Errorf("recorded %+v", a)
 	}
 }

@@ -186,6 +186,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	if sc, present, serr := s.tx.Selftest(time.Now()); present {
 		return s.selftestAnswer(v, sc, serr)
 	}
+	s.recordPeerAnswer(v) // selftest --peers
 	return s.finish(v, m)
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,28 @@ type SelftestPolicy struct {
 	// scenarios connect from ("": chosen automatically for an MTA on
 	// loopback, selftest.Sources).
 	InboundSource, OutboundSource string
+	// Peers are the ping addresses of the peer gateways `selftest
+	// --peers` pings (R19, R96-R99); empty: ping@ each notify.agencies
+	// domain.
+	Peers []string
+}
+
+// SelftestPeers are the ping addresses `selftest --peers` pings.
+func (p *Policy) SelftestPeers() []string {
+	if len(p.Runtime.Selftest.Peers) > 0 {
+		return p.Runtime.Selftest.Peers
+	}
+	var out []string
+	for _, d := range p.Notify.Agencies {
+		out = append(out, "ping@"+d)
+	}
+	return out
+}
+
+// PeerAnswersDir is where the milter records the peer gateways' ping
+// answers for `selftest --peers`: beside the selftest key.
+func (p *Policy) PeerAnswersDir() string {
+	return filepath.Join(filepath.Dir(p.Runtime.Selftest.KeyFile), "peer-answers")
 }
 
 // DefaultSelftestKeyFile is selftest.key_file's default.
@@ -38,6 +62,25 @@ func init() {
 	keySpecs["selftest.key_file"] = valueKey(func(p *Policy) *string { return &p.Runtime.Selftest.KeyFile }, absPath)
 	keySpecs["selftest.inbound_source"] = valueKey(func(p *Policy) *string { return &p.Runtime.Selftest.InboundSource }, optionalIP)
 	keySpecs["selftest.outbound_source"] = valueKey(func(p *Policy) *string { return &p.Runtime.Selftest.OutboundSource }, optionalIP)
+	keySpecs["selftest.peers"] = valueKey(func(p *Policy) *[]string { return &p.Runtime.Selftest.Peers }, addressList)
+}
+
+// addressList: mail addresses, every bad one reported.
+func addressList(v any) ([]string, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	for _, s := range list {
+		if _, err := asAddress(s); err != nil {
+			bad = append(bad, err.Error())
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(bad, "; "))
+	}
+	return list, nil
 }
 
 func hostPort(v any) (string, error) {

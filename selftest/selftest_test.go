@@ -384,3 +384,44 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestPingPeers(t *testing.T) {
+	_, cert := testpki.New(t, "localhost")
+	key := []byte(strings.Repeat("s", 32))
+	f := &fakeMTA{key: key, cert: cert, ignoreToken: true, from: map[string]string{}} // queues the pings
+	addr := f.serve(t)
+	dir := filepath.Join(t.TempDir(), "peer-answers")
+	run := func(p *policy.Policy, wait time.Duration) []Result {
+		return PingPeers(context.Background(), PeerConfig{
+			Config: Config{SMTP: addr, Policy: p, Key: key, Timeout: 5 * time.Second},
+			Peers:  []string{"ping@peer.example", "ping@silent.example"}, AnswersDir: dir, Wait: wait, Poll: 10 * time.Millisecond})
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		if err := RecordAnswer(dir, PeerAnswer{Domain: "Peer.Example", From: "postmaster@peer.example", Received: time.Now()}); err != nil {
+			t.Error(err)
+		}
+	}()
+	res := run(testPolicy(t), time.Second)
+	if len(res) != 2 || res[0].Status != Pass || !strings.Contains(res[0].Got, "answered by postmaster@peer.example") {
+		t.Errorf("peer.example: %+v, want answered", res[0])
+	}
+	if res[1].Status != Fail || !strings.Contains(res[1].Got, "no answer") {
+		t.Errorf("silent.example: %+v, want no answer", res[1])
+	}
+	// With S/MIME on, an unsigned answer fails (R99).
+	res = run(testPolicy(t, `smime.mode="on"`), 50*time.Millisecond)
+	if res[0].Status != Fail {
+		t.Errorf("unsigned answer with smime.mode on: %+v, want fail", res[0])
+	}
+	// An answer older than the ping does not count.
+	if err := RecordAnswer(dir, PeerAnswer{Domain: "peer.example", From: "postmaster@peer.example", Received: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if res = run(testPolicy(t), 50*time.Millisecond); res[0].Status != Fail {
+		t.Errorf("stale answer: %+v, want fail", res[0])
+	}
+	if !IsSigned(`multipart/signed; protocol="application/pkcs7-signature"`) || !IsSigned(`application/pkcs7-mime; smime-type=signed-data`) || IsSigned("text/plain") {
+		t.Error("IsSigned")
+	}
+}

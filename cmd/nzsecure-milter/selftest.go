@@ -30,6 +30,8 @@ func runSelftest(args []string, stdout, stderr io.Writer) int {
 	in := fs.String("inbound-source", "", "local `IP` the inbound scenarios connect from (default: selftest.inbound_source, else automatic)")
 	out := fs.String("outbound-source", "", "local `IP` the outbound scenario connects from (default: selftest.outbound_source, else automatic)")
 	timeout := fs.Duration("timeout", 60*time.Second, "bound on each scenario")
+	peers := fs.Bool("peers", false, "also ping each peer gateway's ping address (selftest.peers, else ping@ each notify.agencies domain) and wait for the answers")
+	peerWait := fs.Duration("peer-wait", 10*time.Minute, "how long to wait for the peers' answers")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return 2
@@ -48,6 +50,10 @@ func runSelftest(args []string, stdout, stderr io.Writer) int {
 			*o.dst = *o.flag
 		}
 	}
+	if *peers && len(p.SelftestPeers()) == 0 {
+		fmt.Fprintln(stderr, "selftest: --peers: no peer configured (selftest.peers, or notify.agencies)")
+		return 2
+	}
 	key, err := selftest.LoadOrCreateKey(st.KeyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "selftest: %v\n", err)
@@ -55,8 +61,13 @@ func runSelftest(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep := selftest.Run(ctx, selftest.Config{SMTP: st.SMTP, InboundSource: st.InboundSource, OutboundSource: st.OutboundSource,
-		Policy: p, Key: key, Timeout: *timeout})
+	cfg := selftest.Config{SMTP: st.SMTP, InboundSource: st.InboundSource, OutboundSource: st.OutboundSource,
+		Policy: p, Key: key, Timeout: *timeout}
+	rep := selftest.Run(ctx, cfg)
+	if *peers {
+		rep.Results = append(rep.Results, selftest.PingPeers(ctx, selftest.PeerConfig{Config: cfg,
+			Peers: p.SelftestPeers(), AnswersDir: p.PeerAnswersDir(), Wait: *peerWait})...)
+	}
 	fmt.Fprintf(stdout, "nzsecure-milter selftest through %s (profile %s)\n\n", st.SMTP, p.Profile)
 	if err := rep.Write(stdout); err != nil {
 		fmt.Fprintf(stderr, "selftest: %v\n", err)
