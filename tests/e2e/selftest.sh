@@ -14,6 +14,10 @@
 #      exits 1 and reports inbound-plaintext FAIL; still nothing delivered.
 #   c. a message with a forged X-NZ-Selftest token (another key) is
 #      refused 550 5.7.0 and never delivered.
+#   d. --peers: pings to ping@peer.govt.nz and ping@silent.govt.nz leave
+#      through the MTA from our ping address; the test answers as
+#      peer.govt.nz's gateway (from 127.0.0.2 to our ping address): the
+#      milter records it and selftest reports it PASS, the silent peer FAIL.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,6 +29,7 @@ POLICY=(--set "domains=[\"$DOMAIN\"]")
 cat >"$WORK/zone" <<EOF2
 ; selftest.sh (tests/e2e/dnsd). Other names (selftest.invalid): NXDOMAIN.
 $DOMAIN. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"
+peer.govt.nz. 300 IN TXT "v=spf1 ip4:127.0.0.2 -all"
 EOF2
 start_dns "$WORK/zone"
 start_sink
@@ -92,6 +97,39 @@ pf_queue_wait_empty 20 || true
 check "all: Postfix queue empty (nothing held: the milter did not act)" pf_queue_is_empty
 sleep 1
 assert_eq 0 "$(sink_count)" "all: no scenario message reached the sink"
+
+# ------------------------------------------------------------------ d
+# --peers: the pings leave through the MTA (to the sink); the test plays
+# peer.govt.nz's gateway and answers from 127.0.0.2 to our ping address;
+# silent.govt.nz never answers.
+# The same policy for serve and selftest, as one policy file gives both.
+PEERS=(--set 'selftest.peers=["ping@peer.govt.nz", "ping@silent.govt.nz"]')
+stop_milter
+start_milter "${POLICY[@]}" "${PEERS[@]}"
+rc_d=0
+run_selftest "$WORK/d.out" "${PEERS[@]}" --peers --peer-wait 20s &
+pid_d=$!
+e2e_track "$pid_d"
+ping_at_sink() { [[ -n $(sink_grep '^X-Rcpt-Args: <ping@peer\.govt\.nz>' | head -n 1) ]]; }
+if wait_until 20 ping_at_sink; then
+	pass "d: the ping to ping@peer.govt.nz left through the MTA"
+	f=$(sink_grep '^X-Rcpt-Args: <ping@peer\.govt\.nz>' | head -n 1)
+	assert_contains "$f" '^From: <ping@agency\.govt\.nz>' "d: the ping comes from our ping address"
+	id_d=$(unique_id)
+	SEND_FROM_IP=$CLIENT_IP send --tls --from "postmaster@peer.govt.nz" --to "ping@$DOMAIN" \
+		--header "From: Postmaster <postmaster@peer.govt.nz>" --header "Subject: Re: nzsecure-milter peer ping" \
+		--add-header "X-Test-Id: $id_d" --body "peer.govt.nz gateway: nzsecure-milter test peer" || true
+else
+	fail "d: the ping to ping@peer.govt.nz reached the sink within 20s"
+fi
+wait "$pid_d" || rc_d=$?
+if ((rc_d == 1)) && grep -Eq '^peer-ping peer\.govt\.nz +PASS .*answered by postmaster@peer\.govt\.nz' "$WORK/d.out"; then
+	pass "d: --peers: peer.govt.nz's answer seen"
+else
+	fail "d: --peers: peer.govt.nz answered (exit $rc_d)" "$WORK/d.out"
+fi
+assert_contains "$WORK/d.out" '^peer-ping silent\.govt\.nz +FAIL .*no answer within 20s' "d: --peers: the silent peer fails the self-test (exit 1)"
+assert_contains "$WORK/milter.log" '"msg":"peer ping answer recorded \(selftest --peers\)"' "d: the milter recorded the answer"
 
 stop_milter
 e2e_finish
