@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnsresolver"
+	"github.com/nzsecure-milter/nzsecure-milter/clockcheck"
 )
 
 // ErrUsage is matched (errors.Is) by the errors of Run that come from its
@@ -44,6 +45,9 @@ type Config struct {
 	DNSTimeout time.Duration
 	// JSON selects the JSON output instead of the table.
 	JSON bool
+	// Clock, when set, reads the local host's clock state: the report
+	// ends with a "host" row for it (R90, R141; clockcheck.Read).
+	Clock func() clockcheck.State
 
 	// Resolver, when set, is used instead of one built from DNSServers.
 	Resolver Resolver
@@ -108,6 +112,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Report, error) {
 	}
 
 	rep := a.Audit(ctx, email, nonEmail)
+	if cfg.Clock != nil {
+		rep.Domains = append(rep.Domains, hostReport(cfg.Clock))
+		rep.count()
+	}
 	if cfg.JSON {
 		err = rep.WriteJSON(w)
 	} else {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,8 @@ type Metrics struct {
 	classification *prometheus.CounterVec
 	breaches       prometheus.Counter
 	duration       *prometheus.HistogramVec
+	health         *health // clock and self-test gauges (health.go)
+	selftestOnce   sync.Once
 }
 
 // New registers the counters on a new registry (plus Go and process metrics).
@@ -50,6 +53,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.decisions, m.checks, m.classification, m.breaches, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.health = newHealth(m.Registry)
 	return m
 }
 

@@ -211,6 +211,8 @@ func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) error {
 		return err
 	}
 	cur := s.state.Load()
+	ps.Known = cur.Known // the first-contact store outlives a reload
+	ps.SelftestKey = cur.SelftestKey
 	n := cur.notifier
 	if s.notices != nil && !sameNotifySettings(cur.Policy, p) {
 		if n, err = s.notices(p); err != nil {
@@ -251,6 +253,28 @@ func (s *Server) swap(next *state) {
 	}
 	s.state.Store(next)
 	old.release()
+}
+
+// SetKnown makes k the first-contact store (outbound.first_contact, issue
+// 17) of this and every later policy load.
+func (s *Server) SetKnown(k pipeline.KnownStore) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	ps := cur.State
+	ps.Known = k
+	s.swap(newState(ps, cur.notifier))
+}
+
+// SetSelftestKey makes key the one self-test tokens are verified with
+// (R19-R21), for this and every later policy load.
+func (s *Server) SetSelftestKey(key []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	ps := cur.State
+	ps.SelftestKey = key
+	s.swap(newState(ps, cur.notifier))
 }
 
 // CloseNotices stops the notifier in force and waits (until ctx ends) for

@@ -184,6 +184,10 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	if err := s.tx.Failure(); err != nil {
 		s.srv.log.Error("internal failure; transaction tempfailed", "queue_id", s.tx.Envelope().QueueID, "error", err.Error())
 	}
+	if sc, present, serr := s.tx.Selftest(time.Now()); present {
+		return s.selftestAnswer(v, sc, serr)
+	}
+	s.recordPeerAnswer(v) // selftest --peers
 	return s.finish(v, m)
 }
 
@@ -234,6 +238,7 @@ func (s *session) finish(v policy.Verdict, m gomilter.Modifier) (*gomilter.Respo
 	s.srv.Metrics.Decision(v, time.Since(s.tx.Start()))
 	if applyErr == nil {
 		notifier.Send(s.tx.Policy(), v, s.tx.Envelope(), s.tx.Headers())
+		s.tx.Accepted(v) // first contact: known once the MTA took it
 	}
 	if applyErr != nil {
 		// An edit the MTA cannot take (too large for a milter packet, an

@@ -38,6 +38,13 @@ type State struct {
 	// Hold keeps mail held on a certificate problem (issue 14; the
 	// held-mail helper's store); nil: such mail is tempfailed.
 	Hold HoldStore
+	// Known is the first-contact store (outbound.first_contact, issue
+	// 17), kept by the process across reloads; nil: every address counts
+	// as new and nothing is recorded.
+	Known KnownStore
+	// SelftestKey verifies the X-NZ-Selftest tokens of self-test
+	// scenario messages (package selftest, R19-R21); kept across reloads.
+	SelftestKey []byte
 }
 
 // NewState builds what one policy load runs with: its DKIM signers (keys
@@ -282,6 +289,9 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 	if err := t.inboundSMIME(&x); err != nil {
 		t.failure = fmt.Errorf("classifying the decrypted S/MIME content: %w", err)
 		return t.final(t.tempfail(policy.StageEOM, "classifying the decrypted S/MIME content failed: "+err.Error()))
+	}
+	if t.st.Known != nil {
+		x.Known = t.st.Known
 	}
 	if t.wants.DKIM || t.wants.DMARC {
 		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)

@@ -190,6 +190,9 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		if p.decideUnreadable(&v, t); v.Action != Accept {
 			return v
 		}
+		if p.decideFirstContact(&v, t); v.Action != Accept {
+			return v
+		}
 		if len(t.Unreadable) > 0 {
 			// Fail safe (issue 11): what was not read cannot be vouched for.
 			v.reason("not tagged %s: the content could not be read in full", SecureEmailHeader)

@@ -215,6 +215,14 @@ type OutboundPolicy struct {
 	// domain that looks like one of ours or an exact secure-list entry
 	// without being it (issue 17, spec 000 Government to Citizen).
 	Lookalike LookalikeAction
+	// FirstContact is what happens to classified mail to a recipient
+	// address this gateway has never sent classified mail to (issue 17):
+	// FirstContactOff (the default), FirstContactLog or FirstContactHold.
+	FirstContact FirstContactMode
+	// FirstContactState is the file serve keeps the known addresses in
+	// (outbound.first_contact_state), FirstContactMax how many it keeps.
+	FirstContactState string
+	FirstContactMax   int
 }
 
 // Routing is what a classification allows outbound (M-OUT).

@@ -41,6 +41,12 @@ func profileDefaults(profile string) *Policy {
 	// 000 "robust controls to prevent information being sent to the wrong
 	// email address(es)"); the sender is told the likely intended domain.
 	p.Outbound.Lookalike = LookalikeRefuse
+	// Issue 17: first-contact holding is off in every profile: no source
+	// document asks for it, and under "hold" every new correspondent's
+	// first classified message waits for an administrator. "log" learns
+	// the addresses first, so that "hold" later holds only new ones.
+	p.Outbound.FirstContact = FirstContactOff
+	p.Outbound.FirstContactState, p.Outbound.FirstContactMax = DefaultFirstContactState, DefaultFirstContactMax
 	p.Classification.Unreadable = UnreadableHold
 	p.Classification.Levels = map[string]int{}
 	for w, r := range defaultLevels {
@@ -50,6 +56,8 @@ func profileDefaults(profile string) *Policy {
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
 	p.Inbound.WarningMode, p.Inbound.Unverified = WarnWrap, UnverifiedWarn
 	p.Notify = NotifyPolicy{RateCount: 10, RateWindow: time.Hour}
+	// R19-R21: the self-test, the same in every profile.
+	p.Runtime.Selftest = defaultSelftest()
 	p.SMIME = defaultSMIME() // off, on under seemail below (issue 14)
 	p.Lists = defaultLists()
 	switch profile {

@@ -17,6 +17,8 @@ type Runtime struct {
 	// tlspolicy` serves Postfix's socketmap: inet:HOST:PORT or unix:/PATH.
 	TLSPolicyListen string
 	Submit          SubmitPolicy // notify.submit, notify.sendmail
+	// Selftest is selftest.* (R19-R21).
+	Selftest SelftestPolicy
 }
 
 // ListenPolicy says where `serve` listens.

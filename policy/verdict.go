@@ -68,6 +68,9 @@ type Transaction struct {
 	SMIMEIn *SMIMEInbound
 	// SMIMEOut are the outbound S/MIME facts (pipeline.SMIMEEnv, issue 14).
 	SMIMEOut SMIMEOutbound
+	// Known is the first-contact state (outbound.first_contact): nil
+	// counts every address as new.
+	Known KnownRecipients
 }
 
 // Direction says which way a message travels through the gateway.
@@ -197,6 +200,11 @@ type Verdict struct {
 	// misdirected says, for recipients removed as misdirected mail, which
 	// domain each looks like, for the sender's NDR (issue 17).
 	misdirected []string
+	// Learn are the recipient addresses (NormalizeAddress form) to record
+	// as known once the MTA has accepted the message for them
+	// (outbound.first_contact, issue 17); empty unless the verdict accepts
+	// classified mail.
+	Learn []string
 	// Breaches are audit events: attempts to send classified mail where
 	// the policy does not allow it (R113). Each is logged on its own line.
 	Breaches []string

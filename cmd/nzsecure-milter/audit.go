@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/nzsecure-milter/nzsecure-milter/audit"
+	"github.com/nzsecure-milter/nzsecure-milter/clockcheck"
 )
 
 func init() {
@@ -29,6 +30,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&nonEmail, "non-email", "audit `DOMAIN` as a non-email domain (spec 004 section 9) (repeatable)")
 	fs.Var(&selectors, "selector", "DKIM selector to check: `SEL` for every email domain or DOMAIN:SEL for one (repeatable)")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of a table")
+	noHost := fs.Bool("no-host", false, "do not check the local host's clock synchronisation (R90, R141)")
 	defaultUsage := fs.Usage
 	fs.Usage = func() {
 		defaultUsage()
@@ -48,6 +50,10 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := audit.Config{Domains: pos, NonEmail: nonEmail, Selectors: selectors, JSON: *jsonOut,
 		DNSServers: p.Runtime.DNS.Servers, DNSTimeout: p.Runtime.DNS.Timeout}
+	if !*noHost {
+		// R90, R141: this host's clock (issue 17 point 3).
+		cfg.Clock = func() clockcheck.State { return clockcheck.Read(clockcheck.System, 0) }
+	}
 	if len(pos) == 0 && len(nonEmail) == 0 {
 		cfg.Domains = p.Domains
 	}

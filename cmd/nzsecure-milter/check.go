@@ -121,7 +121,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "check: %v\n", err)
 		return 1
 	}
-	st := pipeline.State{Policy: p, Checker: runner, Signers: signers}
+	st := pipeline.State{Policy: p, Checker: runner, Signers: signers, Known: checkKnown(p, stderr)}
 	if p.SMIME.Mode == policy.SMIMEOn {
 		// As serve (issue 14), but looking never creates a directory.
 		if st.SMIME, err = pipeline.NewSMIMEEnv(p, false); err != nil {

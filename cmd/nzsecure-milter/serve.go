@@ -104,6 +104,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		go newHeldRetrier(p, srv.Policy, heldStore, log).Run(hctx)
 		log.Info("retrying held mail", "held_dir", p.SMIME.HeldDir, "interval", p.SMIME.RetryInterval.String(), "give_up", p.SMIME.GiveUp.String())
 	}
+	var fc fcRunner // issue 17: outbound.first_contact's store
+	fc.ensure(p, srv, log)
+	defer fc.close(log)
 	if p.Runtime.Listen.Metrics != "" {
 		mln, err := listenSpec(p.Runtime.Listen.Metrics)
 		if err != nil {
@@ -120,6 +123,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}()
 		log.Info("serving metrics", "listen", p.Runtime.Listen.Metrics)
 	}
+
+	// Issue 17: the clock (R90, R141), at start and hourly.
+	health, stopHealth := context.WithCancel(context.Background())
+	defer stopHealth()
+	go watchClock(health, srv.Metrics, log)
+	setupSelftest(health, p, srv.SetSelftestKey, srv.Policy, srv.Metrics, log) // R19-R21
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -146,6 +155,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reload(srv, &pf, level, log)
+				fc.ensure(srv.Policy(), srv, log)
 				continue
 			}
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())
