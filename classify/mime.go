@@ -500,7 +500,7 @@ func (e *entity) bodyStage() stage {
 	if mt == "" || !strings.Contains(mt, "/") {
 		if e.ctype != "" {
 			// RFC 2045 section 5.2: the default, as mail clients read it.
-			ctx.col.problem("%s: unparsable Content-Type %q, read as text/plain", e.where("", ""), clip(e.ctype, 60))
+			ctx.col.problem("%s: unparsable Content-Type %q, read as text/plain", e.where("", ""), message.Clip(e.ctype, 60))
 		}
 		mt, params, ct.Dups = "text/plain", nil, nil
 		if e.digest {
@@ -691,7 +691,7 @@ func cleanName(s string) string {
 		}
 		return r
 	}, s)
-	return clip(strings.TrimSpace(s), 100)
+	return message.Clip(strings.TrimSpace(s), 100)
 }
 
 // Delimiter decisions (message.MatchDelimiter).

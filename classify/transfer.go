@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"strings"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // newTransferStage returns the stage decoding a Content-Transfer-Encoding
@@ -20,14 +22,14 @@ func newTransferStage(ctx *scanCtx, cte, where string, next stage) stage {
 		// Thunderbird decodes these (non-standard) encodings, so the raw
 		// text is not what the reader sees; the scanner does not decode
 		// them (issue 11 point 1).
-		ctx.col.unreadable("%s: Content-Transfer-Encoding %q not decoded", where, clip(cte, 40))
+		ctx.col.unreadable("%s: Content-Transfer-Encoding %q not decoded", where, message.Clip(cte, 40))
 		return next
 	default:
 		// Readable: mail clients show a part in an unknown encoding as it
 		// is (RFC 2045 section 6.4 lets them treat it as application/
 		// octet-stream; Thunderbird and Outlook display the raw text), and
 		// the scanner reads those same raw bytes.
-		ctx.col.problem("%s: unknown Content-Transfer-Encoding %q, read as 8bit", where, clip(cte, 40))
+		ctx.col.problem("%s: unknown Content-Transfer-Encoding %q, read as 8bit", where, message.Clip(cte, 40))
 		return next
 	}
 }
@@ -55,18 +57,6 @@ const (
 	qpSoftWS
 	qpSoftCR
 )
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
 
 func (q *qpStage) emit(b ...byte) {
 	if len(q.out)+len(b) > cap(q.out) {
@@ -127,7 +117,7 @@ func (q *qpStage) write(p []byte) {
 			case c == ' ' || c == '\t':
 				q.st, q.ws = qpSoftWS, 1
 			default:
-				if _, ok := unhex(c); ok {
+				if _, ok := message.Unhex(c); ok {
 					q.st, q.hi = qpHex, c
 				} else {
 					q.bad()
@@ -136,8 +126,8 @@ func (q *qpStage) write(p []byte) {
 				}
 			}
 		case qpHex:
-			h, _ := unhex(q.hi)
-			if l, ok := unhex(c); ok {
+			h, _ := message.Unhex(q.hi)
+			if l, ok := message.Unhex(c); ok {
 				q.emit(h<<4 | l)
 				q.st = qpText
 			} else {

@@ -251,8 +251,8 @@ func pctDecode(v string) string {
 	b := make([]byte, 0, len(v))
 	for i := 0; i < len(v); i++ {
 		if v[i] == '%' && i+2 < len(v) {
-			if isHex(v[i+1]) && isHex(v[i+2]) {
-				b = append(b, unhex(v[i+1])<<4|unhex(v[i+2]))
+			if c, ok := UnhexPair(v[i+1], v[i+2]); ok {
+				b = append(b, c)
 				i += 2
 				continue
 			}

@@ -48,7 +48,7 @@ func ReadHeaderBlock(r *bufio.Reader, limit int64) ([]Header, error) {
 		default:
 			name, value, ok := strings.Cut(trimmed, ":")
 			if !ok || !ValidFieldName(name) {
-				return hs, fmt.Errorf("%w: line %d: %q is not a header field", ErrMalformedHeader, n, clipASCII(trimmed, 60))
+				return hs, fmt.Errorf("%w: line %d: %q is not a header field", ErrMalformedHeader, n, Clip(trimmed, 60))
 			}
 			hs = append(hs, Header{Name: name, Value: value})
 		}
@@ -90,11 +90,4 @@ func ValidFieldName(name string) bool {
 		}
 	}
 	return true
-}
-
-func clipASCII(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

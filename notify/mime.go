@@ -227,7 +227,7 @@ func readHdr(s src, start, limit int64) (hdr, error) {
 			// allowed them); anything else outside ftext is not a field.
 			name = bytes.TrimRight(name, " \t")
 			if !ok || !message.ValidFieldName(string(name)) {
-				return h, fmt.Errorf("%w: %q is not a header field", ErrMalformed, clip(string(t), 60))
+				return h, fmt.Errorf("%w: %q is not a header field", ErrMalformed, message.Clip(string(t), 60))
 			}
 			v := string(bytes.TrimLeft(value, " \t"))
 			h.fields = append(h.fields, field{name: string(name), value: v, folded: v, start: lineStart, end: off})
@@ -249,13 +249,6 @@ func (h *hdr) fillRaw(s src) error {
 		h.fields[i].raw = b
 	}
 	return nil
-}
-
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // span is one part of a multipart body: its bytes are [start, end); next
@@ -412,8 +405,8 @@ func decodeQP(raw []byte) []byte {
 				break
 			}
 			if i+2 < len(line) {
-				h, ok := unhex(line[i+1])
-				l, ok2 := unhex(line[i+2])
+				h, ok := message.Unhex(line[i+1])
+				l, ok2 := message.Unhex(line[i+2])
 				if ok && ok2 {
 					out = append(out, h<<4|l)
 					i += 2
@@ -427,18 +420,6 @@ func decodeQP(raw []byte) []byte {
 		}
 	}
 	return out
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // decodeBase64 decodes base64 leniently: characters outside the alphabet

@@ -239,7 +239,7 @@ func apply(opts Options, s src, top hdr) (*Result, error) {
 		}
 		n++
 		if ours(opts, f.value, msgID) {
-			return nil, fmt.Errorf("%w: %s: %s", ErrAlreadyWarned, WarningHeader, clip(f.value, 80))
+			return nil, fmt.Errorf("%w: %s: %s", ErrAlreadyWarned, WarningHeader, message.Clip(f.value, 80))
 		}
 		foreign = append(foreign, n)
 	}
