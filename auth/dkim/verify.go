@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnserr"
-
 	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
