@@ -360,89 +360,40 @@ func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool, err error)
 }
 
 // decodeCTE decodes a part body by its Content-Transfer-Encoding (lower
-// case, "" is 7bit). It is lenient as RFC 2045 asks of decoders; ok is
-// false for an unknown encoding.
+// case, "" is 7bit) with the scanner's decoders (message.DecodeQP,
+// message.DecodeBase64), so that the banner goes in front of the text
+// that was scanned. ok is false for an unknown encoding.
 func decodeCTE(cte string, raw []byte) ([]byte, bool) {
 	switch cte {
 	case "", "7bit", "8bit", "binary":
 		return raw, true
 	case "quoted-printable":
-		return decodeQP(raw), true
+		return message.DecodeQP(deleteTrailingBlanks(raw)), true
 	case "base64":
-		return decodeBase64(raw)
+		return message.DecodeBase64(raw), true
 	}
 	return nil, false
 }
 
-// decodeQP decodes quoted-printable leniently: trailing blanks are dropped
-// (RFC 2045 6.7 rule 3), "=" at the end of a line is a soft break, "=XX"
-// (either case) is a byte, and any other "=" is kept as it is.
-func decodeQP(raw []byte) []byte {
+// deleteTrailingBlanks removes the blanks at the end of every line of a
+// quoted-printable body before it is decoded: transport padding a decoder
+// must delete (RFC 2045 section 6.7 rule 3), which the rewritten part
+// would otherwise carry as "=20".
+func deleteTrailingBlanks(raw []byte) []byte {
 	out := make([]byte, 0, len(raw))
 	for len(raw) > 0 {
-		var line []byte
+		line, rest, found := bytes.Cut(raw, []byte("\n"))
+		raw = rest
 		eol := ""
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
+		if found {
 			eol = "\n"
-			if bytes.HasSuffix(line, []byte("\r")) {
-				line = line[:len(line)-1]
-				eol = "\r\n"
+			if l, ok := bytes.CutSuffix(line, []byte("\r")); ok {
+				line, eol = l, "\r\n"
 			}
-		} else {
-			line, raw = raw, nil
 		}
-		line = bytes.TrimRight(line, " \t")
-		soft := false
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			if c != '=' {
-				out = append(out, c)
-				continue
-			}
-			if i == len(line)-1 {
-				soft = true
-				break
-			}
-			if i+2 < len(line) {
-				h, ok := message.Unhex(line[i+1])
-				l, ok2 := message.Unhex(line[i+2])
-				if ok && ok2 {
-					out = append(out, h<<4|l)
-					i += 2
-					continue
-				}
-			}
-			out = append(out, '=')
-		}
-		if !soft {
-			out = append(out, eol...)
-		}
+		out = append(append(out, bytes.TrimRight(line, " \t")...), eol...)
 	}
 	return out
-}
-
-// decodeBase64 decodes base64 leniently: characters outside the alphabet
-// are ignored (RFC 2045 6.8) and decoding stops at the first "=".
-func decodeBase64(raw []byte) ([]byte, bool) {
-	clean := make([]byte, 0, len(raw))
-	for _, c := range raw {
-		switch {
-		case c == '=':
-			goto done
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
-			clean = append(clean, c)
-		}
-	}
-done:
-	if len(clean)%4 == 1 {
-		clean = clean[:len(clean)-1]
-	}
-	out, err := base64.RawStdEncoding.DecodeString(string(clean))
-	if err != nil {
-		return nil, false
-	}
-	return out, true
 }
 
 // encodeCTE encodes a part body; eol is the line end of the message.
