@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -165,78 +166,30 @@ func (h hdr) get(name string) (string, bool) {
 }
 
 // readHdr reads the header block that starts at start and cannot go past
-// limit. It stops at the blank line (included in the block) or at limit.
-// A line that is neither a field nor a continuation is an error.
+// limit, with message.ScanHeaderBlock (the rules of the engine's header
+// reader, with blanks before a colon allowed). It stops at the blank line
+// (included in the block) or at limit. A line that is neither a field nor
+// a continuation is an error.
 func readHdr(s src, start, limit int64) (hdr, error) {
-	h := hdr{start: start, end: start}
-	n := limit - start
-	if n > maxHeaderBlock+2 {
-		n = maxHeaderBlock + 2
-	}
+	n := min(limit-start, maxHeaderBlock+2)
 	br := bufio.NewReaderSize(io.NewSectionReader(s, start, n), 4096)
-	off := start
-	var line []byte
-	for {
-		line = line[:0]
-		var err error
-		for {
-			var chunk []byte
-			chunk, err = br.ReadSlice('\n')
-			line = append(line, chunk...)
-			if err != bufio.ErrBufferFull {
-				break
-			}
-			if len(line) > maxHeaderBlock {
-				return h, fmt.Errorf("%w: header block larger than %d bytes", ErrMalformed, maxHeaderBlock)
-			}
+	sc, err := message.ScanHeaderBlock(br, message.ScanOptions{Limit: maxHeaderBlock, LenientNames: true})
+	h := hdr{start: start, end: start + sc.Size, eol: sc.EOL, blank: sc.Blank}
+	if err != nil {
+		if errors.Is(err, message.ErrMalformedHeader) {
+			err = fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		if err != nil && err != io.EOF {
-			return h, err
-		}
-		lineStart := off
-		off += int64(len(line))
-		if off-start > maxHeaderBlock {
-			return h, fmt.Errorf("%w: header block larger than %d bytes", ErrMalformed, maxHeaderBlock)
-		}
-		if h.eol == "" && bytes.HasSuffix(line, []byte("\n")) {
-			h.eol = "\n"
-			if bytes.HasSuffix(line, []byte("\r\n")) {
-				h.eol = "\r\n"
-			}
-		}
-		t := bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0:
-			h.end = off
-			return h, nil
-		case len(t) == 0:
-			h.end = off
-			h.blank = true
-			return h, nil
-		case t[0] == ' ' || t[0] == '\t':
-			if len(h.fields) == 0 {
-				return h, fmt.Errorf("%w: continuation line before any header field", ErrMalformed)
-			}
-			f := &h.fields[len(h.fields)-1]
-			f.value += string(t)
-			f.folded += "\n" + string(t)
-			f.end = off
-		default:
-			name, value, ok := bytes.Cut(t, []byte(":"))
-			// Trailing blanks before the colon occur in the wild (RFC 822
-			// allowed them); anything else outside ftext is not a field.
-			name = bytes.TrimRight(name, " \t")
-			if !ok || !message.ValidFieldName(string(name)) {
-				return h, fmt.Errorf("%w: %q is not a header field", ErrMalformed, message.Clip(string(t), 60))
-			}
-			v := string(bytes.TrimLeft(value, " \t"))
-			h.fields = append(h.fields, field{name: string(name), value: v, folded: v, start: lineStart, end: off})
-		}
-		if err == io.EOF {
-			h.end = off
-			return h, nil
-		}
+		return h, err
 	}
+	h.fields = make([]field, len(sc.Fields))
+	for i, f := range sc.Fields {
+		// The value as the milter sees it, then with the folds removed
+		// (the white space after each fold kept).
+		folded := strings.TrimLeft(f.Value, " \t")
+		h.fields[i] = field{name: f.Name, value: strings.ReplaceAll(folded, "\n", ""), folded: folded,
+			start: start + f.Start, end: start + f.End}
+	}
+	return h, nil
 }
 
 // fillRaw loads the raw bytes of every field.
