@@ -216,68 +216,60 @@ type span struct{ start, end, next int64 }
 // delimiter line ("\r\n" or "\n"): parsers (Go's mime/multipart among
 // them) expect that line end before every later delimiter. The preamble
 // and epilogue are not parts. A body without a closing delimiter ends its
-// last part at end.
+// last part at end. The delimiters are the scanner's (message.Splitter),
+// so the rewriter finds the parts that were scanned.
 func splitMultipart(s src, start, end int64, boundary string) ([]span, string, error) {
 	nl := ""
-	delim := []byte("--" + boundary)
-	br := bufio.NewReaderSize(io.NewSectionReader(s, start, end-start), 8*1024)
 	var parts []span
-	off := start
-	inPart := false
-	partStart := int64(0)
-	prevEOL := 0 // length of the line end of the previous line
-	atLineStart := true
-	var prevLast byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(chunk) > 0 {
-			if atLineStart {
-				lineStart := off
-				isClose, ok, derr := isDelimiter(chunk, delim, err == bufio.ErrBufferFull)
-				if derr != nil {
-					return parts, nl, derr
-				}
-				if ok {
-					if nl == "" {
-						nl = "\r\n"
-						if rest := bytes.TrimLeft(chunk[len(delim):], " \t"); string(rest) == "\n" {
-							nl = "\n"
-						}
-					}
-					if inPart {
-						e := lineStart - int64(prevEOL)
-						if e < partStart {
-							e = partStart
-						}
-						parts = append(parts, span{partStart, e, lineStart})
-					}
-					if isClose {
-						return parts, nl, nil
-					}
-					inPart = true
-					partStart = lineStart + int64(len(chunk))
-					if err == bufio.ErrBufferFull {
-						// Not possible for a real delimiter line (isDelimiter refuses
-						// partial lines), kept for safety.
-						partStart = lineStart
-					}
-				}
-			}
-			off += int64(len(chunk))
-			if chunk[len(chunk)-1] == '\n' {
-				atLineStart = true
-				prevEOL = 1
-				if len(chunk) >= 2 && chunk[len(chunk)-2] == '\r' || len(chunk) == 1 && prevLast == '\r' {
-					prevEOL = 2
-				}
-			} else {
-				atLineStart = false
-			}
-			prevLast = chunk[len(chunk)-1]
+	var ferr error
+	partStart := int64(-1) // where the open part's content starts; -1: none open
+	var delimiter func(from, to int64, closing bool)
+	sp := message.NewSplitter(boundary, func([]byte) {}, func(from, to int64, closing bool) { delimiter(from, to, closing) })
+	delimiter = func(from, to int64, closing bool) {
+		if ferr != nil {
+			return
 		}
-		if err == bufio.ErrBufferFull {
-			continue
+		from, to = start+from, start+to
+		// The delimiter's own line break: CRLF, LF, or none at the end. A
+		// bare CR breaks the line for the scanner but not for a reader of
+		// lines: the two readings would differ, so it is an error (prepend
+		// then wraps, fail safe).
+		after, _ := readRange(s, to, min(to+2, end))
+		eol := 0
+		switch {
+		case bytes.HasPrefix(after, []byte("\r\n")):
+			eol = 2
+		case bytes.HasPrefix(after, []byte("\n")):
+			eol = 1
+		case len(after) > 0:
+			ferr = fmt.Errorf("%w: multipart delimiter line broken by a bare CR", ErrMalformed)
+			return
 		}
+		if nl == "" {
+			nl = "\r\n"
+			if eol == 1 {
+				nl = "\n"
+			}
+		}
+		if partStart >= 0 {
+			// The line end before the delimiter is the delimiter's.
+			next := from
+			if b, _ := readRange(s, from, from+1); len(b) == 1 && b[0] == '\r' {
+				next++ // from is the CR of a CRLF
+			}
+			next++ // the LF; the delimiter line starts after it
+			parts = append(parts, span{partStart, max(from, partStart), next})
+		}
+		partStart = -1
+		if !closing {
+			partStart = to + int64(eol)
+		}
+	}
+	br := io.NewSectionReader(s, start, end-start)
+	buf := make([]byte, 8*1024)
+	for !sp.Done() && ferr == nil {
+		n, err := br.Read(buf)
+		sp.Write(buf[:n])
 		if err == io.EOF {
 			break
 		}
@@ -285,31 +277,16 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 			return parts, nl, err
 		}
 	}
-	if inPart {
+	if ferr == nil && !sp.Done() {
+		sp.Close()
+	}
+	if ferr != nil {
+		return parts, nl, ferr
+	}
+	if partStart >= 0 {
 		parts = append(parts, span{partStart, end, -1})
 	}
 	return parts, nl, nil
-}
-
-// isDelimiter reports whether line (one whole line with its line end) is
-// "--boundary" or "--boundary--" followed only by transport padding (RFC
-// 2046 section 5.1.1), as the scanner decides it (message.MatchDelimiter:
-// at most message.MaxPadding of it). A delimiter whose line break is a
-// bare CR is one for the scanner, which breaks lines there, but not a line
-// of ours: the two readings would differ, so it is an error (prepend then
-// wraps, fail safe).
-func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool, err error) {
-	if partial {
-		return false, false, nil
-	}
-	st, n := message.MatchDelimiter(line, delim, true)
-	if st != message.Delimiter && st != message.CloseDelimiter {
-		return false, false, nil
-	}
-	if rest := string(line[n:]); rest != "" && rest != "\n" && rest != "\r\n" {
-		return false, false, fmt.Errorf("%w: multipart delimiter line broken by a bare CR", ErrMalformed)
-	}
-	return st == message.CloseDelimiter, true, nil
 }
 
 // decodeCTE decodes a part body by its Content-Transfer-Encoding (lower
