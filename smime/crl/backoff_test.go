@@ -2,6 +2,7 @@ package crl
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"sync"
 	"testing"
@@ -28,6 +29,25 @@ func (s *crlServer) cacheClock(dir string, clk *clock) *Cache {
 	c := s.cache(dir, nil)
 	c.Now = clk.now
 	return c
+}
+
+// fetched is a cache on a fake clock at 2030 that has fetched ca.crl once
+// (revoked.crt listed), with the server, the clock and the certificates.
+type fetched struct {
+	srv         *crlServer
+	clk         *clock
+	c           *Cache
+	ca, revoked *x509.Certificate
+}
+
+func newFetched(t *testing.T) fetched {
+	t.Helper()
+	f := fetched{srv: newCRLServer(t, "ca.crl"), clk: &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, ca: cert(t, "ca"), revoked: cert(t, "revoked")}
+	f.c = f.srv.cacheClock(t.TempDir(), f.clk)
+	if st, err := f.c.Status(context.Background(), f.revoked, f.ca); st != smime.Revoked {
+		t.Fatalf("first fetch: %v %v", st, err)
+	}
+	return f
 }
 
 // R59: a hanging distribution point costs one smime.crl_timeout, not one
@@ -122,13 +142,19 @@ func TestBackoffDoublesAndResets(t *testing.T) {
 	lookup("back-off after the reset is BackoffMin", hits)
 }
 
-// Concurrent lookups of one distribution point share one fetch.
-func TestConcurrentLookupsShareOneFetch(t *testing.T) {
+// gatedCache is a cache whose server holds every request until its gate
+// is closed (srv.set(... close(s.gate) ...)).
+func gatedCache(t *testing.T) (*crlServer, *Cache) {
 	srv := newCRLServer(t, "ca.crl")
-	gate := make(chan struct{})
-	srv.set(func(s *crlServer) { s.gate = gate })
+	srv.set(func(s *crlServer) { s.gate = make(chan struct{}) })
 	c := srv.cache(t.TempDir(), nil)
 	c.Timeout = 10 * time.Second
+	return srv, c
+}
+
+// Concurrent lookups of one distribution point share one fetch.
+func TestConcurrentLookupsShareOneFetch(t *testing.T) {
+	srv, c := gatedCache(t)
 	ca, revoked := cert(t, "ca"), cert(t, "revoked")
 	const n = 20
 	var wg sync.WaitGroup
@@ -160,11 +186,7 @@ func TestConcurrentLookupsShareOneFetch(t *testing.T) {
 // A caller whose context ends stops waiting, but the shared fetch goes on
 // for the others and is cached.
 func TestCallerContextDoesNotCancelSharedFetch(t *testing.T) {
-	srv := newCRLServer(t, "ca.crl")
-	gate := make(chan struct{})
-	srv.set(func(s *crlServer) { s.gate = gate })
-	c := srv.cache(t.TempDir(), nil)
-	c.Timeout = 10 * time.Second
+	srv, c := gatedCache(t)
 	ca, revoked := cert(t, "ca"), cert(t, "revoked")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -205,13 +227,8 @@ func TestStaleDiskCopyAfterRestart(t *testing.T) {
 // A replayed older CRL does not replace the cached one (it could lift a
 // revocation); an expired one is used only when nothing better is cached.
 func TestOlderCRLRejected(t *testing.T) {
-	srv := newCRLServer(t, "ca.crl")
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := srv.cacheClock(t.TempDir(), clk)
-	ca, revoked := cert(t, "ca"), cert(t, "revoked")
-	if st, _ := c.Status(context.Background(), revoked, ca); st != smime.Revoked {
-		t.Fatalf("first fetch: %v", st)
-	}
+	f := newFetched(t)
+	srv, clk, c, ca, revoked := f.srv, f.clk, f.c, f.ca, f.revoked
 	srv.set(func(s *crlServer) { s.serve = "ca-expired.crl" }) // 2020, lists nothing
 	clk.set(time.Date(2045, 3, 1, 0, 0, 0, 0, time.UTC))
 	if st, err := c.Status(context.Background(), revoked, ca); st != smime.Revoked || err != nil {
@@ -225,14 +242,9 @@ func TestOlderCRLRejected(t *testing.T) {
 // Refresh fetches a CRL due, honours the back-off when the distribution
 // point fails, and Run stops with its context.
 func TestRefreshHonoursBackoffAndStops(t *testing.T) {
-	srv := newCRLServer(t, "ca.crl")
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := srv.cacheClock(t.TempDir(), clk)
-	ca, revoked := cert(t, "ca"), cert(t, "revoked")
+	f := newFetched(t)
+	srv, clk, c, ca, revoked := f.srv, f.clk, f.c, f.ca, f.revoked
 	ctx := context.Background()
-	if st, _ := c.Status(ctx, revoked, ca); st != smime.Revoked {
-		t.Fatal("first fetch")
-	}
 	srv.set(func(s *crlServer) { s.down = true })
 	clk.set(time.Date(2044, 12, 31, 23, 30, 0, 0, time.UTC)) // 30 minutes before nextUpdate
 	c.Refresh(ctx, time.Hour, nil)
@@ -278,13 +290,8 @@ func TestRefreshHonoursBackoffAndStops(t *testing.T) {
 
 // Run refreshes by itself, before nextUpdate.
 func TestRunRefreshesBeforeExpiry(t *testing.T) {
-	srv := newCRLServer(t, "ca.crl")
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := srv.cacheClock(t.TempDir(), clk)
-	ca, revoked := cert(t, "ca"), cert(t, "revoked")
-	if st, _ := c.Status(context.Background(), revoked, ca); st != smime.Revoked {
-		t.Fatal("first fetch")
-	}
+	f := newFetched(t)
+	srv, clk, c, ca, revoked := f.srv, f.clk, f.c, f.ca, f.revoked
 	srv.set(func(s *crlServer) { s.serve = "ca-empty.crl" })
 	clk.set(time.Date(2044, 12, 31, 23, 30, 0, 0, time.UTC))
 	ctx, cancel := context.WithCancel(context.Background())
