@@ -68,8 +68,9 @@ type Transaction struct {
 	header  policy.HeaderChecks
 	scanner *classify.Scanner
 	scanErr error
-	eoh     bool // the blank line after the headers was fed to the scanner
-	scanned bool // the scanner was closed; result and scanErr are final
+	line    []byte // scan's buffer
+	eoh     bool   // the blank line after the headers was fed to the scanner
+	scanned bool   // the scanner was closed; result and scanErr are final
 	result  classify.Result
 	headers []policy.Header // values as a reader sees them (leading blanks removed)
 	raw     []policy.Header // values exactly as received, for DKIM and the output
@@ -149,17 +150,22 @@ func (t *Transaction) Header(name, value string) {
 	t.scan(name, ":", value, "\r\n")
 }
 
-// scan feeds the classifier; a failure is kept and turns the end of
-// message into a tempfail (never an unscanned accept).
+// scan feeds the classifier the parts as one write, through a buffer the
+// transaction keeps (not a conversion per part); a failure is kept and
+// turns the end of message into a tempfail (never an unscanned accept).
 func (t *Transaction) scan(parts ...string) {
 	if t.scanErr != nil {
 		return
 	}
+	t.line = t.line[:0]
 	for _, p := range parts {
-		if _, err := t.scanner.Write([]byte(p)); err != nil {
-			t.scanErr = err
-			return
-		}
+		t.line = append(t.line, p...)
+	}
+	if _, err := t.scanner.Write(t.line); err != nil {
+		t.scanErr = err
+	}
+	if cap(t.line) > 64<<10 {
+		t.line = nil // one huge header: not kept for the rest
 	}
 }
 
