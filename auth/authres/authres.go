@@ -93,6 +93,16 @@ func keyword(s string) string {
 }
 
 func cleanKeyword(s string) string {
+	keep := func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+	}
+	i := 0
+	for i < len(s) && keep(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s // already a keyword: no copy
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
