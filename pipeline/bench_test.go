@@ -36,7 +36,10 @@ func (benchChecker) Headers(_ context.Context, w policy.Wants, _ policy.Conn, _ 
 }
 
 func (benchChecker) Message(_ context.Context, w policy.Wants, _ policy.Conn, _ policy.Envelope, _ []policy.Header, _ policy.MailChecks, msg io.Reader) policy.MessageChecks {
-	_, _ = io.Copy(io.Discard, msg)
+	// Read as the DKIM verifier reads it (a buffer of its own), not by
+	// the multi-reader's WriteTo, which allocates 32 KB the real path
+	// does not.
+	_, _ = io.Copy(io.Discard, struct{ io.Reader }{msg})
 	var m policy.MessageChecks
 	if w.DKIM {
 		m.DKIM = []policy.DKIMCheck{{Result: policy.ResultPass, Domain: "sender.example", Selector: "s1", HeaderB: "abcdefgh", Algorithm: "rsa-sha256"}}
