@@ -76,7 +76,7 @@ var benchHeaders = [][2]string{
 var benchBody = func() string {
 	para := "The figures for the third quarter are attached below, as the committee asked at its last meeting. "
 	text := strings.Repeat(para+"\r\n", 25)
-	html := "<html><head><meta charset=\"utf-8\"></head><body><p>" + strings.Repeat(para+"<br>\r\n", 25) + "</p></body></html>\r\n"
+	html := "<html><head><meta charset=3D\"utf-8\"></head><body><p>" + strings.Repeat(para+"<br>\r\n", 25) + "</p></body></html>\r\n"
 	return "--=_alt_0123456789\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" + text +
 		"\r\n--=_alt_0123456789\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + html +
 		"\r\n--=_alt_0123456789--\r\n"
