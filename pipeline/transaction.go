@@ -56,6 +56,10 @@ func NewState(p *policy.Policy, ck policy.Checker) (State, error) {
 	return st, nil
 }
 
+// headersCap is the header count Begin makes room for: an inbound
+// message through a large provider carries 15 to 25.
+const headersCap = 24
+
 // Transaction is one message, from MAIL FROM to end of message.
 type Transaction struct {
 	st      State
@@ -89,6 +93,10 @@ func Begin(st State, conn policy.Conn, env policy.Envelope, now time.Time) (*Tra
 	p := st.Policy
 	t := &Transaction{st: st, pol: p, conn: conn, env: env, start: now,
 		body: NewSpool(p.Limits.MemorySpool, p.Limits.SpoolDir)}
+	// Room for a usual header block in one allocation for both lists
+	// (they grow apart when a message has more).
+	hs := make([]policy.Header, 0, 2*headersCap)
+	t.headers, t.raw = hs[:0:headersCap], hs[headersCap:headersCap]
 	var err error
 	opts := st.Classify
 	if opts == nil {
