@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +59,13 @@ func TestHangingDistributionPointBacksOff(t *testing.T) {
 	srv := newCRLServer(t, "ca.crl")
 	srv.set(func(s *crlServer) { s.hang = make(chan struct{}) })
 	c := srv.cache(t.TempDir(), nil)
+	var logMu sync.Mutex
+	var lines []string
+	c.Log = func(msg string, args ...any) {
+		logMu.Lock()
+		lines = append(lines, fmt.Sprint(append([]any{msg}, args...)...))
+		logMu.Unlock()
+	}
 	ca, good := cert(t, "ca"), cert(t, "agency-b")
 	ctx := context.Background()
 	start := time.Now()
@@ -82,6 +91,17 @@ func TestHangingDistributionPointBacksOff(t *testing.T) {
 	}
 	if n := srv.hits.Load(); n != 1 {
 		t.Errorf("%d requests to the hanging distribution point, want 1", n)
+	}
+	// Why the status is unknown is logged once, with the retry time; the
+	// lookups in back-off carry it in their error (the validator's reason).
+	// (The fetch logs before it ends the lookups waiting for it.)
+	logMu.Lock()
+	defer logMu.Unlock()
+	if len(lines) != 1 || !strings.Contains(lines[0], "status unknown") || !strings.Contains(lines[0], "retry_at") {
+		t.Errorf("log lines %q, want one saying the status is unknown until retry_at", lines)
+	}
+	if _, err := c.Status(ctx, good, ca); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Errorf("the back-off error does not say why: %v", err)
 	}
 }
 

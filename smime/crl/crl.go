@@ -302,9 +302,7 @@ func (c *Cache) get(ctx context.Context, u *url.URL, issuer *x509.Certificate) (
 	}
 	if e := c.usable(p, key, issuer); e != nil {
 		p.mu.Unlock()
-		c.log("CRL distribution point unavailable; using the last good CRL (R40)", "url", key, "error", ferr.Error(),
-			"next_update", e.list.NextUpdate.UTC().Format(time.RFC3339), "fetched", e.fetched.UTC().Format(time.RFC3339))
-		return e.list, nil
+		return e.list, nil // R40: the last good CRL (run logged the failure once)
 	}
 	if !p.retryAt.IsZero() {
 		ferr = fmt.Errorf("%w (no attempt before %s)", ferr, p.retryAt.UTC().Format(time.RFC3339))
@@ -391,9 +389,13 @@ func (c *Cache) run(p *point, f *flight, key string, u *url.URL, issuer *x509.Ce
 	p.mu.Unlock()
 
 	switch {
+	case err != nil && prev != nil:
+		c.log("CRL fetch failed; distribution point left alone until retry_at, the last good CRL used meanwhile (R40)",
+			"url", key, "error", err.Error(), "failures", fails, "retry_at", retryAt.UTC().Format(time.RFC3339),
+			"next_update", prev.list.NextUpdate.UTC().Format(time.RFC3339), "fetched", prev.fetched.UTC().Format(time.RFC3339))
 	case err != nil:
-		c.log("CRL fetch failed; distribution point left alone until retry_at", "url", key, "error", err.Error(),
-			"failures", fails, "retry_at", retryAt.UTC().Format(time.RFC3339))
+		c.log("CRL fetch failed; distribution point left alone until retry_at, revocation status unknown meanwhile",
+			"url", key, "error", err.Error(), "failures", fails, "retry_at", retryAt.UTC().Format(time.RFC3339))
 	default:
 		if serr := c.saveDisk(key, der); serr != nil {
 			c.log("CRL not saved to disk", "url", key, "error", serr.Error())
