@@ -32,7 +32,7 @@ func lookupCharset(name string) (enc encoding.Encoding, ok bool) {
 func newCharsetStage(ctx *scanCtx, charset, where string, next stage) stage {
 	enc, ok := lookupCharset(charset)
 	if !ok {
-		ctx.col.problem("%s: unknown charset %q, read as ASCII/UTF-8", where, clip(charset, 40))
+		ctx.col.problem("%s: unknown charset %q, read as ASCII/UTF-8", where, message.Clip(charset, 40))
 		return next
 	}
 	if enc == nil {
@@ -123,18 +123,6 @@ func (s *transformStage) close() {
 	s.next.close()
 }
 
-// clip shortens s for a problem report.
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "..."
-}
-
 // decodeRFC2047 decodes the encoded words (RFC 2047) of a header value as
 // mail clients do (message.DecodeWordsFunc); a word in an unknown charset
 // is read as ASCII/UTF-8 and noted as a problem.
@@ -149,7 +137,7 @@ func (ctx *scanCtx) decodeRFC2047(s string) string {
 func (ctx *scanCtx) decodeCharset(charset string, b []byte) string {
 	enc, ok := lookupCharset(charset)
 	if !ok {
-		ctx.col.problem("subject: unknown charset %q in an encoded word, read as ASCII/UTF-8", clip(charset, 40))
+		ctx.col.problem("subject: unknown charset %q in an encoded word, read as ASCII/UTF-8", message.Clip(charset, 40))
 		return string(b)
 	}
 	if enc == nil {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -282,10 +284,32 @@ type dictionary struct {
 	maxWord int
 }
 
+// lastDict is the dictionary last built, with a copy of its levels: a
+// dictionary is read-only once built, and every scanner of a policy load
+// has the same levels, so NewScanner reuses it instead of building one per
+// message (55 of the 363 allocations of an inbound message).
+var lastDict atomic.Pointer[builtDict]
+
+type builtDict struct {
+	levels []Level
+	dict   *dictionary
+}
+
 func newDictionary(levels []Level) (*dictionary, error) {
 	if levels == nil {
 		levels = DefaultLevels
 	}
+	if b := lastDict.Load(); b != nil && slices.Equal(b.levels, levels) {
+		return b.dict, nil
+	}
+	d, err := buildDictionary(levels)
+	if err == nil {
+		lastDict.Store(&builtDict{levels: slices.Clone(levels), dict: d})
+	}
+	return d, err
+}
+
+func buildDictionary(levels []Level) (*dictionary, error) {
 	if len(levels) == 0 {
 		return nil, fmt.Errorf("%w: empty level list", ErrOptions)
 	}

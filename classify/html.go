@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // htmlText turns HTML (UTF-8, after charset decoding) into the text a
@@ -1032,7 +1034,7 @@ func simpleEntity(name []byte) (rune, bool) {
 			return 0, false
 		}
 		for _, c := range digits {
-			d, ok := unhex(c)
+			d, ok := message.Unhex(c)
 			if !ok || rune(d) >= base {
 				return 0, false
 			}

@@ -500,7 +500,7 @@ func (e *entity) bodyStage() stage {
 	if mt == "" || !strings.Contains(mt, "/") {
 		if e.ctype != "" {
 			// RFC 2045 section 5.2: the default, as mail clients read it.
-			ctx.col.problem("%s: unparsable Content-Type %q, read as text/plain", e.where("", ""), clip(e.ctype, 60))
+			ctx.col.problem("%s: unparsable Content-Type %q, read as text/plain", e.where("", ""), message.Clip(e.ctype, 60))
 		}
 		mt, params, ct.Dups = "text/plain", nil, nil
 		if e.digest {
@@ -691,16 +691,8 @@ func cleanName(s string) string {
 		}
 		return r
 	}, s)
-	return clip(strings.TrimSpace(s), 100)
+	return message.Clip(strings.TrimSpace(s), 100)
 }
-
-// Delimiter decisions (message.MatchDelimiter).
-const (
-	dlNo    = message.NoDelimiter
-	dlYes   = message.Delimiter
-	dlClose = message.CloseDelimiter
-	dlMore  = message.NeedMore
-)
 
 // Multipart states.
 const (
@@ -709,25 +701,18 @@ const (
 	msEpilogue
 )
 
-// maxPad bounds the transport padding accepted after a boundary.
-const maxPad = message.MaxPadding
-
-var nlDashDash = []byte("\n--")
-
 // multipart splits a multipart body at its boundary (RFC 2046 section
-// 5.1.1): a delimiter is CRLF (or a bare LF), "--", the boundary, then
-// "--" for the last one, then optional white space and a line break. The
-// line break before a delimiter belongs to it. Content is passed on as it
-// arrives; only a possible delimiter at the end of a chunk is held back
-// (a bounded carry). Each part is an entity of its own; nested multiparts
-// split again inside their part, so the nesting depth is bounded by
-// MaxDepth and every level holds a bounded amount of state.
+// 5.1.1) with message.Splitter, the warning rewriter's splitter too:
+// content is passed on as it arrives, only a possible delimiter at the end
+// of a chunk is held back (a bounded carry). Each part is an entity of its
+// own; nested multiparts split again inside their part, so the nesting
+// depth is bounded by MaxDepth and every level holds a bounded amount of
+// state.
 type multipart struct {
 	parent *entity
 	where  string
-	delim  []byte // "--" + boundary
 	digest bool
-	carry  []byte
+	sp     *message.Splitter
 	st     int
 	child  *entity
 	n      int
@@ -736,95 +721,15 @@ type multipart struct {
 }
 
 func newMultipart(parent *entity, where, boundary string, digest bool) *multipart {
-	delim := []byte("--" + boundary)
-	hold := len(delim) + maxPad + 8
-	m := &multipart{parent: parent, where: where, delim: delim, digest: digest, carry: make([]byte, 0, 2*hold+512)}
-	// The first delimiter may open the body without a line break before
-	// it; a synthetic one (in the discarded preamble) makes it uniform.
-	m.carry = append(m.carry, '\n')
+	m := &multipart{parent: parent, where: where, digest: digest}
+	m.sp = message.NewSplitter(boundary, m.emit, func(_, _ int64, closing bool) { m.boundary(closing) })
 	return m
 }
 
 func (m *multipart) write(p []byte) {
-	for len(m.carry) > 0 && len(p) > 0 && m.st != msEpilogue {
-		k := min(len(p), cap(m.carry)-len(m.carry))
-		m.carry = append(m.carry, p[:k]...)
-		p = p[k:]
-		keep := m.process(m.carry, false)
-		m.carry = m.carry[:copy(m.carry, m.carry[keep:])]
+	if m.st != msEpilogue {
+		m.sp.Write(p)
 	}
-	if len(m.carry) > 0 || len(p) == 0 || m.st == msEpilogue {
-		return
-	}
-	keep := m.process(p, false)
-	m.carry = append(m.carry[:0], p[keep:]...)
-}
-
-// process splits b and returns the offset from which bytes are held back.
-func (m *multipart) process(b []byte, final bool) int {
-	i := 0
-	for i < len(b) {
-		if m.st == msEpilogue {
-			return len(b)
-		}
-		j := bytes.Index(b[i:], nlDashDash)
-		if j < 0 {
-			end := len(b)
-			if !final {
-				end -= partialDelimiter(b[i:])
-			}
-			m.emit(b[i:end])
-			return end
-		}
-		nl := i + j
-		ls := nl + 1
-		st, n := m.delimiter(b[ls:], final)
-		switch st {
-		case dlNo:
-			m.emit(b[i:ls])
-			i = ls
-		case dlMore:
-			start := nl
-			if start > i && b[start-1] == '\r' {
-				start--
-			}
-			m.emit(b[i:start])
-			return start
-		default:
-			end := nl
-			if end > i && b[end-1] == '\r' {
-				end--
-			}
-			m.emit(b[i:end])
-			m.boundary(st == dlClose)
-			i = ls + n
-		}
-	}
-	return len(b)
-}
-
-// partialDelimiter returns the length of the end of b that may begin a
-// delimiter ("\r", "\n", "\r\n", "\n-", "\r\n-").
-func partialDelimiter(b []byte) int {
-	n := len(b)
-	switch {
-	case n >= 3 && b[n-3] == '\r' && b[n-2] == '\n' && b[n-1] == '-':
-		return 3
-	case n >= 2 && b[n-2] == '\n' && b[n-1] == '-':
-		return 2
-	case n >= 2 && b[n-2] == '\r' && b[n-1] == '\n':
-		return 2
-	case n >= 1 && (b[n-1] == '\n' || b[n-1] == '\r'):
-		return 1
-	}
-	return 0
-}
-
-// delimiter decides whether line, which starts with "--", is a delimiter
-// line (message.MatchDelimiter, shared with the warning rewriter); n is the
-// length of the delimiter without its line break.
-func (m *multipart) delimiter(line []byte, final bool) (st, n int) {
-	return message.MatchDelimiter(line, m.delim, final)
 }
 
 func (m *multipart) emit(p []byte) {
@@ -874,10 +779,9 @@ func (m *multipart) boundary(closing bool) {
 }
 
 func (m *multipart) close() {
-	if len(m.carry) > 0 && m.st != msEpilogue {
-		m.process(m.carry, true)
+	if m.st != msEpilogue {
+		m.sp.Close()
 	}
-	m.carry = m.carry[:0]
 	if m.child != nil {
 		m.child.close()
 		m.child = nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/text/transform"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // The text of an Office Open XML or OpenDocument part (R34, issue 11
@@ -94,7 +96,7 @@ func xmlText(ctx *scanCtx, r io.Reader, where string, meta bool) error {
 		enc, ok := lookupCharset(label)
 		switch {
 		case !ok:
-			return nil, fmt.Errorf("unknown XML encoding %q", clip(label, 40))
+			return nil, fmt.Errorf("unknown XML encoding %q", message.Clip(label, 40))
 		case enc == nil:
 			return in, nil
 		}

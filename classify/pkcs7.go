@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/smallstep/pkcs7"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // MaxSignedData is the largest S/MIME (CMS, RFC 5652) object buffered for
@@ -77,7 +79,7 @@ func (s *pkcs7Stage) close() {
 		content, certsOnly, err := parseSignedData(buf)
 		switch {
 		case err != nil:
-			col.unreadable("%s: S/MIME signed-data not parsable: %s", s.where, clip(err.Error(), 80))
+			col.unreadable("%s: S/MIME signed-data not parsable: %s", s.where, message.Clip(err.Error(), 80))
 		case len(content) == 0 && certsOnly:
 			// smime-type=certs-only (RFC 8551 section 3.6): nothing to read.
 			col.problem("%s: S/MIME certificates only", s.where)
@@ -105,7 +107,7 @@ func cmsName(oid asn1.ObjectIdentifier) string {
 	case oid.Equal(oidAuthenticatedDt):
 		return "authenticated-data"
 	}
-	return "content of type " + clip(oid.String(), 60)
+	return "content of type " + message.Clip(oid.String(), 60)
 }
 
 // parseSignedData returns the encapsulated content of a CMS signed-data

@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
+
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // rtfText turns RTF into the text a reader sees (R33), streaming with
@@ -319,7 +321,7 @@ func (r *rtfText) step(c byte) bool {
 			return c == ' '
 		}
 	case rtHex:
-		v, ok := unhex(c)
+		v, ok := message.Unhex(c)
 		if !ok {
 			r.st = rtText
 			return false

@@ -349,7 +349,7 @@ func parseField(raw string) field {
 			}
 			m, ok := addrSpec(sg.angles[0])
 			if !ok {
-				fail("bad address <" + clip(sg.angles[0]) + ">")
+				fail("bad address <" + Clip(sg.angles[0], 60) + ">")
 				continue
 			}
 			m.Name = name
@@ -357,7 +357,7 @@ func parseField(raw string) field {
 		case sg.hasAt:
 			if len(pending) > 0 {
 				f.names = append(f.names, strings.Join(pending, ", "))
-				fail("text without an address before " + clip(sg.plain.String()))
+				fail("text without an address before " + Clip(sg.plain.String(), 60))
 				pending = nil
 			}
 			if sg.words != 1 {
@@ -369,13 +369,13 @@ func parseField(raw string) field {
 					f.mailboxes = append(f.mailboxes, m)
 					continue
 				}
-				fail("display name without angle brackets: " + clip(sg.plain.String()))
+				fail("display name without angle brackets: " + Clip(sg.plain.String(), 60))
 				f.names = append(f.names, display)
 				continue
 			}
 			m, ok := addrSpec(sg.plain.String())
 			if !ok {
-				fail("bad address " + clip(sg.plain.String()))
+				fail("bad address " + Clip(sg.plain.String(), 60))
 				continue
 			}
 			// "addr (Name)": the comment is the name clients show.
@@ -385,7 +385,7 @@ func parseField(raw string) field {
 			pending = append(pending, display)
 			if n == len(segs)-1 {
 				f.names = append(f.names, strings.Join(pending, ", "))
-				fail("text without an address: " + clip(display))
+				fail("text without an address: " + Clip(display, 60))
 			}
 		}
 	}
@@ -505,13 +505,6 @@ func stripComments(s string) string {
 		i++
 	}
 	return b.String()
-}
-
-func clip(s string) string {
-	if len(s) > 60 {
-		return s[:60] + "..."
-	}
-	return s
 }
 
 // toUTF8 keeps valid UTF-8 and reads every other byte as Latin-1 (raw

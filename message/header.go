@@ -123,6 +123,11 @@ func writeField(b *strings.Builder, name, value, eol string) {
 // the messages notify rewrites.
 func HeaderBlock(hs []Header, eol string) string {
 	var b strings.Builder
+	n := len(eol)
+	for _, h := range hs {
+		n += len(h.Name) + len(h.Value) + 2 + len(eol)
+	}
+	b.Grow(n + n/32) // folds may grow by a byte each (LF to CRLF)
 	for _, h := range hs {
 		writeField(&b, h.Name, h.Value, eol)
 	}

@@ -144,6 +144,13 @@ func unquote(val string) string {
 	if val == "" || val[0] != '"' {
 		return val
 	}
+	// Without escapes the value is a piece of val, not a copy.
+	switch i := strings.IndexAny(val[1:], "\\\""); {
+	case i < 0:
+		return val[1:]
+	case val[1+i] == '"':
+		return val[1 : 1+i]
+	}
 	var b strings.Builder
 	for i := 1; i < len(val); i++ {
 		c := val[i]
@@ -166,6 +173,9 @@ func unquote(val string) string {
 // unnumbered values, a repeated continuation number, or an unnumbered
 // value beside continuations that say something else).
 func joinParam(segs []paramSeg) (val string, dup bool) {
+	if len(segs) == 1 && segs[0].index < 0 && !segs[0].ext {
+		return segs[0].value, false // the common case: one plain value
+	}
 	var plain []paramSeg
 	numbered := map[int]paramSeg{}
 	for _, s := range segs {
@@ -251,8 +261,8 @@ func pctDecode(v string) string {
 	b := make([]byte, 0, len(v))
 	for i := 0; i < len(v); i++ {
 		if v[i] == '%' && i+2 < len(v) {
-			if isHex(v[i+1]) && isHex(v[i+2]) {
-				b = append(b, unhex(v[i+1])<<4|unhex(v[i+2]))
+			if c, ok := UnhexPair(v[i+1], v[i+2]); ok {
+				b = append(b, c)
 				i += 2
 				continue
 			}

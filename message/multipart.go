@@ -66,3 +66,150 @@ func MatchDelimiter(line, d []byte, final bool) (st, n int) {
 	}
 	return Delimiter, k
 }
+
+var nlDashDash = []byte("\n--")
+
+// Splitter finds the delimiter lines of a multipart body (RFC 2046
+// section 5.1.1), streaming: a delimiter is a line break (CRLF or a bare
+// LF), "--", the boundary, "--" for the close delimiter, then transport
+// padding and a line break (MatchDelimiter); the line break before it
+// belongs to it, and the first delimiter may open the body without one.
+// Content passes on as it arrives; only a possible delimiter at the end of
+// a write is held back (a bounded carry). It is the one splitter for the
+// scanner (classify, which routes the content to each part) and the
+// warning rewriter (notify, which records where each part is), so they
+// find the same parts (issue 13 point 1). After the close delimiter
+// nothing more is read.
+type Splitter struct {
+	// Content receives the bytes between delimiters (preamble, parts,
+	// each delimiter's own line break after it); the slice is not kept.
+	Content func(p []byte)
+	// Delimiter is called at each delimiter line: start is the offset of
+	// the line break before it (of the "--" when it opens the body), end
+	// the offset after its padding (before its own line break).
+	Delimiter func(start, end int64, closing bool)
+
+	delim   []byte // "--" + boundary
+	carry   []byte
+	carryAt int64 // offset of carry[0]
+	written int64 // bytes written so far
+	done    bool
+}
+
+// NewSplitter returns a splitter for boundary, calling content and
+// delimiter as it finds them.
+func NewSplitter(boundary string, content func(p []byte), delimiter func(start, end int64, closing bool)) *Splitter {
+	delim := []byte("--" + boundary)
+	hold := len(delim) + MaxPadding + 8
+	s := &Splitter{Content: content, Delimiter: delimiter, delim: delim, carry: make([]byte, 0, 2*hold+512), carryAt: -1}
+	// The first delimiter may open the body without a line break before
+	// it; a synthetic one (in the preamble, offset -1) makes it uniform.
+	s.carry = append(s.carry, '\n')
+	return s
+}
+
+// Done reports whether the close delimiter was found.
+func (s *Splitter) Done() bool { return s.done }
+
+// Write splits p, the next bytes of the body.
+func (s *Splitter) Write(p []byte) {
+	for len(s.carry) > 0 && len(p) > 0 && !s.done {
+		k := min(len(p), cap(s.carry)-len(s.carry))
+		s.carry = append(s.carry, p[:k]...)
+		s.written += int64(k)
+		p = p[k:]
+		keep := s.process(s.carry, s.carryAt, false)
+		s.carry = s.carry[:copy(s.carry, s.carry[keep:])]
+		s.carryAt += int64(keep)
+	}
+	if len(s.carry) > 0 || len(p) == 0 || s.done {
+		s.written += int64(len(p))
+		return
+	}
+	at := s.written
+	s.written += int64(len(p))
+	keep := s.process(p, at, false)
+	s.carry = append(s.carry[:0], p[keep:]...)
+	s.carryAt = at + int64(keep)
+}
+
+// Close ends the body: what was held back is decided as the end of the
+// input (a last delimiter without its line break is one).
+func (s *Splitter) Close() {
+	if len(s.carry) > 0 && !s.done {
+		s.process(s.carry, s.carryAt, true)
+	}
+	s.carry = s.carry[:0]
+}
+
+// process splits b, which starts at offset at, and returns the offset in
+// b from which bytes are held back.
+func (s *Splitter) process(b []byte, at int64, final bool) int {
+	i := 0
+	for i < len(b) {
+		if s.done {
+			return len(b)
+		}
+		j := bytes.Index(b[i:], nlDashDash)
+		if j < 0 {
+			end := len(b)
+			if !final {
+				end -= partialDelimiter(b[i:])
+			}
+			s.content(b[i:end], at+int64(i))
+			return end
+		}
+		nl := i + j
+		ls := nl + 1
+		st, n := MatchDelimiter(b[ls:], s.delim, final)
+		switch st {
+		case NoDelimiter:
+			s.content(b[i:ls], at+int64(i))
+			i = ls
+		case NeedMore:
+			start := nl
+			if start > i && b[start-1] == '\r' {
+				start--
+			}
+			s.content(b[i:start], at+int64(i))
+			return start
+		default:
+			end := nl
+			if end > i && b[end-1] == '\r' {
+				end--
+			}
+			s.content(b[i:end], at+int64(i))
+			s.done = st == CloseDelimiter
+			s.Delimiter(max(at+int64(end), 0), at+int64(ls+n), s.done)
+			i = ls + n
+		}
+	}
+	return len(b)
+}
+
+// content passes p on, without the synthetic line break at offset -1.
+func (s *Splitter) content(p []byte, at int64) {
+	if at < 0 && len(p) > 0 {
+		p = p[1:]
+	}
+	if len(p) > 0 {
+		s.Content(p)
+	}
+}
+
+// partialDelimiter returns the length of the end of b that may begin a
+// delimiter ("\r", "\n", "\r\n", "\n-", "\r\n-").
+func partialDelimiter(b []byte) int {
+	n := len(b)
+	switch {
+	case n >= 3 && b[n-3] == '\r' && b[n-2] == '\n' && b[n-1] == '-':
+		return 3
+	case n >= 2 && b[n-2] == '\n' && b[n-1] == '-':
+		return 2
+	case n >= 2 && b[n-2] == '\r' && b[n-1] == '\n':
+		return 2
+	case n >= 1 && (b[n-1] == '\n' || b[n-1] == '\r'):
+		return 1
+	}
+	return 0
+}

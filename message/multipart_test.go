@@ -1,6 +1,8 @@
 package message
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -49,6 +51,81 @@ func FuzzMatchDelimiter(f *testing.F) {
 		}
 		if (st == Delimiter || st == CloseDelimiter) && (n < len(d) || n > len(line) || string(line[:len(d)]) != string(d)) {
 			t.Fatalf("%q: st %d n %d", line, st, n)
+		}
+	})
+}
+
+// splitEvents runs a Splitter over in, written in chunks of n bytes, and
+// returns what it reported: content as "c:..." and delimiters as
+// "d:start-end" or "D:start-end" (closing).
+func splitEvents(in []byte, boundary string, n int) []string {
+	var ev []string
+	var content []byte
+	flush := func() {
+		if len(content) > 0 {
+			ev = append(ev, "c:"+string(content))
+			content = content[:0]
+		}
+	}
+	s := NewSplitter(boundary, func(p []byte) { content = append(content, p...) }, func(start, end int64, closing bool) {
+		flush()
+		k := "d"
+		if closing {
+			k = "D"
+		}
+		ev = append(ev, fmt.Sprintf("%s:%d-%d", k, start, end))
+	})
+	for p := in; len(p) > 0; {
+		k := min(n, len(p))
+		s.Write(p[:k])
+		p = p[k:]
+	}
+	s.Close()
+	flush()
+	return ev
+}
+
+func TestSplitter(t *testing.T) {
+	in := "--b\r\none\r\n--bx\r\n--b \t\r\ntwo\n--b--\r\nepilogue\r\n--b\r\n"
+	// "--bx" is content; the line break before a delimiter is its own.
+	want := []string{"d:0-3", "c:\r\none\r\n--bx", "d:14-21", "c:\r\ntwo", "D:26-32"}
+	for _, n := range []int{len(in), 1, 2, 3, 7} {
+		if got := splitEvents([]byte(in), "b", n); !reflect.DeepEqual(got, want) {
+			t.Errorf("chunks of %d:\n got %q\nwant %q", n, got, want)
+		}
+	}
+	// A preamble, and a last delimiter without its line break.
+	if got := splitEvents([]byte("pre\n--b\nx\n--b"), "b", 2); !reflect.DeepEqual(got, []string{"c:pre", "d:3-7", "c:\nx", "d:9-13"}) {
+		t.Errorf("preamble: %q", got)
+	}
+}
+
+// FuzzSplitter: written in chunks of any size, the splitter reports what
+// it reports for one write, and its delimiters are in order inside the
+// input.
+func FuzzSplitter(f *testing.F) {
+	f.Add([]byte("--b\r\none\r\n--bx\r\n--b \t\r\ntwo\n--b--\r\nepilogue"), uint8(3))
+	f.Add([]byte("pre\r\n--b\r--b\n\r\n--b-"), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		if len(in) > 1<<16 {
+			return
+		}
+		want := splitEvents(in, "b", len(in)+1)
+		got := splitEvents(in, "b", int(chunk%32)+1)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("chunks of %d:\n got %q\nwant %q", chunk%32+1, got, want)
+		}
+		last := int64(-1)
+		for _, e := range want {
+			var k byte
+			var start, end int64
+			if _, err := fmt.Sscanf(e, "%c:%d-%d", &k, &start, &end); err != nil || e[0] == 'c' {
+				continue
+			}
+			if start < last || end <= start || end > int64(len(in)) || string(in[end-1:end]) == "\n" {
+				t.Fatalf("delimiter %s out of place in %q", e, in)
+			}
+			last = end
 		}
 	})
 }

@@ -50,3 +50,37 @@ func TestReadHeaderBlock(t *testing.T) {
 		}
 	}
 }
+
+// ScanHeaderBlock keeps where every field's bytes are, folds included, and
+// reads by ReadHeaderBlock's rules.
+func TestScanHeaderBlockPositions(t *testing.T) {
+	msg := "Subject : hi\r\n there\r\nFrom: a@b.example\r\n\r\nbody\r\n"
+	s, err := ScanHeaderBlock(bufio.NewReader(strings.NewReader(msg)), ScanOptions{Limit: 1 << 10, LenientNames: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.EOL != "\r\n" || !s.Blank || s.Size != int64(strings.Index(msg, "body")) || len(s.Fields) != 2 {
+		t.Fatalf("scan %+v", s)
+	}
+	for i, want := range []struct{ name, value, raw string }{
+		{"Subject", " hi\n there", "Subject : hi\r\n there\r\n"},
+		{"From", " a@b.example", "From: a@b.example\r\n"},
+	} {
+		f := s.Fields[i]
+		if f.Name != want.name || f.Value != want.value || msg[f.Start:f.End] != want.raw {
+			t.Errorf("field %d: %q %q %q", i, f.Name, f.Value, msg[f.Start:f.End])
+		}
+	}
+	// Without LenientNames (ReadHeaderBlock) "Subject :" is no field.
+	if _, err := ReadHeaderBlock(bufio.NewReader(strings.NewReader(msg)), 1<<10); !errors.Is(err, ErrMalformedHeader) {
+		t.Errorf("ReadHeaderBlock accepted a blank before the colon: %v", err)
+	}
+	// A block that runs to the end of input has no blank line.
+	s, err = ScanHeaderBlock(bufio.NewReader(strings.NewReader("A: 1\nB: 2")), ScanOptions{Limit: 100})
+	if err != nil || s.Blank || s.EOL != "\n" || len(s.Fields) != 2 || s.Fields[1].End != 9 {
+		t.Errorf("unterminated block: %+v %v", s, err)
+	}
+	if _, err := ScanHeaderBlock(bufio.NewReader(strings.NewReader("A: 1\n"+strings.Repeat("x", 200))), ScanOptions{Limit: 100}); !errors.Is(err, ErrHeaderBlockTooLarge) {
+		t.Errorf("past the limit: %v", err)
+	}
+}

@@ -141,7 +141,8 @@ func decodeWordText(enc byte, text string) []byte {
 			case c == '_':
 				b = append(b, ' ')
 			case c == '=' && i+2 < len(text) && isHex(text[i+1]) && isHex(text[i+2]):
-				b = append(b, unhex(text[i+1])<<4|unhex(text[i+2]))
+				v, _ := UnhexPair(text[i+1], text[i+2])
+				b = append(b, v)
 				i += 2
 			default:
 				b = append(b, c)
@@ -165,15 +166,6 @@ func decodeWordText(enc byte, text string) []byte {
 }
 
 func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
+	_, ok := Unhex(c)
+	return ok
 }

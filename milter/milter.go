@@ -173,6 +173,10 @@ func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, 
 // Policy returns the policy in force.
 func (s *Server) Policy() *policy.Policy { return s.state.Load().Policy }
 
+// SMIME returns the S/MIME env in force (nil when smime.mode is off);
+// serve runs its CRL refresh (R39-R40).
+func (s *Server) SMIME() *pipeline.SMIMEEnv { return s.state.Load().SMIME }
+
 // Notifier returns the notifier in force (nil: no notices are sent).
 func (s *Server) Notifier() *Notifier { return s.state.Load().notifier }
 

@@ -8,8 +8,8 @@
 //   - recipient warnings (R76-R80) in three modes, wrap, prepend and header
 //     (Apply, ApplyParts), as header edits plus a streamed new body that a
 //     milter applies with ChangeHeader/AddHeader and ReplaceBody;
-//   - the LISTSERVE rule (R199: IsListMail, Soften) and the WORKSPACE rule
-//     (R108: Workspace, Grade);
+//   - the LISTSERVE test (R199: IsListMail) and the WORKSPACE list (R108:
+//     Workspace), the engine's (package policy grades the warning);
 //   - postmaster notices (R42, R77, R92), with the loop rules (R93, R95:
 //     ShouldNotify) and the frequency limit (R94: RateLimiter);
 //   - DELIVERY RECEIPT and NON DELIVERY REPORT (R73, R74, Table 4);

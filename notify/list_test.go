@@ -57,50 +57,6 @@ func TestIsListMail(t *testing.T) {
 	}
 }
 
-// TestSoften: R199 downgrades 002 and 005, and only those, from HARD to SOFT.
-func TestSoften(t *testing.T) {
-	for _, code := range Codes() {
-		want := SeverityHard
-		if code == "002" || code == "005" {
-			want = SeveritySoft
-		}
-		if got := Soften(code, true); got != want {
-			t.Errorf("Soften(%s, list) = %s, want %s", code, got, want)
-		}
-		if got := Soften(code, false); got != SeverityHard {
-			t.Errorf("Soften(%s, no list) = %s", code, got)
-		}
-	}
-	if Soften("999", true) != SeverityHard {
-		t.Error("unknown code not hard")
-	}
-}
-
-// TestGrade: R108 removes UNVERIFIED warnings for WORKSPACE domains.
-func TestGrade(t *testing.T) {
-	cases := []struct {
-		code                       string
-		list, workspace, spoofOnly bool
-		want                       Severity
-	}{
-		{"002", false, false, false, SeverityHard},
-		{"002", true, false, false, SeveritySoft},
-		{"002", false, true, false, SeverityNone},
-		{"003", false, true, false, SeverityNone},
-		{"003", false, true, true, SeverityHard},
-		{"005", true, true, true, SeverityNone},
-		{"101", false, true, false, SeverityNone},
-		{"001", false, true, false, SeverityHard}, // SECURE DELIVERY FAILURE is not UNVERIFIED
-		{"009", false, true, false, SeverityHard},
-		{"201", true, true, false, SeverityHard},
-	}
-	for _, c := range cases {
-		if got := Grade(c.code, c.list, c.workspace, c.spoofOnly); got != c.want {
-			t.Errorf("Grade(%s, list=%v, workspace=%v, spoofOnly=%v) = %s, want %s", c.code, c.list, c.workspace, c.spoofOnly, got, c.want)
-		}
-	}
-}
-
 func TestWorkspace(t *testing.T) {
 	w, err := NewWorkspace([]string{"*@lists.govt.nz", "@Forum.Example.org.", "workspace.govt.nz"})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -165,78 +166,30 @@ func (h hdr) get(name string) (string, bool) {
 }
 
 // readHdr reads the header block that starts at start and cannot go past
-// limit. It stops at the blank line (included in the block) or at limit.
-// A line that is neither a field nor a continuation is an error.
+// limit, with message.ScanHeaderBlock (the rules of the engine's header
+// reader, with blanks before a colon allowed). It stops at the blank line
+// (included in the block) or at limit. A line that is neither a field nor
+// a continuation is an error.
 func readHdr(s src, start, limit int64) (hdr, error) {
-	h := hdr{start: start, end: start}
-	n := limit - start
-	if n > maxHeaderBlock+2 {
-		n = maxHeaderBlock + 2
-	}
+	n := min(limit-start, maxHeaderBlock+2)
 	br := bufio.NewReaderSize(io.NewSectionReader(s, start, n), 4096)
-	off := start
-	var line []byte
-	for {
-		line = line[:0]
-		var err error
-		for {
-			var chunk []byte
-			chunk, err = br.ReadSlice('\n')
-			line = append(line, chunk...)
-			if err != bufio.ErrBufferFull {
-				break
-			}
-			if len(line) > maxHeaderBlock {
-				return h, fmt.Errorf("%w: header block larger than %d bytes", ErrMalformed, maxHeaderBlock)
-			}
+	sc, err := message.ScanHeaderBlock(br, message.ScanOptions{Limit: maxHeaderBlock, LenientNames: true})
+	h := hdr{start: start, end: start + sc.Size, eol: sc.EOL, blank: sc.Blank}
+	if err != nil {
+		if errors.Is(err, message.ErrMalformedHeader) {
+			err = fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		if err != nil && err != io.EOF {
-			return h, err
-		}
-		lineStart := off
-		off += int64(len(line))
-		if off-start > maxHeaderBlock {
-			return h, fmt.Errorf("%w: header block larger than %d bytes", ErrMalformed, maxHeaderBlock)
-		}
-		if h.eol == "" && bytes.HasSuffix(line, []byte("\n")) {
-			h.eol = "\n"
-			if bytes.HasSuffix(line, []byte("\r\n")) {
-				h.eol = "\r\n"
-			}
-		}
-		t := bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0:
-			h.end = off
-			return h, nil
-		case len(t) == 0:
-			h.end = off
-			h.blank = true
-			return h, nil
-		case t[0] == ' ' || t[0] == '\t':
-			if len(h.fields) == 0 {
-				return h, fmt.Errorf("%w: continuation line before any header field", ErrMalformed)
-			}
-			f := &h.fields[len(h.fields)-1]
-			f.value += string(t)
-			f.folded += "\n" + string(t)
-			f.end = off
-		default:
-			name, value, ok := bytes.Cut(t, []byte(":"))
-			// Trailing blanks before the colon occur in the wild (RFC 822
-			// allowed them); anything else outside ftext is not a field.
-			name = bytes.TrimRight(name, " \t")
-			if !ok || !message.ValidFieldName(string(name)) {
-				return h, fmt.Errorf("%w: %q is not a header field", ErrMalformed, clip(string(t), 60))
-			}
-			v := string(bytes.TrimLeft(value, " \t"))
-			h.fields = append(h.fields, field{name: string(name), value: v, folded: v, start: lineStart, end: off})
-		}
-		if err == io.EOF {
-			h.end = off
-			return h, nil
-		}
+		return h, err
 	}
+	h.fields = make([]field, len(sc.Fields))
+	for i, f := range sc.Fields {
+		// The value as the milter sees it, then with the folds removed
+		// (the white space after each fold kept).
+		folded := strings.TrimLeft(f.Value, " \t")
+		h.fields[i] = field{name: f.Name, value: strings.ReplaceAll(folded, "\n", ""), folded: folded,
+			start: start + f.Start, end: start + f.End}
+	}
+	return h, nil
 }
 
 // fillRaw loads the raw bytes of every field.
@@ -251,13 +204,6 @@ func (h *hdr) fillRaw(s src) error {
 	return nil
 }
 
-func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
-
 // span is one part of a multipart body: its bytes are [start, end); next
 // is where the following delimiter line starts (the bytes [end, next) are
 // the line end that belongs to that delimiter), or -1 for an unterminated
@@ -270,68 +216,60 @@ type span struct{ start, end, next int64 }
 // delimiter line ("\r\n" or "\n"): parsers (Go's mime/multipart among
 // them) expect that line end before every later delimiter. The preamble
 // and epilogue are not parts. A body without a closing delimiter ends its
-// last part at end.
+// last part at end. The delimiters are the scanner's (message.Splitter),
+// so the rewriter finds the parts that were scanned.
 func splitMultipart(s src, start, end int64, boundary string) ([]span, string, error) {
 	nl := ""
-	delim := []byte("--" + boundary)
-	br := bufio.NewReaderSize(io.NewSectionReader(s, start, end-start), 8*1024)
 	var parts []span
-	off := start
-	inPart := false
-	partStart := int64(0)
-	prevEOL := 0 // length of the line end of the previous line
-	atLineStart := true
-	var prevLast byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(chunk) > 0 {
-			if atLineStart {
-				lineStart := off
-				isClose, ok, derr := isDelimiter(chunk, delim, err == bufio.ErrBufferFull)
-				if derr != nil {
-					return parts, nl, derr
-				}
-				if ok {
-					if nl == "" {
-						nl = "\r\n"
-						if rest := bytes.TrimLeft(chunk[len(delim):], " \t"); string(rest) == "\n" {
-							nl = "\n"
-						}
-					}
-					if inPart {
-						e := lineStart - int64(prevEOL)
-						if e < partStart {
-							e = partStart
-						}
-						parts = append(parts, span{partStart, e, lineStart})
-					}
-					if isClose {
-						return parts, nl, nil
-					}
-					inPart = true
-					partStart = lineStart + int64(len(chunk))
-					if err == bufio.ErrBufferFull {
-						// Not possible for a real delimiter line (isDelimiter refuses
-						// partial lines), kept for safety.
-						partStart = lineStart
-					}
-				}
-			}
-			off += int64(len(chunk))
-			if chunk[len(chunk)-1] == '\n' {
-				atLineStart = true
-				prevEOL = 1
-				if len(chunk) >= 2 && chunk[len(chunk)-2] == '\r' || len(chunk) == 1 && prevLast == '\r' {
-					prevEOL = 2
-				}
-			} else {
-				atLineStart = false
-			}
-			prevLast = chunk[len(chunk)-1]
+	var ferr error
+	partStart := int64(-1) // where the open part's content starts; -1: none open
+	var delimiter func(from, to int64, closing bool)
+	sp := message.NewSplitter(boundary, func([]byte) {}, func(from, to int64, closing bool) { delimiter(from, to, closing) })
+	delimiter = func(from, to int64, closing bool) {
+		if ferr != nil {
+			return
 		}
-		if err == bufio.ErrBufferFull {
-			continue
+		from, to = start+from, start+to
+		// The delimiter's own line break: CRLF, LF, or none at the end. A
+		// bare CR breaks the line for the scanner but not for a reader of
+		// lines: the two readings would differ, so it is an error (prepend
+		// then wraps, fail safe).
+		after, _ := readRange(s, to, min(to+2, end))
+		eol := 0
+		switch {
+		case bytes.HasPrefix(after, []byte("\r\n")):
+			eol = 2
+		case bytes.HasPrefix(after, []byte("\n")):
+			eol = 1
+		case len(after) > 0:
+			ferr = fmt.Errorf("%w: multipart delimiter line broken by a bare CR", ErrMalformed)
+			return
 		}
+		if nl == "" {
+			nl = "\r\n"
+			if eol == 1 {
+				nl = "\n"
+			}
+		}
+		if partStart >= 0 {
+			// The line end before the delimiter is the delimiter's.
+			next := from
+			if b, _ := readRange(s, from, from+1); len(b) == 1 && b[0] == '\r' {
+				next++ // from is the CR of a CRLF
+			}
+			next++ // the LF; the delimiter line starts after it
+			parts = append(parts, span{partStart, max(from, partStart), next})
+		}
+		partStart = -1
+		if !closing {
+			partStart = to + int64(eol)
+		}
+	}
+	br := io.NewSectionReader(s, start, end-start)
+	buf := make([]byte, 8*1024)
+	for !sp.Done() && ferr == nil {
+		n, err := br.Read(buf)
+		sp.Write(buf[:n])
 		if err == io.EOF {
 			break
 		}
@@ -339,129 +277,53 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 			return parts, nl, err
 		}
 	}
-	if inPart {
+	if ferr == nil && !sp.Done() {
+		sp.Close()
+	}
+	if ferr != nil {
+		return parts, nl, ferr
+	}
+	if partStart >= 0 {
 		parts = append(parts, span{partStart, end, -1})
 	}
 	return parts, nl, nil
 }
 
-// isDelimiter reports whether line (one whole line with its line end) is
-// "--boundary" or "--boundary--" followed only by transport padding (RFC
-// 2046 section 5.1.1), as the scanner decides it (message.MatchDelimiter:
-// at most message.MaxPadding of it). A delimiter whose line break is a
-// bare CR is one for the scanner, which breaks lines there, but not a line
-// of ours: the two readings would differ, so it is an error (prepend then
-// wraps, fail safe).
-func isDelimiter(line, delim []byte, partial bool) (isClose, ok bool, err error) {
-	if partial {
-		return false, false, nil
-	}
-	st, n := message.MatchDelimiter(line, delim, true)
-	if st != message.Delimiter && st != message.CloseDelimiter {
-		return false, false, nil
-	}
-	if rest := string(line[n:]); rest != "" && rest != "\n" && rest != "\r\n" {
-		return false, false, fmt.Errorf("%w: multipart delimiter line broken by a bare CR", ErrMalformed)
-	}
-	return st == message.CloseDelimiter, true, nil
-}
-
 // decodeCTE decodes a part body by its Content-Transfer-Encoding (lower
-// case, "" is 7bit). It is lenient as RFC 2045 asks of decoders; ok is
-// false for an unknown encoding.
+// case, "" is 7bit) with the scanner's decoders (message.DecodeQP,
+// message.DecodeBase64), so that the banner goes in front of the text
+// that was scanned. ok is false for an unknown encoding.
 func decodeCTE(cte string, raw []byte) ([]byte, bool) {
 	switch cte {
 	case "", "7bit", "8bit", "binary":
 		return raw, true
 	case "quoted-printable":
-		return decodeQP(raw), true
+		return message.DecodeQP(deleteTrailingBlanks(raw)), true
 	case "base64":
-		return decodeBase64(raw)
+		return message.DecodeBase64(raw), true
 	}
 	return nil, false
 }
 
-// decodeQP decodes quoted-printable leniently: trailing blanks are dropped
-// (RFC 2045 6.7 rule 3), "=" at the end of a line is a soft break, "=XX"
-// (either case) is a byte, and any other "=" is kept as it is.
-func decodeQP(raw []byte) []byte {
+// deleteTrailingBlanks removes the blanks at the end of every line of a
+// quoted-printable body before it is decoded: transport padding a decoder
+// must delete (RFC 2045 section 6.7 rule 3), which the rewritten part
+// would otherwise carry as "=20".
+func deleteTrailingBlanks(raw []byte) []byte {
 	out := make([]byte, 0, len(raw))
 	for len(raw) > 0 {
-		var line []byte
+		line, rest, found := bytes.Cut(raw, []byte("\n"))
+		raw = rest
 		eol := ""
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
+		if found {
 			eol = "\n"
-			if bytes.HasSuffix(line, []byte("\r")) {
-				line = line[:len(line)-1]
-				eol = "\r\n"
+			if l, ok := bytes.CutSuffix(line, []byte("\r")); ok {
+				line, eol = l, "\r\n"
 			}
-		} else {
-			line, raw = raw, nil
 		}
-		line = bytes.TrimRight(line, " \t")
-		soft := false
-		for i := 0; i < len(line); i++ {
-			c := line[i]
-			if c != '=' {
-				out = append(out, c)
-				continue
-			}
-			if i == len(line)-1 {
-				soft = true
-				break
-			}
-			if i+2 < len(line) {
-				h, ok := unhex(line[i+1])
-				l, ok2 := unhex(line[i+2])
-				if ok && ok2 {
-					out = append(out, h<<4|l)
-					i += 2
-					continue
-				}
-			}
-			out = append(out, '=')
-		}
-		if !soft {
-			out = append(out, eol...)
-		}
+		out = append(append(out, bytes.TrimRight(line, " \t")...), eol...)
 	}
 	return out
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-// decodeBase64 decodes base64 leniently: characters outside the alphabet
-// are ignored (RFC 2045 6.8) and decoding stops at the first "=".
-func decodeBase64(raw []byte) ([]byte, bool) {
-	clean := make([]byte, 0, len(raw))
-	for _, c := range raw {
-		switch {
-		case c == '=':
-			goto done
-		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '+', c == '/':
-			clean = append(clean, c)
-		}
-	}
-done:
-	if len(clean)%4 == 1 {
-		clean = clean[:len(clean)-1]
-	}
-	out, err := base64.RawStdEncoding.DecodeString(string(clean))
-	if err != nil {
-		return nil, false
-	}
-	return out, true
 }
 
 // encodeCTE encodes a part body; eol is the line end of the message.

@@ -114,11 +114,6 @@ type WarningCode struct {
 	Row Table2Row
 	// Text is that Table 2 text, verbatim (with its placeholder).
 	Text string
-	// Soft is the default grade of the warning. Table 3 has no hard/soft
-	// column: the only statement is R199, which calls warnings 002 and 005
-	// HARD and lets the LISTSERVE rule downgrade them to SOFT (Soften). No
-	// code is soft by default.
-	Soft bool
 	// Meaning is the Table 3 description, verbatim, up to its list of
 	// causes; for the retired codes 006 and 007 it is "No longer used.".
 	Meaning string

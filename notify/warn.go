@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -177,14 +178,7 @@ func Apply(opts Options, original io.Reader) (*Result, error) {
 			s = io.NewSectionReader(s, int64(i+1), s.Size()-int64(i+1))
 		}
 	}
-	top, err := readHdr(s, 0, s.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if err := top.fillRaw(s); err != nil {
-		return nil, err
-	}
-	return apply(opts, s, top)
+	return applySrc(opts, s)
 }
 
 // ApplyParts is Apply for the milter: headers as the MTA passed them
@@ -205,9 +199,17 @@ func ApplyParts(opts Options, headers []policy.Header, body io.Reader) (*Result,
 	}
 	hb.WriteString(message.HeaderBlock(headers, "\r\n"))
 	s := newConcat(bytes.NewReader(hb.Bytes()), bs)
+	return applySrc(opts, s)
+}
+
+// applySrc reads the header block of s and applies opts to the message.
+func applySrc(opts Options, s src) (*Result, error) {
 	top, err := readHdr(s, 0, s.Size())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		if !errors.Is(err, ErrMalformed) {
+			err = fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+		return nil, err
 	}
 	if err := top.fillRaw(s); err != nil {
 		return nil, err
@@ -239,7 +241,7 @@ func apply(opts Options, s src, top hdr) (*Result, error) {
 		}
 		n++
 		if ours(opts, f.value, msgID) {
-			return nil, fmt.Errorf("%w: %s: %s", ErrAlreadyWarned, WarningHeader, clip(f.value, 80))
+			return nil, fmt.Errorf("%w: %s: %s", ErrAlreadyWarned, WarningHeader, message.Clip(f.value, 80))
 		}
 		foreign = append(foreign, n)
 	}

@@ -39,6 +39,10 @@ type SMIMEEnv struct {
 // CRLFetchers, when set (tests), replaces the CRL cache's fetchers.
 var CRLFetchers map[string]crl.Fetcher
 
+// CRLLog, when set (serve, before the first NewState), receives the CRL
+// cache's lines: fetches, failures and back-offs, stale use (R40, R59).
+var CRLLog func(msg string, args ...any)
+
 // NewSMIMEEnv builds the env of policy p. create makes the peer store
 // directory when missing (serve); a listing passes false, so that looking
 // never creates anything.
@@ -67,6 +71,7 @@ func NewSMIMEEnv(p *policy.Policy, create bool) (*SMIMEEnv, error) {
 		if CRLFetchers != nil {
 			c.Fetchers = CRLFetchers
 		}
+		c.Log = CRLLog
 		v.Revocation, e.CRL = c, c
 	}
 	e.Validator = v

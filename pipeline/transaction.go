@@ -66,6 +66,10 @@ func NewState(p *policy.Policy, ck policy.Checker) (State, error) {
 	return st, nil
 }
 
+// headersCap is the header count Begin makes room for: an inbound
+// message through a large provider carries 15 to 25.
+const headersCap = 24
+
 // Transaction is one message, from MAIL FROM to end of message.
 type Transaction struct {
 	st      State
@@ -78,8 +82,9 @@ type Transaction struct {
 	header  policy.HeaderChecks
 	scanner *classify.Scanner
 	scanErr error
-	eoh     bool // the blank line after the headers was fed to the scanner
-	scanned bool // the scanner was closed; result and scanErr are final
+	line    []byte // scan's buffer
+	eoh     bool   // the blank line after the headers was fed to the scanner
+	scanned bool   // the scanner was closed; result and scanErr are final
 	result  classify.Result
 	headers []policy.Header // values as a reader sees them (leading blanks removed)
 	raw     []policy.Header // values exactly as received, for DKIM and the output
@@ -99,6 +104,10 @@ func Begin(st State, conn policy.Conn, env policy.Envelope, now time.Time) (*Tra
 	p := st.Policy
 	t := &Transaction{st: st, pol: p, conn: conn, env: env, start: now,
 		body: NewSpool(p.Limits.MemorySpool, p.Limits.SpoolDir)}
+	// Room for a usual header block in one allocation for both lists
+	// (they grow apart when a message has more).
+	hs := make([]policy.Header, 0, 2*headersCap)
+	t.headers, t.raw = hs[:0:headersCap], hs[headersCap:headersCap]
 	var err error
 	opts := st.Classify
 	if opts == nil {
@@ -160,17 +169,22 @@ func (t *Transaction) Header(name, value string) {
 	t.scan(name, ":", value, "\r\n")
 }
 
-// scan feeds the classifier; a failure is kept and turns the end of
-// message into a tempfail (never an unscanned accept).
+// scan feeds the classifier the parts as one write, through a buffer the
+// transaction keeps (not a conversion per part); a failure is kept and
+// turns the end of message into a tempfail (never an unscanned accept).
 func (t *Transaction) scan(parts ...string) {
 	if t.scanErr != nil {
 		return
 	}
+	t.line = t.line[:0]
 	for _, p := range parts {
-		if _, err := t.scanner.Write([]byte(p)); err != nil {
-			t.scanErr = err
-			return
-		}
+		t.line = append(t.line, p...)
+	}
+	if _, err := t.scanner.Write(t.line); err != nil {
+		t.scanErr = err
+	}
+	if cap(t.line) > 64<<10 {
+		t.line = nil // one huge header: not kept for the rest
 	}
 }
 

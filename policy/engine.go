@@ -328,9 +328,5 @@ func (p *Policy) identityMismatch(name string, m message.Mailbox, authUser strin
 	return ""
 }
 
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
+// clip is message.Clip (no character cut, valid UTF-8 in replies and logs).
+func clip(s string, n int) string { return message.Clip(s, n) }

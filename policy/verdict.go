@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,6 +142,15 @@ func (v *Verdict) deleteAll(hs []Header, name string) int {
 // deleteWhere is deleteAll for the headers whose value match accepts (all
 // when match is nil).
 func (v *Verdict) deleteWhere(hs []Header, name string, match func(value string) bool) int {
+	hit := func(h Header) bool {
+		return strings.EqualFold(strings.TrimRight(h.Name, " \t"), name) && (match == nil || match(h.Value))
+	}
+	// Most messages carry none of the headers deleted: the per-name
+	// indexes are counted only when one is there (it is called for each
+	// of our headers on every message).
+	if !slices.ContainsFunc(hs, hit) {
+		return 0
+	}
 	idx := make([]int, len(hs))
 	seen := map[string]int{}
 	for i, h := range hs {
@@ -150,7 +160,7 @@ func (v *Verdict) deleteWhere(hs []Header, name string, match func(value string)
 	}
 	n := 0
 	for i := len(hs) - 1; i >= 0; i-- {
-		if strings.EqualFold(strings.TrimRight(hs[i].Name, " \t"), name) && (match == nil || match(hs[i].Value)) {
+		if hit(hs[i]) {
 			v.Edits = append(v.Edits, HeaderEdit{Op: OpDelete, Name: hs[i].Name, Index: idx[i], Value: hs[i].Value})
 			n++
 		}

@@ -64,17 +64,28 @@ func format(authservID string, results []Result, sep string) string {
 		b.WriteString(";" + sep + "none")
 		return b.String()
 	}
+	b.Grow(len(results) * 96) // one buffer, not a string per piece
 	for _, r := range results {
-		b.WriteString(";" + sep)
-		b.WriteString(keyword(r.Method) + "=" + keyword(r.Value))
+		b.WriteString(";")
+		b.WriteString(sep)
+		b.WriteString(keyword(r.Method))
+		b.WriteString("=")
+		b.WriteString(keyword(r.Value))
 		if r.Comment != "" {
-			b.WriteString(" " + formatComment(r.Comment))
+			b.WriteString(" ")
+			b.WriteString(formatComment(r.Comment))
 		}
 		if r.Reason != "" {
-			b.WriteString(" reason=" + formatValue(r.Reason))
+			b.WriteString(" reason=")
+			b.WriteString(formatValue(r.Reason))
 		}
 		for _, p := range r.Props {
-			b.WriteString(" " + keyword(p.Type) + "." + keyword(p.Property) + "=" + formatPValue(p.Value))
+			b.WriteString(" ")
+			b.WriteString(keyword(p.Type))
+			b.WriteString(".")
+			b.WriteString(keyword(p.Property))
+			b.WriteString("=")
+			b.WriteString(formatPValue(p.Value))
 		}
 	}
 	return b.String()
@@ -93,6 +104,16 @@ func keyword(s string) string {
 }
 
 func cleanKeyword(s string) string {
+	keep := func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
+	}
+	i := 0
+	for i < len(s) && keep(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s // already a keyword: no copy
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnserr"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
 // DefaultMaxSignatures is the default VerifyOptions.MaxSignatures.
@@ -257,7 +258,7 @@ func (s *sigState) parse() error {
 		// RFC 8301 section 3.1: rsa-sha1 MUST NOT be used for verifying.
 		return perm("hash algorithm too weak: sha1")
 	default:
-		return perm("unsupported algorithm %q", clipStr(alg, 40))
+		return perm("unsupported algorithm %q", message.Clip(alg, 40))
 	}
 	if x, ok := tags["x"]; ok {
 		n, err := strconv.ParseInt(stripFWS(x), 10, 64)
@@ -282,7 +283,7 @@ func (s *sigState) parse() error {
 		case "", Simple:
 		case Relaxed:
 		default:
-			return perm("unsupported canonicalization %q", clipStr(*c, 40))
+			return perm("unsupported canonicalization %q", message.Clip(*c, 40))
 		}
 	}
 	s.relaxedH, s.relaxedB = hc == Relaxed, bc == Relaxed
@@ -318,18 +319,11 @@ func strictTags(s string) (map[string]string, error) {
 		}
 		k = strings.TrimSpace(k)
 		if _, dup := tags[k]; dup {
-			return nil, fmt.Errorf("duplicate tag %q", clipStr(k, 20))
+			return nil, fmt.Errorf("duplicate tag %q", message.Clip(k, 20))
 		}
 		tags[k] = strings.TrimSpace(v)
 	}
 	return tags, nil
-}
-
-func clipStr(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
 }
 
 // keyAnswer is the lookup of one key name, shared by the signatures that

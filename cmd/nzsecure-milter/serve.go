@@ -17,6 +17,7 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/internal/quickack"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/milter"
+	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -79,6 +80,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot set up the DNS resolver", "error", err.Error())
 		return 1
 	}
+	pipeline.CRLLog = log.Info
 	srv, err := milter.NewServer(p, runner, log)
 	if err != nil {
 		log.Error("cannot start", "error", err.Error())
@@ -107,6 +109,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	var fc fcRunner // issue 17: outbound.first_contact's store
 	fc.ensure(p, srv, log)
 	defer fc.close(log)
+	var crls crlRefresh
+	crls.follow(srv.SMIME())
+	defer crls.follow(nil)
 	if p.Runtime.Listen.Metrics != "" {
 		mln, err := listenSpec(p.Runtime.Listen.Metrics)
 		if err != nil {
@@ -156,6 +161,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			if sig == syscall.SIGHUP {
 				reload(srv, &pf, level, log)
 				fc.ensure(srv.Policy(), srv, log)
+				crls.follow(srv.SMIME())
 				continue
 			}
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())

@@ -43,15 +43,21 @@ type crlServer struct {
 	down  bool
 	hang  chan struct{}
 	hits  atomic.Int32
+	conns atomic.Int32 // TCP connections accepted
+	// gate, when set, holds every request until it is closed.
+	gate chan struct{}
 }
 
 func newCRLServer(t *testing.T, file string) *crlServer {
 	s := &crlServer{serve: file}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
-		file, down, hang := s.serve, s.down, s.hang
+		file, down, hang, gate := s.serve, s.down, s.hang, s.gate
 		s.mu.Unlock()
+		if gate != nil {
+			<-gate
+		}
 		if hang != nil {
 			select {
 			case <-hang:
@@ -65,11 +71,21 @@ func newCRLServer(t *testing.T, file string) *crlServer {
 		}
 		http.ServeFile(w, r, filepath.Join(fixtures, file))
 	}))
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
 	t.Cleanup(func() {
 		s.mu.Lock()
 		if s.hang != nil {
 			close(s.hang)
 			s.hang = nil
+		}
+		if s.gate != nil {
+			close(s.gate)
+			s.gate = nil
 		}
 		s.mu.Unlock()
 		s.srv.Close()
