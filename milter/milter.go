@@ -217,6 +217,7 @@ func (s *Server) SetPolicy(p *policy.Policy, ck policy.Checker) error {
 	cur := s.state.Load()
 	ps.Known = cur.Known // the first-contact store outlives a reload
 	ps.SelftestKey = cur.SelftestKey
+	ps.Hold = cur.Hold
 	n := cur.notifier
 	if s.notices != nil && !sameNotifySettings(cur.Policy, p) {
 		if n, err = s.notices(p); err != nil {
@@ -267,6 +268,18 @@ func (s *Server) SetKnown(k pipeline.KnownStore) {
 	cur := s.state.Load()
 	ps := cur.State
 	ps.Known = k
+	s.swap(newState(ps, cur.notifier))
+}
+
+// SetHold makes h the store of mail held for a certificate problem
+// (issue 14 point 6, package heldmail), for this and every later policy
+// load; nil: such mail is tempfailed (the MTA keeps it).
+func (s *Server) SetHold(h pipeline.HoldStore) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.state.Load()
+	ps := cur.State
+	ps.Hold = h
 	s.swap(newState(ps, cur.notifier))
 }
 

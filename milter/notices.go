@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/heldmail"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
@@ -146,9 +147,10 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason}})
 	case policy.NoticeDelayed:
 		// SECURE DELIVERY DELAYED (Table 1, 201-212) to the sender and the
-		// sender's postmaster; the held-mail retry runs hourly at most
-		// (RetryHours fills Table 2's "X hours").
-		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason, RetryHours: 1}})
+		// sender's postmaster; Table 2's "The system will try again in X
+		// hours" is the held-mail retry's smime.retry_interval, rounded up.
+		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig,
+			Text: notify.TextParams{Detail: nt.Reason, RetryHours: heldmail.RetryHours(p.SMIME.RetryInterval)}})
 	case policy.NoticeHeld:
 		// The engine names the Table 3 code: 001 for classified mail held
 		// (R110), 002 for a DMARC-quarantined spoof (G-DMARC-IN).

@@ -307,7 +307,7 @@ func TestHeldRetryMTADown(t *testing.T) {
 		t.Fatalf("rc %d\n%s", rc, out)
 	}
 	e, err := s.Entry(id)
-	if err != nil || e.Tries != 1 || !strings.Contains(e.LastReason, "submitting to the MTA") {
+	if err != nil || e.Tries != 1 || !strings.Contains(e.LastReason, "submitting the plain copy") {
 		t.Fatalf("%+v %v", e, err)
 	}
 }

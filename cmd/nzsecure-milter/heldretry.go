@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -94,7 +93,7 @@ func newHeldRetrier(p *policy.Policy, cur func() *policy.Policy, store *heldmail
 	}
 	return &heldmail.Retrier{
 		Store:     store,
-		Retry:     heldRetry(states.get, sub, time.Now),
+		Retry:     heldRetry(states.get, sub, store, time.Now),
 		Notices:   sub,
 		Generator: notify.Generator{Domain: domain},
 		GiveUp:    p.SMIME.GiveUp,
@@ -108,85 +107,79 @@ func openHeldStore(p *policy.Policy) (*heldmail.Store, error) {
 	return heldmail.Open(p.SMIME.HeldDir, heldmail.Options{MaxCount: p.SMIME.HeldMaxCount, MaxBytes: p.SMIME.HeldMaxSize})
 }
 
-// heldRetry is the real heldmail.RetryFunc: re-run, decide, submit.
-func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, now func() time.Time) heldmail.RetryFunc {
+// heldRetry is the real heldmail.RetryFunc: re-run, decide, carry out
+// the forms. hold receives the recipients of an entry that are still held
+// when others of it may now go (a new entry, with the original Received,
+// so give-up still counts from when the message came).
+func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold pipeline.HoldStore, now func() time.Time) heldmail.RetryFunc {
 	return func(ctx context.Context, h pipeline.HeldMessage, msg io.Reader) (heldmail.Outcome, error) {
 		st, err := state()
 		if err != nil {
 			return heldmail.Outcome{}, err
 		}
-		tx, v, err := rerunHeld(st, h, msg, now())
+		start := now()
+		if !h.Received.IsZero() {
+			// R100: the gateway received the message then, not now.
+			start = h.Received
+		}
+		tx, v, err := rerunHeld(st, h, msg, start)
 		if tx != nil {
 			defer tx.Close()
 		}
 		if err != nil {
 			return heldmail.Outcome{}, err
 		}
-		forms, out, err := heldRetryForms(tx, v, h)
+		forms, out, err := heldRetryForms(tx, v)
 		if err != nil || out.Result != heldmail.Sent {
 			return out, err
 		}
-		// Every form is handed over before the entry goes; a form the MTA
-		// refuses for good refuses the message (FAILURE notice), one it
-		// cannot take now keeps it held. A partial success is sent again
-		// at the next try (at least once, never lost).
-		var sentTo []string
-		for _, f := range forms {
-			var buf bytes.Buffer
-			if _, err := f.Output.WriteTo(&buf); err != nil {
-				return heldmail.Outcome{}, fmt.Errorf("writing the output: %w", err)
+		// Every form is handed over before the entry goes (the same
+		// CarryOut as the milter's, with no MTA transaction to carry the
+		// main form): a form the MTA refuses for good refuses the message
+		// (FAILURE notice), one it cannot take now keeps it held. A partial
+		// success is sent again at the next try (at least once, never lost).
+		done, err := tx.CarryOut(ctx, forms, sub, hold, false)
+		if err != nil {
+			if errors.Is(err, notify.ErrPermanent) {
+				return heldmail.Outcome{Result: heldmail.Refused, Reason: "the MTA refused the message: " + err.Error()}, nil
 			}
-			if err := sub.Submit(ctx, h.Envelope.From, f.Rcpts, buf.Bytes()); err != nil {
-				if errors.Is(err, notify.ErrPermanent) {
-					return heldmail.Outcome{Result: heldmail.Refused, Reason: "the MTA refused the message: " + err.Error()}, nil
-				}
-				return heldmail.Outcome{}, fmt.Errorf("submitting to the MTA: %w", err)
-			}
-			sentTo = append(sentTo, f.Rcpts...)
+			return heldmail.Outcome{}, fmt.Errorf("carrying out the forms: %w", err)
 		}
-		out.Reason = "sent to " + strings.Join(sentTo, ", ") + ": " + out.Reason
+		out.Reason = strings.Join(done, "; ") + ": " + out.Reason
 		return out, nil
 	}
 }
 
-// heldForm is one copy of a released message: its recipients and the
-// message as it leaves the gateway.
-type heldForm struct {
-	Rcpts  []string
-	Output *pipeline.Output
-}
-
-// heldRetryForms turns the retry's verdict into the copies to send, or
-// into still held / refused. MERGE POINT (issue 14): this is written
-// against today's Transaction.Output(v) and v.RemoveRcpts; with the
-// outbound S/MIME work the verdict names the forms (signed+encrypted for a
-// peer, plain for the internet) and the recipients still held for a
-// certificate problem: this function then returns one heldForm per form
-// from the pipeline's per-form function, and StillHeld with the verdict's
-// current code (201, 202, 211, 212) when the held recipients are still
-// held. Nothing else in the retry needs to change.
-func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict, h pipeline.HeldMessage) ([]heldForm, heldmail.Outcome, error) {
+// heldRetryForms turns the retry's verdict into the forms to carry out
+// (pipeline.Transaction.Forms: signed+encrypted for a peer, plain for the
+// internet, held for a certificate problem), or into still held (every
+// recipient still held: the verdict's current code, 201, 202, 211 or 212)
+// or refused.
+func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict) ([]pipeline.Form, heldmail.Outcome, error) {
 	why := strings.Join(v.Reasons, "; ")
 	switch v.Action {
-	case policy.Accept:
-		removed := map[string]bool{}
-		for _, r := range v.RemoveRcpts {
-			removed[strings.ToLower(r)] = true
-		}
-		var rcpts []string
-		for _, r := range h.Envelope.Rcpts {
-			if !removed[strings.ToLower(r)] {
-				rcpts = append(rcpts, r)
-			}
-		}
-		if len(rcpts) == 0 {
-			return nil, heldmail.Outcome{Result: heldmail.Refused, Reason: "the policy now takes every held recipient off: " + why}, nil
-		}
-		out, err := tx.Output(v)
+	case policy.Accept, policy.Discard:
+		forms, err := tx.Forms(v)
 		if err != nil {
 			return nil, heldmail.Outcome{}, fmt.Errorf("carrying out the verdict: %w", err)
 		}
-		return []heldForm{{Rcpts: rcpts, Output: out}}, heldmail.Outcome{Result: heldmail.Sent, Reason: why}, nil
+		var held *pipeline.HeldMessage
+		leaves := false
+		for _, f := range forms {
+			switch {
+			case f.Kind == policy.FormHeld && held == nil:
+				held = f.Held
+			case f.Kind != policy.FormHeld && len(f.Rcpts) > 0:
+				leaves = true
+			}
+		}
+		switch {
+		case leaves:
+			return forms, heldmail.Outcome{Result: heldmail.Sent, Reason: why}, nil
+		case held != nil:
+			return nil, heldmail.Outcome{Result: heldmail.StillHeld, Code: held.Code, Reason: held.Reason}, nil
+		}
+		return nil, heldmail.Outcome{Result: heldmail.Refused, Reason: "the policy now takes every held recipient off: " + why}, nil
 	case policy.Tempfail:
 		return nil, heldmail.Outcome{Result: heldmail.StillHeld, Reason: "the gateway would tempfail it now: " + why}, nil
 	case policy.Quarantine:

@@ -100,7 +100,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			log.Error("cannot open the held-mail store", "held_dir", p.SMIME.HeldDir, "error", err.Error())
 			return 1
 		}
-		// MERGE: the outbound step's pipeline.HoldStore is heldStore.
+		// The milter puts the held recipients in it (pipeline.CarryOut);
+		// the retrier's own state carries none (a retry still held keeps
+		// its entry).
+		srv.SetHold(heldStore)
 		hctx, hstop := context.WithCancel(context.Background())
 		defer hstop()
 		go newHeldRetrier(p, srv.Policy, heldStore, log).Run(hctx)
