@@ -787,6 +787,11 @@ start_milter() {
 	# self-test is off (it would talk to 127.0.0.1:25, the machine's own
 	# MTA); tests/e2e/selftest.sh runs `selftest` itself.
 	set -- --set "selftest.key_file=\"$WORK/selftest.key\"" --set 'selftest.interval="0s"' "$@"
+	# The gateway's state directories stay in the work dir too, so no test
+	# creates /var/lib/nzsecure-milter (a caller's --set comes later and wins).
+	set -- --set "smime.held_dir=\"$WORK/state/held\"" --set "smime.peers=\"$WORK/state/peers\"" \
+		--set "smime.crl_dir=\"$WORK/state/crl\"" --set "smime.pending=\"$WORK/state/pending\"" \
+		--set "lists.dir=\"$WORK/state/lists\"" --set "outbound.first_contact_state=\"$WORK/state/first-contact\"" "$@"
 	printf -- '--- %s start_milter %s\n' "$(date +%T)" "$*" >>"$WORK/milter.log"
 	"$NZBIN" serve --listen "inet:$SERVER_IP:$MILTER_PORT" "$@" >>"$WORK/milter.log" 2>&1 &
 	MILTER_PID=$!

@@ -30,6 +30,15 @@
 #   d. R62: alice's [RSVPDR] message to bob (A now uses STARTTLS towards B,
 #      so B sees alice verified): B's DELIVERY RECEIPT to alice is signed
 #      by agency-b and encrypted to agency-a's certificate.
+#   e. Table 1 sending column and R57 across the gateways: the distribution
+#      point publishes a short-lived CRL that lists agency-b's certificate
+#      (tests/e2e/mkcrl); A (restarted on an empty CRL cache) holds alice's
+#      message in its own store with SECURE DELIVERY DELAYED 201 to alice
+#      and A's postmaster, nothing crosses to B; the distribution point then
+#      publishes a CRL that no longer lists it, and A's automatic retry
+#      (smime.retry_interval) sends the message, signed and encrypted, once
+#      the short CRL has expired: it arrives at B verified, once, and A's
+#      store is empty.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -128,6 +137,9 @@ gw_b_milter() {
 		--set "smime.identities=[\"$B:$PKI/agency-b.crt:$PKI/agency-b.key\"]" \
 		--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-b\"" \
 		--set "smime.crl_dir=\"$GWB/crl\"" --set 'smime.crl_timeout="2s"' \
+		--set "smime.held_dir=\"$GWB/held\"" --set "smime.pending=\"$GWB/pending\"" --set "lists.dir=\"$GWB/lists\"" \
+		--set "selftest.key_file=\"$GWB/selftest.key\"" --set 'selftest.interval="0s"' \
+		--set "outbound.first_contact_state=\"$GWB/first-contact\"" \
 		--set 'authserv_id="mx-b.e2e.test"' >>"$GWB/milter.log" 2>&1 &
 	B_MILTER_PID=$!
 	e2e_track "$B_MILTER_PID"
@@ -273,6 +285,65 @@ if wait_until 30 receipt; then
 	fi
 else
 	fail "d: a DELIVERY RECEIPT from B to alice@$A reached the sink within 30s (B must see alice verified: TLS between the gateways and SPF pass)" "$GWB/milter.log"
+fi
+
+# ------------------------------------------------------------------ e
+if go build -o "$WORK/mkcrl" "$REPO_ROOT/tests/e2e/mkcrl" 2>"$WORK/mkcrl-build.log" &&
+	"$WORK/mkcrl" -ca "$PKI/ca.crt" -key "$PKI/ca.key" -revoke "$PKI/agency-b.crt" -this -5s -next 25s \
+		-out "$WORK/crlsrv/ca.crl.new" 2>>"$WORK/mkcrl-build.log" && mv "$WORK/crlsrv/ca.crl.new" "$WORK/crlsrv/ca.crl"; then
+	pass "e: the distribution point publishes a CRL listing agency-b (nextUpdate in 25s)"
+else
+	fail "e: a short-lived CRL listing agency-b" "$WORK/mkcrl-build.log"
+fi
+stop_milter
+start_milter --set 'profile="seemail"' --set "domains=[\"$A\"]" \
+	--set "outbound.seemail_domains=[\"$B\"]" \
+	--set "smime.identities=[\"$A:$PKI/agency-a-old.crt:$PKI/agency-a-old.key\", \"$A:$PKI/agency-a-new.crt:$PKI/agency-a-new.key\"]" \
+	--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-a\"" \
+	--set "smime.crl_dir=\"$WORK/crl-a-e\"" --set 'smime.crl_timeout="2s"' \
+	--set "smime.held_dir=\"$WORK/held-a\"" --set 'smime.retry_interval="1m"'
+held_count() { find "$WORK/held-a" -maxdepth 1 -name '*.json' 2>/dev/null | wc -l; }
+b_enveloped_count() { grep -c 'inbound S/MIME: layers enveloped+signed' "$GWB/milter.log" || true; }
+b_enveloped=$(b_enveloped_count)
+id_e=$(unique_id)
+rc=0
+msg_to "$id_e" "bob@$B" || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "e: alice -> bob@$B (certificate revoked) accepted at A for holding"
+else
+	fail "e: accepted at A for holding (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT" "$WORK/milter.log"
+fi
+delayed_to() {
+	{ sink_grep "e2e two gateways $id_e" | xargs -r grep -l "^X-Rcpt-Args: <$1>" |
+		xargs -r grep -l 'SECURE DELIVERY DELAYED' || true; } 2>/dev/null | head -n 1 | grep .
+}
+for who in "alice@$A" "postmaster@$A"; do
+	if wait_until 20 delayed_to "$who"; then
+		assert_contains "$(delayed_to "$who")" 'Code: 201' "e: SECURE DELIVERY DELAYED [Code: 201] to $who"
+	else
+		fail "e: a SECURE DELIVERY DELAYED notice to $who within 20s" "$WORK/milter.log"
+	fi
+done
+assert_eq 1 "$(held_count)" "e: the message is in A's own held-mail store"
+assert_eq "$b_enveloped" "$(b_enveloped_count)" "e: nothing reached B while the certificate is revoked"
+if "$WORK/mkcrl" -ca "$PKI/ca.crt" -key "$PKI/ca.key" -this 0s -next 1h -out "$WORK/crlsrv/ca.crl.new" 2>>"$WORK/mkcrl-build.log" &&
+	mv "$WORK/crlsrv/ca.crl.new" "$WORK/crlsrv/ca.crl"; then
+	pass "e: the distribution point publishes a CRL that no longer lists agency-b"
+else
+	fail "e: a CRL lifting the revocation" "$WORK/mkcrl-build.log"
+fi
+if wait_id "$id_e" 150; then
+	assert_eq 1 "$(id_count "$id_e")" "e: the automatic retry sent it: it reached the sink once, through B"
+	# The link is TLS since d, so B's decision log is the witness.
+	assert_eq $((b_enveloped + 1)) "$(b_enveloped_count)" "e: the released message reached B signed and encrypted (one more enveloped+signed message in B's log)"
+	f=$(file_for "$id_e" "bob@$B")
+	[[ -n $f ]] && sink_headers "$f" >"$WORK/e.headers"
+	assert_contains "$WORK/e.headers" '^X-NZ-Secure-email: ' "e: it arrived at B verified (X-NZ-Secure-email)"
+	assert_contains "$f" "$BODY_LINE" "e: B decrypted it"
+	assert_eq 0 "$(held_count)" "e: A's held-mail store is empty"
+	assert_contains "$WORK/milter.log" '"action":"held-sent"' "e: A logged the release (held-sent)"
+else
+	fail "e: the retry sent the message within 150s of the revocation being lifted" "$WORK/milter.log"
 fi
 
 # ------------------------------------------------------------------ end
