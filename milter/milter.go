@@ -262,35 +262,27 @@ func (s *Server) swap(next *state) {
 
 // SetKnown makes k the first-contact store (outbound.first_contact, issue
 // 17) of this and every later policy load.
-func (s *Server) SetKnown(k pipeline.KnownStore) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.state.Load()
-	ps := cur.State
-	ps.Known = k
-	s.swap(newState(ps, cur.notifier))
-}
+func (s *Server) SetKnown(k pipeline.KnownStore) { s.keep(func(ps *pipeline.State) { ps.Known = k }) }
 
 // SetHold makes h the store of mail held for a certificate problem
 // (issue 14 point 6, package heldmail), for this and every later policy
 // load; nil: such mail is tempfailed (the MTA keeps it).
-func (s *Server) SetHold(h pipeline.HoldStore) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur := s.state.Load()
-	ps := cur.State
-	ps.Hold = h
-	s.swap(newState(ps, cur.notifier))
-}
+func (s *Server) SetHold(h pipeline.HoldStore) { s.keep(func(ps *pipeline.State) { ps.Hold = h }) }
 
 // SetSelftestKey makes key the one self-test tokens are verified with
 // (R19-R21), for this and every later policy load.
 func (s *Server) SetSelftestKey(key []byte) {
+	s.keep(func(ps *pipeline.State) { ps.SelftestKey = key })
+}
+
+// keep sets what the process owns (stores, keys) in the state in force;
+// SetPolicy carries these fields over to every later load.
+func (s *Server) keep(set func(*pipeline.State)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.state.Load()
 	ps := cur.State
-	ps.SelftestKey = key
+	set(&ps)
 	s.swap(newState(ps, cur.notifier))
 }
 
