@@ -129,6 +129,10 @@ func (p *Policy) pingAnswerForm(v *Verdict, n *Notice, t Transaction) bool {
 	}
 	d, k, why := p.pingSMIME(t)
 	n.Reason = clip(why, 300)
+	if s := t.SMIMEIn; s != nil && s.Learned {
+		// The ping is consumed before decideSMIMEIn, which would log this.
+		v.reason("learned the ping signer's certificate %s for %s (R50, R83)", short(s.SignerFingerprint), strings.Join(s.SignerDomains, ", "))
+	}
 	if k == pingClear {
 		if t.SMIMEIn != nil {
 			v.reason("ping S/MIME %s: answered as an unsigned ping (R98 asks a signed answer only to a ping signed with a valid Secure Email CA domain certificate)", why)
