@@ -25,6 +25,10 @@
 #      certificate it carried.
 #   d. agency-r signs with its certificate revoked in the CRL fetched over
 #      HTTP: answered in clear, saying why (101).
+#   e. selftest --peers (R19): the pings leave through the MTA (to agency-b,
+#      learned in a, signed and encrypted); the test answers as agency-b
+#      (signed and encrypted: PASS, "S/MIME verified") and as agency-u
+#      (signed by an untrusted certificate: FAIL, 102); exit 1.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_init ping
@@ -58,11 +62,12 @@ $DOMAIN.            300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
 EOF
 start_dns "$WORK/zone"
 start_sink
-start_milter --set "domains=[\"$DOMAIN\"]" \
-	--set 'smime.mode="on"' \
-	--set "smime.identities=[\"$DOMAIN:$PKI/agency-a-old.crt:$PKI/agency-a-old.key\",\"$DOMAIN:$PKI/agency-a-new.crt:$PKI/agency-a-new.key\"]" \
-	--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" \
-	--set "smime.peers=\"$WORK/peers\"" --set "smime.crl_dir=\"$WORK/crl\"" --set 'smime.crl_timeout="5s"'
+MILTER_SETS=(--set "domains=[\"$DOMAIN\"]"
+	--set 'smime.mode="on"'
+	--set "smime.identities=[\"$DOMAIN:$PKI/agency-a-old.crt:$PKI/agency-a-old.key\",\"$DOMAIN:$PKI/agency-a-new.crt:$PKI/agency-a-new.key\"]"
+	--set "smime.trust_anchors=[\"$PKI/ca.crt\"]"
+	--set "smime.peers=\"$WORK/peers\"" --set "smime.crl_dir=\"$WORK/crl\"" --set 'smime.crl_timeout="5s"')
+start_milter "${MILTER_SETS[@]}"
 start_postfix "inet:$SERVER_IP:$MILTER_PORT"
 product=$("$NZBIN" version | awk 'NR == 1 { print $1 " " $2 }')
 product_re=$(printf '%s' "$product" | sed 's/[.[\*^$()+?{|]/\\&/g')
@@ -206,6 +211,44 @@ ping "$id_d" "ping@agency-r.govt.nz" "d (revoked signer)" "$WORK/$id_d.eml"
 wait_answer "$id_d" "ping@agency-r.govt.nz" "d (revoked signer)"
 clear_answer d "d (revoked signer)"
 [[ -n $ANS ]] && assert_contains "$WORK/d.txt" '^S/MIME of your ping: not verified: .*revoked.*101' "d: the answer says the signer's certificate is revoked (101)"
+
+# ------------------------------------------------------------------ e
+# selftest --peers (R19, issue 17): our pings leave through the MTA; the
+# test answers as agency-b's gateway (signed by agency-b, encrypted to us)
+# and as agency-u's (signed by a certificate of a rogue CA). The milter
+# records what the inbound S/MIME path found; only the verified answer
+# passes.
+# outbound.lookalike is off here: agency-b.govt.nz and agency-u.govt.nz are
+# one letter from agency-a.govt.nz, so the misdirected-mail check would
+# refuse the pings (they are on no secure list in this test).
+PEERS=(--set 'selftest.peers=["ping@agency-b.govt.nz", "ping@agency-u.govt.nz"]' --set 'outbound.lookalike="off"')
+stop_milter
+start_milter "${MILTER_SETS[@]}" "${PEERS[@]}"
+rc_e=0
+"$NZBIN" selftest --smtp "$SERVER_IP:$SMTP_PORT" --timeout 30s \
+	--set "selftest.key_file=\"$WORK/selftest.key\"" --set "dns.servers=[\"$DNS_ADDR\"]" \
+	"${MILTER_SETS[@]}" "${PEERS[@]}" --peers --peer-wait 30s >"$WORK/e.out" 2>&1 &
+pid_e=$!
+e2e_track "$pid_e"
+peer_ping_at_sink() { [[ -n $(generated_for "$1" '^Subject: nzsecure-milter peer ping$') ]]; }
+if wait_until 20 peer_ping_at_sink ping@agency-b.govt.nz && wait_until 10 peer_ping_at_sink ping@agency-u.govt.nz; then
+	pass "e: the self-test's pings to agency-b and agency-u left through the MTA"
+	unfolded_headers "$(generated_for ping@agency-b.govt.nz '^Subject: nzsecure-milter peer ping$')" >"$WORK/e.headers"
+	assert_contains "$WORK/e.headers" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "e (R62): the ping to agency-b (whose certificate the gateway learned in a) left signed and encrypted"
+	id_e1=$(unique_id)
+	ping_eml "$WORK/$id_e1.eml" "$id_e1" "postmaster@agency-b.govt.nz" agency-b agency-a-new
+	ping "$id_e1" "postmaster@agency-b.govt.nz" "e (agency-b's answer)" "$WORK/$id_e1.eml"
+	id_e2=$(unique_id)
+	ping_eml "$WORK/$id_e2.eml" "$id_e2" "postmaster@agency-u.govt.nz" untrusted agency-a-new
+	ping "$id_e2" "postmaster@agency-u.govt.nz" "e (agency-u's answer)" "$WORK/$id_e2.eml"
+else
+	fail "e: the self-test's pings reached the sink within 30s" "$WORK/e.out"
+fi
+wait "$pid_e" || rc_e=$?
+assert_eq 1 "$rc_e" "e: selftest --peers exits 1 (one peer failed)"
+assert_contains "$WORK/e.out" '^peer-ping agency-b\.govt\.nz +PASS .*S/MIME verified: signed by domain-confidentiality-authority@agency-b\.govt\.nz' "e (R98): agency-b's answer verified by the inbound S/MIME path: PASS"
+assert_contains "$WORK/e.out" '^peer-ping agency-u\.govt\.nz +FAIL .*S/MIME not verified \(102\)' "e (R98): agency-u's answer, signed by an untrusted certificate: FAIL (102)"
+assert_contains "$WORK/milter.log" '"msg":"peer ping answer recorded \(selftest --peers\)".*"smime":"verified"' "e: the milter recorded agency-b's answer as verified"
 
 assert_nothing_lost_or_doubled consumed
 stop_milter
