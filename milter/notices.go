@@ -140,7 +140,7 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 		return g.NonDeliveryReport(rp)
 	case policy.NoticePing:
 		return g.PingReply(hs, nt.To, notify.PingInfo{Product: n.Product, Version: n.Version,
-			Environment: p.Environment(), EnvironmentVersion: p.Profile, Agencies: p.Notify.Agencies})
+			Environment: p.Environment(), EnvironmentVersion: p.Profile, Agencies: p.Notify.Agencies, SMIME: nt.Reason})
 	case policy.NoticeCertificate:
 		// Table 1, receiving column: "Notify Recipient's Postmaster" of a
 		// message delivered with an UNVERIFIED certificate warning (101-115).

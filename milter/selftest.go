@@ -69,11 +69,28 @@ func (s *session) recordPeerAnswer(v policy.Verdict) {
 			ct = cv[0]
 		}
 		a := selftest.PeerAnswer{Domain: author.Domain, From: author.Address(), Subject: subject, Signed: selftest.IsSigned(ct), Received: time.Now()}
+		// The inbound S/MIME path's own verdict (R81-R82, R98), not the
+		// structure: selftest --peers fails an unverified answer.
+		switch in := s.tx.SMIMEIn(); {
+		case p.SMIME.Mode != policy.SMIMEOn:
+			a.SMIME = selftest.SMIMENotChecked
+		case in == nil:
+			a.SMIME = selftest.SMIMENone
+		default:
+			var why string
+			a.Verified, a.Code, why = p.SMIMEInResult(in)
+			a.Detail = clipText(why, 300)
+			a.SMIME = selftest.SMIMEUnverified
+			if a.Verified {
+				a.SMIME = selftest.SMIMEVerified
+			}
+		}
 		if err := selftest.RecordAnswer(p.PeerAnswersDir(), a); err != nil {
 			s.srv.log.Error("peer ping answer not recorded", "queue_id", env.QueueID, "from", a.From, "error", err.Error())
 			return
 		}
-		s.srv.log.Info("peer ping answer recorded (selftest --peers)", "queue_id", env.QueueID, "from", a.From, "signed", a.Signed)
+		s.srv.log.Info("peer ping answer recorded (selftest --peers)", "queue_id", env.QueueID, "from", a.From, "signed", a.Signed,
+			"smime", a.SMIME, "verified", a.Verified, "code", a.Code, "detail", a.Detail)
 		return
 	}
 }

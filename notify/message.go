@@ -313,6 +313,9 @@ type PingInfo struct {
 	// Agencies are the secure agencies (domains) the gateway knows about
 	// (R99: SHOULD respond with the list).
 	Agencies []string
+	// SMIME says what the gateway found of the ping's S/MIME (R98:
+	// "verified: signed by ...", "not verified: ..."), "" to say nothing.
+	SMIME string
 }
 
 // PingReply builds the answer of the ping function (R96-R99) to a message
@@ -321,7 +324,8 @@ type PingInfo struct {
 // to (the ping's envelope sender) from postmaster@Domain with
 // Auto-Submitted: auto-replied. Before sending, the caller checks
 // ShouldNotify (no answer to the null sender or to a postmaster); R98
-// (signed/encrypted answer to a signed ping) is for the S/MIME layer.
+// (signed/encrypted answer to a signed ping) is the notifier's, on the
+// engine's smime-sign-encrypt transform (policy/ping.go).
 func (g Generator) PingReply(orig []policy.Header, to string, info PingInfo) (*Message, error) {
 	o := OriginalFromHeaders(orig)
 	agencies := append([]string(nil), info.Agencies...)
@@ -330,9 +334,11 @@ func (g Generator) PingReply(orig []policy.Header, to string, info PingInfo) (*M
 		"",
 		"Gateway software: " + oneLine(info.Product+" "+info.Version),
 		"Secure Email environment: " + oneLine(info.Environment+" "+info.EnvironmentVersion),
-		"",
-		fmt.Sprintf("Known secure agencies (%d):", len(agencies)),
 	}
+	if sm := oneLine(info.SMIME); sm != "" {
+		lines = append(lines, "S/MIME of your ping: "+sm)
+	}
+	lines = append(lines, "", fmt.Sprintf("Known secure agencies (%d):", len(agencies)))
 	for _, a := range agencies {
 		if a = oneLine(a); a != "" {
 			lines = append(lines, "  "+a)

@@ -219,6 +219,18 @@ func TestPingReplyGolden(t *testing.T) {
 	if p.h.Get("In-Reply-To") != "<ping-1@test.govt.nz>" || p.h.Get("Auto-Submitted") != "auto-replied" {
 		t.Errorf("headers %q %q", p.h.Get("In-Reply-To"), p.h.Get("Auto-Submitted"))
 	}
+	if strings.Contains(p.body, "S/MIME of your ping") {
+		t.Error("an S/MIME line without S/MIME facts")
+	}
+	// R98: what the gateway found of the ping's S/MIME, on one line.
+	m, err = testGen().PingReply(ping, "smarts@test.govt.nz", PingInfo{Product: "nzsecure-milter", Version: "1.2.3",
+		SMIME: "not verified: the sender's certificate\r\nis revoked (Table 1/3 state 101)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := parseGenerated(t, m); !strings.Contains(p.body, "S/MIME of your ping: not verified: the sender's certificate") {
+		t.Errorf("no S/MIME line:\n%s", p.body)
+	}
 }
 
 func TestGeneratorErrors(t *testing.T) {

@@ -630,3 +630,14 @@ func (t *Transaction) inboundSMIME(x *policy.Transaction) error {
 	x.Classification, x.RSVPDR, x.Unreadable = res.Classification, res.RSVPDR, res.Unreadable
 	return nil
 }
+
+// SMIMEIn is what the inbound S/MIME path found at end of message (a
+// copy), nil when the message was not S/MIME or was not opened. The
+// milter records it for a peer's ping answer (selftest --peers, R19, R98).
+func (t *Transaction) SMIMEIn() *policy.SMIMEInbound {
+	if t.smimeIn == nil {
+		return nil
+	}
+	f := t.smimeIn.facts
+	return &f
+}

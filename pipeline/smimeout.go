@@ -66,7 +66,9 @@ func (t *Transaction) lookupSMIMEOut(ctx context.Context, x policy.Transaction) 
 			certs, _ := e.Store.Certificates(d)
 			has = len(certs) > 0
 		}
-		if in, _ := t.pol.SMIMEScope(d, has); !in {
+		// The answer to a signed ping goes to the pinging domain's
+		// certificate even outside smime.encrypt_to (R98).
+		if in, _ := t.pol.SMIMEScope(d, has); !in && (outbound || t.pol.PingAnswerDomain(x) != d) {
 			continue
 		}
 		if out.Peers == nil {

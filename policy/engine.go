@@ -145,9 +145,11 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 	}
 	if pv, consumed := p.atPing(t); consumed {
 		return pv
-	} else if len(pv.Notices) > 0 {
-		// The ping copy is consumed, the other recipients are processed.
+	} else if p.pinged(t) {
+		// The ping copy is consumed (answered or not, R98), the other
+		// recipients are processed.
 		v.Notices = append(v.Notices, pv.Notices...)
+		v.Reasons = append(v.Reasons, pv.Reasons...)
 		v.RemoveRcpts = append(v.RemoveRcpts, p.PingAddress())
 	}
 	v.Message = t.Message

@@ -281,6 +281,11 @@ func (p *Policy) smimeNotices(v *Verdict, t Transaction) {
 	for _, n := range v.Notices {
 		_, d, _ := strings.Cut(BareAddress(n.To), "@")
 		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		if len(n.Transforms) > 0 {
+			// Already decided (the answer to a signed ping, R98).
+			kept = append(kept, n)
+			continue
+		}
 		if d == "" || p.IsOurDomain(d) {
 			kept = append(kept, n)
 			continue

@@ -228,22 +228,22 @@ func (p *Policy) Postmaster() string {
 // atPing answers the ping address before any other rule (R96): the sender
 // gets the product and environment; the original is consumed.
 func (p *Policy) atPing(t Transaction) (Verdict, bool) {
+	if !p.pinged(t) {
+		return Verdict{}, false
+	}
 	ping := p.PingAddress()
-	if ping == "" || t.Envelope.From == "" {
-		return Verdict{}, false
-	}
-	var pinged bool
-	for _, r := range t.Envelope.Rcpts {
-		pinged = pinged || strings.EqualFold(r, ping)
-	}
-	if !pinged {
-		return Verdict{}, false
-	}
 	v := Verdict{Stage: StageEOM, Direction: p.Direction(t.Conn, t.Envelope), Action: Discard, Classification: Unclassified}
-	v.Notices = append(v.Notices, Notice{Kind: NoticePing, To: t.Envelope.From})
+	// R98: the ping's own S/MIME decides the answer's form (policy/ping.go).
+	if n := (Notice{Kind: NoticePing, To: t.Envelope.From}); p.pingAnswerForm(&v, &n, t) {
+		v.Notices = append(v.Notices, n)
+	}
 	if others := without(t.Envelope.Rcpts, []string{ping}); len(others) > 0 {
 		// Other recipients still get the message; only the ping copy is consumed.
 		return v, false
+	}
+	if len(v.Notices) == 0 {
+		v.reason("message to the ping address %s consumed, not answered (R96-R99)", ping)
+		return v, true
 	}
 	v.reason("message to the ping address %s answered and consumed (R96-R99)", ping)
 	return v, true

@@ -32,6 +32,40 @@ type PeerAnswer struct {
 	Subject  string    `json:"subject"`
 	Signed   bool      `json:"signed"` // S/MIME signed (multipart/signed or pkcs7-mime), by its structure
 	Received time.Time `json:"received"`
+	// SMIME is what the milter's inbound S/MIME path found (R81-R82,
+	// R98): "verified", "unverified", "not S/MIME", or "not checked"
+	// (smime.mode off). Verified is true only for "verified"; Code is the
+	// Table 3 code of an unverified answer's state (003, 101-105, ...),
+	// Detail why.
+	SMIME    string `json:"smime,omitempty"`
+	Verified bool   `json:"verified"`
+	Code     string `json:"code,omitempty"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// Values of PeerAnswer.SMIME.
+const (
+	SMIMEVerified   = "verified"
+	SMIMEUnverified = "unverified"
+	SMIMENone       = "not S/MIME"
+	SMIMENotChecked = "not checked"
+)
+
+// describe is how the report shows an answer's S/MIME.
+func (a PeerAnswer) describe() string {
+	switch a.SMIME {
+	case "":
+		return fmt.Sprintf("signed %v, S/MIME not verified", a.Signed)
+	case SMIMEVerified:
+		return "S/MIME verified: " + a.Detail
+	case SMIMEUnverified:
+		s := "S/MIME not verified"
+		if a.Code != "" {
+			s += " (" + a.Code + ")"
+		}
+		return s + ": " + a.Detail
+	}
+	return a.SMIME
 }
 
 // IsSigned reports whether a message's top-level Content-Type is an
@@ -129,7 +163,7 @@ func PingPeers(ctx context.Context, cfg PeerConfig) []Result {
 	wantSigned := p.SMIME.Mode == policy.SMIMEOn
 	want := "answered"
 	if wantSigned {
-		want = "answered, S/MIME signed (R99)"
+		want = "answered, S/MIME signed and verified (R98)"
 	}
 	start := cfg.Now().Add(-time.Second) // file times have coarse resolution
 	_, src, srcErr := Sources(p, cfg.SMTP, cfg.InboundSource, cfg.OutboundSource)
@@ -165,8 +199,11 @@ func PingPeers(ctx context.Context, cfg PeerConfig) []Result {
 				continue
 			}
 			delete(pending, i)
-			results[i].Got = fmt.Sprintf("answered by %s at %s (signed %v)", a.From, a.Received.UTC().Format(time.RFC3339), a.Signed)
-			if a.Signed || !wantSigned {
+			results[i].Got = fmt.Sprintf("answered by %s at %s (%s)", a.From, a.Received.UTC().Format(time.RFC3339), a.describe())
+			// With S/MIME on, only an answer the inbound path verified
+			// passes (R98): a signature by its structure alone, or one
+			// whose certificate is revoked or untrusted, does not.
+			if a.Verified || !wantSigned {
 				results[i].Status = Pass
 			}
 		}
