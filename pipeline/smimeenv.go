@@ -34,6 +34,10 @@ type SMIMEEnv struct {
 	// store), is asked by Peer for a domain without a valid certificate
 	// (issue 15, pipeline/discovery.go).
 	Discoverer PeerDiscoverer
+	// ReadOnly: inbound S/MIME does not learn into the peer store; the
+	// reasons say what serve would learn (R50, R83-R84). `check` sets it:
+	// looking at a message must not change what the gateway knows.
+	ReadOnly bool
 }
 
 // CRLFetchers, when set (tests), replaces the CRL cache's fetchers.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
@@ -325,6 +326,10 @@ func learn(env *SMIMEEnv, f *policy.SMIMEInbound, s *smime.Signed) {
 			continue
 		}
 		before, _ := env.Store.Certificates(d)
+		if env.ReadOnly {
+			wouldLearn(f, d, before, s)
+			continue
+		}
 		added, err := env.Store.Add(d, s.Signer)
 		if err != nil {
 			f.Notes = append(f.Notes, "learning the signer certificate: "+err.Error())
@@ -341,6 +346,18 @@ func learn(env *SMIMEEnv, f *policy.SMIMEInbound, s *smime.Signed) {
 				f.CapabilitiesCached = true
 			}
 		}
+	}
+}
+
+// wouldLearn notes what learn would write for domain d (env.ReadOnly):
+// the signer certificate when the store does not hold it yet, the
+// capabilities when the signature carries them.
+func wouldLearn(f *policy.SMIMEInbound, d string, known []*x509.Certificate, s *smime.Signed) {
+	if !slices.ContainsFunc(known, func(c *x509.Certificate) bool { return c.Equal(s.Signer) }) {
+		f.Notes = append(f.Notes, fmt.Sprintf("read-only: would learn the signer certificate %s for %s (R50, R83)", smime.Fingerprint(s.Signer), d))
+	}
+	if len(s.Capabilities) > 0 {
+		f.Notes = append(f.Notes, fmt.Sprintf("read-only: would cache the capabilities %s for %s (R84)", s.Capabilities, d))
 	}
 }
 

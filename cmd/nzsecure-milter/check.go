@@ -128,6 +128,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "check: %v\n", err)
 			return 1
 		}
+		// Nor learns a signer into the peer store: check changes no state.
+		st.SMIME.ReadOnly = true
 	}
 	tx, v, err := pipeline.Begin(st, conn, env, time.Now())
 	if err != nil {
