@@ -583,13 +583,15 @@ type UnwrapStep struct {
 }
 
 func (u UnwrapStep) Run(cur Current) (Change, error) {
-	return Change{Edits: unwrapEdits(cur.Headers, u.Inner), Body: bytes.NewReader(u.Body)}, nil
+	return Change{Edits: contentSwapEdits(cur.Headers, u.Inner), Body: bytes.NewReader(u.Body)}, nil
 }
 
-// unwrapEdits deletes every Content-* header of hs (last first, by per-name
-// index, as the milter addresses them) and adds the inner entity's
-// Content-* headers, with MIME-Version when hs has none.
-func unwrapEdits(hs, inner []policy.Header) []policy.HeaderEdit {
+// contentSwapEdits deletes every Content-* header of hs (last first, by
+// per-name index, as the milter addresses them, message.NthHeader) and adds
+// the Content-* headers of entity, with MIME-Version when hs has none: the
+// unwrap step puts the inner entity's in place, SMIMEStep the enveloped
+// entity's.
+func contentSwapEdits(hs, entity []policy.Header) []policy.HeaderEdit {
 	idx := make([]int, len(hs))
 	seen := map[string]int{}
 	mime := false
@@ -608,7 +610,7 @@ func unwrapEdits(hs, inner []policy.Header) []policy.HeaderEdit {
 	if !mime {
 		edits = append(edits, policy.HeaderEdit{Op: policy.OpAdd, Name: "MIME-Version", Value: "1.0"})
 	}
-	for _, h := range inner {
+	for _, h := range entity {
 		if isContentHeader(h.Name) {
 			edits = append(edits, policy.HeaderEdit{Op: policy.OpAdd, Name: strings.TrimRight(h.Name, " \t"), Value: strings.TrimLeft(h.Value, " \t")})
 		}
