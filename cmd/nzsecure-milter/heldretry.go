@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -196,47 +195,18 @@ func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict) ([]pipeline.Form
 // the final verdict. The message is read to its end (the store checks its
 // digest there: a damaged message is an error, never a verdict).
 func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now time.Time) (*pipeline.Transaction, policy.Verdict, error) {
-	p := st.Policy
-	in := bufio.NewReaderSize(&crlfReader{r: bufio.NewReaderSize(msg, 32<<10)}, 64<<10)
-	headers, err := pipeline.ReadRawHeaders(in, p.Limits.MaxMessageSize+1)
-	if err != nil && !errors.Is(err, pipeline.ErrHeaderBlockTooLarge) {
+	in, headers, tooBig, err := readMessage(msg, st.Policy.Limits.MaxMessageSize)
+	if err != nil {
 		return nil, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", err)
 	}
-	tooBig := err != nil
 	env := h.Envelope
 	env.Rcpts = nil
 	tx, v, err := pipeline.Begin(st, h.Conn, env, now)
 	if err != nil {
 		return nil, policy.Verdict{}, err
 	}
-	for _, r := range h.Envelope.Rcpts {
-		tx.Rcpt(r)
-	}
-	for _, hd := range headers {
-		tx.Header(hd.Name, hd.Value)
-	}
-	if tooBig {
-		tx.OverLimit()
-	}
-	if !v.Final() {
-		v = tx.EndOfHeaders()
-	}
-	early := v.Final()
-	buf := make([]byte, 64<<10)
-	for {
-		n, rerr := in.Read(buf)
-		if n > 0 {
-			tx.BodyChunk(buf[:n])
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return tx, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", rerr)
-		}
-	}
-	if !early {
-		v = tx.EndOfMessage()
+	if v, _, err = feedMessage(tx, v, h.Envelope.Rcpts, headers, tooBig, in, 0); err != nil {
+		return tx, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", err)
 	}
 	if f := tx.Failure(); f != nil {
 		return tx, policy.Verdict{}, f
