@@ -92,6 +92,23 @@ func TestPeerDiscovers(t *testing.T) {
 	}
 }
 
+// ReadOnly (check): Peer asks no directory, so stores nothing, and says
+// it would ask for a domain in scope.
+func TestPeerDiscoveryReadOnly(t *testing.T) {
+	env := discoveryEnv(t)
+	env.ReadOnly = true
+	got := env.Peer(context.Background(), "agency-b.govt.nz")
+	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "read-only: the directories would be asked for a certificate of agency-b.govt.nz") {
+		t.Fatalf("read-only: %+v", got)
+	}
+	if c, _ := env.Store.Certificates("agency-b.govt.nz"); len(c) != 0 {
+		t.Fatal("a read-only env stored a discovered certificate")
+	}
+	if got := env.Peer(context.Background(), "agency-a.govt.nz"); !strings.Contains(strings.Join(got.Reasons, "\n"), "no LDAP discovery: not on the SEEMail list") {
+		t.Fatalf("out of scope, read-only: %+v", got)
+	}
+}
+
 // R54 approve: Peer does not use a certificate waiting for approval.
 func TestPeerDiscoveryApprove(t *testing.T) {
 	env := discoveryEnv(t, `smime.discovery="approve"`)

@@ -34,9 +34,10 @@ type SMIMEEnv struct {
 	// store), is asked by Peer for a domain without a valid certificate
 	// (issue 15, pipeline/discovery.go).
 	Discoverer PeerDiscoverer
-	// ReadOnly: inbound S/MIME does not learn into the peer store; the
-	// reasons say what serve would learn (R50, R83-R84). `check` sets it:
-	// looking at a message must not change what the gateway knows.
+	// ReadOnly: inbound S/MIME does not learn into the peer store and Peer
+	// does not run discovery (which stores what it finds); the reasons say
+	// what serve would do (R43, R50, R83-R84). `check` sets it: looking at
+	// a message must not change what the gateway knows.
 	ReadOnly bool
 }
 
@@ -115,7 +116,10 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 		return out
 	}
 	pv := e.Store.Peer(ctx, e.Validator, domain)
-	if pv.Cert == nil && e.Discoverer != nil {
+	if pv.Cert == nil && e.Discoverer != nil && e.ReadOnly {
+		// Discovery stores what it finds (peer store or smime.pending).
+		pv.Reasons = append(pv.Reasons, e.wouldDiscover(domain))
+	} else if pv.Cert == nil && e.Discoverer != nil {
 		// Table 1: "Auto-discover valid public key certificate (LDAP).
 		// Success: Send message" (R43, R58: also when the stored one is
 		// expired or revoked).
@@ -134,6 +138,17 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 		out.Fingerprint, out.Cipher = smime.Fingerprint(pv.Cert), pv.Cipher.String()
 	}
 	return out
+}
+
+// wouldDiscover says what Peer would ask the directories (ReadOnly).
+func (e *SMIMEEnv) wouldDiscover(domain string) string {
+	if sd, ok := e.Discoverer.(scopedDiscoverer); ok {
+		certs, _ := e.Store.Certificates(domain)
+		if in, why := sd.p.SMIMEScope(domain, len(certs) > 0); !in {
+			return "no LDAP discovery: " + why
+		}
+	}
+	return "read-only: the directories would be asked for a certificate of " + domain + " (R43; `nzsecure-milter certs discover " + domain + "` asks now)"
 }
 
 // Own is our signing identity for domain (R37: the newest valid one).
