@@ -108,9 +108,6 @@ smime_msg() {
 		--add-header "Content-Transfer-Encoding: 7bit" --body "$BODY_LINE"
 }
 
-# file_for ID RCPT: the sink file of message ID delivered to RCPT.
-file_for() { { sink_grep "^X-Test-Id: $1\$" | xargs -r grep -l "^X-Rcpt-Args: <$2>" 2>/dev/null || true; } | head -n 1; }
-
 # open_smime FILE TAG: decrypt with agency-b's key, then verify against
 # the CA; writes $WORK/TAG.dec and $WORK/TAG.out; status of the verify.
 open_smime() {
@@ -191,8 +188,8 @@ fi
 wait_until 20 eval '(( $(id_count "$id_b") >= 2 ))' || true
 sleep 1
 assert_eq 2 "$(id_count "$id_b")" "b: two copies at the sink (one per form)"
-n_peer=$({ sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <bob@$PEER>" || true; } | wc -l)
-n_net=$({ sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <someone@internet.example>" || true; } | wc -l)
+n_peer=$(copies_for "$id_b" "bob@$PEER")
+n_net=$(copies_for "$id_b" "someone@internet.example")
 assert_eq 1 "$n_peer" "b: bob@$PEER got exactly one copy"
 assert_eq 1 "$n_net" "b: someone@internet.example got exactly one copy"
 fb=$(file_for "$id_b" "bob@$PEER")
