@@ -27,9 +27,8 @@
 #   all: the queue ends empty; nothing reaches agency-r or reaches agency-b
 #   in clear.
 #
-# c and d need the gateway's hold store (pipeline.State.Hold), which the
-# held-mail helper wires into serve: without it the milter tempfails held
-# mail (451, nothing lost) and c/d's "accepted" and notice checks fail.
+# c and d use the gateway's hold store (smime.held_dir, the milter's
+# HoldStore in serve): the held recipients are stored before the reply.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
