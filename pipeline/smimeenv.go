@@ -57,13 +57,9 @@ func NewSMIMEEnv(p *policy.Policy, create bool) (*SMIMEEnv, error) {
 	if len(p.SMIME.TrustAnchors) > 0 {
 		pool := x509.NewCertPool()
 		for _, f := range p.SMIME.TrustAnchors {
-			data, err := os.ReadFile(f)
+			certs, err := smime.ReadCertificatesFile(f)
 			if err != nil {
 				return nil, fmt.Errorf("smime.trust_anchors: %w", err)
-			}
-			certs, err := smime.ParseCertificatesPEM(data)
-			if err != nil {
-				return nil, fmt.Errorf("smime.trust_anchors: %s: %w", f, err)
 			}
 			for _, c := range certs {
 				pool.AddCert(c)

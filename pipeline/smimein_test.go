@@ -87,11 +87,7 @@ func loadState(t testing.TB, sets ...string) State {
 
 func certOf(t testing.TB, name string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(fx(name + ".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := smime.ParseCertificatesPEM(data)
+	cs, err := smime.ReadCertificatesFile(fx(name + ".crt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,11 +30,7 @@ func fixture(t *testing.T, name string) string {
 // fixtureCert is the first certificate of the fixture PEM file name.
 func fixtureCert(t *testing.T, name string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := smime.ParseCertificatesPEM(data)
+	c, err := smime.ReadCertificatesFile(fixture(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
