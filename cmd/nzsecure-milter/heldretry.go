@@ -12,6 +12,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/heldmail"
+	"github.com/nzsecure-milter/nzsecure-milter/milter"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
@@ -57,24 +58,11 @@ func (h *heldStates) get() (pipeline.State, error) {
 	return st, nil
 }
 
-// submitterFor is the notice submitter of the policy (notify.submit,
-// notify.sendmail), as milter.NewNotifier builds it.
-func submitterFor(p *policy.Policy) (notify.Submitter, error) {
-	if addr, ok := strings.CutPrefix(p.Runtime.Submit.Method, "smtp:"); ok {
-		s := notify.SMTPSubmitter{Addr: addr, HeloName: p.AuthservID}
-		if err := s.Validate(); err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	return notify.SendmailSubmitter{Path: p.Runtime.Submit.Sendmail[0], Args: p.Runtime.Submit.Sendmail[1:]}, nil
-}
-
 // policySubmitter submits with the policy in force at each call.
 type policySubmitter struct{ cur func() *policy.Policy }
 
 func (s policySubmitter) Submit(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	sub, err := submitterFor(s.cur())
+	sub, err := milter.SubmitterFor(s.cur())
 	if err != nil {
 		return err
 	}
