@@ -33,17 +33,25 @@ type Notifier struct {
 	SMIME *pipeline.SMIMEEnv
 }
 
-// NewNotifier builds the queue and rate limiter the policy asks for.
-func NewNotifier(p *policy.Policy, log *slog.Logger, product, version string) (*Notifier, error) {
-	var sub notify.Submitter
+// SubmitterFor is the submitter policy p names (notify.submit: SMTP to a
+// loopback port, else the notify.sendmail command); the notifier and the
+// held-mail retry hand mail to the MTA through it.
+func SubmitterFor(p *policy.Policy) (notify.Submitter, error) {
 	if addr, ok := strings.CutPrefix(p.Runtime.Submit.Method, "smtp:"); ok {
 		s := notify.SMTPSubmitter{Addr: addr, HeloName: p.AuthservID}
 		if err := s.Validate(); err != nil {
 			return nil, err
 		}
-		sub = s
-	} else {
-		sub = notify.SendmailSubmitter{Path: p.Runtime.Submit.Sendmail[0], Args: p.Runtime.Submit.Sendmail[1:]}
+		return s, nil
+	}
+	return notify.SendmailSubmitter{Path: p.Runtime.Submit.Sendmail[0], Args: p.Runtime.Submit.Sendmail[1:]}, nil
+}
+
+// NewNotifier builds the queue and rate limiter the policy asks for.
+func NewNotifier(p *policy.Policy, log *slog.Logger, product, version string) (*Notifier, error) {
+	sub, err := SubmitterFor(p)
+	if err != nil {
+		return nil, err
 	}
 	lim, err := notify.NewRateLimiter(notify.RateLimit{Count: p.Notify.RateCount, Window: p.Notify.RateWindow}, time.Now)
 	if err != nil {

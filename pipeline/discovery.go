@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
@@ -79,13 +78,9 @@ func NewDiscoverer(p *policy.Policy, env *SMIMEEnv) (*discovery.Discoverer, erro
 func caAnchors(files []string, anchor string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		certs, err := smime.ReadCertificatesFile(f)
 		if err != nil {
 			return nil, err
-		}
-		certs, err := smime.ParseCertificatesPEM(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
 		}
 		for _, c := range certs {
 			if sameFile(f, anchor) || smime.Fingerprint(c) == anchor {

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"crypto/x509"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,19 +11,6 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
-
-func fixtureCert(t *testing.T, name string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("../testdata/smime", name+".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := smime.ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs[0]
-}
 
 // revokedSerials is a RevocationChecker revoking by serial.
 type revokedSerials map[string]bool
@@ -42,8 +28,8 @@ func (r revokedSerials) Status(_ context.Context, c, _ *x509.Certificate) (smime
 func discoveryEnv(t *testing.T, extra ...string) *SMIMEEnv {
 	t.Helper()
 	srv := testldap.Start(t, "c=NZ", testldap.CountryLDIF("c=NZ")+
-		testldap.DCALDIF("c=NZ", "agency-a.govt.nz", fixtureCert(t, "agency-a-new").Raw)+
-		testldap.DCALDIF("c=NZ", "agency-b.govt.nz", fixtureCert(t, "agency-b").Raw))
+		testldap.DCALDIF("c=NZ", "agency-a.govt.nz", certOf(t, "agency-a-new").Raw)+
+		testldap.DCALDIF("c=NZ", "agency-b.govt.nz", certOf(t, "agency-b").Raw))
 	dir := t.TempDir()
 	sets := append([]string{
 		`smime.trust_anchors=["../testdata/smime/ca.crt"]`,
@@ -64,7 +50,7 @@ func discoveryEnv(t *testing.T, extra ...string) *SMIMEEnv {
 	if env.Discoverer == nil {
 		t.Fatal("smime.ldap set but no discoverer")
 	}
-	env.Validator.Revocation = revokedSerials{fixtureCert(t, "agency-a-old").SerialNumber.String(): true}
+	env.Validator.Revocation = revokedSerials{certOf(t, "agency-a-old").SerialNumber.String(): true}
 	return env
 }
 
@@ -75,7 +61,7 @@ func TestPeerDiscovers(t *testing.T) {
 	env := discoveryEnv(t)
 	ctx := context.Background()
 	got := env.Peer(ctx, "agency-b.govt.nz")
-	if got.State != smime.StateValid || !got.HasCerts || got.Fingerprint != smime.Fingerprint(fixtureCert(t, "agency-b")) {
+	if got.State != smime.StateValid || !got.HasCerts || got.Fingerprint != smime.Fingerprint(certOf(t, "agency-b")) {
 		t.Fatalf("agency-b: %+v", got)
 	}
 	// agency-a is not on the SEEMail list and has no certificate: it does
@@ -89,11 +75,11 @@ func TestPeerDiscovers(t *testing.T) {
 	}
 	// Its stored certificate is revoked: in scope, and renewed from the
 	// directory (R58).
-	if _, err := env.Store.Add("agency-a.govt.nz", fixtureCert(t, "agency-a-old")); err != nil {
+	if _, err := env.Store.Add("agency-a.govt.nz", certOf(t, "agency-a-old")); err != nil {
 		t.Fatal(err)
 	}
 	got = env.Peer(ctx, "agency-a.govt.nz")
-	if got.State != smime.StateValid || got.Fingerprint != smime.Fingerprint(fixtureCert(t, "agency-a-new")) {
+	if got.State != smime.StateValid || got.Fingerprint != smime.Fingerprint(certOf(t, "agency-a-new")) {
 		t.Fatalf("agency-a after revocation: %+v", got)
 	}
 	if !strings.Contains(strings.Join(got.Reasons, "\n"), "revoked") || !strings.Contains(strings.Join(got.Reasons, "\n"), "LDAP discovery found") {
@@ -106,11 +92,28 @@ func TestPeerDiscovers(t *testing.T) {
 	}
 }
 
+// ReadOnly (check): Peer asks no directory, so stores nothing, and says
+// it would ask for a domain in scope.
+func TestPeerDiscoveryReadOnly(t *testing.T) {
+	env := discoveryEnv(t)
+	env.ReadOnly = true
+	got := env.Peer(context.Background(), "agency-b.govt.nz")
+	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "read-only: the directories would be asked for a certificate of agency-b.govt.nz") {
+		t.Fatalf("read-only: %+v", got)
+	}
+	if c, _ := env.Store.Certificates("agency-b.govt.nz"); len(c) != 0 {
+		t.Fatal("a read-only env stored a discovered certificate")
+	}
+	if got := env.Peer(context.Background(), "agency-a.govt.nz"); !strings.Contains(strings.Join(got.Reasons, "\n"), "no LDAP discovery: not on the SEEMail list") {
+		t.Fatalf("out of scope, read-only: %+v", got)
+	}
+}
+
 // R54 approve: Peer does not use a certificate waiting for approval.
 func TestPeerDiscoveryApprove(t *testing.T) {
 	env := discoveryEnv(t, `smime.discovery="approve"`)
 	got := env.Peer(context.Background(), "agency-b.govt.nz")
-	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "pending approval (nzsecure-milter certs approve "+smime.Fingerprint(fixtureCert(t, "agency-b"))+")") {
+	if got.State == smime.StateValid || got.HasCerts || !strings.Contains(strings.Join(got.Reasons, "\n"), "pending approval (nzsecure-milter certs approve "+smime.Fingerprint(certOf(t, "agency-b"))+")") {
 		t.Fatalf("approve mode: %+v", got)
 	}
 }
@@ -124,8 +127,8 @@ func TestCALDAPAnchors(t *testing.T) {
 		ok     bool
 	}{
 		{abs, true},
-		{smime.Fingerprint(fixtureCert(t, "ca")), true},
-		{smime.Fingerprint(fixtureCert(t, "rogue-ca")), false},
+		{smime.Fingerprint(certOf(t, "ca")), true},
+		{smime.Fingerprint(certOf(t, "rogue-ca")), false},
 	} {
 		p, err := policy.Parse("t", nil, []string{
 			`smime.trust_anchors=["../testdata/smime/ca.crt"]`,

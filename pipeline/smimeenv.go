@@ -34,6 +34,11 @@ type SMIMEEnv struct {
 	// store), is asked by Peer for a domain without a valid certificate
 	// (issue 15, pipeline/discovery.go).
 	Discoverer PeerDiscoverer
+	// ReadOnly: inbound S/MIME does not learn into the peer store and Peer
+	// does not run discovery (which stores what it finds); the reasons say
+	// what serve would do (R43, R50, R83-R84). `check` sets it: looking at
+	// a message must not change what the gateway knows.
+	ReadOnly bool
 }
 
 // CRLFetchers, when set (tests), replaces the CRL cache's fetchers.
@@ -52,13 +57,9 @@ func NewSMIMEEnv(p *policy.Policy, create bool) (*SMIMEEnv, error) {
 	if len(p.SMIME.TrustAnchors) > 0 {
 		pool := x509.NewCertPool()
 		for _, f := range p.SMIME.TrustAnchors {
-			data, err := os.ReadFile(f)
+			certs, err := smime.ReadCertificatesFile(f)
 			if err != nil {
 				return nil, fmt.Errorf("smime.trust_anchors: %w", err)
-			}
-			certs, err := smime.ParseCertificatesPEM(data)
-			if err != nil {
-				return nil, fmt.Errorf("smime.trust_anchors: %s: %w", f, err)
 			}
 			for _, c := range certs {
 				pool.AddCert(c)
@@ -111,7 +112,10 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 		return out
 	}
 	pv := e.Store.Peer(ctx, e.Validator, domain)
-	if pv.Cert == nil && e.Discoverer != nil {
+	if pv.Cert == nil && e.Discoverer != nil && e.ReadOnly {
+		// Discovery stores what it finds (peer store or smime.pending).
+		pv.Reasons = append(pv.Reasons, e.wouldDiscover(domain))
+	} else if pv.Cert == nil && e.Discoverer != nil {
 		// Table 1: "Auto-discover valid public key certificate (LDAP).
 		// Success: Send message" (R43, R58: also when the stored one is
 		// expired or revoked).
@@ -130,6 +134,17 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 		out.Fingerprint, out.Cipher = smime.Fingerprint(pv.Cert), pv.Cipher.String()
 	}
 	return out
+}
+
+// wouldDiscover says what Peer would ask the directories (ReadOnly).
+func (e *SMIMEEnv) wouldDiscover(domain string) string {
+	if sd, ok := e.Discoverer.(scopedDiscoverer); ok {
+		certs, _ := e.Store.Certificates(domain)
+		if in, why := sd.p.SMIMEScope(domain, len(certs) > 0); !in {
+			return "no LDAP discovery: " + why
+		}
+	}
+	return "read-only: the directories would be asked for a certificate of " + domain + " (R43; `nzsecure-milter certs discover " + domain + "` asks now)"
 }
 
 // Own is our signing identity for domain (R37: the newest valid one).

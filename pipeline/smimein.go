@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 
 	"github.com/nzsecure-milter/nzsecure-milter/classify"
@@ -325,6 +326,10 @@ func learn(env *SMIMEEnv, f *policy.SMIMEInbound, s *smime.Signed) {
 			continue
 		}
 		before, _ := env.Store.Certificates(d)
+		if env.ReadOnly {
+			wouldLearn(f, d, before, s)
+			continue
+		}
 		added, err := env.Store.Add(d, s.Signer)
 		if err != nil {
 			f.Notes = append(f.Notes, "learning the signer certificate: "+err.Error())
@@ -341,6 +346,18 @@ func learn(env *SMIMEEnv, f *policy.SMIMEInbound, s *smime.Signed) {
 				f.CapabilitiesCached = true
 			}
 		}
+	}
+}
+
+// wouldLearn notes what learn would write for domain d (env.ReadOnly):
+// the signer certificate when the store does not hold it yet, the
+// capabilities when the signature carries them.
+func wouldLearn(f *policy.SMIMEInbound, d string, known []*x509.Certificate, s *smime.Signed) {
+	if !slices.ContainsFunc(known, func(c *x509.Certificate) bool { return c.Equal(s.Signer) }) {
+		f.Notes = append(f.Notes, fmt.Sprintf("read-only: would learn the signer certificate %s for %s (R50, R83)", smime.Fingerprint(s.Signer), d))
+	}
+	if len(s.Capabilities) > 0 {
+		f.Notes = append(f.Notes, fmt.Sprintf("read-only: would cache the capabilities %s for %s (R84)", s.Capabilities, d))
 	}
 }
 
@@ -566,13 +583,15 @@ type UnwrapStep struct {
 }
 
 func (u UnwrapStep) Run(cur Current) (Change, error) {
-	return Change{Edits: unwrapEdits(cur.Headers, u.Inner), Body: bytes.NewReader(u.Body)}, nil
+	return Change{Edits: contentSwapEdits(cur.Headers, u.Inner), Body: bytes.NewReader(u.Body)}, nil
 }
 
-// unwrapEdits deletes every Content-* header of hs (last first, by per-name
-// index, as the milter addresses them) and adds the inner entity's
-// Content-* headers, with MIME-Version when hs has none.
-func unwrapEdits(hs, inner []policy.Header) []policy.HeaderEdit {
+// contentSwapEdits deletes every Content-* header of hs (last first, by
+// per-name index, as the milter addresses them, message.NthHeader) and adds
+// the Content-* headers of entity, with MIME-Version when hs has none: the
+// unwrap step puts the inner entity's in place, SMIMEStep the enveloped
+// entity's.
+func contentSwapEdits(hs, entity []policy.Header) []policy.HeaderEdit {
 	idx := make([]int, len(hs))
 	seen := map[string]int{}
 	mime := false
@@ -591,7 +610,7 @@ func unwrapEdits(hs, inner []policy.Header) []policy.HeaderEdit {
 	if !mime {
 		edits = append(edits, policy.HeaderEdit{Op: policy.OpAdd, Name: "MIME-Version", Value: "1.0"})
 	}
-	for _, h := range inner {
+	for _, h := range entity {
 		if isContentHeader(h.Name) {
 			edits = append(edits, policy.HeaderEdit{Op: policy.OpAdd, Name: strings.TrimRight(h.Name, " \t"), Value: strings.TrimLeft(h.Value, " \t")})
 		}

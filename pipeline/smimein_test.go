@@ -60,14 +60,7 @@ func smimeState(t *testing.T, extra ...string) (State, *fakeRevocation) {
 			`","agency-a.govt.nz:` + fx("agency-a-old.crt") + ":" + fx("agency-a-old.key") +
 			`","agency-e.govt.nz:` + fx("expired.crt") + ":" + fx("expired.key") + `"]`,
 	}, extra...)
-	p, err := policy.Load("", sets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := NewState(p, nopChecker{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := loadState(t, sets...)
 	if st.SMIME == nil || st.SMIME.Store == nil || len(st.SMIME.Identities) != 3 {
 		t.Fatalf("smime.mode = on built no usable env: %+v", st.SMIME)
 	}
@@ -77,13 +70,24 @@ func smimeState(t *testing.T, extra ...string) (State, *fakeRevocation) {
 	return st, rev
 }
 
-func certOf(t testing.TB, name string) *x509.Certificate {
+// loadState is the State serve builds from a policy of these --set
+// assignments, with no sender checks.
+func loadState(t testing.TB, sets ...string) State {
 	t.Helper()
-	data, err := os.ReadFile(fx(name + ".crt"))
+	p, err := policy.Load("", sets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := smime.ParseCertificatesPEM(data)
+	st, err := NewState(p, nopChecker{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func certOf(t testing.TB, name string) *x509.Certificate {
+	t.Helper()
+	cs, err := smime.ReadCertificatesFile(fx(name + ".crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,16 +423,9 @@ func TestSMIMEInNaming(t *testing.T) {
 func TestSMIMEInChangedCertificateAndStore(t *testing.T) {
 	// Here we are agency-b and agency-a is the peer.
 	peers := t.TempDir()
-	p, err := policy.Load("", []string{`domains=["agency-b.govt.nz"]`, `authserv_id="mx.agency-b.govt.nz"`, "record_times=false",
-		"smime.mode=on", "smime.crl_check=false", `smime.peers="` + peers + `"`, `smime.trust_anchors=["` + fx("ca.crt") + `"]`,
-		`smime.identities=["agency-b.govt.nz:` + fx("agency-b.crt") + ":" + fx("agency-b.key") + `"]`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := NewState(p, nopChecker{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := loadState(t, `domains=["agency-b.govt.nz"]`, `authserv_id="mx.agency-b.govt.nz"`, "record_times=false",
+		"smime.mode=on", "smime.crl_check=false", `smime.peers="`+peers+`"`, `smime.trust_anchors=["`+fx("ca.crt")+`"]`,
+		`smime.identities=["agency-b.govt.nz:`+fx("agency-b.crt")+":"+fx("agency-b.key")+`"]`)
 	if _, err := st.SMIME.Store.Add("agency-a.govt.nz", certOf(t, "agency-a-old")); err != nil {
 		t.Fatal(err)
 	}

@@ -149,13 +149,7 @@ func (s SMIMEStep) Run(cur Current) (Change, error) {
 		return Change{}, err
 	}
 	var inner bytes.Buffer
-	var content []policy.Header
-	for _, h := range cur.Headers {
-		if isContentHeader(h.Name) {
-			content = append(content, h)
-		}
-	}
-	inner.WriteString(message.HeaderBlock(content, "\r\n"))
+	inner.WriteString(message.HeaderBlock(contentHeaders(cur.Headers), "\r\n"))
 	if _, err := io.Copy(&inner, io.LimitReader(cur.Body(), smime.MaxDER+1)); err != nil {
 		return Change{}, fmt.Errorf("%w: reading the body: %v", ErrSMIMEStep, err)
 	}
@@ -171,37 +165,18 @@ func (s SMIMEStep) Run(cur Current) (Change, error) {
 	if err != nil {
 		return Change{}, fmt.Errorf("%w: %w", ErrSMIMEStep, err)
 	}
-	entity := smime.EnvelopedEntity(env)
-	hdr, body, ok := bytes.Cut(entity, []byte("\r\n\r\n"))
+	// The content headers move inside; the enveloped entity's take their
+	// place (contentSwapEdits, as the inbound unwrap does the reverse).
+	hdr, body, ok := bytes.Cut(smime.EnvelopedEntity(env), []byte("\r\n\r\n"))
 	if !ok {
 		return Change{}, fmt.Errorf("%w: enveloped entity without a header block", ErrSMIMEStep)
 	}
-	var ch Change
-	ch.Body = bytes.NewReader(body)
-	// The content headers move inside; delete them last first, so the
-	// per-name indexes (message.NthHeader) stay valid.
-	idx := make([]int, len(cur.Headers))
-	count := map[string]int{}
-	hasMIME := false
-	for i, h := range cur.Headers {
-		k := strings.ToLower(strings.TrimRight(h.Name, " \t"))
-		count[strings.ToLower(h.Name)]++
-		idx[i] = count[strings.ToLower(h.Name)]
-		hasMIME = hasMIME || k == "mime-version"
-	}
-	for i := len(cur.Headers) - 1; i >= 0; i-- {
-		if isContentHeader(cur.Headers[i].Name) {
-			ch.Edits = append(ch.Edits, policy.HeaderEdit{Op: policy.OpDelete, Name: cur.Headers[i].Name, Index: idx[i], Value: cur.Headers[i].Value})
-		}
-	}
-	if !hasMIME {
-		ch.Edits = append(ch.Edits, policy.HeaderEdit{Op: policy.OpAdd, Name: "MIME-Version", Value: "1.0"})
-	}
+	var ehs []policy.Header // smime.EnvelopedEntity writes unfolded lines
 	for _, line := range strings.Split(string(hdr), "\r\n") {
 		name, value, _ := strings.Cut(line, ":")
-		ch.Edits = append(ch.Edits, policy.HeaderEdit{Op: policy.OpAdd, Name: name, Value: strings.TrimLeft(value, " ")})
+		ehs = append(ehs, policy.Header{Name: name, Value: value})
 	}
-	return ch, nil
+	return Change{Edits: contentSwapEdits(cur.Headers, ehs), Body: bytes.NewReader(body)}, nil
 }
 
 // isContentHeader: the MIME headers that describe the body (RFC 2045

@@ -43,31 +43,16 @@ func newSMIMEState(t *testing.T, caps smime.Capabilities, sets ...string) smimeF
 		t.Fatal(err)
 	}
 	record, _ := dkim.KeyRecord(key.Public())
-	p, err := policy.Load("", append([]string{
+	st := loadState(t, append([]string{
 		`profile="seemail"`, `domains=["agency-a.govt.nz"]`, `authserv_id="mx.agency-a.govt.nz"`, "record_times=false",
 		`outbound.seemail_domains=["agency-b.govt.nz", "agency-e.govt.nz"]`,
 		`smime.identities=["agency-a.govt.nz:` + fx("agency-a-old.crt") + `:` + fx("agency-a-old.key") + `", "agency-a.govt.nz:` + fx("agency-a-new.crt") + `:` + fx("agency-a-new.key") + `"]`,
 		`smime.trust_anchors=["` + fx("ca.crt") + `"]`,
 		`smime.peers="` + filepath.Join(dir, "peers") + `"`, `smime.crl_check=false`,
 		`dkim.keys=["agency-a.govt.nz:s1:` + keyFile + `"]`,
-	}, sets...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := NewState(p, nopChecker{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct{ domain, file string }{{"agency-b.govt.nz", "agency-b.crt"}, {"agency-e.govt.nz", "expired.crt"}} {
-		data, err := os.ReadFile(fx(f.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs, err := smime.ParseCertificatesPEM(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.SMIME.Store.Add(f.domain, certs[0]); err != nil {
+	}, sets...)...)
+	for _, f := range []struct{ domain, file string }{{"agency-b.govt.nz", "agency-b"}, {"agency-e.govt.nz", "expired"}} {
+		if _, err := st.SMIME.Store.Add(f.domain, certOf(t, f.file)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,15 +95,6 @@ func render(t *testing.T, o *Output) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
-}
-
-func loadID(t *testing.T, domain, name string) *smime.Identity {
-	t.Helper()
-	id, err := smime.LoadIdentity(domain, fx(name+".crt"), fx(name+".key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 // openSMIME decrypts msg's body with the peer's key, verifies the inner
@@ -181,8 +157,8 @@ func TestSMIMESignEncryptDecryptsAndVerifies(t *testing.T) {
 	if bytes.Contains(hdr, []byte("text/plain")) || bytes.Contains(hdr, []byte("7bit")) || bytes.Count(hdr, []byte("\r\nMIME-Version:")) != 1 {
 		t.Errorf("the original content headers are still outside:\n%s", hdr)
 	}
-	der, signed := openSMIME(t, msg, loadID(t, "agency-b.govt.nz", "agency-b"))
-	newest := loadID(t, "agency-a.govt.nz", "agency-a-new")
+	der, signed := openSMIME(t, msg, fxID(t, "agency-b.govt.nz", "agency-b"))
+	newest := fxID(t, "agency-a.govt.nz", "agency-a-new")
 	if !signed.Signer.Equal(newest.Cert) {
 		t.Errorf("signed by %s, want the newest identity (R37)", signed.Signer.Subject)
 	}
@@ -225,7 +201,7 @@ func TestSMIMECipherFromCapabilities(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		der, _ := openSMIME(t, render(t, forms[0].Output), loadID(t, "agency-b.govt.nz", "agency-b"))
+		der, _ := openSMIME(t, render(t, forms[0].Output), fxID(t, "agency-b.govt.nz", "agency-b"))
 		for _, other := range []smime.Cipher{smime.Cipher3DES, smime.CipherAES128, smime.CipherAES256} {
 			if hasOID(der, other) != (other == c.want) {
 				t.Errorf("caps %v: enveloped data has %s: %v, want only %s", c.caps, other, hasOID(der, other), c.want)
@@ -334,7 +310,7 @@ func TestSMIMEFormsCarryOut(t *testing.T) {
 	if len(sub.subs) != 1 || !slices.Equal(sub.subs[0].rcpts, []string{"bob@agency-b.govt.nz"}) || sub.subs[0].from != "ann@agency-a.govt.nz" {
 		t.Fatalf("submissions %+v", sub.subs)
 	}
-	openSMIME(t, sub.subs[0].msg, loadID(t, "agency-b.govt.nz", "agency-b"))
+	openSMIME(t, sub.subs[0].msg, fxID(t, "agency-b.govt.nz", "agency-b"))
 	if len(hold.held) != 1 || hold.held[0].Code != "201" || hold.held[0].Domain != "agency-e.govt.nz" ||
 		!slices.Equal(hold.held[0].Envelope.Rcpts, []string{"rita@agency-e.govt.nz"}) || !bytes.Contains(hold.msgs[0], []byte("Content-Type: text/plain")) {
 		t.Errorf("held %+v\n%s", hold.held, hold.msgs)
@@ -389,8 +365,8 @@ func TestSMIMEStepFailsSafe(t *testing.T) {
 // decrypts with the peer's key and holds the notice's text.
 func TestSignEncryptMessage(t *testing.T) {
 	f := newSMIMEState(t, nil)
-	id := loadID(t, "agency-a.govt.nz", "agency-a-new")
-	peer := loadID(t, "agency-b.govt.nz", "agency-b")
+	id := fxID(t, "agency-a.govt.nz", "agency-a-new")
+	peer := fxID(t, "agency-b.govt.nz", "agency-b")
 	notice := "From: Postmaster <postmaster@agency-a.govt.nz>\r\nTo: bob@agency-b.govt.nz\r\nSubject: DELIVERY RECEIPT\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nYour message was delivered.\r\n"
 	out, err := f.st.SMIME.SignEncryptMessage([]byte(notice), policy.Transform{Kind: policy.TransformSMIMESignEncrypt,

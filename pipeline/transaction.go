@@ -345,7 +345,7 @@ func (t *Transaction) Steps(v policy.Verdict) ([]Step, error) {
 			steps = append(steps, UnwrapStep{Inner: t.smimeIn.inner, Body: t.smimeIn.body})
 			// The warning after it refers to, and wraps, what the recipient
 			// gets: the unwrapped Content-* headers (issue 14 point 4).
-			evidence = policy.ApplyEdits(evidence, unwrapEdits(evidence, t.smimeIn.inner))
+			evidence = policy.ApplyEdits(evidence, contentSwapEdits(evidence, t.smimeIn.inner))
 		case policy.TransformWarnWrap, policy.TransformWarnPrepend, policy.TransformWarnHeader:
 			steps = append(steps, WarnStep{Policy: t.pol, Transform: tr, Evidence: evidence})
 		case policy.TransformDKIMSign:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -24,6 +25,16 @@ func fixture(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// fixtureCert is the first certificate of the fixture PEM file name.
+func fixtureCert(t *testing.T, name string) *x509.Certificate {
+	t.Helper()
+	c, err := smime.ReadCertificatesFile(fixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c[0]
 }
 
 // crlServer serves the fixtures' CRL for http://crl.test/ca.crl on
@@ -65,15 +76,7 @@ func peerStore(t *testing.T) string {
 		"agency-b.govt.nz": "agency-b.crt", "agency-r.govt.nz": "revoked.crt", "agency-e.govt.nz": "expired.crt",
 		"agency-f.govt.nz": "future.crt", "agency-u.govt.nz": "untrusted.crt", "agency-x.govt.nz": "agency-b.crt",
 	} {
-		data, err := os.ReadFile(fixture(t, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs, err := smime.ParseCertificatesPEM(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Add(domain, certs[0]); err != nil {
+		if _, err := s.Add(domain, fixtureCert(t, file)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -99,15 +102,7 @@ func certsArgs(t *testing.T, peers string, extra ...string) []string {
 }
 
 func fingerprintOf(t *testing.T, name string) string {
-	data, err := os.ReadFile(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := smime.ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return smime.Fingerprint(c[0])
+	return smime.Fingerprint(fixtureCert(t, name))
 }
 
 // `certs --json` lists our identities and every peer certificate with its

@@ -15,28 +15,14 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/internal/testldap"
 	"github.com/nzsecure-milter/nzsecure-milter/milter"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
-	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
-
-func derOf(t *testing.T, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := smime.ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c[0].Raw
-}
 
 // ldapDirectory: agency-b (valid), agency-r (revoked in ca.crl) and a
 // SEEMail list.
 func ldapDirectory(t *testing.T) *testldap.Server {
 	return testldap.Start(t, "c=NZ", testldap.CountryLDIF("c=NZ")+
-		testldap.DCALDIF("c=NZ", "agency-b.govt.nz", derOf(t, "agency-b.crt"))+
-		testldap.DCALDIF("c=NZ", "agency-r.govt.nz", derOf(t, "revoked.crt"))+
+		testldap.DCALDIF("c=NZ", "agency-b.govt.nz", fixtureCert(t, "agency-b.crt").Raw)+
+		testldap.DCALDIF("c=NZ", "agency-r.govt.nz", fixtureCert(t, "revoked.crt").Raw)+
 		"dn: ou=SEEMail,c=NZ\nobjectClass: organizationalUnit\nou: SEEMail\n"+
 		"description: the list\n\n"+
 		"dn: cn=agency-b,ou=SEEMail,c=NZ\nobjectClass: inetOrgPerson\ncn: agency-b\nsn: list\nmail: *@agency-b.govt.nz\n\n")

@@ -96,15 +96,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	msg := bufio.NewReaderSize(&crlfReader{r: bufio.NewReaderSize(in, 32<<10)}, 64<<10)
 	// The header block is read first: the envelope defaults come from it.
-	// One past the size limit is refused at end of headers, as serve does.
-	headers, err := pipeline.ReadRawHeaders(msg, p.Limits.MaxMessageSize+1)
-	if err != nil && !errors.Is(err, pipeline.ErrHeaderBlockTooLarge) {
+	msg, headers, tooBig, err := readMessage(in, p.Limits.MaxMessageSize)
+	if err != nil {
 		fmt.Fprintf(stderr, "check: %s: %v\n", pos[0], err)
 		return 1
 	}
-	tooBig := err != nil
 	conn := policy.Conn{
 		ClientIP: ip, ClientName: *clientName, HELO: *helo, Daemon: *daemon,
 		TLS: policy.TLSInfo{Version: *tlsVersion, Cipher: *cipher, CipherBits: *cipherBits},
@@ -128,6 +125,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "check: %v\n", err)
 			return 1
 		}
+		// Nor learns a signer into the peer store: check changes no state.
+		st.SMIME.ReadOnly = true
 	}
 	tx, v, err := pipeline.Begin(st, conn, env, time.Now())
 	if err != nil {
@@ -135,40 +134,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer tx.Close()
-	for _, r := range rcpts {
-		tx.Rcpt(r)
-	}
-	for _, h := range headers {
-		tx.Header(h.Name, h.Value)
-	}
-	if tooBig {
-		// Past the limit within the header block: what serve refuses at
-		// end of headers.
-		tx.OverLimit()
-	}
-	if !v.Final() {
-		v = tx.EndOfHeaders()
-	}
-	early := v.Final()
 	// The body is read also after an earlier verdict: `check` reports what
 	// the message carries (classification, markings) though the gateway
-	// decided before reading it.
-	buf := make([]byte, 64<<10)
-	for {
-		n, rerr := msg.Read(buf)
-		if n > 0 {
-			tx.BodyChunk(buf[:n])
-		}
-		if rerr == io.EOF || tx.Size() > p.Limits.MaxMessageSize {
-			break // the rest would be refused unread, as serve refuses it
-		}
-		if rerr != nil {
-			fmt.Fprintf(stderr, "check: %v\n", rerr)
-			return 1
-		}
-	}
-	if !early {
-		v = tx.EndOfMessage()
+	// decided before reading it; what is past the size limit is not read,
+	// as serve refuses it unread.
+	v, early, err := feedMessage(tx, v, rcpts, headers, tooBig, msg, p.Limits.MaxMessageSize)
+	if err != nil {
+		fmt.Fprintf(stderr, "check: %v\n", err)
+		return 1
 	}
 	class, cerr := tx.Classified()
 	if early && v.Classification == "" {
@@ -223,6 +196,61 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// readMessage reads a message file as the MTA hands it over (line ends
+// become CRLF) up to the end of its header block: the rest stays in body.
+// tooBig: the header block alone is past limit (refused at end of headers,
+// as serve refuses it).
+func readMessage(r io.Reader, limit int64) (body *bufio.Reader, headers []policy.Header, tooBig bool, err error) {
+	body = bufio.NewReaderSize(&crlfReader{r: bufio.NewReaderSize(r, 32<<10)}, 64<<10)
+	headers, err = pipeline.ReadRawHeaders(body, limit+1)
+	if err != nil && !errors.Is(err, pipeline.ErrHeaderBlockTooLarge) {
+		return nil, nil, false, err
+	}
+	return body, headers, err != nil, nil
+}
+
+// feedMessage drives tx, begun with verdict v, as the milter's callbacks
+// drive it (issue 13 point 3): RCPT TO for each of rcpts, each header, end
+// of headers, the body in chunks, end of message. `check` and the held-mail
+// retry feed a message this way. The body is read also after a verdict
+// final before it (early); with limit > 0 reading stops once the message
+// is past limit bytes, else it goes to the end (the held store checks its
+// digest there). It returns the final verdict; an error is a read error.
+func feedMessage(tx *pipeline.Transaction, v policy.Verdict, rcpts []string, headers []policy.Header, tooBig bool, body io.Reader, limit int64) (_ policy.Verdict, early bool, _ error) {
+	for _, r := range rcpts {
+		tx.Rcpt(r)
+	}
+	for _, h := range headers {
+		tx.Header(h.Name, h.Value)
+	}
+	if tooBig {
+		// Past the limit within the header block: what serve refuses at
+		// end of headers.
+		tx.OverLimit()
+	}
+	if !v.Final() {
+		v = tx.EndOfHeaders()
+	}
+	early = v.Final()
+	buf := make([]byte, 64<<10)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			tx.BodyChunk(buf[:n])
+		}
+		if rerr == io.EOF || limit > 0 && tx.Size() > limit {
+			break
+		}
+		if rerr != nil {
+			return v, early, rerr
+		}
+	}
+	if !early {
+		v = tx.EndOfMessage()
+	}
+	return v, early, nil
 }
 
 // formReport is one form of the message in the report (issue 14): which

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -101,4 +102,84 @@ func TestCheckSMIMEForms(t *testing.T) {
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("check created %s: %v", missing, err)
 	}
+}
+
+// `check` changes no state (SMIMEEnv.ReadOnly): an inbound signed and
+// encrypted message from a peer whose certificate the store does not hold
+// yet is verified, the report says what serve would learn (R50, R83-R84),
+// and the peer store directory is left exactly as it was.
+func TestCheckSMIMEInboundLearnsNothing(t *testing.T) {
+	dir := t.TempDir()
+	fx := "../../testdata/smime/"
+	peers := filepath.Join(dir, "peers")
+	if err := os.MkdirAll(peers, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := smime.LoadIdentity("agency-b.govt.nz", fx+"agency-b.crt", fx+"agency-b.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := smime.LoadIdentity("agency-a.govt.nz", fx+"agency-a-new.crt", fx+"agency-a-new.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := smime.Sign([]byte("Content-Type: text/plain\r\n\r\nThe figures.\r\n"), signer, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := smime.Encrypt(smime.SignedEntity(sig), []*x509.Certificate{ours.Cert}, smime.CipherAES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := filepath.Join(dir, "in.eml")
+	if err := os.WriteFile(msg, append([]byte("From: bob@agency-b.govt.nz\r\nTo: ann@agency-a.govt.nz\r\nSubject: figures\r\nMIME-Version: 1.0\r\n"), smime.EnvelopedEntity(env)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := treeOf(t, peers)
+	code, stdout, errs := runCmd(t, "check", "--set", `profile="seemail"`, "--set", `domains=["agency-a.govt.nz"]`, "--set", "record_times=false",
+		"--set", `outbound.seemail_domains=["agency-b.govt.nz"]`,
+		"--set", `smime.identities=["agency-a.govt.nz:`+fx+`agency-a-new.crt:`+fx+`agency-a-new.key"]`,
+		"--set", `smime.trust_anchors=["`+fx+`ca.crt"]`, "--set", `smime.peers="`+peers+`"`, "--set", "smime.crl_check=false",
+		"--client-ip", "192.0.2.7", "--tls-version", "TLSv1.3", msg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rep struct {
+		Reasons []string `json:"reasons"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(rep.Reasons, "\n")
+	if !strings.Contains(all, "would learn the signer certificate "+smime.Fingerprint(signer.Cert)+" for agency-b.govt.nz") ||
+		!strings.Contains(all, "would cache the capabilities") || strings.Contains(all, "learned a new peer certificate") {
+		t.Errorf("reasons do not say what would be learned:\n%s", all)
+	}
+	if after := treeOf(t, peers); after != before {
+		t.Errorf("check changed the peer store:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// treeOf lists every file and directory below dir with its contents.
+func treeOf(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		b.WriteString(p + "\n")
+		if !d.IsDir() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b.Write(data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

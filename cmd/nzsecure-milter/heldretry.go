@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/heldmail"
+	"github.com/nzsecure-milter/nzsecure-milter/milter"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
@@ -58,24 +58,11 @@ func (h *heldStates) get() (pipeline.State, error) {
 	return st, nil
 }
 
-// submitterFor is the notice submitter of the policy (notify.submit,
-// notify.sendmail), as milter.NewNotifier builds it.
-func submitterFor(p *policy.Policy) (notify.Submitter, error) {
-	if addr, ok := strings.CutPrefix(p.Runtime.Submit.Method, "smtp:"); ok {
-		s := notify.SMTPSubmitter{Addr: addr, HeloName: p.AuthservID}
-		if err := s.Validate(); err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	return notify.SendmailSubmitter{Path: p.Runtime.Submit.Sendmail[0], Args: p.Runtime.Submit.Sendmail[1:]}, nil
-}
-
 // policySubmitter submits with the policy in force at each call.
 type policySubmitter struct{ cur func() *policy.Policy }
 
 func (s policySubmitter) Submit(ctx context.Context, from string, rcpts []string, msg []byte) error {
-	sub, err := submitterFor(s.cur())
+	sub, err := milter.SubmitterFor(s.cur())
 	if err != nil {
 		return err
 	}
@@ -196,47 +183,18 @@ func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict) ([]pipeline.Form
 // the final verdict. The message is read to its end (the store checks its
 // digest there: a damaged message is an error, never a verdict).
 func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now time.Time) (*pipeline.Transaction, policy.Verdict, error) {
-	p := st.Policy
-	in := bufio.NewReaderSize(&crlfReader{r: bufio.NewReaderSize(msg, 32<<10)}, 64<<10)
-	headers, err := pipeline.ReadRawHeaders(in, p.Limits.MaxMessageSize+1)
-	if err != nil && !errors.Is(err, pipeline.ErrHeaderBlockTooLarge) {
+	in, headers, tooBig, err := readMessage(msg, st.Policy.Limits.MaxMessageSize)
+	if err != nil {
 		return nil, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", err)
 	}
-	tooBig := err != nil
 	env := h.Envelope
 	env.Rcpts = nil
 	tx, v, err := pipeline.Begin(st, h.Conn, env, now)
 	if err != nil {
 		return nil, policy.Verdict{}, err
 	}
-	for _, r := range h.Envelope.Rcpts {
-		tx.Rcpt(r)
-	}
-	for _, hd := range headers {
-		tx.Header(hd.Name, hd.Value)
-	}
-	if tooBig {
-		tx.OverLimit()
-	}
-	if !v.Final() {
-		v = tx.EndOfHeaders()
-	}
-	early := v.Final()
-	buf := make([]byte, 64<<10)
-	for {
-		n, rerr := in.Read(buf)
-		if n > 0 {
-			tx.BodyChunk(buf[:n])
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return tx, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", rerr)
-		}
-	}
-	if !early {
-		v = tx.EndOfMessage()
+	if v, _, err = feedMessage(tx, v, h.Envelope.Rcpts, headers, tooBig, in, 0); err != nil {
+		return tx, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", err)
 	}
 	if f := tx.Failure(); f != nil {
 		return tx, policy.Verdict{}, f

@@ -1048,6 +1048,11 @@ assert_nothing_lost_or_doubled() {
 # Scenario helpers over the last send ($SEND_OUT, swaks's transcript) and the
 # sink, keyed by the X-Test-Id header each scenario puts in its messages.
 id_count() { sink_grep_count "^X-Test-Id: $1\$"; }
+# The sink copies of test message $1 delivered to recipient $2 (X-Rcpt-Args),
+# a file a line: the first of them, and how many (one per form, issue 14).
+id_files_for() { { sink_grep "^X-Test-Id: $1\$" | xargs -r grep -l "^X-Rcpt-Args: <$2>" 2>/dev/null || true; }; }
+file_for() { id_files_for "$1" "$2" | head -n 1; }
+copies_for() { id_files_for "$1" "$2" | wc -l | tr -d ' '; }
 id_arrived() { (($(id_count "$1") >= 1)); }
 wait_id() { wait_until "${2:-20}" id_arrived "$1"; }
 accepted() { grep -Eq '^ *<[~-] +250 [0-9.]+ Ok: queued as' "$SEND_OUT"; }

@@ -27,9 +27,8 @@
 #   all: the queue ends empty; nothing reaches agency-r or reaches agency-b
 #   in clear.
 #
-# c and d need the gateway's hold store (pipeline.State.Hold), which the
-# held-mail helper wires into serve: without it the milter tempfails held
-# mail (451, nothing lost) and c/d's "accepted" and notice checks fail.
+# c and d use the gateway's hold store (smime.held_dir, the milter's
+# HoldStore in serve): the held recipients are stored before the reply.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -107,9 +106,6 @@ smime_msg() {
 		--add-header "MIME-Version: 1.0" --add-header "Content-Type: text/plain; charset=us-ascii" \
 		--add-header "Content-Transfer-Encoding: 7bit" --body "$BODY_LINE"
 }
-
-# file_for ID RCPT: the sink file of message ID delivered to RCPT.
-file_for() { { sink_grep "^X-Test-Id: $1\$" | xargs -r grep -l "^X-Rcpt-Args: <$2>" 2>/dev/null || true; } | head -n 1; }
 
 # open_smime FILE TAG: decrypt with agency-b's key, then verify against
 # the CA; writes $WORK/TAG.dec and $WORK/TAG.out; status of the verify.
@@ -191,8 +187,8 @@ fi
 wait_until 20 eval '(( $(id_count "$id_b") >= 2 ))' || true
 sleep 1
 assert_eq 2 "$(id_count "$id_b")" "b: two copies at the sink (one per form)"
-n_peer=$({ sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <bob@$PEER>" || true; } | wc -l)
-n_net=$({ sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <someone@internet.example>" || true; } | wc -l)
+n_peer=$(copies_for "$id_b" "bob@$PEER")
+n_net=$(copies_for "$id_b" "someone@internet.example")
 assert_eq 1 "$n_peer" "b: bob@$PEER got exactly one copy"
 assert_eq 1 "$n_net" "b: someone@internet.example got exactly one copy"
 fb=$(file_for "$id_b" "bob@$PEER")

@@ -189,7 +189,6 @@ msg_to() {
 	send_auth alice "$ALICE_PASS" --from "alice@$A" --to "$to" \
 		--header "Subject: e2e two gateways $id" --add-header "X-Test-Id: $id" --body "$BODY_LINE"
 }
-file_for() { { sink_grep "^X-Test-Id: $1\$" | xargs -r grep -l "^X-Rcpt-Args: <$2>" 2>/dev/null || true; } | head -n 1; }
 
 # ------------------------------------------------------------------ a
 id_a=$(unique_id)
@@ -235,8 +234,8 @@ two() { (($(id_count "$id_c") >= 2)); }
 wait_until 30 two || true
 sleep 1
 assert_eq 2 "$(id_count "$id_c")" "c: two messages at the sink"
-n_b=$({ sink_grep "^X-Test-Id: $id_c\$" | xargs -r grep -l "^X-Rcpt-Args: <bob@$B>" || true; } | wc -l)
-n_i=$({ sink_grep "^X-Test-Id: $id_c\$" | xargs -r grep -l "^X-Rcpt-Args: <someone@internet.example>" || true; } | wc -l)
+n_b=$(copies_for "$id_c" "bob@$B")
+n_i=$(copies_for "$id_c" "someone@internet.example")
 assert_eq 1 "$n_b" "c: bob@$B got exactly one copy"
 assert_eq 1 "$n_i" "c: someone@internet.example got exactly one copy"
 n_x=$(grep -c "^X-Test-Id: $id_c" "$CAPTURE" 2>/dev/null || true)
