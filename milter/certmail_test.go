@@ -16,11 +16,10 @@ import (
 )
 
 type fromSubmitter struct {
-	mu    sync.Mutex
-	from  []string
-	to    [][]string
-	msgs  []string
-	count int
+	mu   sync.Mutex
+	from []string
+	to   [][]string
+	msgs []string
 }
 
 func (s *fromSubmitter) Submit(_ context.Context, from string, rcpts []string, msg []byte) error {

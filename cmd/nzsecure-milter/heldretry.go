@@ -129,7 +129,7 @@ func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold 
 		if err != nil {
 			return heldmail.Outcome{}, err
 		}
-		sendCertRequests(tx, v)
+		sendCertRequests(tx.Policy(), tx.Envelope(), tx.Headers(), v)
 		forms, out, err := heldRetryForms(tx, v)
 		if err != nil || out.Result != heldmail.Sent {
 			return out, err
@@ -252,7 +252,7 @@ func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now tim
 // retrier's own (DELAYED once, FAILURE at give-up).
 var heldCertRequests func(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header)
 
-func sendCertRequests(tx *pipeline.Transaction, v policy.Verdict) {
+func sendCertRequests(p *policy.Policy, env policy.Envelope, hs []policy.Header, v policy.Verdict) {
 	if heldCertRequests == nil {
 		return
 	}
@@ -267,5 +267,5 @@ func sendCertRequests(tx *pipeline.Transaction, v policy.Verdict) {
 	}
 	rv := v
 	rv.Notices = reqs
-	heldCertRequests(tx.Policy(), rv, tx.Envelope(), tx.Headers())
+	heldCertRequests(p, rv, env, hs)
 }
