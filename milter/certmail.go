@@ -44,17 +44,18 @@ func (n *Notifier) certMail(p *policy.Policy, nt policy.Notice, hs []policy.Head
 		return nil, errNoSMIMEEnv
 	}
 	_, toDomain := policy.SplitAddress(nt.To)
-	key := string(nt.Kind) + ":" + toDomain
-	if !n.certLimiter().Allow(key, p.SMIME.RetryInterval) {
-		n.Log.Info("certificate mail suppressed by the rate limit (one per domain per smime.retry_interval)", "kind", string(nt.Kind), "to", nt.To, "interval", p.SMIME.RetryInterval.String())
-		return nil, errSuppressed
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), certMailTimeout)
 	defer cancel()
 	id := n.SMIME.Signer(ctx, nt.From)
 	if id == nil {
-		n.certLimiter().Forget(key)
 		return nil, fmt.Errorf("no valid DCA identity of %s to sign with (R37, R44)", nt.From)
+	}
+	// One per domain per interval; a new key of ours (a renewed DCA
+	// certificate signs now) may ask or answer again at once.
+	key := string(nt.Kind) + ":" + toDomain + ":" + smime.Fingerprint(id.Cert)
+	if !n.certLimiter().Allow(key, p.SMIME.RetryInterval) {
+		n.Log.Info("certificate mail suppressed by the rate limit (one per domain per smime.retry_interval)", "kind", string(nt.Kind), "to", nt.To, "interval", p.SMIME.RetryInterval.String())
+		return nil, errSuppressed
 	}
 	switch nt.Kind {
 	case policy.NoticeCertRequest:

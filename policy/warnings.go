@@ -26,14 +26,14 @@ const (
 
 // Notice asks the glue to generate and submit one message.
 type Notice struct {
-	Kind NoticeKind `json:"kind"`
-	To   string     `json:"to"`
+	Kind   NoticeKind `json:"kind"`
+	To     string     `json:"to"`
+	Code   string     `json:"code,omitempty"`
+	Reason string     `json:"reason,omitempty"`
+	Rcpts  []string   `json:"recipients,omitempty"` // the recipients it is about
 	// From is the domain a certificate request or answer is from
 	// (NoticeCertRequest, NoticeCertAnswer).
-	From   string   `json:"from,omitempty"`
-	Code   string   `json:"code,omitempty"`
-	Reason string   `json:"reason,omitempty"`
-	Rcpts  []string `json:"recipients,omitempty"` // the recipients it is about
+	From string `json:"from,omitempty"`
 	// Transforms: smime-sign-encrypt for a notice to a peer agency (R62).
 	Transforms []Transform `json:"transforms,omitempty"`
 }
