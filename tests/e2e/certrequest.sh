@@ -11,7 +11,9 @@
 #   gateway B: agency-b.govt.nz, a second private Postfix and milter (the
 #              gw_b_* helpers, as in twogateways.sh); mail for
 #              agency-a.govt.nz goes back to A, the rest to the sink. B
-#              has no certificate for agency-a either.
+#              has no certificate for agency-a either. Its
+#              internal_networks are 127.0.0.2 (the test client: outbound
+#              at B); A's Postfix connects from 127.0.0.1 (inbound at B).
 #   One test PKI (make-fixtures.sh, CRL on a loopback HTTP server).
 #
 #   a. alice@agency-a -> bob@agency-b: A holds it (SECURE DELIVERY
@@ -27,14 +29,16 @@
 #      message at once (not at smime.retry_interval, set to 1h here); it
 #      arrives at B signed and encrypted and is delivered verified.
 #      Neither the request nor the answer reaches a mailbox (the sink).
-#   c. the converse answer: an (unsigned) request to
-#      domain-certificate-request@agency-a is answered by A with its
+#   c. the converse: B's certificate for agency-a is removed; bob@agency-b
+#      -> alice@agency-a is held at B, B requests, A answers with its
 #      certificates, signed and encrypted to agency-b (the capture A->B
 #      holds it; openssl decrypts it with agency-b's key, verifies it and
-#      finds agency-a's certificates in the .p7c); B consumes the answer.
-#   d. a request whose Subject names no DCA address of ours is consumed
-#      and not answered; a second valid request within the interval is
-#      not answered (rate limit per requesting domain).
+#      finds agency-a's newest certificate first in the .p7c); B consumes
+#      the answer, stores agency-a's certificate and releases the message,
+#      which reaches A encrypted and is delivered verified.
+#   d. an unsigned request whose Subject names no DCA address of ours is
+#      consumed and not answered; a valid one within the interval is
+#      consumed and not answered (rate limit per requesting domain).
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -125,7 +129,7 @@ gw_b_milter() {
 	"$NZBIN" serve --listen "inet:$SERVER_IP:$B_MILTER_PORT" \
 		--set "dns.servers=[\"$DNS_ADDR\"]" --set 'notify.submit="sendmail"' \
 		--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$GWB/postfix\"]" \
-		--set 'profile="seemail"' --set "domains=[\"$B\"]" --set 'internal_networks=["10.255.255.0/24"]' \
+		--set 'profile="seemail"' --set "domains=[\"$B\"]" --set 'internal_networks=["127.0.0.2/32"]' \
 		--set "outbound.seemail_domains=[\"$A\"]" \
 		--set "smime.identities=[\"$B:$PKI/agency-b.crt:$PKI/agency-b.key\"]" \
 		--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-b\"" \
@@ -272,43 +276,50 @@ assert_eq 0 "$(sink_grep_count "^Subject: domain-confidentiality-authority@")" "
 assert_eq 0 "$(sink_grep_count "^From: domain-confidentiality-authority@$B")" "b: the answer reached no mailbox (consumed at A)"
 
 # ------------------------------------------------------------------ c
-# The converse: a request to A (unsigned, from B's DCA address) is
-# answered with A's certificates.
+# The converse, whole: B loses agency-a's certificate; bob@agency-b (an
+# internal client of B: 127.0.0.2) -> alice@agency-a is held at B, B asks
+# A, A answers (signed and encrypted to agency-b: A holds B's certificate
+# now), B stores agency-a's certificate and releases the message to A.
 c_before=$(grep -c '"msg":"notice queued","kind":"cert-answer"' "$WORK/milter.log" || true)
+rm -f "$WORK/peers-b/$A"/*.pem
+b_held_count() { find "$GWB/held" -maxdepth 1 -name '*.json' 2>/dev/null | wc -l; }
 id_c=$(unique_id)
 rc=0
-send --from "domain-confidentiality-authority@$B" --to "domain-certificate-request@$A" \
-	--header "Subject: domain-confidentiality-authority@$A" --add-header "X-Test-Id: $id_c" --body "certificate request $id_c" || rc=$?
+SMTP_PORT=$B_SMTP_PORT send --from "bob@$B" --to "alice@$A" \
+	--header "Subject: e2e certrequest reply $id_c" --add-header "X-Test-Id: $id_c" --body "$BODY_LINE" || rc=$?
 if ((rc == 0)) && accepted; then
-	pass "c: a request to domain-certificate-request@$A accepted"
+	pass "c: bob@$B -> alice@$A accepted at B (to be held: B has no certificate for $A)"
 else
-	fail "c: request accepted at A (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT" "$WORK/milter.log"
+	fail "c: accepted at B (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT" "$GWB/milter.log"
 fi
+assert_contains "$GWB/milter.log" '"kind":"cert-request".*"to":"domain-certificate-request@'"$A"'"' "c: B sent a certificate request to domain-certificate-request@$A"
 answer_crossed() { [[ -f $CAPTURE ]] && grep -q "^Subject: Certificate of domain-confidentiality-authority@$A" "$CAPTURE"; }
 if wait_until 30 answer_crossed && capture_msg "^Subject: Certificate of domain-confidentiality-authority@$A" "$WORK/c.answer"; then
-	pass "c: A's answer crossed to B"
+	pass "c: A answered; the answer crossed to B"
+	assert_contains "$WORK/milter.log" "certificate request for domain-confidentiality-authority@$A from <domain-confidentiality-authority@$B> answered" "c: A logged the request it answered"
 	assert_contains "$WORK/c.answer" "^To: domain-confidentiality-authority@$B" "c: to the requester"
+	assert_contains "$CAPTURE" '^MAIL FROM:<>' "c: from the null sender (R93)"
 	assert_contains "$WORK/c.answer" '^Auto-Submitted: auto-replied' "c: Auto-Submitted: auto-replied (RFC 3834)"
-	assert_contains "$WORK/c.answer" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "c: signed and encrypted to agency-b (R62: A holds B's certificate now)"
+	assert_contains "$WORK/c.answer" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "c: signed and encrypted to agency-b (R62: A holds B's certificate)"
 	if openssl cms -decrypt -recip "$PKI/agency-b.crt" -inkey "$PKI/agency-b.key" -in "$WORK/c.answer" -out "$WORK/c.dec" 2>"$WORK/c.err" &&
 		openssl cms -verify -CAfile "$PKI/ca.crt" -in "$WORK/c.dec" -out "$WORK/c.inner" 2>>"$WORK/c.err"; then
 		pass "c: the answer decrypts with agency-b's key and verifies (signed by agency-a)"
 		assert_contains "$WORK/c.inner" 'filename="certs.p7c"' "c: the answer carries a .p7c"
 		assert_contains "$WORK/c.inner" 'filename="domain-confidentiality-authority-1.cer"' "c: the answer carries a .cer"
-		# The .p7c holds agency-a's newest certificate.
+		# The .p7c holds agency-a's newest certificate first.
 		awk '/filename="certs.p7c"/ {on=1; next} on && /^\r?$/ {if (started) exit; started=1; next} on && started {print}' "$WORK/c.inner" |
 			tr -d '\r' | base64 -d >"$WORK/c.p7c" 2>/dev/null || true
 		if openssl pkcs7 -inform DER -in "$WORK/c.p7c" -print_certs -out "$WORK/c.certs" 2>>"$WORK/c.err" &&
-			grep -q "$(openssl x509 -in "$PKI/agency-a-new.crt" -outform DER | base64 -w0 | cut -c 1-40)" <(openssl x509 -in "$WORK/c.certs" -outform DER 2>/dev/null | base64 -w0); then
-			pass "c: the .p7c holds agency-a's newest DCA certificate first"
+			[[ $(openssl x509 -in "$WORK/c.certs" -noout -fingerprint -sha256 2>/dev/null) == "$(openssl x509 -in "$PKI/agency-a-new.crt" -noout -fingerprint -sha256)" ]]; then
+			pass "c: the .p7c holds agency-a's newest DCA certificate first (R37)"
 		else
-			fail "c: the .p7c holds agency-a-new" "$WORK/c.err" "$WORK/c.certs"
+			fail "c: the .p7c holds agency-a-new first" "$WORK/c.err" "$WORK/c.certs"
 		fi
 	else
 		fail "c: the answer decrypts with agency-b's key and verifies" "$WORK/c.err" "$WORK/c.answer"
 	fi
 else
-	fail "c: A's answer crossed to B within 30s" "$WORK/milter.log" "$WORK/postfix.log"
+	fail "c: A's answer crossed to B within 30s" "$WORK/milter.log" "$GWB/milter.log" "$WORK/postfix.log"
 fi
 consumed_b() { grep -q "certificate answer from $A consumed" "$GWB/milter.log"; }
 if wait_until 20 consumed_b; then
@@ -316,9 +327,27 @@ if wait_until 20 consumed_b; then
 else
 	fail "c: B consumed A's answer within 20s" "$GWB/milter.log"
 fi
-assert_eq 0 "$(id_count "$id_c")" "c: the request reached no mailbox (consumed at A)"
+b_stored() { compgen -G "$WORK/peers-b/$A/*.pem" >/dev/null; }
+if wait_until 20 b_stored; then pass "c: B stored agency-a's certificate"; else fail "c: B stored agency-a's certificate" "$GWB/milter.log"; fi
+if wait_id "$id_c" 60; then
+	pass "c: B released the held message at once; it reached alice@$A"
+	assert_eq 1 "$(id_count "$id_c")" "c: it reached the sink once"
+	f=$(file_for "$id_c" "alice@$A")
+	[[ -n $f ]] && sink_headers "$f" >"$WORK/c.headers"
+	assert_contains "$WORK/c.headers" '^X-NZ-Secure-email: ' "c: it arrived at A verified (X-NZ-Secure-email)"
+	assert_contains "$f" "$BODY_LINE" "c: A decrypted it"
+	assert_contains "$GWB/milter.log" '"action":"held-sent"' "c: B logged the release (held-sent)"
+	assert_eq 0 "$(b_held_count)" "c: B's held-mail store is empty"
+else
+	fail "c: the message held at B reached alice@$A within 60s" "$GWB/milter.log" "$WORK/milter.log"
+fi
+assert_eq 0 "$(sink_grep_count "^Subject: domain-confidentiality-authority@$A")" "c: B's request reached no mailbox (consumed at A)"
 
 # ------------------------------------------------------------------ d
+# Requests by hand (unsigned, answered as signed ones are): one whose
+# Subject names no DCA address of ours is consumed, not answered; a valid
+# one within smime.retry_interval of the answer in c is consumed and not
+# answered (rate limit per requesting domain).
 id_d=$(unique_id)
 send --from "domain-confidentiality-authority@$B" --to "domain-certificate-request@$A" \
 	--header "Subject: please send certificates" --add-header "X-Test-Id: $id_d" --body "x" || true
@@ -329,7 +358,8 @@ sleep 3
 assert_contains "$WORK/milter.log" 'not answered: its Subject \\"please send certificates\\" is not the DCA address' "d: a request with another Subject is consumed, not answered"
 assert_contains "$WORK/milter.log" 'certificate mail suppressed by the rate limit' "d: a second request within the interval is not answered (rate limit)"
 assert_eq "$((c_before + 1))" "$(grep -c '"msg":"notice queued","kind":"cert-answer"' "$WORK/milter.log" || true)" "d: A sent exactly one answer to $B"
-assert_eq 0 "$(id_count "$id_d")" "d: the requests reached no mailbox"
+assert_eq 0 "$(id_count "$id_d")" "d: the request with another Subject reached no mailbox"
+assert_eq 0 "$(id_count "$id_d2")" "d: the rate-limited request reached no mailbox"
 
 # ------------------------------------------------------------------ end
 wait_until 20 gw_b_queue_empty || true
