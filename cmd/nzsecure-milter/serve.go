@@ -110,7 +110,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		// R44, R51: the held retry asks for a missing certificate too, and
 		// an answer that brings one retries the held mail at once.
 		heldCertRequests = func(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header) {
-			srv.Notifier().Send(p, v, env, hs)
+			srv.Notifier().Send(p, v, env, hs) // a nil notifier sends nothing
 		}
 		pipeline.PeerLearned = func(domain string) {
 			log.Info("peer certificate received by mail; retrying held mail now", "domain", domain)
