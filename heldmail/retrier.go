@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
@@ -87,6 +88,24 @@ type Retrier struct {
 	// Now and After are the clock (nil: time.Now, time.After).
 	Now   func() time.Time
 	After func(time.Duration) <-chan time.Time
+
+	wakeOnce sync.Once
+	wake     chan struct{}
+}
+
+func (r *Retrier) wakeCh() chan struct{} {
+	r.wakeOnce.Do(func() { r.wake = make(chan struct{}, 1) })
+	return r.wake
+}
+
+// Wake makes Run start a round now rather than at the next Interval (a
+// peer certificate just arrived in answer to our request, R44, R51). It
+// never blocks; wakes while a round runs give one more round.
+func (r *Retrier) Wake() {
+	select {
+	case r.wakeCh() <- struct{}{}:
+	default:
+	}
 }
 
 func (r *Retrier) now() time.Time {
@@ -119,6 +138,7 @@ func (r *Retrier) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-after(iv):
+		case <-r.wakeCh():
 		}
 	}
 }

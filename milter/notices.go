@@ -12,6 +12,7 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
+	"github.com/nzsecure-milter/nzsecure-milter/smime/certmail"
 )
 
 // Notifier turns a verdict's notices into messages and hands them to a
@@ -31,6 +32,9 @@ type Notifier struct {
 	// smime.mode is off): notices to a peer agency are signed and
 	// encrypted with it (R62).
 	SMIME *pipeline.SMIMEEnv
+	// CertLimiter rate-limits certificate requests and answers (R44);
+	// nil: the process's.
+	CertLimiter *certmail.Limiter
 }
 
 // SubmitterFor is the submitter policy p names (notify.submit: SMTP to a
@@ -131,6 +135,9 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 	// The engine already dropped the notices the loop and postmaster rules
 	// forbid (R93-R95, policy.ShouldNotify); only the rate limit, whose
 	// state is this process's, is applied here.
+	if nt.Kind == policy.NoticeCertRequest || nt.Kind == policy.NoticeCertAnswer {
+		return n.certMail(p, nt, hs) // R44: its own rate limit, per domain
+	}
 	// R95: at most rate_count notices per recipient and code per window.
 	if !n.Limiter.Allow(nt.To, string(nt.Kind)+nt.Code) {
 		n.Log.Warn("notice suppressed by the rate limit (R95)", "kind", string(nt.Kind), "to", nt.To, "queue_id", env.QueueID)

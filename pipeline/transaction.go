@@ -319,6 +319,10 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 		x.SMIMEOut = t.lookupSMIMEOut(ctx, x)
 		cancel()
+		// R44: an answer to our certificate request (certanswer.go).
+		ctx, cancel = context.WithTimeout(context.Background(), CheckTimeout)
+		x.CertAnswer = t.lookupCertAnswer(ctx, x)
+		cancel()
 	}
 	return t.final(t.pol.AtEndOfMessage(x))
 }

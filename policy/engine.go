@@ -152,6 +152,14 @@ func (p *Policy) atEndOfMessage(t Transaction) Verdict {
 		v.Reasons = append(v.Reasons, pv.Reasons...)
 		v.RemoveRcpts = append(v.RemoveRcpts, p.PingAddress())
 	}
+	// R44: certificate requests and answers are consumed (certrequest.go).
+	if cv, consumed := p.atCertMail(t); consumed {
+		return cv
+	} else if len(cv.RemoveRcpts) > 0 {
+		v.Notices = append(v.Notices, cv.Notices...)
+		v.Reasons = append(v.Reasons, cv.Reasons...)
+		v.RemoveRcpts = append(v.RemoveRcpts, cv.RemoveRcpts...)
+	}
 	v.Message = t.Message
 	secureTag := len(HeaderValues(t.Headers, SecureEmailHeader)) > 0
 	stripOurHeaders(&v, t.Headers)

@@ -124,7 +124,9 @@ notices:
 		// A held-mail notice, and a SECURE DELIVERY DELAYED one to our
 		// own postmaster (Table 1), go to our side about mail we keep: no
 		// answer to the sender, always sent.
-		if n.Kind != NoticeHeld && !(n.Kind == NoticeDelayed && p.ourPostmaster(n.To)) {
+		// A certificate request is about held mail, not an answer to its
+		// sender; a certificate answer was checked by answerRequest (R44).
+		if n.Kind != NoticeHeld && n.Kind != NoticeCertRequest && n.Kind != NoticeCertAnswer && !(n.Kind == NoticeDelayed && p.ourPostmaster(n.To)) {
 			for _, from := range froms {
 				if ok, why := ShouldNotify(from, t.Envelope.From, NotifyContext{To: n.To, Inbound: v.Direction == Inbound, Headers: t.Headers}); !ok {
 					v.reason("%s notice to <%s> not sent: %s", n.Kind, n.To, why)

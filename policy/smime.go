@@ -60,6 +60,9 @@ type SMIMEPolicy struct {
 	HeldMaxSize  int64
 	// Discovery: finding peer certificates in LDAP (issue 15, discovery.go).
 	Discovery SMIMEDiscovery
+	// RequestByMail: certificate requests by mail (R44, R51,
+	// certrequest.go), sent for mail held with 201 and answered.
+	RequestByMail bool
 }
 
 // SMIMEIdentity is one smime.identities entry.
@@ -84,6 +87,7 @@ func defaultSMIME() SMIMEPolicy {
 		HeldMaxCount:  10000,
 		HeldMaxSize:   4 << 30,
 		Discovery:     defaultDiscovery(),
+		RequestByMail: true,
 	}
 }
 
@@ -112,6 +116,8 @@ var smimeKeySpecs = map[string]keySpec{
 	"smime.retry_interval": durationKey(func(p *Policy) *time.Duration { return &p.SMIME.RetryInterval }, time.Minute, 24*time.Hour),
 	"smime.held_max_count": intKey(func(p *Policy) *int { return &p.SMIME.HeldMaxCount }, 1, 10_000_000, "a count from 1 to 10000000"),
 	"smime.held_max_size":  sizeKey(func(p *Policy) *int64 { return &p.SMIME.HeldMaxSize }),
+	// R44, R51: certificate requests by mail (certrequest.go).
+	"smime.request_by_mail": boolKey(func(p *Policy) *bool { return &p.SMIME.RequestByMail }),
 }
 
 // absPath: a directory the daemon runs with, so never relative to where it

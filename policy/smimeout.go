@@ -187,6 +187,7 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 		c := held[k]
 		v.Copies = append(v.Copies, *c)
 		p.delayedNotices(v, t, *c)
+		p.certRequestNotice(v, t, *c) // R44, R51
 	}
 	if len(v.MainRcpts(t.Envelope)) == 0 {
 		v.Action = Discard
@@ -279,6 +280,12 @@ func (p *Policy) smimeNotices(v *Verdict, t Transaction) {
 	}
 	kept := v.Notices[:0:0]
 	for _, n := range v.Notices {
+		if n.Kind == NoticeCertRequest {
+			// R44: signed only (by the notifier): we hold no certificate of
+			// the peer to encrypt to; that is why we ask.
+			kept = append(kept, n)
+			continue
+		}
 		_, d, _ := strings.Cut(BareAddress(n.To), "@")
 		d = strings.ToLower(strings.TrimSuffix(d, "."))
 		if len(n.Transforms) > 0 {
@@ -305,6 +312,13 @@ func (p *Policy) smimeNotices(v *Verdict, t Transaction) {
 		code, why := SMIMESendOutcome(peer, own)
 		if !t.SMIMEOut.On && code == "" {
 			code, why = "201", "the certificates for "+d+" were not looked up"
+		}
+		if code != "" && n.Kind == NoticeCertAnswer {
+			// The requester may not hold our certificate yet, and the
+			// answer is our public certificate: signed only, not dropped.
+			v.reason("%s notice to <%s> signed only: %s (Table 1, %s)", n.Kind, n.To, why, code)
+			kept = append(kept, n)
+			continue
 		}
 		if code != "" {
 			v.reason("%s notice to <%s> not sent: it must be signed and encrypted (R62) but %s (Table 1, %s)", n.Kind, n.To, why, code)

@@ -18,7 +18,9 @@ const (
 
 func smimePolicy(t *testing.T, sets ...string) *Policy {
 	t.Helper()
-	return mustPolicy(t, append([]string{`profile="seemail"`, `outbound.seemail_domains=["agency-b.govt.nz", "agency-r.govt.nz", "agency-c.govt.nz"]`}, sets...)...)
+	// smime.request_by_mail off: these tests count the Table 1 notices;
+	// the certificate request is certrequest_test.go's.
+	return mustPolicy(t, append([]string{`profile="seemail"`, `outbound.seemail_domains=["agency-b.govt.nz", "agency-r.govt.nz", "agency-c.govt.nz"]`, `smime.request_by_mail=false`}, sets...)...)
 }
 
 var (

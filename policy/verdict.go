@@ -69,6 +69,9 @@ type Transaction struct {
 	SMIMEIn *SMIMEInbound
 	// SMIMEOut are the outbound S/MIME facts (pipeline.SMIMEEnv, issue 14).
 	SMIMEOut SMIMEOutbound
+	// CertAnswer is what the pipeline found in a message to our DCA
+	// address (certificate requests by mail, R44); nil when none.
+	CertAnswer *CertAnswerFacts
 	// Known is the first-contact state (outbound.first_contact): nil
 	// counts every address as new.
 	Known KnownRecipients

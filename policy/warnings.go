@@ -31,6 +31,9 @@ type Notice struct {
 	Code   string     `json:"code,omitempty"`
 	Reason string     `json:"reason,omitempty"`
 	Rcpts  []string   `json:"recipients,omitempty"` // the recipients it is about
+	// From is the domain a certificate request or answer is from
+	// (NoticeCertRequest, NoticeCertAnswer).
+	From string `json:"from,omitempty"`
 	// Transforms: smime-sign-encrypt for a notice to a peer agency (R62).
 	Transforms []Transform `json:"transforms,omitempty"`
 }

@@ -116,6 +116,7 @@ func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold 
 		if err != nil {
 			return heldmail.Outcome{}, err
 		}
+		sendCertRequests(tx.Policy(), tx.Envelope(), tx.Headers(), v)
 		forms, out, err := heldRetryForms(tx, v)
 		if err != nil || out.Result != heldmail.Sent {
 			return out, err
@@ -200,4 +201,29 @@ func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now tim
 		return tx, policy.Verdict{}, f
 	}
 	return tx, v, nil
+}
+
+// heldCertRequests, when set (serve: the milter's notifier), sends the
+// certificate requests a retry's verdict lists (R44, R51: the peer still
+// has no valid certificate; the notifier's rate limit allows one per
+// domain per smime.retry_interval). The retry's other notices are the
+// retrier's own (DELAYED once, FAILURE at give-up).
+var heldCertRequests func(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header)
+
+func sendCertRequests(p *policy.Policy, env policy.Envelope, hs []policy.Header, v policy.Verdict) {
+	if heldCertRequests == nil {
+		return
+	}
+	var reqs []policy.Notice
+	for _, n := range v.Notices {
+		if n.Kind == policy.NoticeCertRequest {
+			reqs = append(reqs, n)
+		}
+	}
+	if len(reqs) == 0 {
+		return
+	}
+	rv := v
+	rv.Notices = reqs
+	heldCertRequests(p, rv, env, hs)
 }

@@ -106,7 +106,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		srv.SetHold(heldStore)
 		hctx, hstop := context.WithCancel(context.Background())
 		defer hstop()
-		go newHeldRetrier(p, srv.Policy, heldStore, log).Run(hctx)
+		retrier := newHeldRetrier(p, srv.Policy, heldStore, log)
+		// R44, R51: the held retry asks for a missing certificate too, and
+		// an answer that brings one retries the held mail at once.
+		heldCertRequests = func(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header) {
+			srv.Notifier().Send(p, v, env, hs) // a nil notifier sends nothing
+		}
+		pipeline.PeerLearned = func(domain string) {
+			log.Info("peer certificate received by mail; retrying held mail now", "domain", domain)
+			retrier.Wake()
+		}
+		go retrier.Run(hctx)
 		log.Info("retrying held mail", "held_dir", p.SMIME.HeldDir, "interval", p.SMIME.RetryInterval.String(), "give_up", p.SMIME.GiveUp.String())
 	}
 	var fc fcRunner // issue 17: outbound.first_contact's store
