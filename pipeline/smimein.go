@@ -42,6 +42,10 @@ const maxSMIMEBody = smime.MaxDER/3*4 + smime.MaxDER/57*2 + 64<<10
 // no signature part, a transfer encoding that does not decode).
 var errSMIMEForm = errors.New("S/MIME MIME structure malformed")
 
+// errDecryptText is the one reason given for enveloped data addressed to
+// our certificate that does not decrypt.
+const errDecryptText = "the content does not decrypt with our key"
+
 // smimeIn is what InboundSMIME found: the facts for the engine and the
 // inner entity the unwrap step delivers.
 type smimeIn struct {
@@ -217,7 +221,13 @@ func decryptLayer(ctx context.Context, env *SMIMEEnv, f *policy.SMIMEInbound, de
 		case errors.Is(err, smime.ErrMalformed), errors.Is(err, smime.ErrTooLarge), errors.Is(err, smime.ErrInternal):
 			f.Malformed, f.Problem = true, err.Error()
 		default:
-			f.DecryptError = err.Error()
+			// One text whatever failed inside (the key transport or the
+			// content's padding): DecryptError reaches the delivered
+			// message (Authentication-Results, the warning), and different
+			// texts would make the recipient's mailbox a decryption oracle
+			// (RFC 3218 section 2.3). The detail goes to the decision log.
+			f.DecryptError = errDecryptText
+			f.Notes = append(f.Notes, "decryption failed: "+err.Error())
 		}
 		return nil
 	}

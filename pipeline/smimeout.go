@@ -55,8 +55,7 @@ func (t *Transaction) lookupSMIMEOut(ctx context.Context, x policy.Transaction) 
 	}
 	seen := map[string]bool{}
 	for _, a := range addrs {
-		_, d, _ := strings.Cut(a, "@")
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		d := policy.SMIMERcptDomain(a)
 		if d == "" || seen[d] || t.pol.IsOurDomain(d) {
 			continue
 		}

@@ -222,6 +222,17 @@ func (p *Policy) decideSMIMEIn(v *Verdict, t Transaction) bool {
 	code, why, notice := p.smimeInOutcome(s)
 	if code == "" && s.Verified() {
 		v.reason("S/MIME verified: signed by %s (%s), valid now, named for From: %s (R76, R81)", s.SignerAddress, short(s.SignerFingerprint), s.FromDomain)
+		if !s.Encrypted {
+			// Signed only, by an agency not on the SEEMail list (those get
+			// 008 above): the classified content crossed the network as
+			// sent, so M-IN's "received via a non SecureMail server" still
+			// applies (004), and it is not tagged compliant.
+			if p.flagInsecureClassified(v, t); v.WarningCode != "" {
+				v.WarningMode = p.Inbound.WarningMode
+				v.reason("not tagged %s: signed but not encrypted, classified, from a source that is not secure", SecureEmailHeader)
+				return true
+			}
+		}
 		if len(t.Unreadable) > 0 {
 			v.reason("not tagged %s: the content could not be read in full", SecureEmailHeader)
 		} else {

@@ -120,8 +120,7 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 	var heldOrder [][2]string
 	var domains []string
 	for _, rcpt := range without(t.Envelope.Rcpts, v.RemoveRcpts) {
-		_, domain, _ := strings.Cut(rcpt, "@")
-		domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+		domain := SMIMERcptDomain(rcpt)
 		if domain == "" || p.IsOurDomain(domain) {
 			plain = append(plain, rcpt) // never leaves the agency
 			continue
@@ -279,8 +278,7 @@ func (p *Policy) smimeNotices(v *Verdict, t Transaction) {
 	}
 	kept := v.Notices[:0:0]
 	for _, n := range v.Notices {
-		_, d, _ := strings.Cut(BareAddress(n.To), "@")
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		d := SMIMERcptDomain(n.To)
 		if d == "" || p.IsOurDomain(d) {
 			kept = append(kept, n)
 			continue

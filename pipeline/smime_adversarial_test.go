@@ -1,0 +1,290 @@
+package pipeline
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/nzsecure-milter/nzsecure-milter/policy"
+	"github.com/nzsecure-milter/nzsecure-milter/smime"
+)
+
+// Adversarial cases for the inbound S/MIME path (issue 14 point 4): what a
+// hostile sender or a relay can do to a message, and what must still hold:
+// a verdict for every message, no X-NZ-Secure-email on anything not
+// verified, one warning, the same SMTP answer whatever failed inside.
+
+// derOf is the DER inside an S/MIME entity's base64 body.
+func derOf(t *testing.T, entity []byte) []byte {
+	t.Helper()
+	_, body, ok := bytes.Cut(entity, []byte("\r\n\r\n"))
+	if !ok {
+		t.Fatal("entity without a body")
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// pkcs7Entity wraps der as an application/pkcs7-mime entity with the
+// given Content-Type parameters.
+func pkcs7Entity(ctype string, der []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("Content-Type: " + ctype + "\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	enc := base64.StdEncoding.EncodeToString(der)
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n")
+	return b.Bytes()
+}
+
+// untagged fails when the delivered message's header carries
+// X-NZ-Secure-email or smime=pass (a warning wrap attaches the original as
+// received, forged headers and all, as message/rfc822: that is not the
+// message's header).
+func untagged(t *testing.T, name string, r smimeRun) {
+	t.Helper()
+	head, _, _ := strings.Cut(r.out, "\r\n\r\n")
+	if strings.Contains(head, policy.SecureEmailHeader+":") || strings.Contains(head, "smime=pass") {
+		t.Errorf("%s: delivered tagged although not verified (warning %q); reasons %q\n%.1500s", name, r.v.WarningCode, r.v.Reasons, r.out)
+	}
+}
+
+// Hostile or broken PKCS#7: every one is delivered (accepted, no SMTP
+// reply text, so the sender learns nothing of what failed inside: no
+// decryption oracle, RFC 3218 section 2.3), with an UNVERIFIED warning,
+// never tagged, never a crash. A forged X-NZ-Secure-email outside does not
+// survive.
+func TestAdvSMIMEInHostilePKCS7(t *testing.T) {
+	st, _ := smimeState(t)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	ours := certOf(t, "agency-a-new")
+	good := derOf(t, signEncrypt(t, innerText, b, false, ours))
+	signed := derOf(t, signEntity(t, innerText, b, false))
+
+	// A garbage content-encryption key: flip a byte inside the RSA
+	// encryptedKey (the 256-byte OCTET STRING of a 2048-bit key).
+	badCEK := bytes.Clone(good)
+	if i := bytes.Index(badCEK, []byte{0x04, 0x82, 0x01, 0x00}); i > 0 {
+		badCEK[i+4+100] ^= 0xff
+	} else {
+		t.Fatal("no RSA encryptedKey in the fixture")
+	}
+	// Garbage ciphertext (padding wrong after decryption).
+	badCT := bytes.Clone(good)
+	badCT[len(badCT)-20] ^= 0xff
+	truncated := good[:len(good)/2]
+	hugeLen := append([]byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff}, good[2:]...)
+	// A certs-only signed-data (RFC 8551 section 3.6): no signer.
+	certsOnly := certsOnlyDER(t, signed)
+
+	cases := map[string][]byte{
+		"garbage CEK":       pkcs7Entity("application/pkcs7-mime; smime-type=enveloped-data", badCEK),
+		"garbage content":   pkcs7Entity("application/pkcs7-mime; smime-type=enveloped-data", badCT),
+		"truncated DER":     pkcs7Entity("application/pkcs7-mime; smime-type=enveloped-data", truncated),
+		"huge length":       pkcs7Entity("application/pkcs7-mime; smime-type=enveloped-data", hugeLen),
+		"certs-only":        pkcs7Entity("application/pkcs7-mime; smime-type=certs-only", certsOnly),
+		"base64 garbage":    []byte("Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!$$$$====%%%%\r\nMII=Q\r\n"),
+		"no smime-type":     pkcs7Entity("application/pkcs7-mime", signed),
+		"lying smime-type":  pkcs7Entity("application/pkcs7-mime; smime-type=signed-data", badCEK),
+		"x-pkcs7 lying":     pkcs7Entity("application/x-pkcs7-mime; smime-type=certs-only", badCT),
+		"unknown CTE":       []byte("Content-Type: application/pkcs7-mime\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n"),
+		"empty body":        []byte("Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n\r\n"),
+		"signed no signers": pkcs7Entity("application/pkcs7-mime; smime-type=signed-data", certsOnly),
+	}
+	ars := map[string]string{}
+	for name, entity := range cases {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				head, _, _ := strings.Cut(ars[name], "\r\n\r\n")
+				hs, _ := ReadRawHeaders(bufio.NewReader(strings.NewReader(head+"\r\n\r\n")), 1<<20)
+				ars[name] = strings.Join(policy.HeaderValues(hs, policy.AuthResultsHeader), "\n")
+			}()
+			msg := outerMessage("officer@agency-b.govt.nz", entity)
+			msg = append([]byte(policy.SecureEmailHeader+": compliant; classification=\"UNCLASSIFIED\"\r\n"), msg...)
+			r := deliver(t, st, "officer@agency-b.govt.nz", msg)
+			ars[name] = r.out
+			if r.v.Action != policy.Accept || r.v.Reply != nil {
+				t.Errorf("action %s reply %+v, want a plain accept (no oracle); reasons %q", r.v.Action, r.v.Reply, r.v.Reasons)
+			}
+			if name != "no smime-type" && r.v.WarningCode == "" {
+				t.Errorf("no warning; reasons %q", r.v.Reasons)
+			}
+			untagged(t, name, r)
+		})
+	}
+	// The key transport failing and the content failing read the same in
+	// what the recipient gets (no padding oracle through the mailbox).
+	if a, b := ars["garbage CEK"], ars["garbage content"]; a != b || strings.Contains(a, "rsa") || strings.Contains(a, "padding") {
+		t.Errorf("the delivered Authentication-Results tell the failures apart:\n%s\n%s", a, b)
+	}
+}
+
+// certsOnlyDER rebuilds signed-data der without its signerInfos: take the
+// certificates a real signature carries and wrap them degenerate.
+func certsOnlyDER(t *testing.T, signed []byte) []byte {
+	t.Helper()
+	s, err := smime.Verify(signed, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var certs []byte
+	for _, c := range s.Certificates {
+		certs = append(certs, c.Raw...)
+	}
+	tlv := func(tag byte, body []byte) []byte {
+		n := len(body)
+		switch {
+		case n < 0x80:
+			return append([]byte{tag, byte(n)}, body...)
+		case n < 0x100:
+			return append([]byte{tag, 0x81, byte(n)}, body...)
+		default:
+			return append([]byte{tag, 0x82, byte(n >> 8), byte(n)}, body...)
+		}
+	}
+	oidData := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01}
+	oidSigned := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02}
+	sd := []byte{0x02, 0x01, 0x01}         // version
+	sd = append(sd, 0x31, 0x00)            // digestAlgorithms
+	sd = append(sd, tlv(0x30, oidData)...) // encapContentInfo
+	sd = append(sd, tlv(0xa0, certs)...)   // certificates
+	sd = append(sd, 0x31, 0x00)            // signerInfos
+	return tlv(0x30, append(oidSigned, tlv(0xa0, tlv(0x30, sd))...))
+}
+
+// Nested S/MIME deeper than one encryption and one signature: the layer
+// left in place is delivered as is; it is unreadable, so the message is
+// not tagged X-NZ-Secure-email (its classification is not known).
+func TestAdvSMIMEInNested(t *testing.T) {
+	st, _ := smimeState(t)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	ours := certOf(t, "agency-a-new")
+	innermost := string(encryptOnly(t, innerText, ours))
+	nested := signEncrypt(t, innermost, b, false, ours) // enveloped(signed(enveloped(text)))
+	r := deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", nested))
+	if r.v.Action != policy.Accept {
+		t.Fatalf("nested: %s", r.v.Action)
+	}
+	if r.v.Classification == "UNCLASSIFIED" && len(r.v.Unreadable) == 0 {
+		t.Errorf("nested: the inner encrypted layer was judged UNCLASSIFIED and readable; reasons %q", r.v.Reasons)
+	}
+	if head, _, _ := strings.Cut(r.out, "\r\n\r\n"); strings.Contains(head, policy.SecureEmailHeader+":") {
+		t.Errorf("nested: tagged although the inner layer was not read:\n%s", head)
+	}
+
+	// signed(signed(text)): the second signature stays in place.
+	twice := signEntity(t, string(signEntity(t, innerText, b, false)), b, false)
+	r = deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", twice))
+	if r.v.Action != policy.Accept {
+		t.Fatalf("signed twice: %s", r.v.Action)
+	}
+	untagged(t, "signed twice", r)
+}
+
+// A valid agency-b signature on mail whose From: is another agency or our
+// own domain (R47-R48; spoofing our domain with a peer's signature), or
+// names two authors: UNVERIFIED 102, never tagged.
+func TestAdvSMIMEInSignerFromMismatch(t *testing.T) {
+	st, _ := smimeState(t)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	ours := certOf(t, "agency-a-new")
+	for _, from := range []string{"ceo@agency-a.govt.nz", "officer@agency-c.govt.nz", "officer@agency-b.govt.nz.evil.example", "officer@sub.agency-b.govt.nz"} {
+		r := deliver(t, st, "officer@agency-b.govt.nz", outerMessage(from, signEncrypt(t, innerText, b, false, ours)))
+		if r.v.WarningCode == "" {
+			t.Errorf("From %s: no warning; reasons %q", from, r.v.Reasons)
+		}
+		untagged(t, "From "+from, r)
+	}
+	two := bytes.Replace(outerMessage("officer@agency-b.govt.nz", signEncrypt(t, innerText, b, false, ours)),
+		[]byte("From: Sender <officer@agency-b.govt.nz>\r\n"), []byte("From: Sender <officer@agency-b.govt.nz>\r\nFrom: ceo@agency-a.govt.nz\r\n"), 1)
+	r := deliver(t, st, "officer@agency-b.govt.nz", two)
+	if r.v.WarningCode == "" {
+		t.Errorf("two From: no warning; reasons %q", r.v.Reasons)
+	}
+	untagged(t, "two From", r)
+}
+
+// A valid signature over content that carries headers of its own (a
+// second From:, a forged X-NZ-Secure-email, a [SECRET] Subject): only
+// the inner Content-* headers are delivered; the inner Subject counts for
+// the classification (fail safe: the worst marking seen).
+func TestAdvSMIMEInInnerHeaders(t *testing.T) {
+	st, _ := smimeState(t)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	inner := "From: ceo@agency-a.govt.nz\r\n" + policy.SecureEmailHeader + ": compliant; classification=\"UNCLASSIFIED\"\r\nSubject: [SECRET] the real subject\r\n" +
+		"Content-Type: text/plain\r\n\r\nnothing marked here\r\n"
+	r := deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", signEncrypt(t, inner, b, false, certOf(t, "agency-a-new"))))
+	if r.v.Classification != "SECRET" {
+		t.Errorf("classification %q, want SECRET from the inner Subject", r.v.Classification)
+	}
+	if strings.Contains(r.out, "ceo@agency-a.govt.nz") {
+		t.Errorf("the inner From: is delivered:\n%s", r.out)
+	}
+	if n := strings.Count(r.out, policy.SecureEmailHeader+":"); n > 1 || strings.Contains(r.out, `classification="UNCLASSIFIED"`) {
+		t.Errorf("%d tags, the forged inner one delivered:\n%s", n, r.out)
+	}
+}
+
+// A detached signature whose content a relay re-encoded (8bit to
+// quoted-printable), or whose boundary parameter names another boundary,
+// or with a second signature part: never verified.
+func TestAdvSMIMEInDetachedTampering(t *testing.T) {
+	st, _ := smimeState(t)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	inner8 := "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nKia ora, t\xc4\x81ngata [IN-CONFIDENCE].\r\n"
+	sig, err := smime.Sign([]byte(inner8), b, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reenc := "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nKia ora, t=C4=81ngata [IN-CONFIDENCE].\r\n"
+	cases := map[string][]byte{
+		"re-encoded":     smime.DetachedEntity([]byte(reenc), sig, "bnd1"),
+		"other boundary": bytes.Replace(smime.DetachedEntity([]byte(inner8), sig, "bnd1"), []byte(`boundary="bnd1"`), []byte(`boundary="bnd2"`), 1),
+	}
+	two := smime.DetachedEntity([]byte(inner8), sig, "bnd1")
+	sigPart := two[bytes.Index(two, []byte("--bnd1\r\nContent-Type: application/pkcs7-signature")):bytes.LastIndex(two, []byte("--bnd1--"))]
+	cases["two signatures"] = bytes.Replace(two, []byte("--bnd1--"), append(sigPart, []byte("--bnd1--")...), 1)
+	for name, e := range cases {
+		if name == "other boundary" && !bytes.Contains(e, []byte("bnd2")) {
+			t.Fatalf("fixture: no boundary parameter replaced:\n%s", e)
+		}
+		r := deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", e))
+		if r.v.Action != policy.Accept {
+			t.Errorf("%s: %s", name, r.v.Action)
+		}
+		if name != "two signatures" {
+			untagged(t, name, r)
+			if r.v.WarningCode == "" {
+				t.Errorf("%s: no warning; reasons %q", name, r.v.Reasons)
+			}
+		}
+		if name != "other boundary" && r.v.Classification == "UNCLASSIFIED" {
+			t.Errorf("%s: classification UNCLASSIFIED, the content says IN-CONFIDENCE", name)
+		}
+	}
+}
+
+// Signed only (not encrypted), by a valid DCA certificate of a domain
+// that is not a participating (SEEMail) agency, carrying classified
+// content over a session without TLS: M-IN 004 (classified from an
+// insecure source), not tagged compliant.
+func TestAdvSMIMEInSignedOnlyClassifiedInsecure(t *testing.T) {
+	st, _ := smimeState(t, `outbound.seemail_domains=["agency-r.govt.nz"]`)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	r := deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", signEntity(t, innerText, b, false)))
+	v := r.v
+	if v.Classification != "SECRET" || v.WarningCode != policy.WarningInsecureSource {
+		t.Errorf("classification %q warning %q, want SECRET with 004; reasons %q", v.Classification, v.WarningCode, v.Reasons)
+	}
+	// smime=pass stays: the signature is good (RFC 7281); the tag does not.
+	if head, _, _ := strings.Cut(r.out, "\r\n\r\n"); strings.Contains(head, policy.SecureEmailHeader+":") || !strings.Contains(head, "004") {
+		t.Errorf("signed only, insecure source: tagged, or no 004 shown:\n%s", head)
+	}
+}
