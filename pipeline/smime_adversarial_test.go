@@ -3,7 +3,9 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 
@@ -286,5 +288,39 @@ func TestAdvSMIMEInSignedOnlyClassifiedInsecure(t *testing.T) {
 	// smime=pass stays: the signature is good (RFC 7281); the tag does not.
 	if head, _, _ := strings.Cut(r.out, "\r\n\r\n"); strings.Contains(head, policy.SecureEmailHeader+":") || !strings.Contains(head, "004") {
 		t.Errorf("signed only, insecure source: tagged, or no 004 shown:\n%s", head)
+	}
+}
+
+// A peer recipient given twice in RCPT TO (and once more in another case)
+// beside an internet one and a held one: the S/MIME copy is submitted
+// once, to that address once; the held entry names it once; the milter
+// still deletes every spelling from its own transaction (the form's list
+// keeps them all), so none leaves in the plain form.
+func TestAdvSMIMEOutDuplicateRecipientSubmittedOnce(t *testing.T) {
+	f := newSMIMEState(t, nil)
+	rcpts := []string{"bob@agency-b.govt.nz", "x@gmail.example", "bob@agency-b.govt.nz", "BOB@agency-b.govt.nz", "rita@agency-e.govt.nz", "rita@agency-e.govt.nz"}
+	tx, v := runOutbound(t, f.st, "lunch", rcpts...)
+	forms, err := tx.Forms(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copyRcpts []string
+	for _, c := range v.Copies {
+		copyRcpts = append(copyRcpts, c.Rcpts...)
+	}
+	for _, r := range []string{"bob@agency-b.govt.nz", "BOB@agency-b.govt.nz", "rita@agency-e.govt.nz"} {
+		if !slices.Contains(copyRcpts, r) {
+			t.Errorf("%s not in the copies' lists (the milter would leave it in the plain transaction): %v", r, copyRcpts)
+		}
+	}
+	sub, hold := &fakeSubmitter{}, &fakeHold{}
+	if _, err := tx.CarryOut(context.Background(), forms, sub, hold, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(sub.subs) != 1 || !slices.Equal(sub.subs[0].rcpts, []string{"bob@agency-b.govt.nz"}) {
+		t.Errorf("submissions %+v, want one to bob once", sub.subs)
+	}
+	if len(hold.held) != 1 || !slices.Equal(hold.held[0].Envelope.Rcpts, []string{"rita@agency-e.govt.nz"}) {
+		t.Errorf("held %+v, want rita once", hold.held)
 	}
 }

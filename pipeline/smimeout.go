@@ -283,7 +283,7 @@ func (t *Transaction) Forms(v policy.Verdict) ([]Form, error) {
 	for _, c := range v.Copies {
 		if c.Form == policy.FormHeld {
 			env := t.env
-			env.Rcpts = append([]string(nil), c.Rcpts...)
+			env.Rcpts = distinctRcpts(c.Rcpts)
 			forms = append(forms, Form{Kind: c.Form, Rcpts: c.Rcpts, Held: &HeldMessage{Conn: t.conn, Envelope: env,
 				Domain: c.Domain, Code: c.Code, Reason: c.Reason, Received: t.start}})
 			continue
@@ -353,10 +353,29 @@ func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Sub
 		if _, err := f.Output.WriteTo(&b); err != nil {
 			return done, fmt.Errorf("rendering the %s copy: %w", f.Kind, err)
 		}
-		if err := sub.Submit(ctx, t.env.From, f.Rcpts, b.Bytes()); err != nil {
+		if err := sub.Submit(ctx, t.env.From, distinctRcpts(f.Rcpts), b.Bytes()); err != nil {
 			return done, fmt.Errorf("submitting the %s copy for %s: %w", f.Kind, strings.Join(f.Rcpts, ", "), err)
 		}
 		done = append(done, fmt.Sprintf("%s submitted as a copy: %s", f.Kind, strings.Join(f.Rcpts, ", ")))
 	}
 	return done, nil
+}
+
+// distinctRcpts is rcpts with each address once (compared without regard
+// to case, as policy's recipient lists are): a recipient given twice in
+// RCPT TO gets one copy of a submitted or held form, not two. The form's
+// own list keeps every spelling, so the milter deletes each from the
+// MTA's transaction (DeleteRecipient matches the address as given).
+func distinctRcpts(rcpts []string) []string {
+	var out []string
+	for _, r := range rcpts {
+		dup := false
+		for _, o := range out {
+			dup = dup || strings.EqualFold(o, r)
+		}
+		if !dup {
+			out = append(out, r)
+		}
+	}
+	return out
 }

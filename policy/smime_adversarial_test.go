@@ -186,3 +186,26 @@ func TestAdvSMIMEOutClassifiedToPeer(t *testing.T) {
 		t.Logf("%s: %s %s", subj, v.Action, v.FormsSummary(tx.Envelope))
 	}
 }
+
+// An administrator turning smime.mode on (or choosing seemail) without
+// identities or trust anchors: valid, fail safe (everything to a peer is
+// held), and lint says so with the key; with both set, no such warning.
+func TestAdvSMIMELintWithoutIdentities(t *testing.T) {
+	p := mustPolicy(t, `smime.mode="on"`)
+	keys := map[string]bool{}
+	for _, w := range p.Warnings {
+		keys[w.Key] = true
+	}
+	if !keys["smime.identities"] || !keys["smime.trust_anchors"] {
+		t.Errorf("warnings %v, want smime.identities and smime.trust_anchors", p.Warnings)
+	}
+	p = mustPolicy(t, `smime.mode="on"`, `domains=["agency-a.govt.nz"]`, `smime.identities=["agency-a.govt.nz:../testdata/smime/agency-a-new.crt:../testdata/smime/agency-a-new.key"]`)
+	for _, w := range p.Warnings {
+		if w.Key == "smime.identities" {
+			t.Errorf("warning with an identity set: %v", w)
+		}
+	}
+	if p := mustPolicy(t, `smime.mode="off"`); len(p.Warnings) != 0 {
+		t.Errorf("mode off: warnings %v", p.Warnings)
+	}
+}
