@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -323,4 +325,74 @@ func TestAdvSMIMEOutDuplicateRecipientSubmittedOnce(t *testing.T) {
 	if len(hold.held) != 1 || !slices.Equal(hold.held[0].Envelope.Rcpts, []string{"rita@agency-e.govt.nz"}) {
 		t.Errorf("held %+v, want rita once", hold.held)
 	}
+}
+
+// Our own certificates (R37, Table 1 sending column): the newest valid one
+// signs; when the newest is revoked the older valid one does; with every
+// one revoked the peer's recipients are held 211 (ours), with the status
+// of ours unknown 212 — never sent unsigned or in clear.
+func TestAdvSMIMEOutOwnIdentityStates(t *testing.T) {
+	f := newSMIMEState(t, nil)
+	rev := &fakeRevocation{revoked: map[string]bool{}, unknown: map[string]bool{}}
+	f.st.SMIME.Validator.Revocation = rev
+	newID, oldID := loadID(t, "agency-a.govt.nz", "agency-a-new"), loadID(t, "agency-a.govt.nz", "agency-a-old")
+	signer := func() (policy.Verdict, string) {
+		_, v := runOutbound(t, f.st, "plans", "bob@agency-b.govt.nz", "x@gmail.example")
+		for _, c := range v.Copies {
+			if c.Form == policy.FormSMIME {
+				return v, c.Transforms[0].Signer
+			}
+		}
+		return v, ""
+	}
+	if _, s := signer(); s != smime.Fingerprint(newID.Cert) {
+		t.Errorf("both valid: signer %.16s, want the newest", s)
+	}
+	rev.revoked[newID.Cert.SerialNumber.String()] = true
+	if _, s := signer(); s != smime.Fingerprint(oldID.Cert) {
+		t.Errorf("newest revoked: signer %.16s, want the older valid one", s)
+	}
+	rev.revoked[oldID.Cert.SerialNumber.String()] = true
+	v, s := signer()
+	if s != "" || len(v.HeldRcpts()) != 1 || v.Copies[len(v.Copies)-1].Code != "211" {
+		t.Errorf("all ours revoked: signer %q, %s", s, v.FormsSummary(policy.Envelope{Rcpts: []string{"bob@agency-b.govt.nz", "x@gmail.example"}}))
+	}
+	rev.revoked = map[string]bool{}
+	rev.unknown[newID.Cert.SerialNumber.String()] = true
+	rev.unknown[oldID.Cert.SerialNumber.String()] = true
+	v, s = signer()
+	if s != "" || len(v.HeldRcpts()) != 1 || v.Copies[len(v.Copies)-1].Code != "212" {
+		t.Errorf("ours of unknown status: signer %q, %s", s, v.FormsSummary(policy.Envelope{Rcpts: []string{"bob@agency-b.govt.nz", "x@gmail.example"}}))
+	}
+	for _, r := range v.MainRcpts(policy.Envelope{Rcpts: []string{"bob@agency-b.govt.nz", "x@gmail.example"}}) {
+		if r == "bob@agency-b.govt.nz" {
+			t.Error("the peer recipient is in the plain transaction")
+		}
+	}
+}
+
+// A message too large for the S/MIME step: the step fails (the milter
+// tempfails the transaction with a logged reason), it never produces a
+// truncated or unencrypted form.
+func TestAdvSMIMEOutTooLarge(t *testing.T) {
+	f := newSMIMEState(t, nil)
+	_, v := runOutbound(t, f.st, "plans", "bob@agency-b.govt.nz")
+	if len(v.Transforms) == 0 || v.Transforms[0].Kind != policy.TransformSMIMESignEncrypt {
+		t.Fatalf("transforms %v", kinds(v))
+	}
+	big := io.LimitReader(zeros{}, smime.MaxDER+1)
+	_, err := SMIMEStep{Env: f.st.SMIME, Transform: v.Transforms[0]}.Run(Current{
+		Headers: []policy.Header{{Name: "Content-Type", Value: " text/plain"}},
+		Body:    func() io.Reader { return big },
+	})
+	if !errors.Is(err, ErrSMIMEStep) || !errors.Is(err, smime.ErrTooLarge) {
+		t.Errorf("over MaxDER: %v, want ErrSMIMEStep and ErrTooLarge", err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
