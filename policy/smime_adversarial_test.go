@@ -53,7 +53,7 @@ func TestAdvSMIMEOutRecipientForms(t *testing.T) {
 	peerA.Domain = alabel
 	out := SMIMEOutbound{On: true, Own: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid, alabel: peerA}}
 	for _, rcpt := range []string{
-		"BOB@AGENCY-B.GOVT.NZ", "bob@agency-b.govt.nz.", `"bob smith"@agency-b.govt.nz`,
+		"BOB@AGENCY-B.GOVT.NZ", "bob@agency-b.govt.nz.", "bob@agency-b.govt.nz..", `"bob smith"@agency-b.govt.nz`,
 		`"x@gmail.example"@agency-b.govt.nz`, "bob@" + ulabel, "bob@" + strings.ToUpper(alabel),
 	} {
 		tx := smimeOutTx(out, rcpt)
@@ -208,4 +208,35 @@ func TestAdvSMIMELintWithoutIdentities(t *testing.T) {
 	if p := mustPolicy(t, `smime.mode="off"`); len(p.Warnings) != 0 {
 		t.Errorf("mode off: warnings %v", p.Warnings)
 	}
+}
+
+// FuzzSMIMERcptDomain: the S/MIME recipient domain is never written with
+// an "@", upper case or a trailing dot (the peer store and the scope
+// compare it as is), and a recipient local@domain with a plain ASCII
+// domain always gets that domain, whatever its local part holds.
+func FuzzSMIMERcptDomain(f *testing.F) {
+	for _, s := range []string{"bob@agency-b.govt.nz", `"x@gmail.example"@agency-b.govt.nz`, "BOB@AGENCY-B.GOVT.NZ.", "bob@agencé.govt.nz", "<bob@agency-b.govt.nz>", "@", "", `"a\"@b"@c.d`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) > 1024 {
+			return
+		}
+		d := SMIMERcptDomain(s)
+		if strings.Contains(d, "@") || strings.HasSuffix(d, ".") || d != strings.ToLower(d) {
+			t.Fatalf("SMIMERcptDomain(%q) = %q", s, d)
+		}
+		local, _, _ := strings.Cut(s, "\n")
+		if local == "" || len(local) > 64 || strings.ContainsAny(local, "\"\\<>()[],;: \t\r@") {
+			return
+		}
+		for _, c := range local {
+			if c < 0x21 || c > 0x7e {
+				return
+			}
+		}
+		if got := SMIMERcptDomain(`"` + local + `@x"@Agency-B.govt.nz`); got != "agency-b.govt.nz" {
+			t.Fatalf("quoted local part %q: domain %q, want agency-b.govt.nz", local, got)
+		}
+	})
 }

@@ -49,7 +49,9 @@ type SMIMEOwn struct {
 // R62: a peer agency's recipient is never taken out of scope by spelling.
 func SMIMERcptDomain(addr string) string {
 	_, d := SplitAddress(addr)
-	return d
+	// Every trailing dot: "agency-b.govt.nz.." is no domain, but it must
+	// not read as one out of scope either.
+	return strings.TrimRight(d, ".")
 }
 
 // SMIMEScope says whether mail to domain gets S/MIME (R72, R91):
