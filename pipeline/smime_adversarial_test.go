@@ -396,3 +396,53 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// The verified S/MIME path skipped the From: rules of R76 that do not
+// depend on verification: a peer's valid signature on a From: whose
+// display name names our domain (impersonation of our CEO by a peer's
+// user) was delivered tagged compliant; so was mail signed with our own
+// DCA certificate arriving from outside (a replay of our own signed
+// content, its unsigned outer headers rewritten, or a loop). Both get 005
+// now and no tag.
+func TestAdvSMIMEInImpersonationAndReplay(t *testing.T) {
+	st, _ := smimeState(t)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	ours := certOf(t, "agency-a-new")
+	imp := bytes.Replace(outerMessage("officer@agency-b.govt.nz", signEncrypt(t, innerText, b, false, ours)),
+		[]byte("From: Sender <officer@agency-b.govt.nz>"), []byte(`From: "ceo@agency-a.govt.nz" <officer@agency-b.govt.nz>`), 1)
+	r := deliver(t, st, "officer@agency-b.govt.nz", imp)
+	if r.v.WarningCode != policy.WarningOwnAgency {
+		t.Errorf("display-name impersonation: warning %q, want 005; reasons %q", r.v.WarningCode, r.v.Reasons)
+	}
+	untaggedTag(t, "display-name impersonation", r)
+
+	a := fxID(t, "agency-a.govt.nz", "agency-a-new")
+	replay := outerMessage("ceo@agency-a.govt.nz", signEncrypt(t, innerText, a, false, ours))
+	r = deliver(t, st, "someone@example.net", replay)
+	if r.v.WarningCode != policy.WarningOwnAgency {
+		t.Errorf("our own DCA inbound: warning %q, want 005; reasons %q", r.v.WarningCode, r.v.Reasons)
+	}
+	untaggedTag(t, "our own DCA inbound", r)
+
+	// A display name naming another participating agency: 002.
+	imp2 := bytes.Replace(outerMessage("officer@agency-b.govt.nz", signEncrypt(t, innerText, b, false, ours)),
+		[]byte("From: Sender <officer@agency-b.govt.nz>"), []byte(`From: "minister@agency-c.govt.nz" <officer@agency-b.govt.nz>`), 1)
+	r = deliver(t, st, "officer@agency-b.govt.nz", imp2)
+	if r.v.WarningCode != policy.WarningForgedAgency {
+		t.Errorf("display name of another agency: warning %q, want 002; reasons %q", r.v.WarningCode, r.v.Reasons)
+	}
+	untaggedTag(t, "display name of another agency", r)
+
+	// The plain verified case is untouched.
+	st, _ = smimeState(t)
+	r = deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", signEncrypt(t, innerText, b, false, ours)))
+	checkVerified(t, r, st)
+}
+
+// untaggedTag fails when the delivered header carries X-NZ-Secure-email.
+func untaggedTag(t *testing.T, name string, r smimeRun) {
+	t.Helper()
+	if head, _, _ := strings.Cut(r.out, "\r\n\r\n"); strings.Contains(head, policy.SecureEmailHeader+":") {
+		t.Errorf("%s: tagged:\n%s", name, head)
+	}
+}
