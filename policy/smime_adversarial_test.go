@@ -240,3 +240,37 @@ func FuzzSMIMERcptDomain(f *testing.F) {
 		}
 	})
 }
+
+// [SECRET] to a peer under seemail is held in the MTA's hold queue for the
+// administrator (R110); released from there it leaves as it is, unsigned
+// and unencrypted. The administrator's notice says so, naming the peer
+// recipients; an internet-only hold gets no such caution.
+func TestAdvSMIMEOutQuarantineCaution(t *testing.T) {
+	p := smimePolicy(t)
+	out := SMIMEOutbound{On: true, Own: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid}}
+	tx := smimeOutTx(out, "bob@agency-b.govt.nz", "colleague@agency.govt.nz")
+	tx.Classification = "SECRET"
+	v := p.AtEndOfMessage(tx)
+	if v.Action != Quarantine {
+		t.Fatalf("action %s, want quarantine (R110)", v.Action)
+	}
+	found := false
+	for _, n := range v.Notices {
+		if n.Kind == NoticeHeld {
+			found = true
+			if !strings.Contains(n.Reason, "NOT signed or encrypted") || !strings.Contains(n.Reason, "bob@agency-b.govt.nz") || strings.Contains(n.Reason, "colleague@") {
+				t.Errorf("held notice without the caution naming the peer only: %q", n.Reason)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no held notice: %+v", v.Notices)
+	}
+	tx = smimeOutTx(out, "colleague@agency.govt.nz")
+	tx.Classification = "SECRET"
+	for _, n := range p.AtEndOfMessage(tx).Notices {
+		if strings.Contains(n.Reason, "CAUTION") {
+			t.Errorf("caution without a peer recipient: %q", n.Reason)
+		}
+	}
+}

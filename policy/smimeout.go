@@ -106,6 +106,10 @@ func (v Verdict) MainForm() FormKind {
 // the first S/MIME form becomes the main one; with neither, the message
 // is discarded from the MTA (every recipient is in a held copy).
 func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
+	if p.SMIME.Mode == SMIMEOn && v.Direction == Outbound && v.Action == Quarantine {
+		p.smimeQuarantineCaution(v, t)
+		return
+	}
 	if p.SMIME.Mode != SMIMEOn || v.Direction != Outbound || v.Action != Accept {
 		return
 	}
@@ -191,6 +195,35 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 		v.Action = Discard
 		v.reason("no recipient is left for the MTA's own transaction: %s", v.FormsSummary(t.Envelope))
 	}
+}
+
+// smimeQuarantineCaution: mail held in the MTA's hold queue for an
+// administrator ([SECRET] under seemail, R110; unreadable content) is
+// released as it is, without passing the milter again, so a peer agency's
+// recipient would get it neither signed nor encrypted (R62; README
+// "Domain S/MIME"). The held notice to the administrator says so, naming
+// those recipients, before the release command is used.
+func (p *Policy) smimeQuarantineCaution(v *Verdict, t Transaction) {
+	var peers []string
+	for _, rcpt := range without(t.Envelope.Rcpts, v.RemoveRcpts) {
+		d := SMIMERcptDomain(rcpt)
+		if d == "" || p.IsOurDomain(d) {
+			continue
+		}
+		if in, _ := p.SMIMEScope(d, t.SMIMEOut.Peers[d].HasCerts); in {
+			peers = append(peers, rcpt)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	caution := fmt.Sprintf(" CAUTION: a message released from the hold queue leaves as it is, without passing this gateway again: %s would receive it NOT signed or encrypted (domain S/MIME, R62).", strings.Join(peers, ", "))
+	for i := range v.Notices {
+		if v.Notices[i].Kind == NoticeHeld {
+			v.Notices[i].Reason += caution
+		}
+	}
+	v.reason("held for an administrator with peer agency recipients in S/MIME scope (%s): released from the hold queue it would leave unsigned and unencrypted (R62)", strings.Join(peers, ", "))
 }
 
 // dkimTransform is the dkim-sign step chooseTransforms would list for the
