@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"io"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
@@ -445,4 +447,27 @@ func untaggedTag(t *testing.T, name string, r smimeRun) {
 	if head, _, _ := strings.Cut(r.out, "\r\n\r\n"); strings.Contains(head, policy.SecureEmailHeader+":") {
 		t.Errorf("%s: tagged:\n%s", name, head)
 	}
+}
+
+// Enveloped data with 100 recipient infos, ours the last: it opens (R38:
+// every recipient info is looked at), verifies, and costs one RSA
+// decryption, not a hundred.
+func TestAdvSMIMEInManyRecipientInfos(t *testing.T) {
+	st, _ := smimeState(t)
+	b := fxID(t, "agency-b.govt.nz", "agency-b")
+	var rcpts []*x509.Certificate
+	for range 99 {
+		rcpts = append(rcpts, b.Cert)
+	}
+	rcpts = append(rcpts, certOf(t, "agency-a-new"))
+	der, err := smime.Encrypt(signEntity(t, innerText, b, false), rcpts, smime.CipherAES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := deliver(t, st, "officer@agency-b.govt.nz", outerMessage("officer@agency-b.govt.nz", smime.EnvelopedEntity(der)))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("100 recipient infos took %s", d)
+	}
+	checkVerified(t, r, st)
 }
