@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -271,6 +272,51 @@ func TestAdvSMIMEOutQuarantineCaution(t *testing.T) {
 	for _, n := range p.AtEndOfMessage(tx).Notices {
 		if strings.Contains(n.Reason, "CAUTION") {
 			t.Errorf("caution without a peer recipient: %q", n.Reason)
+		}
+	}
+}
+
+// Recipient forms the MTA rewrites after the milter has judged them: a
+// bang path (swap_bangpath) and a percent hack on a host local to the MTA
+// (allow_percent_hack) both reached carol@agency-b.govt.nz in clear
+// (tests/e2e/smime-adversarial.sh c). Under smime.mode on they are
+// refused (an NDR tells the sender), the others go on; a source route is
+// read for its final address and is the peer's (S/MIME).
+func TestAdvSMIMEOutRewrittenRecipients(t *testing.T) {
+	p := smimePolicy(t)
+	out := SMIMEOutbound{On: true, Own: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid}}
+	for _, rcpt := range []string{"agency-b.govt.nz!carol", "x!agency-b.govt.nz!carol", "carol%agency-b.govt.nz@mx.agency.govt.nz", "carol%agency-b.govt.nz@gmail.example", "carol%agency-b.govt.nz@agency.govt.nz"} {
+		tx := smimeOutTx(out, rcpt, "x@gmail.example")
+		v := p.AtEndOfMessage(tx)
+		everyRcptOnce(t, v, tx.Envelope)
+		if got := formOf(v, tx.Envelope, rcpt); len(got) != 1 || got[0] != "removed" {
+			t.Errorf("%s: %v, want removed; reasons %q", rcpt, got, v.Reasons)
+		}
+		if m := v.MainRcpts(tx.Envelope); len(m) != 1 || m[0] != "x@gmail.example" || v.Action != Accept {
+			t.Errorf("%s: the other recipient: %s %v", rcpt, v.Action, m)
+		}
+		ndr := false
+		for _, n := range v.Notices {
+			ndr = ndr || n.Kind == NoticeNDR && slices.Contains(n.Rcpts, rcpt)
+		}
+		if !ndr {
+			t.Errorf("%s: no NDR to the sender: %+v", rcpt, v.Notices)
+		}
+	}
+	// Only such a recipient: nothing is left, the message is discarded
+	// (the NDR says why), never accepted with no recipient.
+	tx := smimeOutTx(out, "agency-b.govt.nz!carol")
+	if v := p.AtEndOfMessage(tx); v.Action != Discard {
+		t.Errorf("bang path alone: %s, want discard", v.Action)
+	}
+	// Not rewritten elsewhere: a "%" naming the same domain, one of ours,
+	// or a plain local part; a source route is the final address's.
+	for rcpt, want := range map[string]FormKind{"carol%agency-b.govt.nz@agency-b.govt.nz": FormSMIME, "carol%agency.govt.nz@agency.govt.nz": FormPlain,
+		"@mx.agency.govt.nz:carol@agency-b.govt.nz": FormSMIME, "agency.govt.nz!carol": FormPlain} {
+		tx := smimeOutTx(out, rcpt)
+		v := p.AtEndOfMessage(tx)
+		if got := formOf(v, tx.Envelope, rcpt); len(got) != 1 || got[0] != string(want) {
+			t.Errorf("%s: %v, want %s; reasons %q", rcpt, got, want, v.Reasons)
 		}
 	}
 }

@@ -125,6 +125,13 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 	var domains []string
 	for _, rcpt := range without(t.Envelope.Rcpts, v.RemoveRcpts) {
 		domain := SMIMERcptDomain(rcpt)
+		if alt := smimeRewrittenDomain(rcpt, domain); alt != "" && !p.IsOurDomain(alt) {
+			// The MTA would rewrite it (swap_bangpath, allow_percent_hack) to
+			// a domain this milter never judged: refused, never guessed.
+			v.RemoveRcpts = append(v.RemoveRcpts, rcpt)
+			v.reason("recipient <%s> refused: the MTA may deliver it to %s (bang path or percent hack), which domain S/MIME cannot judge from the address as given (R62)", rcpt, alt)
+			continue
+		}
 		if domain == "" || p.IsOurDomain(domain) {
 			plain = append(plain, rcpt) // never leaves the agency
 			continue
@@ -164,6 +171,10 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 		held[k].Rcpts = append(held[k].Rcpts, rcpt)
 	}
 	if len(smimeBy) == 0 && len(held) == 0 {
+		if len(v.MainRcpts(t.Envelope)) == 0 {
+			v.Action = Discard
+			v.reason("no recipient is left for the MTA's own transaction: %s", v.FormsSummary(t.Envelope))
+		}
 		return
 	}
 	sort.Strings(domains)
@@ -224,6 +235,30 @@ func (p *Policy) smimeQuarantineCaution(v *Verdict, t Transaction) {
 		}
 	}
 	v.reason("held for an administrator with peer agency recipients in S/MIME scope (%s): released from the hold queue it would leave unsigned and unencrypted (R62)", strings.Join(peers, ", "))
+}
+
+// smimeRewrittenDomain is the domain an MTA may deliver rcpt to other
+// than the one written after its last "@" (domain): the first hop of a
+// UUCP bang path ("agency-b.govt.nz!bob", which Postfix's swap_bangpath
+// makes bob@agency-b.govt.nz), or the domain after a "%" in the local part
+// ("bob%agency-b.govt.nz@mx.agency.govt.nz", which allow_percent_hack
+// makes bob@agency-b.govt.nz when the host is local to the MTA; the milter
+// cannot know which hosts are). "" when the address has no such form.
+// Both forms delivered a peer's recipient in clear (RFC 5321 section 3.6
+// and appendix C: obsolete and not to be relied on).
+func smimeRewrittenDomain(rcpt, domain string) string {
+	local, _ := SplitAddress(rcpt)
+	if i := strings.IndexByte(local, '!'); i > 0 {
+		if d := NormDomain(local[:i]); d != domain {
+			return d
+		}
+	}
+	if i := strings.LastIndexByte(local, '%'); i >= 0 && i+1 < len(local) {
+		if d := strings.TrimRight(NormDomain(local[i+1:]), "."); d != domain {
+			return d
+		}
+	}
+	return ""
 }
 
 // dkimTransform is the dkim-sign step chooseTransforms would list for the

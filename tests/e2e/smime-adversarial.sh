@@ -16,6 +16,12 @@
 #      someone@internet.example: agency-b gets exactly one copy, encrypted;
 #      the internet recipient one plain copy; nothing reaches agency-b in
 #      clear.
+#   c. a bang path (agency-b.govt.nz!carol) and a percent hack on a host in
+#      mydestination (carol%agency-b.govt.nz@mx.e2e.test), which Postfix
+#      rewrites to carol@agency-b.govt.nz after the milter judged the
+#      address: refused with a NON DELIVERY REPORT (they used to reach the
+#      peer in clear); a source route goes encrypted.
+#   all: nothing reaches agency-b in clear.
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,6 +48,7 @@ $DOMAIN. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
 ZONE
 start_dns "$WORK/zone"
 start_sink
+POSTFIX_EXTRA_MAIN="mydestination = mx.e2e.test"
 start_milter --set 'profile="seemail"' --set "domains=[\"$DOMAIN\"]" \
 	--set "outbound.seemail_domains=[\"$PEER\"]" \
 	--set "smime.identities=[\"$DOMAIN:$PKI/agency-a-new.crt:$PKI/agency-a-new.key\"]" \
@@ -98,8 +105,39 @@ assert_eq 1 "$n_peer_rcpts" "b: bob at agency-b (three spellings in RCPT TO) get
 n_net=$({ sink_grep "^X-Test-Id: $id_b\$" | xargs -r grep -l "^X-Rcpt-Args: <someone@internet.example>" || true; } | wc -l)
 assert_eq 1 "$n_net" "b: someone@internet.example gets exactly one copy"
 
+# ------------------------------------------------------------------ c
+# Forms Postfix rewrites after the milter: the bang path (swap_bangpath)
+# and the percent hack on a host in mydestination (allow_percent_hack) both
+# became carol@agency-b.govt.nz and reached the peer in clear. Refused now
+# (the sender gets a NON DELIVERY REPORT); a source route is read for its
+# final address and goes encrypted.
+ndr_c() { ndr_for "alice@$DOMAIN" "smime-adversarial $id_c" | grep -q .; }
+for form in 'agency-b.govt.nz!carol' 'carol%agency-b.govt.nz@mx.e2e.test'; do
+	id_c=$(unique_id)
+	EXPECT_NONE+=("$id_c")
+	rc=0
+	adv_msg "$id_c" "$form" || rc=$?
+	if wait_until 20 ndr_c; then
+		pass "c: $form refused with a NON DELIVERY REPORT to alice"
+	else
+		fail "c: $form refused with a NON DELIVERY REPORT to alice (swaks exit $rc, reply '$(last_reply)')" "$SEND_OUT"
+	fi
+done
+id_c=$(unique_id)
+rc=0
+adv_msg "$id_c" '@mx.e2e.test:carol@agency-b.govt.nz' || rc=$?
+expect_accepted "$rc" "$id_c" "c: a source-routed peer address accepted" "c: a source-routed peer address accepted"
+wait_id "$id_c" 20 || true
+fc=$(peer_files "$id_c" | head -n 1)
+if [[ -n $fc ]]; then
+	assert_contains "$fc" '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data' "c: the source-routed peer address gets the encrypted form"
+else
+	fail "c: message $id_c reached the peer recipient"
+fi
+
 # ------------------------------------------------------------------ all
 clear=$({ sink_files | xargs -r grep -il "^X-Rcpt-Args: <.*@$PEER>" | xargs -r grep -l "$BODY_LINE" || true; } | wc -l)
 assert_eq 0 "$clear" "all: nothing reached $PEER in clear"
+assert_nothing_lost_or_doubled refused
 stop_milter
 e2e_finish
