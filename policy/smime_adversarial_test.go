@@ -320,3 +320,20 @@ func TestAdvSMIMEOutRewrittenRecipients(t *testing.T) {
 		}
 	}
 }
+
+// A notice (an NDR of a removed recipient) to a sender written with a
+// percent hack on a host of ours is not sent: the MTA would rewrite it to
+// a peer's address and send it in clear (R62). (A bang path without "@"
+// is already dropped as having no valid recipient.)
+func TestAdvSMIMENoticeToRewrittenAddress(t *testing.T) {
+	p := smimePolicy(t)
+	out := SMIMEOutbound{On: true, Own: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid}}
+	tx := smimeOutTx(out, "agency-b.govt.nz!carol", "x@gmail.example")
+	tx.Envelope.From = "alice%agency-b.govt.nz@mx.agency.govt.nz"
+	v := p.AtEndOfMessage(tx)
+	for _, n := range v.Notices {
+		if n.To == tx.Envelope.From {
+			t.Errorf("notice %s to %s kept", n.Kind, n.To)
+		}
+	}
+}

@@ -347,6 +347,11 @@ func (p *Policy) smimeNotices(v *Verdict, t Transaction) {
 	kept := v.Notices[:0:0]
 	for _, n := range v.Notices {
 		d := SMIMERcptDomain(n.To)
+		if alt := smimeRewrittenDomain(n.To, d); alt != "" && !p.IsOurDomain(alt) {
+			// The MTA may deliver it to alt, which is not judged here.
+			v.reason("%s notice to <%s> not sent: the MTA may deliver it to %s (bang path or percent hack), which domain S/MIME cannot judge (R62)", n.Kind, n.To, alt)
+			continue
+		}
 		if d == "" || p.IsOurDomain(d) {
 			kept = append(kept, n)
 			continue
