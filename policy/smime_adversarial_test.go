@@ -211,12 +211,12 @@ func TestAdvSMIMELintWithoutIdentities(t *testing.T) {
 	}
 }
 
-// FuzzSMIMERcptDomain: the S/MIME recipient domain is never written with
+// FuzzSMIMERcptDomain (and smimeRewrittenDomain): the S/MIME recipient domain is never written with
 // an "@", upper case or a trailing dot (the peer store and the scope
 // compare it as is), and a recipient local@domain with a plain ASCII
 // domain always gets that domain, whatever its local part holds.
 func FuzzSMIMERcptDomain(f *testing.F) {
-	for _, s := range []string{"bob@agency-b.govt.nz", `"x@gmail.example"@agency-b.govt.nz`, "BOB@AGENCY-B.GOVT.NZ.", "bob@agencé.govt.nz", "<bob@agency-b.govt.nz>", "@", "", `"a\"@b"@c.d`} {
+	for _, s := range []string{"bob@agency-b.govt.nz", `"x@gmail.example"@agency-b.govt.nz`, "BOB@AGENCY-B.GOVT.NZ.", "bob@agencé.govt.nz", "<bob@agency-b.govt.nz>", "@", "", `"a\"@b"@c.d`, "localhost!agency-b.govt.nz!carol", "carol%agency-b.govt.nz@mx.agency.govt.nz", "50%off@shop.example"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -226,6 +226,11 @@ func FuzzSMIMERcptDomain(f *testing.F) {
 		d := SMIMERcptDomain(s)
 		if strings.Contains(d, "@") || strings.HasSuffix(d, ".") || d != strings.ToLower(d) {
 			t.Fatalf("SMIMERcptDomain(%q) = %q", s, d)
+		}
+		// The domain a bang path or percent hack may be rewritten to is a
+		// multi-label domain other than d, or none.
+		if alt := smimeRewrittenDomain(s, d); alt != "" && (alt == d || !strings.Contains(alt, ".") || strings.Contains(alt, "@")) {
+			t.Fatalf("smimeRewrittenDomain(%q) = %q (domain %q)", s, alt, d)
 		}
 		local, _, _ := strings.Cut(s, "\n")
 		if local == "" || len(local) > 64 || strings.ContainsAny(local, "\"\\<>()[],;: \t\r@") {
@@ -285,7 +290,7 @@ func TestAdvSMIMEOutQuarantineCaution(t *testing.T) {
 func TestAdvSMIMEOutRewrittenRecipients(t *testing.T) {
 	p := smimePolicy(t)
 	out := SMIMEOutbound{On: true, Own: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid}}
-	for _, rcpt := range []string{"agency-b.govt.nz!carol", "x!agency-b.govt.nz!carol", "carol%agency-b.govt.nz@mx.agency.govt.nz", "carol%agency-b.govt.nz@gmail.example", "carol%agency-b.govt.nz@agency.govt.nz"} {
+	for _, rcpt := range []string{"agency-b.govt.nz!carol", "x!agency-b.govt.nz!carol", "localhost!agency-b.govt.nz!carol", "carol%agency-b.govt.nz%x@agency.govt.nz", "carol%agency-b.govt.nz@mx.agency.govt.nz", "carol%agency-b.govt.nz@gmail.example", "carol%agency-b.govt.nz@agency.govt.nz"} {
 		tx := smimeOutTx(out, rcpt, "x@gmail.example")
 		v := p.AtEndOfMessage(tx)
 		everyRcptOnce(t, v, tx.Envelope)
@@ -312,7 +317,8 @@ func TestAdvSMIMEOutRewrittenRecipients(t *testing.T) {
 	// Not rewritten elsewhere: a "%" naming the same domain, one of ours,
 	// or a plain local part; a source route is the final address's.
 	for rcpt, want := range map[string]FormKind{"carol%agency-b.govt.nz@agency-b.govt.nz": FormSMIME, "carol%agency.govt.nz@agency.govt.nz": FormPlain,
-		"@mx.agency.govt.nz:carol@agency-b.govt.nz": FormSMIME, "agency.govt.nz!carol": FormPlain} {
+		"@mx.agency.govt.nz:carol@agency-b.govt.nz": FormSMIME, "agency.govt.nz!carol": FormPlain,
+		"50%off@gmail.example": FormPlain, "yahoo!bob@agency-b.govt.nz": FormSMIME} {
 		tx := smimeOutTx(out, rcpt)
 		v := p.AtEndOfMessage(tx)
 		if got := formOf(v, tx.Envelope, rcpt); len(got) != 1 || got[0] != string(want) {

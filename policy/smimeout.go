@@ -243,18 +243,23 @@ func (p *Policy) smimeQuarantineCaution(v *Verdict, t Transaction) {
 // makes bob@agency-b.govt.nz), or the domain after a "%" in the local part
 // ("bob%agency-b.govt.nz@mx.agency.govt.nz", which allow_percent_hack
 // makes bob@agency-b.govt.nz when the host is local to the MTA; the milter
-// cannot know which hosts are). "" when the address has no such form.
+// cannot know which hosts are), or any other hop of either form. "" when
+// the address has no such form.
 // Both forms delivered a peer's recipient in clear (RFC 5321 section 3.6
 // and appendix C: obsolete and not to be relied on).
+//
+// Only a name that can be a domain with more than one label counts ("50%off"
+// and "uunet!bob" name none a peer could be), so ordinary local parts with
+// a "%" or "!" are not refused.
 func smimeRewrittenDomain(rcpt, domain string) string {
 	local, _ := SplitAddress(rcpt)
-	if i := strings.IndexByte(local, '!'); i > 0 {
-		if d := NormDomain(local[:i]); d != domain {
-			return d
-		}
+	if !strings.ContainsAny(local, "!%") {
+		return ""
 	}
-	if i := strings.LastIndexByte(local, '%'); i >= 0 && i+1 < len(local) {
-		if d := strings.TrimRight(NormDomain(local[i+1:]), "."); d != domain {
+	// Every hop, not only the first: "localhost!agency-b.govt.nz!carol"
+	// is carol@agency-b.govt.nz once the local host is stripped.
+	for _, c := range strings.FieldsFunc(local, func(r rune) bool { return r == '!' || r == '%' }) {
+		if d, ok := message.NormalizeDomain(c); ok && strings.Contains(d, ".") && d != domain {
 			return d
 		}
 	}
