@@ -425,6 +425,9 @@ func TestAdvSMIMEInImpersonationAndReplay(t *testing.T) {
 		t.Errorf("our own DCA inbound: warning %q, want 005; reasons %q", r.v.WarningCode, r.v.Reasons)
 	}
 	untaggedTag(t, "our own DCA inbound", r)
+	if certs, _ := st.SMIME.Store.Certificates("agency-a.govt.nz"); len(certs) != 0 {
+		t.Errorf("our own certificate learned as a peer: %d in the store for agency-a.govt.nz", len(certs))
+	}
 
 	// A display name naming another participating agency: 002.
 	imp2 := bytes.Replace(outerMessage("officer@agency-b.govt.nz", signEncrypt(t, innerText, b, false, ours)),

@@ -334,6 +334,12 @@ func learn(env *SMIMEEnv, f *policy.SMIMEInbound, s *smime.Signed) {
 		if smime.CheckNaming(s.Signer, d) != nil {
 			continue
 		}
+		if ownIdentityDomain(env, d) {
+			// Our own certificate back from outside (a replay or a loop):
+			// not a peer (mail to our domains never gets S/MIME).
+			f.Notes = append(f.Notes, "the signer certificate is for our own domain "+d+": not learned as a peer")
+			continue
+		}
 		before, _ := env.Store.Certificates(d)
 		added, err := env.Store.Add(d, s.Signer)
 		if err != nil {
@@ -352,6 +358,16 @@ func learn(env *SMIMEEnv, f *policy.SMIMEInbound, s *smime.Signed) {
 			}
 		}
 	}
+}
+
+// ownIdentityDomain: one of our identities is for domain d.
+func ownIdentityDomain(env *SMIMEEnv, d string) bool {
+	for _, id := range env.Identities {
+		if strings.EqualFold(id.Domain, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // cmsType peeks at the content type of a CMS ContentInfo (DER or BER,
