@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/heldmail"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -48,4 +56,88 @@ func TestHeldRetryNoLongerOutbound(t *testing.T) {
 	if rc != 0 || !strings.Contains(out, id+": held-sent") || len(mta.mails()) != 1 {
 		t.Fatalf("internal again: rc %d %d mail(s)\n%s%s", rc, len(mta.mails()), out, errs)
 	}
+}
+
+type failSub struct{ n int }
+
+func (s *failSub) Submit(context.Context, string, []string, []byte) error {
+	s.n++
+	return errors.New("MTA down")
+}
+
+type countHold struct{ puts int }
+
+func (h *countHold) Put(context.Context, pipeline.HeldMessage, io.Reader) (string, error) {
+	h.puts++
+	return "H" + strconv.Itoa(h.puts), nil
+}
+
+// A held message whose recipients now split (one may go, one is still
+// held: a peer whose certificate is still bad) while the MTA is down: the
+// retry stored the still-held part as a new entry before the submission
+// failed and kept the original too, so every round while the MTA was down
+// added one more entry for the same recipient (each later sent: a copy per
+// round). The still-held part is stored only once the rest was handed
+// over now.
+func TestHeldRetrySplitMTADownNoNewEntries(t *testing.T) {
+	fx := func(n string) string { return filepath.Join("..", "..", "testdata", "smime", n) }
+	peers := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(peers, "agency-e.govt.nz"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(fx("expired.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(peers, "agency-e.govt.nz", "expired.pem"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load("", []string{`profile="seemail"`, `domains=["agency-a.govt.nz"]`,
+		`outbound.seemail_domains=["agency-e.govt.nz"]`,
+		`smime.identities=["agency-a.govt.nz:` + fx("agency-a-new.crt") + `:` + fx("agency-a-new.key") + `"]`,
+		`smime.trust_anchors=["` + fx("ca.crt") + `"]`, `smime.peers="` + peers + `"`, `smime.crl_check=false`,
+		fmt.Sprintf("dns.servers=[%q]", testDNS(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, _, err := checks.NewRunner(p, p.AuthservID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := pipeline.NewState(p, runner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := pipeline.HeldMessage{
+		Conn:     policy.Conn{ClientIP: netip.MustParseAddr("127.0.0.1"), TLS: policy.TLSInfo{Version: "TLSv1.3"}},
+		Envelope: policy.Envelope{From: "alice@agency-a.govt.nz", Rcpts: []string{"x@gmail.example", "rita@agency-e.govt.nz"}, AuthUser: "alice@agency-a.govt.nz"},
+		Code:     "201", Received: time.Now().Add(-time.Hour),
+	}
+	msg := "From: Alice <alice@agency-a.govt.nz>\r\nTo: x@gmail.example, rita@agency-e.govt.nz\r\nSubject: minutes\r\n\r\nSee attached.\r\n"
+	sub, hold := &failSub{}, &countHold{}
+	retry := heldRetry(func() (pipeline.State, error) { return st, nil }, sub, hold, time.Now)
+	for round := 0; round < 3; round++ {
+		if _, err := retry(context.Background(), h, strings.NewReader(msg)); err == nil {
+			t.Fatalf("round %d: no error with the MTA down", round)
+		}
+	}
+	if sub.n != 3 {
+		t.Fatalf("%d submissions tried, want 3 (the plain recipient each round)", sub.n)
+	}
+	if hold.puts != 0 {
+		t.Errorf("%d new held entries while the MTA was down, want none (the original entry still holds rita)", hold.puts)
+	}
+	// The MTA back: the plain recipient is sent, rita stored once.
+	okSub := &okSub{}
+	out, err := heldRetry(func() (pipeline.State, error) { return st, nil }, okSub, hold, time.Now)(context.Background(), h, strings.NewReader(msg))
+	if err != nil || out.Result != heldmail.Sent || len(okSub.rcpts) != 1 || okSub.rcpts[0] != "x@gmail.example" || hold.puts != 1 {
+		t.Errorf("MTA up: %+v %v, submitted %v, %d held entries", out, err, okSub.rcpts, hold.puts)
+	}
+}
+
+type okSub struct{ rcpts []string }
+
+func (s *okSub) Submit(_ context.Context, _ string, rcpts []string, _ []byte) error {
+	s.rcpts = append(s.rcpts, rcpts...)
+	return nil
 }
