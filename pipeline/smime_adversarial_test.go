@@ -474,3 +474,40 @@ func TestAdvSMIMEInManyRecipientInfos(t *testing.T) {
 	}
 	checkVerified(t, r, st)
 }
+
+// removableHold is fakeHold with Remove, as heldmail.Store has.
+type removableHold struct {
+	fakeHold
+	removed []string
+}
+
+func (h *removableHold) Remove(id string) error {
+	h.removed = append(h.removed, id)
+	return nil
+}
+
+// The milter path: a held recipient stored, then the peer's copy fails
+// to submit: the transaction is tempfailed and the client sends it all
+// again, so the entry just stored is removed (else one more entry per
+// client retry, each sent once the certificate is good). A store without
+// Remove keeps the old behaviour (a duplicate, never a loss).
+func TestAdvSMIMECarryOutUndoesHoldOnFailure(t *testing.T) {
+	f := newSMIMEState(t, nil)
+	tx, v := runOutbound(t, f.st, "lunch", "bob@agency-b.govt.nz", "x@gmail.example", "rita@agency-e.govt.nz")
+	forms, err := tx.Forms(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := &removableHold{}
+	done, err := tx.CarryOut(context.Background(), forms, &fakeSubmitter{fail: errors.New("MTA down")}, hold, true)
+	if err == nil {
+		t.Fatal("no error with the submitter down")
+	}
+	if len(hold.held) != 1 || !slices.Equal(hold.removed, []string{"H1"}) {
+		t.Errorf("stored %d, removed %v, want the one stored entry removed; log %q", len(hold.held), hold.removed, done)
+	}
+	hold = &removableHold{}
+	if _, err := tx.CarryOut(context.Background(), forms, &fakeSubmitter{}, hold, true); err != nil || len(hold.removed) != 0 {
+		t.Errorf("success: %v, removed %v", err, hold.removed)
+	}
+}

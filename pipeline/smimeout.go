@@ -324,8 +324,29 @@ func (t *Transaction) Original() io.Reader {
 // tempfails the whole transaction, so nothing is lost (a retry may then
 // hold or submit a copy twice: a duplicate, never a loss). It returns one
 // line per form for the decision log.
-func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Submitter, hold HoldStore, mainByMTA bool) ([]string, error) {
-	var done []string
+func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Submitter, hold HoldStore, mainByMTA bool) (done []string, err error) {
+	// A failure after a hold was stored: the caller tempfails (the milter)
+	// or keeps the entry it retried (the held-mail retry), so the message
+	// comes back whole and would be stored again: one more entry per
+	// attempt while the MTA cannot take the copies, each sent later. The
+	// entries this call stored are removed again when the store can.
+	var stored []string
+	defer func() {
+		if err == nil || len(stored) == 0 {
+			return
+		}
+		r, ok := hold.(interface{ Remove(id string) error })
+		if !ok {
+			return
+		}
+		for _, id := range stored {
+			if rerr := r.Remove(id); rerr != nil {
+				done = append(done, fmt.Sprintf("held entry %s not removed after the failure (it may be sent twice): %v", id, rerr))
+			} else {
+				done = append(done, fmt.Sprintf("held entry %s removed again after the failure", id))
+			}
+		}
+	}()
 	for _, f := range forms {
 		if f.Kind != policy.FormHeld {
 			continue
@@ -337,6 +358,7 @@ func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Sub
 		if err != nil {
 			return done, fmt.Errorf("holding %s: %w", strings.Join(f.Rcpts, ", "), err)
 		}
+		stored = append(stored, id)
 		done = append(done, fmt.Sprintf("held %s (%s) as %s: %s", f.Held.Code, f.Held.Domain, id, strings.Join(f.Rcpts, ", ")))
 	}
 	for _, f := range forms {

@@ -138,26 +138,7 @@ func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold 
 		// main form): a form the MTA refuses for good refuses the message
 		// (FAILURE notice), one it cannot take now keeps it held. A partial
 		// success is sent again at the next try (at least once, never lost).
-		// The forms that leave first, the still-held part after: stored
-		// first, a failed submission kept the original entry AND a new one
-		// for the same recipients, one more each round the MTA was down
-		// (each later sent). Now a failed submission stores nothing; a
-		// failed store after a submission resends it next round (a
-		// duplicate, never a loss).
-		var leave, still []pipeline.Form
-		for _, f := range forms {
-			if f.Kind == policy.FormHeld {
-				still = append(still, f)
-			} else {
-				leave = append(leave, f)
-			}
-		}
-		done, err := tx.CarryOut(ctx, leave, sub, hold, false)
-		if err == nil {
-			var more []string
-			more, err = tx.CarryOut(ctx, still, sub, hold, false)
-			done = append(done, more...)
-		}
+		done, err := tx.CarryOut(ctx, forms, sub, hold, false)
 		if err != nil {
 			if errors.Is(err, notify.ErrPermanent) {
 				return heldmail.Outcome{Result: heldmail.Refused, Reason: "the MTA refused the message: " + err.Error()}, nil
