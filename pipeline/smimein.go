@@ -43,6 +43,10 @@ const maxSMIMEBody = smime.MaxDER/3*4 + smime.MaxDER/57*2 + 64<<10
 // no signature part, a transfer encoding that does not decode).
 var errSMIMEForm = errors.New("S/MIME MIME structure malformed")
 
+// errDecryptText is the one reason given for enveloped data addressed to
+// our certificate that does not decrypt.
+const errDecryptText = "the content does not decrypt with our key"
+
 // smimeIn is what InboundSMIME found: the facts for the engine and the
 // inner entity the unwrap step delivers.
 type smimeIn struct {
@@ -218,7 +222,13 @@ func decryptLayer(ctx context.Context, env *SMIMEEnv, f *policy.SMIMEInbound, de
 		case errors.Is(err, smime.ErrMalformed), errors.Is(err, smime.ErrTooLarge), errors.Is(err, smime.ErrInternal):
 			f.Malformed, f.Problem = true, err.Error()
 		default:
-			f.DecryptError = err.Error()
+			// One text whatever failed inside (the key transport or the
+			// content's padding): DecryptError reaches the delivered
+			// message (Authentication-Results, the warning), and different
+			// texts would make the recipient's mailbox a decryption oracle
+			// (RFC 3218 section 2.3). The detail goes to the decision log.
+			f.DecryptError = errDecryptText
+			f.Notes = append(f.Notes, "decryption failed: "+err.Error())
 		}
 		return nil
 	}
@@ -325,6 +335,12 @@ func learn(env *SMIMEEnv, f *policy.SMIMEInbound, s *smime.Signed) {
 		if smime.CheckNaming(s.Signer, d) != nil {
 			continue
 		}
+		if ownIdentityDomain(env, d) {
+			// Our own certificate back from outside (a replay or a loop):
+			// not a peer (mail to our domains never gets S/MIME).
+			f.Notes = append(f.Notes, "the signer certificate is for our own domain "+d+": not learned as a peer")
+			continue
+		}
 		before, _ := env.Store.Certificates(d)
 		if env.ReadOnly {
 			wouldLearn(f, d, before, s)
@@ -359,6 +375,16 @@ func wouldLearn(f *policy.SMIMEInbound, d string, known []*x509.Certificate, s *
 	if len(s.Capabilities) > 0 {
 		f.Notes = append(f.Notes, fmt.Sprintf("read-only: would cache the capabilities %s for %s (R84)", s.Capabilities, d))
 	}
+}
+
+// ownIdentityDomain: one of our identities is for domain d.
+func ownIdentityDomain(env *SMIMEEnv, d string) bool {
+	for _, id := range env.Identities {
+		if strings.EqualFold(id.Domain, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // cmsType peeks at the content type of a CMS ContentInfo (DER or BER,

@@ -55,8 +55,7 @@ func (t *Transaction) lookupSMIMEOut(ctx context.Context, x policy.Transaction) 
 	}
 	seen := map[string]bool{}
 	for _, a := range addrs {
-		_, d, _ := strings.Cut(a, "@")
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		d := policy.SMIMERcptDomain(a)
 		if d == "" || seen[d] || t.pol.IsOurDomain(d) {
 			continue
 		}
@@ -261,7 +260,7 @@ func (t *Transaction) Forms(v policy.Verdict) ([]Form, error) {
 	for _, c := range v.Copies {
 		if c.Form == policy.FormHeld {
 			env := t.env
-			env.Rcpts = append([]string(nil), c.Rcpts...)
+			env.Rcpts = distinctRcpts(c.Rcpts)
 			forms = append(forms, Form{Kind: c.Form, Rcpts: c.Rcpts, Held: &HeldMessage{Conn: t.conn, Envelope: env,
 				Domain: c.Domain, Code: c.Code, Reason: c.Reason, Received: t.start}})
 			continue
@@ -302,8 +301,29 @@ func (t *Transaction) Original() io.Reader {
 // tempfails the whole transaction, so nothing is lost (a retry may then
 // hold or submit a copy twice: a duplicate, never a loss). It returns one
 // line per form for the decision log.
-func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Submitter, hold HoldStore, mainByMTA bool) ([]string, error) {
-	var done []string
+func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Submitter, hold HoldStore, mainByMTA bool) (done []string, err error) {
+	// A failure after a hold was stored: the caller tempfails (the milter)
+	// or keeps the entry it retried (the held-mail retry), so the message
+	// comes back whole and would be stored again: one more entry per
+	// attempt while the MTA cannot take the copies, each sent later. The
+	// entries this call stored are removed again when the store can.
+	var stored []string
+	defer func() {
+		if err == nil || len(stored) == 0 {
+			return
+		}
+		r, ok := hold.(interface{ Remove(id string) error })
+		if !ok {
+			return
+		}
+		for _, id := range stored {
+			if rerr := r.Remove(id); rerr != nil {
+				done = append(done, fmt.Sprintf("held entry %s not removed after the failure (it may be sent twice): %v", id, rerr))
+			} else {
+				done = append(done, fmt.Sprintf("held entry %s removed again after the failure", id))
+			}
+		}
+	}()
 	for _, f := range forms {
 		if f.Kind != policy.FormHeld {
 			continue
@@ -315,6 +335,7 @@ func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Sub
 		if err != nil {
 			return done, fmt.Errorf("holding %s: %w", strings.Join(f.Rcpts, ", "), err)
 		}
+		stored = append(stored, id)
 		done = append(done, fmt.Sprintf("held %s (%s) as %s: %s", f.Held.Code, f.Held.Domain, id, strings.Join(f.Rcpts, ", ")))
 	}
 	for _, f := range forms {
@@ -331,10 +352,29 @@ func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Sub
 		if _, err := f.Output.WriteTo(&b); err != nil {
 			return done, fmt.Errorf("rendering the %s copy: %w", f.Kind, err)
 		}
-		if err := sub.Submit(ctx, t.env.From, f.Rcpts, b.Bytes()); err != nil {
+		if err := sub.Submit(ctx, t.env.From, distinctRcpts(f.Rcpts), b.Bytes()); err != nil {
 			return done, fmt.Errorf("submitting the %s copy for %s: %w", f.Kind, strings.Join(f.Rcpts, ", "), err)
 		}
 		done = append(done, fmt.Sprintf("%s submitted as a copy: %s", f.Kind, strings.Join(f.Rcpts, ", ")))
 	}
 	return done, nil
+}
+
+// distinctRcpts is rcpts with each address once (compared without regard
+// to case, as policy's recipient lists are): a recipient given twice in
+// RCPT TO gets one copy of a submitted or held form, not two. The form's
+// own list keeps every spelling, so the milter deletes each from the
+// MTA's transaction (DeleteRecipient matches the address as given).
+func distinctRcpts(rcpts []string) []string {
+	var out []string
+	for _, r := range rcpts {
+		dup := false
+		for _, o := range out {
+			dup = dup || strings.EqualFold(o, r)
+		}
+		if !dup {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -230,6 +230,26 @@ func lintWarnings(p *Policy) Problems {
 		// The embedded default has none: a new installation must set them.
 		out = append(out, Problem{Key: "domains", Msg: "warning: no domains configured: every outbound message is refused (R66) and no inbound From: is recognised as ours (005); set domains = [\"your-agency.govt.nz\"]"})
 	}
+	return append(out, smimeLintWarnings(p)...)
+}
+
+// smimeLintWarnings: smime.mode = "on" (the seemail default) without what
+// it needs is valid, fail safe, and almost surely a mistake (issue 14):
+// with no smime.identities every message to a peer agency is held (SECURE
+// DELIVERY DELAYED 211) and no mail encrypted to us can be read; without
+// smime.trust_anchors no peer certificate is trusted, so every message to
+// a peer is held (201).
+func smimeLintWarnings(p *Policy) Problems {
+	if p.SMIME.Mode != SMIMEOn {
+		return nil
+	}
+	var out Problems
+	if len(p.SMIME.Identities) == 0 {
+		out = append(out, Problem{Key: "smime.identities", Msg: "warning: smime.mode is on but no identities are set: every message to a peer agency is held (SECURE DELIVERY DELAYED 211) and mail encrypted to us cannot be read; add \"your-agency.govt.nz:/path/cert.pem:/path/key.pem\" or set smime.mode = \"off\""})
+	}
+	if len(p.SMIME.TrustAnchors) == 0 {
+		out = append(out, Problem{Key: "smime.trust_anchors", Msg: "warning: smime.mode is on but no trust anchors are set: no peer certificate is trusted, so every message to a peer agency is held (SECURE DELIVERY DELAYED 201) and no inbound signature verifies"})
+	}
 	return out
 }
 

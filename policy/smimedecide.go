@@ -41,6 +41,19 @@ type SMIMEOwn struct {
 	UnknownStatus bool `json:"unknown_status,omitempty"`
 }
 
+// SMIMERcptDomain is the domain of a recipient address as the S/MIME scope
+// and the peer store know it: after the last "@" of the address (a quoted
+// local part may hold one: "x@gmail.example"@agency-b.govt.nz is agency-b's),
+// lower case, without a trailing dot, an IDN as its A-label (SMTPUTF8 mail
+// may name a peer by its U-label). "" for an address without a domain.
+// R62: a peer agency's recipient is never taken out of scope by spelling.
+func SMIMERcptDomain(addr string) string {
+	_, d := SplitAddress(addr)
+	// Every trailing dot: "agency-b.govt.nz.." is no domain, but it must
+	// not read as one out of scope either.
+	return strings.TrimRight(d, ".")
+}
+
 // SMIMEScope says whether mail to domain gets S/MIME (R72, R91):
 // smime.encrypt_to when set; otherwise the SEEMail list, the exceptions and
 // any domain with a certificate in the peer store.

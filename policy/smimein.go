@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/authres"
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
 
@@ -171,6 +172,38 @@ func (p *Policy) smimeInOutcome(s *SMIMEInbound) (code, why string, notice bool)
 	return "", "", false
 }
 
+// smimeAuthorWarning is what R76's From: rules say of a message whose
+// S/MIME verifies (the verified path does not consult authorWarning, whose
+// other rules are about unverified mail): the signature names the From:
+// address's domain only, so a display name or comment naming our domain
+// (005) or another participating agency (002) is impersonation by a
+// signer's own user; and a From: in our own domains verified with our own
+// DCA certificate arriving from outside is a replay of our signed content
+// under rewritten (unsigned) outer headers, or a loop (005): this gateway
+// never sends S/MIME to its own domains.
+func (p *Policy) smimeAuthorWarning(t Transaction) (code, why string) {
+	a := message.Authors(HeaderValues(t.Headers, "From"))
+	m, ok := a.Author()
+	if !ok {
+		return "", "" // Verified needs NamingOK, which needs one author
+	}
+	fd := m.Domain
+	if p.ownsDomain(fd) {
+		return WarningOwnAgency, fmt.Sprintf("From: is in our own domain %s and the message is signed with our own certificate, but it came from outside: a replay or a loop (warning %s, R76)", fd, WarningOwnAgency)
+	}
+	for _, d := range a.Mentioned {
+		if p.ownsDomain(d) {
+			return WarningOwnAgency, fmt.Sprintf("From: display name or comment names our own domain %s but the signed address is <%s>: impersonation (warning %s, R76)", d, m.Address(), WarningOwnAgency)
+		}
+	}
+	for _, d := range a.Mentioned {
+		if p.participating(d) && !message.Aligned(fd, d) {
+			return WarningForgedAgency, fmt.Sprintf("From: display name or comment names the participating agency %s but the signed address is <%s>: impersonation (warning %s, R76)", d, m.Address(), WarningForgedAgency)
+		}
+	}
+	return "", ""
+}
+
 func anyMatch(s DomainSet, ds []string) bool {
 	for _, d := range ds {
 		if s.Match(d) {
@@ -222,6 +255,22 @@ func (p *Policy) decideSMIMEIn(v *Verdict, t Transaction) bool {
 	code, why, notice := p.smimeInOutcome(s)
 	if code == "" && s.Verified() {
 		v.reason("S/MIME verified: signed by %s (%s), valid now, named for From: %s (R76, R81)", s.SignerAddress, short(s.SignerFingerprint), s.FromDomain)
+		if c, why := p.smimeAuthorWarning(t); c != "" {
+			v.WarningCode, v.WarningMode = c, p.Inbound.WarningMode
+			v.reason("UNVERIFIED: %s", why)
+			return true
+		}
+		if !s.Encrypted {
+			// Signed only, by an agency not on the SEEMail list (those get
+			// 008 above): the classified content crossed the network as
+			// sent, so M-IN's "received via a non SecureMail server" still
+			// applies (004), and it is not tagged compliant.
+			if p.flagInsecureClassified(v, t); v.WarningCode != "" {
+				v.WarningMode = p.Inbound.WarningMode
+				v.reason("not tagged %s: signed but not encrypted, classified, from a source that is not secure", SecureEmailHeader)
+				return true
+			}
+		}
 		if len(t.Unreadable) > 0 {
 			v.reason("not tagged %s: the content could not be read in full", SecureEmailHeader)
 		} else {

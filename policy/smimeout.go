@@ -106,6 +106,10 @@ func (v Verdict) MainForm() FormKind {
 // the first S/MIME form becomes the main one; with neither, the message
 // is discarded from the MTA (every recipient is in a held copy).
 func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
+	if p.SMIME.Mode == SMIMEOn && v.Direction == Outbound && v.Action == Quarantine {
+		p.smimeQuarantineCaution(v, t)
+		return
+	}
 	if p.SMIME.Mode != SMIMEOn || v.Direction != Outbound || v.Action != Accept {
 		return
 	}
@@ -120,8 +124,14 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 	var heldOrder [][2]string
 	var domains []string
 	for _, rcpt := range without(t.Envelope.Rcpts, v.RemoveRcpts) {
-		_, domain, _ := strings.Cut(rcpt, "@")
-		domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+		domain := SMIMERcptDomain(rcpt)
+		if alt := smimeRewrittenDomain(rcpt, domain); alt != "" && !p.IsOurDomain(alt) {
+			// The MTA would rewrite it (swap_bangpath, allow_percent_hack) to
+			// a domain this milter never judged: refused, never guessed.
+			v.RemoveRcpts = append(v.RemoveRcpts, rcpt)
+			v.reason("recipient <%s> refused: the MTA may deliver it to %s (bang path or percent hack), which domain S/MIME cannot judge from the address as given (R62)", rcpt, alt)
+			continue
+		}
 		if domain == "" || p.IsOurDomain(domain) {
 			plain = append(plain, rcpt) // never leaves the agency
 			continue
@@ -161,6 +171,10 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 		held[k].Rcpts = append(held[k].Rcpts, rcpt)
 	}
 	if len(smimeBy) == 0 && len(held) == 0 {
+		if len(v.MainRcpts(t.Envelope)) == 0 {
+			v.Action = Discard
+			v.reason("no recipient is left for the MTA's own transaction: %s", v.FormsSummary(t.Envelope))
+		}
 		return
 	}
 	sort.Strings(domains)
@@ -193,6 +207,64 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 		v.Action = Discard
 		v.reason("no recipient is left for the MTA's own transaction: %s", v.FormsSummary(t.Envelope))
 	}
+}
+
+// smimeQuarantineCaution: mail held in the MTA's hold queue for an
+// administrator ([SECRET] under seemail, R110; unreadable content) is
+// released as it is, without passing the milter again, so a peer agency's
+// recipient would get it neither signed nor encrypted (R62; README
+// "Domain S/MIME"). The held notice to the administrator says so, naming
+// those recipients, before the release command is used.
+func (p *Policy) smimeQuarantineCaution(v *Verdict, t Transaction) {
+	var peers []string
+	for _, rcpt := range without(t.Envelope.Rcpts, v.RemoveRcpts) {
+		d := SMIMERcptDomain(rcpt)
+		if d == "" || p.IsOurDomain(d) {
+			continue
+		}
+		if in, _ := p.SMIMEScope(d, t.SMIMEOut.Peers[d].HasCerts); in {
+			peers = append(peers, rcpt)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	caution := fmt.Sprintf(" CAUTION: a message released from the hold queue leaves as it is, without passing this gateway again: %s would receive it NOT signed or encrypted (domain S/MIME, R62).", strings.Join(peers, ", "))
+	for i := range v.Notices {
+		if v.Notices[i].Kind == NoticeHeld {
+			v.Notices[i].Reason += caution
+		}
+	}
+	v.reason("held for an administrator with peer agency recipients in S/MIME scope (%s): released from the hold queue it would leave unsigned and unencrypted (R62)", strings.Join(peers, ", "))
+}
+
+// smimeRewrittenDomain is the domain an MTA may deliver rcpt to other
+// than the one written after its last "@" (domain): the first hop of a
+// UUCP bang path ("agency-b.govt.nz!bob", which Postfix's swap_bangpath
+// makes bob@agency-b.govt.nz), or the domain after a "%" in the local part
+// ("bob%agency-b.govt.nz@mx.agency.govt.nz", which allow_percent_hack
+// makes bob@agency-b.govt.nz when the host is local to the MTA; the milter
+// cannot know which hosts are), or any other hop of either form. "" when
+// the address has no such form.
+// Both forms delivered a peer's recipient in clear (RFC 5321 section 3.6
+// and appendix C: obsolete and not to be relied on).
+//
+// Only a name that can be a domain with more than one label counts ("50%off"
+// and "uunet!bob" name none a peer could be), so ordinary local parts with
+// a "%" or "!" are not refused.
+func smimeRewrittenDomain(rcpt, domain string) string {
+	local, _ := SplitAddress(rcpt)
+	if !strings.ContainsAny(local, "!%") {
+		return ""
+	}
+	// Every hop, not only the first: "localhost!agency-b.govt.nz!carol"
+	// is carol@agency-b.govt.nz once the local host is stripped.
+	for _, c := range strings.FieldsFunc(local, func(r rune) bool { return r == '!' || r == '%' }) {
+		if d, ok := message.NormalizeDomain(c); ok && strings.Contains(d, ".") && d != domain {
+			return d
+		}
+	}
+	return ""
 }
 
 // dkimTransform is the dkim-sign step chooseTransforms would list for the
@@ -286,8 +358,12 @@ func (p *Policy) smimeNotices(v *Verdict, t Transaction) {
 			kept = append(kept, n)
 			continue
 		}
-		_, d, _ := strings.Cut(BareAddress(n.To), "@")
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		d := SMIMERcptDomain(n.To)
+		if alt := smimeRewrittenDomain(n.To, d); alt != "" && !p.IsOurDomain(alt) {
+			// The MTA may deliver it to alt, which is not judged here.
+			v.reason("%s notice to <%s> not sent: the MTA may deliver it to %s (bang path or percent hack), which domain S/MIME cannot judge (R62)", n.Kind, n.To, alt)
+			continue
+		}
 		if len(n.Transforms) > 0 {
 			// Already decided (the answer to a signed ping, R98).
 			kept = append(kept, n)

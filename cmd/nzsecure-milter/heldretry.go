@@ -145,6 +145,14 @@ func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold 
 // or refused.
 func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict) ([]pipeline.Form, heldmail.Outcome, error) {
 	why := strings.Join(v.Reasons, "; ")
+	if v.Direction != policy.Outbound && (v.Action == policy.Accept || v.Action == policy.Discard) {
+		// Only outbound mail is held; judged as inbound now (internal_networks
+		// narrowed, no SASL on the stored connection) it would get no S/MIME
+		// form and leave in clear to a peer (R62). Kept held; give-up still
+		// counts from when it was received.
+		return nil, heldmail.Outcome{Result: heldmail.StillHeld, Reason: "the policy in force no longer takes its connection as outbound (internal_networks, SASL): not sent, " +
+			"so it cannot leave unsigned or unencrypted (R62)"}, nil
+	}
 	switch v.Action {
 	case policy.Accept, policy.Discard:
 		forms, err := tx.Forms(v)
