@@ -46,20 +46,36 @@ type listener struct{ net.Listener }
 func (l listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok && err == nil {
-		return &conn{TCPConn: tc, r: bufio.NewReaderSize(socket{tc}, bufSize)}, nil
+		return &conn{TCPConn: tc, r: bufio.NewReaderSize(socket{tc}, bufSize), w: &coalescer{w: tc}}, nil
 	}
 	return c, err
 }
 
 // conn is a TCP connection read through a buffer that re-arms quick ACKs
-// after each read from the socket. Deadlines and writes are the
-// TCPConn's own.
+// after each read from the socket, and written through the coalescer
+// (coalesce.go). Deadlines are the TCPConn's own.
 type conn struct {
 	*net.TCPConn
 	r *bufio.Reader
+	w *coalescer
 }
 
-func (c *conn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// Read sends what the coalescer keeps first: the peer may be waiting
+// for it.
+func (c *conn) Read(p []byte) (int, error) {
+	if err := c.w.Flush(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (c *conn) Write(p []byte) (int, error) { return c.w.Write(p) }
+
+// Close sends what is kept before closing.
+func (c *conn) Close() error {
+	_ = c.w.Flush()
+	return c.TCPConn.Close()
+}
 
 // socket reads the connection itself, then re-arms quick ACKs.
 type socket struct{ c *net.TCPConn }
