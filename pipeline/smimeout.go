@@ -263,7 +263,8 @@ func (t *Transaction) Forms(v policy.Verdict) ([]Form, error) {
 			env := t.env
 			env.Rcpts = append([]string(nil), c.Rcpts...)
 			forms = append(forms, Form{Kind: c.Form, Rcpts: c.Rcpts, Held: &HeldMessage{Conn: t.conn, Envelope: env,
-				Domain: c.Domain, Code: c.Code, Reason: c.Reason, Received: t.start}})
+				Domain: c.Domain, Code: c.Code, Reason: c.Reason, Received: t.start,
+				AdminHold: c.Hold, Released: append([]string(nil), t.released...)}})
 			continue
 		}
 		vc := v
@@ -314,6 +315,10 @@ func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Sub
 		id, err := hold.Put(ctx, *f.Held, t.Original())
 		if err != nil {
 			return done, fmt.Errorf("holding %s: %w", strings.Join(f.Rcpts, ", "), err)
+		}
+		if f.Held.AdminHold != "" {
+			done = append(done, fmt.Sprintf("held for the administrator (%s) as %s: %s", f.Held.AdminHold, id, strings.Join(f.Rcpts, ", ")))
+			continue
 		}
 		done = append(done, fmt.Sprintf("held %s (%s) as %s: %s", f.Held.Code, f.Held.Domain, id, strings.Join(f.Rcpts, ", ")))
 	}
