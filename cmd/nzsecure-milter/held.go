@@ -256,7 +256,9 @@ func heldRetryCmd(p *policy.Policy, ids []string, asJSON bool, stdout, stderr io
 			return 1
 		}
 		for _, e := range entries {
-			ids = append(ids, e.ID)
+			if e.AdminHold == "" { // held for the administrator: `held release`
+				ids = append(ids, e.ID)
+			}
 		}
 	}
 	type result struct {

@@ -249,6 +249,9 @@ func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now tim
 	if err != nil {
 		return nil, policy.Verdict{}, err
 	}
+	// The administrator holds it was released from (`held release`): not
+	// held again for them (policy.Transaction.Released).
+	tx.SetReleased(h.Released)
 	if v, _, err = feedMessage(tx, v, h.Envelope.Rcpts, headers, tooBig, in, 0); err != nil {
 		return tx, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", err)
 	}
