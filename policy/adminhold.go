@@ -73,6 +73,15 @@ func (p *Policy) adminRelease(v *Verdict, t Transaction) string {
 	return ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
 }
 
+// adminHeldWhere says where an administrator hold of v keeps the message,
+// for the held-mail notice.
+func (p *Policy) adminHeldWhere(v *Verdict, t Transaction) string {
+	if p.adminHoldInStore(v, t) {
+		return "by this gateway (a recipient is in S/MIME scope, R62)"
+	}
+	return "in the queue"
+}
+
 // adminHoldToStore turns an administrator hold that adminHoldInStore
 // sends to the gateway's store into one held copy of every recipient the
 // message still has, and discards the message from the MTA (R62).

@@ -130,7 +130,7 @@ func (p *Policy) decideFirstContact(v *Verdict, t Transaction) {
 	approve := FirstContactApproveCommand(fresh)
 	p.holdForAdmin(v, HoldFirstContact,
 		fmt.Sprintf("first classified mail (%s) to %s: held for confirmation (outbound.first_contact = hold); confirm with: %s; then release with: %s", v.Classification, list, approve, release),
-		fmt.Sprintf("A %s message from %s is held in the queue: it is the first classified mail this gateway would send to %s. If the address is right, confirm it with: %s and release the message with: %s", v.Classification, t.Envelope.From, list, approve, release),
+		fmt.Sprintf("A %s message from %s is held %s: it is the first classified mail this gateway would send to %s. If the address is right, confirm it with: %s and release the message with: %s", v.Classification, t.Envelope.From, p.adminHeldWhere(v, t), list, approve, release),
 		fresh, WarningSecureDeliveryFailure)
 	if _, d := SplitAddress(t.Envelope.From); d != "" && p.IsOurDomain(d) {
 		// The sender is told too (the notice names both commands; only an

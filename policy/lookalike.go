@@ -366,7 +366,7 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 	if p.Outbound.Lookalike == LookalikeHold {
 		release := p.adminRelease(v, t)
 		p.holdForAdmin(v, HoldLookalike, fmt.Sprintf("%s: held as possibly misdirected mail; release with: %s", summary, release),
-			fmt.Sprintf("A message from %s is held in the queue as possibly misdirected: %s. Release it with: %s", t.Envelope.From, summary, release),
+			fmt.Sprintf("A message from %s is held %s as possibly misdirected: %s. Release it with: %s", t.Envelope.From, p.adminHeldWhere(v, t), summary, release),
 			bad, WarningSecureDeliveryFailure)
 		return
 	}

@@ -61,7 +61,7 @@ func (p *Policy) routeOutbound(v *Verdict, t Transaction) {
 	case routing == Hold && len(external) > 0:
 		release := p.adminRelease(v, t)
 		p.holdForAdmin(v, HoldClassified, fmt.Sprintf("classification %s is held for an administrator (R110); release with: %s", class, release),
-			fmt.Sprintf("A %s message from %s is held in the queue. Release it with: %s", class, t.Envelope.From, release),
+			fmt.Sprintf("A %s message from %s is held %s. Release it with: %s", class, t.Envelope.From, p.adminHeldWhere(v, t), release),
 			external, WarningSecureDeliveryFailure)
 		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to external recipients %s held (R110)", class, strings.Join(external, ", ")))
 		return
@@ -124,7 +124,7 @@ func (p *Policy) decideUnreadable(v *Verdict, t Transaction) {
 		}
 		release := p.adminRelease(v, t)
 		p.holdForAdmin(v, HoldUnreadable, fmt.Sprintf("content could not be read in full, held for an administrator as if classified (classification.unreadable = hold); release with: %s: %s", release, why),
-			fmt.Sprintf("A message from %s is held in the queue because this gateway could not read all of its content to check its classification: %s. Release it with: %s", t.Envelope.From, why, release),
+			fmt.Sprintf("A message from %s is held %s because this gateway could not read all of its content to check its classification: %s. Release it with: %s", t.Envelope.From, p.adminHeldWhere(v, t), why, release),
 			external, WarningSecureDeliveryFailure)
 		v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s held (classification.unreadable = hold): %s", rcpts, why))
 	}
