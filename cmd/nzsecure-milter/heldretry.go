@@ -55,6 +55,11 @@ func (h *heldStates) get() (pipeline.State, error) {
 	if err != nil {
 		return pipeline.State{}, err
 	}
+	// outbound.first_contact: the addresses known when the policy was
+	// loaded (serve's state file, read only as `check` reads it), so that
+	// a re-run, a release above all, does not take every address as new
+	// and hold the message again for a first contact.
+	st.Known = checkKnown(p, io.Discard)
 	h.p, h.st = p, st
 	return st, nil
 }
