@@ -154,3 +154,33 @@ func addedHeaders(v Verdict) []Header {
 	}
 	return hs
 }
+
+// A lookalike hold (outbound.lookalike = "hold") of a message with a peer
+// in scope goes to the store whole; released, each recipient gets its
+// form: the peer S/MIME, the lookalike domain plain (the administrator
+// judged it right).
+func TestAdminHoldLookalikeReleased(t *testing.T) {
+	p := smimePolicy(t, `outbound.lookalike="hold"`)
+	out := SMIMEOutbound{On: true, Own: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid}}
+	tx := smimeOutTx(out, "bob@agency-b.govt.nz", "eve@agency-c.gov.nz")
+	v := p.AtEndOfMessage(tx)
+	if v.Action != Discard || len(v.Copies) != 1 || v.Copies[0].Hold != HoldLookalike || len(v.Copies[0].Rcpts) != 2 {
+		t.Fatalf("lookalike: action %s copies %+v reasons %q", v.Action, v.Copies, v.Reasons)
+	}
+	if n := heldNotice(v); n == nil || !strings.Contains(n.Reason, "held by this gateway") || !strings.Contains(n.Reason, "nzsecure-milter held release Q1") {
+		t.Fatalf("lookalike notice %+v", n)
+	}
+	tx.Released = []string{HoldLookalike}
+	v = p.AtEndOfMessage(tx)
+	if v.Action != Accept {
+		t.Fatalf("released: action %s reasons %q", v.Action, v.Reasons)
+	}
+	everyRcptOnce(t, v, tx.Envelope)
+	if v.MainForm() != FormPlain || strings.Join(v.MainRcpts(tx.Envelope), ",") != "eve@agency-c.gov.nz" ||
+		len(v.Copies) != 1 || v.Copies[0].Form != FormSMIME || strings.Join(v.Copies[0].Rcpts, ",") != "bob@agency-b.govt.nz" {
+		t.Fatalf("released: main %s %v, copies %+v", v.MainForm(), v.MainRcpts(tx.Envelope), v.Copies)
+	}
+	if !strings.Contains(strings.Join(v.Breaches, "\n"), "released by the administrator") {
+		t.Errorf("audit line does not say it was released: %q", v.Breaches)
+	}
+}
