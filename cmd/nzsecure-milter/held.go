@@ -248,6 +248,7 @@ func heldRetryCmd(p *policy.Policy, ids []string, asJSON bool, stdout, stderr io
 		return 1
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	defer cliNotices(p, log, stderr)()
 	r := newHeldRetrier(p, func() *policy.Policy { return p }, s, log)
 	if len(ids) == 0 {
 		entries, _, err := s.List()
@@ -328,29 +329,7 @@ func heldReleaseCmd(p *policy.Policy, arg string, asJSON bool, stdout, stderr io
 		return 1
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	if heldCertRequests == nil {
-		// The notices of what the release holds again (held-mail,
-		// SECURE DELIVERY DELAYED, certificate requests) go through a
-		// notifier of this process, drained before it exits.
-		if n, err := milter.NewNotifier(p, log, productName, version); err == nil {
-			if env, err := pipeline.NewSMIMEEnv(p, false); err == nil && p.SMIME.Mode == policy.SMIMEOn {
-				n.SMIME = env
-			}
-			heldCertRequests = func(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header) {
-				n.Send(p, v, env, hs)
-			}
-			defer func() {
-				heldCertRequests = nil
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := n.Close(ctx); err != nil {
-					fmt.Fprintf(stderr, "held: notices: %v\n", err)
-				}
-			}()
-		} else {
-			fmt.Fprintf(stderr, "held: notices: %v\n", err)
-		}
-	}
+	defer cliNotices(p, log, stderr)()
 	r := newHeldRetrier(p, func() *policy.Policy { return p }, s, log)
 	a, err := r.Release(context.Background(), id)
 	res := struct {
@@ -401,4 +380,36 @@ func heldAdminID(s *heldmail.Store, arg string) (string, error) {
 		return ids[0], nil
 	}
 	return "", fmt.Errorf("several messages held for the administrator have queue ID %q (%s): name the held-mail ID", arg, strings.Join(ids, ", "))
+}
+
+// cliNotices, for `held retry` and `held release` outside serve, sends the
+// notices a re-run hands to heldCertRequests (a new hold for the
+// administrator, certificate requests, a release's SECURE DELIVERY
+// DELAYED) through a notifier of this process; the returned function
+// drains it before the command exits.
+func cliNotices(p *policy.Policy, log *slog.Logger, stderr io.Writer) func() {
+	if heldCertRequests != nil {
+		return func() {}
+	}
+	n, err := milter.NewNotifier(p, log, productName, version)
+	if err != nil {
+		fmt.Fprintf(stderr, "held: notices: %v\n", err)
+		return func() {}
+	}
+	if p.SMIME.Mode == policy.SMIMEOn {
+		if env, err := pipeline.NewSMIMEEnv(p, false); err == nil {
+			n.SMIME = env // R62: notices to a peer signed and encrypted
+		}
+	}
+	heldCertRequests = func(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header) {
+		n.Send(p, v, env, hs)
+	}
+	return func() {
+		heldCertRequests = nil
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			fmt.Fprintf(stderr, "held: notices: %v\n", err)
+		}
+	}
 }
