@@ -316,10 +316,6 @@ func (t *Transaction) CarryOut(ctx context.Context, forms []Form, sub notify.Sub
 		if err != nil {
 			return done, fmt.Errorf("holding %s: %w", strings.Join(f.Rcpts, ", "), err)
 		}
-		if f.Held.AdminHold != "" {
-			done = append(done, fmt.Sprintf("held for the administrator (%s) as %s: %s", f.Held.AdminHold, id, strings.Join(f.Rcpts, ", ")))
-			continue
-		}
 		done = append(done, fmt.Sprintf("held %s (%s) as %s: %s", f.Held.Code, f.Held.Domain, id, strings.Join(f.Rcpts, ", ")))
 	}
 	for _, f := range forms {

@@ -33,6 +33,11 @@ const (
 	HoldDMARC        HoldKind = "dmarc"          // inbound DMARC p=quarantine (G-DMARC-IN)
 )
 
+// CodeAdminHold is the Code of a held copy for an administrator (Copy.Hold
+// says which hold): not a Table 3 code, no SECURE DELIVERY notice is
+// based on it.
+const CodeAdminHold = "admin"
+
 // HeldReleaseCommand is the command that releases a message the gateway
 // holds for an administrator in its own store; it takes the held-mail ID
 // or the MTA queue ID the message came with.
@@ -90,7 +95,7 @@ func (p *Policy) adminHoldToStore(v *Verdict, t Transaction) {
 		return
 	}
 	rcpts := without(t.Envelope.Rcpts, v.RemoveRcpts)
-	v.Copies = append(v.Copies, Copy{Form: FormHeld, Rcpts: rcpts, Hold: v.adminHold, Reason: v.HoldReason})
+	v.Copies = append(v.Copies, Copy{Form: FormHeld, Rcpts: rcpts, Code: CodeAdminHold, Hold: v.adminHold, Reason: v.HoldReason})
 	v.Action = Discard
 	v.reason("held for the administrator (%s) by the gateway, not in the MTA's hold queue: a recipient is in S/MIME scope, and mail released from the MTA's queue would leave unsigned and unencrypted (R62); release with: %s",
 		v.adminHold, HeldReleaseCommand(t.Envelope.QueueID))

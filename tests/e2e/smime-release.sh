@@ -114,7 +114,7 @@ assert len(rows) == 1, rows
 r = rows[0]
 assert r["admin_hold"] == "classification" and r["queue_id"] == sys.argv[2] and r["recipients"] == ["bob@agency-b.govt.nz"], r
 EOF
-if grep -F '"msg":"forms of the message"' "$WORK/milter.log" | grep -F "\"queue_id\":\"$qid\"" | grep -qF "held for the administrator (classification) as "; then
+if grep -F '"msg":"forms of the message"' "$WORK/milter.log" | grep -F "\"queue_id\":\"$qid\"" | grep -F '"forms":["held admin () as ' | grep -qF "held for the administrator (classification) (): bob@$PEER"; then
 	pass "a: the milter logged the hold into the store"
 else
 	fail "a: the milter logged the hold into the store" "$WORK/milter.log"
