@@ -56,8 +56,10 @@ func (p *Policy) adminHoldInStore(v *Verdict, t Transaction) bool {
 		return false
 	}
 	for _, rcpt := range without(t.Envelope.Rcpts, v.RemoveRcpts) {
-		_, d, _ := strings.Cut(rcpt, "@")
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		// The domain the MTA delivers to: the one address parser's (a
+		// quoted local part may hold an "@"), without trailing dots.
+		_, d := SplitAddress(rcpt)
+		d = strings.ToLower(strings.TrimRight(d, "."))
 		if d == "" || p.IsOurDomain(d) {
 			continue
 		}

@@ -184,3 +184,14 @@ func TestAdminHoldLookalikeReleased(t *testing.T) {
 		t.Errorf("audit line does not say it was released: %q", v.Breaches)
 	}
 }
+
+// A quoted local part holding an "@" is judged by the domain the MTA
+// delivers to: the peer's, so the hold goes to the store.
+func TestAdminHoldQuotedLocalPart(t *testing.T) {
+	p := smimePolicy(t)
+	out := SMIMEOutbound{On: true, Own: ownOK, Peers: map[string]SMIMEPeer{"agency-b.govt.nz": peerValid}}
+	tx := secretTx(out, `"x@gmail.example"@agency-b.govt.nz`)
+	if v := p.AtEndOfMessage(tx); v.Action != Discard || len(v.Copies) != 1 || v.Copies[0].Hold != HoldClassified {
+		t.Fatalf("action %s copies %+v, want held by the gateway", v.Action, v.Copies)
+	}
+}
