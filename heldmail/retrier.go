@@ -63,13 +63,37 @@ const (
 	// ActNoticeFailed: the FAILURE notice could not be submitted; the
 	// entry stays and the notice is tried again at the next round.
 	ActNoticeFailed Action = "held-notice-failed"
+	// ActAdminHeld: the entry is held for an administrator
+	// (HeldMessage.AdminHold): the retry never sends it (ErrAdminHold).
+	ActAdminHeld Action = "held-for-admin"
+	// ActReleased: the administrator released it (`held release`) and
+	// every form was carried out; the entry is removed.
+	ActReleased Action = "held-released"
+	// ActNotReleased: a release that could not carry the message out now
+	// (the gateway would tempfail or refuse it, or hold it in the MTA's
+	// queue): the entry stays held for the administrator.
+	ActNotReleased Action = "held-not-released"
 )
+
+// ErrAdminHold: the entry is held for an administrator; only Release
+// (`held release`) sends it.
+var ErrAdminHold = errors.New("held for the administrator: release it with `nzsecure-milter held release`")
+
+// ErrNotAdminHold: Release of an entry held for a certificate problem
+// (the retry sends it once the problem is gone).
+var ErrNotAdminHold = errors.New("not held for the administrator (a certificate problem: `held retry` tries it)")
+
+// ErrNotReleased: Release could not carry the message out now.
+var ErrNotReleased = errors.New("not released")
 
 // Retrier retries the held mail every Interval and once at start, and
 // gives up after GiveUp counted from HeldMessage.Received.
 type Retrier struct {
 	Store *Store
 	Retry RetryFunc
+	// Released is the re-run of Release (`held release`): Retry's, with
+	// the recipients held again stored as new entries.
+	Released RetryFunc
 	// Notices submits the SECURE DELIVERY FAILURE notices (synchronously:
 	// the entry moves to failed/ only once its notice is with the MTA).
 	Notices notify.Submitter
@@ -175,10 +199,18 @@ func (r *Retrier) Round(ctx context.Context) RoundStats {
 	if max <= 0 {
 		max = 100
 	}
-	for i, e := range entries {
-		if ctx.Err() != nil || i >= max {
+	n := 0
+	for _, e := range entries {
+		if ctx.Err() != nil || n >= max {
 			break
 		}
+		if e.AdminHold != "" {
+			// Held for an administrator: only `held release` sends it, and
+			// smime.give_up does not apply (the administrator decides).
+			st[ActAdminHeld]++
+			continue
+		}
+		n++
 		a, _ := r.RetryOne(ctx, e.ID)
 		st[a]++
 	}
@@ -211,13 +243,16 @@ func (r *Retrier) RetryOne(ctx context.Context, id string) (Action, error) {
 	defer h.Close()
 	e := h.Entry
 	now := r.now()
+	if e.AdminHold != "" {
+		return ActAdminHeld, fmt.Errorf("%w: %s", ErrAdminHold, id)
+	}
 	if e.Notified {
 		// The notice went before a crash or a failed move: only the move
 		// is left.
 		return r.moveAfterNotice(h, ActGaveUp, "the SECURE DELIVERY FAILURE notice was sent")
 	}
 	tctx, cancel := context.WithTimeout(ctx, r.tryTimeout())
-	out, rerr := r.safeRetry(tctx, e.HeldMessage, h)
+	out, rerr := r.safeRetry(tctx, r.Retry, e.HeldMessage, h)
 	cancel()
 	if errors.Is(rerr, ErrCorrupt) || h.bad != nil {
 		// The stored bytes are not the message that was held: never sent
@@ -261,13 +296,70 @@ func (r *Retrier) RetryOne(ctx context.Context, id string) (Action, error) {
 
 // safeRetry runs Retry; a panic in the chain is the gateway's own failure
 // (the message stays held), never the end of the daemon the loop runs in.
-func (r *Retrier) safeRetry(ctx context.Context, h pipeline.HeldMessage, msg io.Reader) (out Outcome, err error) {
+func (r *Retrier) safeRetry(ctx context.Context, run RetryFunc, h pipeline.HeldMessage, msg io.Reader) (out Outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			out, err = Outcome{}, fmt.Errorf("%w: %v", ErrRetryPanic, p)
 		}
 	}()
-	return r.Retry(ctx, h, msg)
+	return run(ctx, h, msg)
+}
+
+// Release sends an entry held for an administrator (`held release`, R62):
+// Released re-runs it as Retry does, with the hold released
+// (HeldMessage.Released gets AdminHold, which is cleared), and carries
+// every form out before it returns Sent (a new hold, for a certificate
+// problem or for another administrator rule, is a new entry); the entry
+// is then removed. Any other outcome leaves the entry held for the
+// administrator with the reason (ErrNotReleased); nothing is given up or
+// notified on its own.
+func (r *Retrier) Release(ctx context.Context, id string) (Action, error) {
+	run := r.Released
+	if run == nil {
+		return ActNotReleased, fmt.Errorf("%w: no release function", ErrNotReleased)
+	}
+	h, err := r.Store.Get(id)
+	if err != nil {
+		if errors.Is(err, ErrBusy) {
+			return ActBusy, err
+		}
+		return ActCorrupt, err
+	}
+	defer h.Close()
+	e := h.Entry
+	if e.AdminHold == "" {
+		return ActNotReleased, fmt.Errorf("%w: %s", ErrNotAdminHold, id)
+	}
+	hm := e.HeldMessage
+	hm.Released = append(append([]string(nil), hm.Released...), hm.AdminHold)
+	hm.AdminHold = ""
+	tctx, cancel := context.WithTimeout(ctx, r.tryTimeout())
+	out, rerr := r.safeRetry(tctx, run, hm, h)
+	cancel()
+	if h.bad != nil {
+		rerr = h.bad // the stored bytes are not the message held: never sent
+	}
+	e.Tries++
+	e.LastTry = r.now().UTC()
+	if rerr != nil {
+		out = Outcome{Result: StillHeld, Reason: "the release failed: " + rerr.Error()}
+	}
+	if out.Reason != "" {
+		e.LastReason = out.Reason
+	}
+	if out.Result == Sent {
+		if err := r.Store.Remove(e.ID); err != nil {
+			r.decision(ActReleased, e, "", "released, but the entry could not be removed: "+err.Error())
+			return ActReleased, err
+		}
+		r.decision(ActReleased, e, "", "released by the administrator: "+out.Reason)
+		return ActReleased, nil
+	}
+	if err := r.Store.Update(e); err != nil {
+		r.log().Error("held-mail store: cannot update the entry", "held_id", e.ID, "error", err.Error())
+	}
+	r.decision(ActNotReleased, e, "", e.LastReason)
+	return ActNotReleased, fmt.Errorf("%w: %s", ErrNotReleased, e.LastReason)
 }
 
 // ErrRetryPanic: the Retry function panicked.
@@ -420,6 +512,9 @@ func (r *Retrier) decision(act Action, e Entry, movedTo, reason string) {
 	}
 	if movedTo != "" {
 		attrs = append(attrs, "moved_to", movedTo)
+	}
+	if e.AdminHold != "" {
+		attrs = append(attrs, "admin_hold", e.AdminHold)
 	}
 	level := slog.LevelInfo
 	if act == ActCorrupt || act == ActNoticeFailed {

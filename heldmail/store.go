@@ -7,7 +7,11 @@
 // The mail is kept here, not in the MTA's hold queue, because a message
 // released from Postfix's hold queue is delivered as it is, without passing
 // the milter again: it would leave unsigned and unencrypted
-// (pipeline/held.go).
+// (pipeline/held.go). For the same reason (R62) mail held for an
+// administrator (R110 and the other administrator holds,
+// policy/adminhold.go) with a recipient in S/MIME scope is kept here too,
+// marked with HeldMessage.AdminHold: the retry loop leaves it alone and
+// never gives it up; Retrier.Release (`held release`) sends it.
 //
 // On disk, in smime.held_dir:
 //

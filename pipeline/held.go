@@ -35,6 +35,16 @@ type HeldMessage struct {
 	// Received is when the gateway received the message; give-up counts
 	// from it.
 	Received time.Time `json:"received"`
+	// AdminHold is set when the message is held for an administrator
+	// (policy.HoldKind: R110 classification, unreadable content, lookalike
+	// domain, first contact), not for a certificate problem: kept here
+	// because a recipient is in S/MIME scope (R62). Only `held release`
+	// sends it; the retry loop leaves it alone and never gives it up.
+	AdminHold string `json:"admin_hold,omitempty"`
+	// Released are the administrator holds the message was already
+	// released from (policy.Transaction.Released): a re-run does not
+	// hold it again for them.
+	Released []string `json:"released,omitempty"`
 }
 
 // HoldStore keeps held messages. Put must have the message on stable

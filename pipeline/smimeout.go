@@ -262,7 +262,8 @@ func (t *Transaction) Forms(v policy.Verdict) ([]Form, error) {
 			env := t.env
 			env.Rcpts = distinctRcpts(c.Rcpts)
 			forms = append(forms, Form{Kind: c.Form, Rcpts: c.Rcpts, Held: &HeldMessage{Conn: t.conn, Envelope: env,
-				Domain: c.Domain, Code: c.Code, Reason: c.Reason, Received: t.start}})
+				Domain: c.Domain, Code: c.Code, Reason: c.Reason, Received: t.start,
+				AdminHold: c.Hold, Released: append([]string(nil), t.released...)}})
 			continue
 		}
 		vc := v

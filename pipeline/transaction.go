@@ -95,6 +95,9 @@ type Transaction struct {
 	spools  []*Spool // the chain's, closed with the transaction
 	failure error    // the gateway's own failure that tempfailed the message
 	smimeIn *smimeIn // inbound S/MIME found at end of message (issue 14)
+	// released: the administrator holds this message was released from
+	// (policy.Transaction.Released; the held-mail re-run sets them).
+	released []string
 }
 
 // Begin starts a transaction at MAIL FROM: it runs the checks the policy
@@ -307,6 +310,7 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 	if t.st.Known != nil {
 		x.Known = t.st.Known
 	}
+	x.Released = t.released
 	if t.wants.DKIM || t.wants.DMARC {
 		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
 		x.Message = t.st.Checker.Message(ctx, t.wants, t.conn, t.env, t.headers, t.mail,
@@ -325,6 +329,13 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 		cancel()
 	}
 	return t.final(t.pol.AtEndOfMessage(x))
+}
+
+// SetReleased tells the engine, at end of message, that an administrator
+// released this message from the holds kinds names (policy.HoldKind;
+// `held release` re-runs a held message with them).
+func (t *Transaction) SetReleased(kinds []string) {
+	t.released = append([]string(nil), kinds...)
 }
 
 // Failure is the gateway's own failure (spool, classifier) that made

@@ -327,7 +327,7 @@ func (p *Policy) checkDMARC(v *Verdict, d *DMARCCheck, mta, queueID, sender stri
 		v.refuse(550, "5.7.1", fmt.Sprintf("Message rejected by the DMARC policy of %s (p=%s): neither SPF nor DKIM is aligned with the From: domain (G-DMARC-IN)", d.FromDomain, d.Published))
 	case d.Result == ResultFail && d.Disposition == "quarantine":
 		release := ReleaseCommand(mta, queueID)
-		p.holdForAdmin(v, fmt.Sprintf("DMARC policy of %s is quarantine: held for the administrators (G-DMARC-IN); release with: %s", d.FromDomain, release),
+		p.holdForAdmin(v, HoldDMARC, fmt.Sprintf("DMARC policy of %s is quarantine: held for the administrators (G-DMARC-IN); release with: %s", d.FromDomain, release),
 			fmt.Sprintf("A message from %s failed DMARC (%s publishes p=quarantine) and is held. Release it with: %s", sender, d.FromDomain, release),
 			nil, WarningForgedAgency)
 	}

@@ -118,6 +118,7 @@ func tlsRank(version string) int {
 // stage was not refused, with the notices it causes (R73-R74).
 func (p *Policy) AtEndOfMessage(t Transaction) Verdict {
 	v := p.atEndOfMessage(t)
+	p.adminHoldToStore(&v, t) // R62: not released unsigned from the MTA's queue
 	p.smimeOutbound(&v, t)
 	p.receipts(&v, t)
 	p.finish(&v, t)

@@ -120,11 +120,17 @@ func (p *Policy) decideFirstContact(v *Verdict, t Transaction) {
 		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to %s: first classified mail to the address, sent (outbound.first_contact = log)", v.Classification, list))
 		return
 	}
-	release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
+	if t.released(HoldFirstContact) {
+		// Not learned: the administrator confirms an address with its own
+		// command (the notice names both).
+		v.releasedReason(HoldFirstContact, fmt.Sprintf("first classified mail (%s) to %s", v.Classification, list))
+		return
+	}
+	release := p.adminRelease(v, t)
 	approve := FirstContactApproveCommand(fresh)
-	p.holdForAdmin(v,
+	p.holdForAdmin(v, HoldFirstContact,
 		fmt.Sprintf("first classified mail (%s) to %s: held for confirmation (outbound.first_contact = hold); confirm with: %s; then release with: %s", v.Classification, list, approve, release),
-		fmt.Sprintf("A %s message from %s is held in the queue: it is the first classified mail this gateway would send to %s. If the address is right, confirm it with: %s and release the message with: %s", v.Classification, t.Envelope.From, list, approve, release),
+		fmt.Sprintf("A %s message from %s is held %s: it is the first classified mail this gateway would send to %s. If the address is right, confirm it with: %s and release the message with: %s", v.Classification, t.Envelope.From, p.adminHeldWhere(v, t), list, approve, release),
 		fresh, WarningSecureDeliveryFailure)
 	if _, d := SplitAddress(t.Envelope.From); d != "" && p.IsOurDomain(d) {
 		// The sender is told too (the notice names both commands; only an

@@ -344,6 +344,9 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 		verb := "refused"
 		if p.Outbound.Lookalike == LookalikeHold {
 			verb = "held"
+			if t.released(HoldLookalike) {
+				verb = "released by the administrator"
+			}
 		}
 		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to %s %s: %s (%s): misdirected mail (spec 000 Government to Citizen)", v.Classification, rcpt, verb, text, why))
 	}
@@ -351,10 +354,19 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 		return
 	}
 	summary := clip(strings.Join(texts, "; "), 300)
+	if p.Outbound.Lookalike == LookalikeHold && t.released(HoldLookalike) {
+		for i := range v.Recipients {
+			if slices.Contains(bad, v.Recipients[i].Address) {
+				v.Recipients[i].Allowed, v.Recipients[i].Reason = true, "released by the administrator (possibly misdirected: "+v.Recipients[i].Reason+")"
+			}
+		}
+		v.releasedReason(HoldLookalike, summary)
+		return
+	}
 	if p.Outbound.Lookalike == LookalikeHold {
-		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
-		p.holdForAdmin(v, fmt.Sprintf("%s: held as possibly misdirected mail; release with: %s", summary, release),
-			fmt.Sprintf("A message from %s is held in the queue as possibly misdirected: %s. Release it with: %s", t.Envelope.From, summary, release),
+		release := p.adminRelease(v, t)
+		p.holdForAdmin(v, HoldLookalike, fmt.Sprintf("%s: held as possibly misdirected mail; release with: %s", summary, release),
+			fmt.Sprintf("A message from %s is held %s as possibly misdirected: %s. Release it with: %s", t.Envelope.From, p.adminHeldWhere(v, t), summary, release),
 			bad, WarningSecureDeliveryFailure)
 		return
 	}

@@ -49,10 +49,12 @@ func (v *Verdict) hold(reason string) {
 	v.Reasons = append(v.Reasons, reason)
 }
 
-// holdForAdmin holds the message (reason, as hold) and tells the
-// administrator in a held-mail notice (R56, R110) with text notice, naming
-// rcpts and Table 3 code.
-func (p *Policy) holdForAdmin(v *Verdict, reason, notice string, rcpts []string, code string) {
+// holdForAdmin holds the message (reason, as hold) for an administrator
+// (kind) and tells the administrator in a held-mail notice (R56, R110)
+// with text notice, naming rcpts and Table 3 code. adminHoldToStore may
+// move the hold to the gateway's store (adminhold.go).
+func (p *Policy) holdForAdmin(v *Verdict, kind HoldKind, reason, notice string, rcpts []string, code string) {
 	v.hold(reason)
+	v.adminHold = kind
 	v.Notices = append(v.Notices, Notice{Kind: NoticeHeld, To: p.Postmaster(), Rcpts: rcpts, Code: code, Reason: notice})
 }

@@ -47,10 +47,21 @@ func (p *Policy) routeOutbound(v *Verdict, t Transaction) {
 	}
 
 	switch {
+	case routing == Hold && len(external) > 0 && t.released(HoldClassified):
+		for i := range v.Recipients {
+			if !v.Recipients[i].Internal {
+				v.Recipients[i].Allowed, v.Recipients[i].Reason = true, "released by the administrator (R110)"
+			}
+		}
+		v.releasedReason(HoldClassified, fmt.Sprintf("%s message to %s", class, strings.Join(external, ", ")))
+		if p.Outbound.RouteHeader {
+			v.addHeader(RouteHeader, "tls")
+		}
+		return
 	case routing == Hold && len(external) > 0:
-		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
-		p.holdForAdmin(v, fmt.Sprintf("classification %s is held for an administrator (R110); release with: %s", class, release),
-			fmt.Sprintf("A %s message from %s is held in the queue. Release it with: %s", class, t.Envelope.From, release),
+		release := p.adminRelease(v, t)
+		p.holdForAdmin(v, HoldClassified, fmt.Sprintf("classification %s is held for an administrator (R110); release with: %s", class, release),
+			fmt.Sprintf("A %s message from %s is held %s. Release it with: %s", class, t.Envelope.From, p.adminHeldWhere(v, t), release),
 			external, WarningSecureDeliveryFailure)
 		v.Breaches = append(v.Breaches, fmt.Sprintf("%s message to external recipients %s held (R110)", class, strings.Join(external, ", ")))
 		return
@@ -106,9 +117,14 @@ func (p *Policy) decideUnreadable(v *Verdict, t Transaction) {
 		v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s refused (classification.unreadable = refuse): %s", rcpts, why))
 		v.refuse(550, "5.7.1", "Message refused: this gateway could not read all of its content to check its classification ("+clip(why, 200)+"); send it unencrypted, uncompressed or as plain text")
 	default: // UnreadableHold, also for a zero Policy
-		release := ReleaseCommand(t.Conn.MTA, t.Envelope.QueueID)
-		p.holdForAdmin(v, fmt.Sprintf("content could not be read in full, held for an administrator as if classified (classification.unreadable = hold); release with: %s: %s", release, why),
-			fmt.Sprintf("A message from %s is held in the queue because this gateway could not read all of its content to check its classification: %s. Release it with: %s", t.Envelope.From, why, release),
+		if t.released(HoldUnreadable) {
+			v.releasedReason(HoldUnreadable, "content could not be read in full: "+why)
+			v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s released by the administrator (classification.unreadable = hold): %s", rcpts, why))
+			return
+		}
+		release := p.adminRelease(v, t)
+		p.holdForAdmin(v, HoldUnreadable, fmt.Sprintf("content could not be read in full, held for an administrator as if classified (classification.unreadable = hold); release with: %s: %s", release, why),
+			fmt.Sprintf("A message from %s is held %s because this gateway could not read all of its content to check its classification: %s. Release it with: %s", t.Envelope.From, p.adminHeldWhere(v, t), why, release),
 			external, WarningSecureDeliveryFailure)
 		v.Breaches = append(v.Breaches, fmt.Sprintf("message with unreadable content to external recipients %s held (classification.unreadable = hold): %s", rcpts, why))
 	}

@@ -76,6 +76,9 @@ type Copy struct {
 	// Code and Reason, for a held copy: the Table 3 code and why.
 	Code   string `json:"code,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Hold, for a held copy: the message is held for an administrator
+	// (HoldKind, adminhold.go), not for a certificate problem.
+	Hold HoldKind `json:"hold,omitempty"`
 }
 
 // MainRcpts are the recipients the MTA's own transaction keeps: the
@@ -317,7 +320,9 @@ func (v Verdict) FormsSummary(env Envelope) string {
 	}
 	for _, c := range v.Copies {
 		s := string(c.Form)
-		if c.Form == FormHeld {
+		if c.Form == FormHeld && c.Hold != "" {
+			s += " for the administrator (" + c.Hold + ")"
+		} else if c.Form == FormHeld {
 			s += " " + c.Code
 		}
 		parts = append(parts, fmt.Sprintf("%s (%s): %s", s, c.Domain, strings.Join(c.Rcpts, ", ")))

@@ -75,6 +75,10 @@ type Transaction struct {
 	// Known is the first-contact state (outbound.first_contact): nil
 	// counts every address as new.
 	Known KnownRecipients
+	// Released are the administrator holds (HoldKind) an administrator
+	// released this message from (`held release`, adminhold.go): the
+	// engine does not hold it again for them.
+	Released []string
 }
 
 // Direction says which way a message travels through the gateway.
@@ -204,6 +208,9 @@ type Verdict struct {
 	// HoldReason, for a Quarantine, is the reason the MTA records with the
 	// held message: the hold's own reason, not every reason of the verdict.
 	HoldReason string
+	// adminHold is the kind of a Quarantine held for an administrator
+	// (holdForAdmin), for adminHoldToStore.
+	adminHold HoldKind
 
 	// Recipients is the outbound decision for each envelope recipient (M-OUT).
 	Recipients []RecipientDecision

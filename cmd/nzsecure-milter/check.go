@@ -184,7 +184,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	for _, f := range forms {
 		fr := formReport{Form: f.Kind, Recipients: f.Rcpts, Main: f.Main}
 		if f.Held != nil {
-			fr.Code, fr.Domain = f.Held.Code, f.Held.Domain
+			fr.Code, fr.Domain, fr.AdminHold = f.Held.Code, f.Held.Domain, f.Held.AdminHold
 		}
 		report.Forms = append(report.Forms, fr)
 	}
@@ -262,6 +262,8 @@ type formReport struct {
 	Main       bool            `json:"main"`
 	Code       string          `json:"code,omitempty"`
 	Domain     string          `json:"domain,omitempty"`
+	// AdminHold: held for the administrator (`held release`, R62).
+	AdminHold string `json:"admin_hold,omitempty"`
 }
 
 // FormSeparator starts each form in `check --output` when more than one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,11 @@ func (h *heldStates) get() (pipeline.State, error) {
 	if err != nil {
 		return pipeline.State{}, err
 	}
+	// outbound.first_contact: the addresses known when the policy was
+	// loaded (serve's state file, read only as `check` reads it), so that
+	// a re-run, a release above all, does not take every address as new
+	// and hold the message again for a first contact.
+	st.Known = checkKnown(p, io.Discard)
 	h.p, h.st = p, st
 	return st, nil
 }
@@ -81,6 +87,7 @@ func newHeldRetrier(p *policy.Policy, cur func() *policy.Policy, store *heldmail
 	return &heldmail.Retrier{
 		Store:     store,
 		Retry:     heldRetry(states.get, sub, store, time.Now),
+		Released:  heldRelease(states.get, sub, store, time.Now),
 		Notices:   sub,
 		Generator: notify.Generator{Domain: domain},
 		GiveUp:    p.SMIME.GiveUp,
@@ -99,6 +106,36 @@ func openHeldStore(p *policy.Policy) (*heldmail.Store, error) {
 // when others of it may now go (a new entry, with the original Received,
 // so give-up still counts from when the message came).
 func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold pipeline.HoldStore, now func() time.Time) heldmail.RetryFunc {
+	return heldRerun(state, sub, hold, now, false)
+}
+
+// heldRelease is the RetryFunc of `held release` (heldmail.Retrier.Release,
+// R62): the same re-run, with h.Released naming the hold the administrator
+// released, so the engine does not hold it again for that and applies
+// every other rule. It differs from the retry in two ways: recipients held
+// again (a certificate problem, 201-212, or another administrator rule)
+// go to new entries, with give-up counted from the release, and the
+// verdict's notices to our side and the sender about those holds
+// (held-mail, SECURE DELIVERY DELAYED, certificate requests) are sent, as
+// the milter sends them for a new message.
+func heldRelease(state func() (pipeline.State, error), sub notify.Submitter, hold pipeline.HoldStore, now func() time.Time) heldmail.RetryFunc {
+	return heldRerun(state, sub, releasedHold{hold, now}, now, true)
+}
+
+// releasedHold puts the recipients a release holds again with Received
+// now: smime.give_up counts from the release, not from when the message
+// first came (the administrator may have taken days).
+type releasedHold struct {
+	s   pipeline.HoldStore
+	now func() time.Time
+}
+
+func (r releasedHold) Put(ctx context.Context, h pipeline.HeldMessage, msg io.Reader) (string, error) {
+	h.Received = r.now()
+	return r.s.Put(ctx, h, msg)
+}
+
+func heldRerun(state func() (pipeline.State, error), sub notify.Submitter, hold pipeline.HoldStore, now func() time.Time, release bool) heldmail.RetryFunc {
 	return func(ctx context.Context, h pipeline.HeldMessage, msg io.Reader) (heldmail.Outcome, error) {
 		st, err := state()
 		if err != nil {
@@ -116,8 +153,18 @@ func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold 
 		if err != nil {
 			return heldmail.Outcome{}, err
 		}
-		sendCertRequests(tx.Policy(), tx.Envelope(), tx.Headers(), v)
-		forms, out, err := heldRetryForms(tx, v)
+		kinds := []policy.NoticeKind{policy.NoticeCertRequest}
+		if v.Action != policy.Quarantine {
+			// A new hold for the administrator in the store; one in the
+			// MTA's queue is not made by a re-run (its notice would name
+			// a message the MTA does not hold).
+			kinds = append(kinds, policy.NoticeHeld)
+		}
+		if release {
+			kinds = append(kinds, policy.NoticeDelayed)
+		}
+		sendRerunNotices(tx.Policy(), tx.Envelope(), tx.Headers(), v, kinds...)
+		forms, out, err := heldRetryForms(tx, v, release)
 		if err != nil || out.Result != heldmail.Sent {
 			return out, err
 		}
@@ -143,7 +190,13 @@ func heldRetry(state func() (pipeline.State, error), sub notify.Submitter, hold 
 // internet, held for a certificate problem), or into still held (every
 // recipient still held: the verdict's current code, 201, 202, 211 or 212)
 // or refused.
-func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict) ([]pipeline.Form, heldmail.Outcome, error) {
+//
+// A held form for an administrator (the re-run now holds the message for
+// R110, unreadable content, a lookalike domain or a first contact, with a
+// recipient in S/MIME scope) is carried out as a new entry, never kept as
+// a certificate hold; release: recipients held again for a certificate
+// problem are carried out as a new entry too (the released one goes).
+func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict, release bool) ([]pipeline.Form, heldmail.Outcome, error) {
 	why := strings.Join(v.Reasons, "; ")
 	if v.Direction != policy.Outbound && (v.Action == policy.Accept || v.Action == policy.Discard) {
 		// Only outbound mail is held; judged as inbound now (internal_networks
@@ -163,6 +216,8 @@ func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict) ([]pipeline.Form
 		leaves := false
 		for _, f := range forms {
 			switch {
+			case f.Kind == policy.FormHeld && (release || f.Held.AdminHold != ""):
+				leaves = true
 			case f.Kind == policy.FormHeld && held == nil:
 				held = f.Held
 			case f.Kind != policy.FormHeld && len(f.Rcpts) > 0:
@@ -179,8 +234,13 @@ func heldRetryForms(tx *pipeline.Transaction, v policy.Verdict) ([]pipeline.Form
 	case policy.Tempfail:
 		return nil, heldmail.Outcome{Result: heldmail.StillHeld, Reason: "the gateway would tempfail it now: " + why}, nil
 	case policy.Quarantine:
-		// Held for the administrator now (R110, DMARC, unreadable): never
-		// released by the retry; failed/ is where the administrator looks.
+		// Held for the administrator in the MTA's hold queue now (no
+		// recipient in S/MIME scope): the re-run cannot put it there. The
+		// retry gives it up to failed/, where the administrator looks; a
+		// release leaves it held.
+		if release {
+			return nil, heldmail.Outcome{Result: heldmail.StillHeld, Reason: "the policy now holds it for the administrator in the MTA's hold queue, which a release cannot do: " + why}, nil
+		}
 		return nil, heldmail.Outcome{Result: heldmail.Refused, Reason: "the policy now holds it for the administrator: " + why}, nil
 	default:
 		return nil, heldmail.Outcome{Result: heldmail.Refused, Reason: fmt.Sprintf("the policy now gives %s: %s", v.Action, why)}, nil
@@ -202,6 +262,9 @@ func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now tim
 	if err != nil {
 		return nil, policy.Verdict{}, err
 	}
+	// The administrator holds it was released from (`held release`): not
+	// held again for them (policy.Transaction.Released).
+	tx.SetReleased(h.Released)
 	if v, _, err = feedMessage(tx, v, h.Envelope.Rcpts, headers, tooBig, in, 0); err != nil {
 		return tx, policy.Verdict{}, fmt.Errorf("reading the stored message: %w", err)
 	}
@@ -211,20 +274,29 @@ func rerunHeld(st pipeline.State, h pipeline.HeldMessage, msg io.Reader, now tim
 	return tx, v, nil
 }
 
-// heldCertRequests, when set (serve: the milter's notifier), sends the
-// certificate requests a retry's verdict lists (R44, R51: the peer still
-// has no valid certificate; the notifier's rate limit allows one per
-// domain per smime.retry_interval). The retry's other notices are the
-// retrier's own (DELAYED once, FAILURE at give-up).
+// heldCertRequests, when set (serve: the milter's notifier; `held
+// release`: its own), sends the certificate requests a retry's verdict
+// lists (R44, R51: the peer still has no valid certificate; the notifier's
+// rate limit allows one per domain per smime.retry_interval), the
+// held-mail notice of a new hold for the administrator (R56, R110) and,
+// for a release, SECURE DELIVERY DELAYED of a new certificate hold. The
+// retry's other notices are the retrier's own (DELAYED once, FAILURE at
+// give-up).
 var heldCertRequests func(p *policy.Policy, v policy.Verdict, env policy.Envelope, hs []policy.Header)
 
 func sendCertRequests(p *policy.Policy, env policy.Envelope, hs []policy.Header, v policy.Verdict) {
+	sendRerunNotices(p, env, hs, v, policy.NoticeCertRequest)
+}
+
+// sendRerunNotices hands the notices of v of the given kinds to
+// heldCertRequests.
+func sendRerunNotices(p *policy.Policy, env policy.Envelope, hs []policy.Header, v policy.Verdict, kinds ...policy.NoticeKind) {
 	if heldCertRequests == nil {
 		return
 	}
 	var reqs []policy.Notice
 	for _, n := range v.Notices {
-		if n.Kind == policy.NoticeCertRequest {
+		if slices.Contains(kinds, n.Kind) {
 			reqs = append(reqs, n)
 		}
 	}
