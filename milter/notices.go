@@ -160,6 +160,11 @@ func (n *Notifier) build(p *policy.Policy, nt policy.Notice, v policy.Verdict, e
 		// Table 1, receiving column: "Notify Recipient's Postmaster" of a
 		// message delivered with an UNVERIFIED certificate warning (101-115).
 		return g.Notice(notify.NoticeParams{Code: nt.Code, To: []string{nt.To}, Original: orig, Text: notify.TextParams{Detail: nt.Reason}})
+	case policy.NoticeCertReplaced:
+		// Table 1, sending, "Untrusted / Unknown CA": "Success: Send
+		// message. Notify Recipient's Postmaster".
+		_, d := policy.SplitAddress(nt.To)
+		return g.CertificateReplaced(notify.CertReplacedParams{To: nt.To, Domain: d, Detail: nt.Reason, Original: orig})
 	case policy.NoticeDelayed:
 		// SECURE DELIVERY DELAYED (Table 1, 201-212) to the sender and the
 		// sender's postmaster; Table 2's "The system will try again in X

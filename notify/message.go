@@ -235,6 +235,34 @@ func (g Generator) Notice(p NoticeParams) (*Message, error) {
 	return g.build("notice "+p.Code, p.To, subject, "auto-generated", nil, lines)
 }
 
+// CertReplacedParams describe the notice to a peer agency's postmaster
+// that the untrusted certificate this gateway held for its domain was
+// replaced by a valid one found by LDAP discovery (Table 1, sending,
+// "Untrusted / Unknown CA": "Success: Send message. Notify Recipient's
+// Postmaster").
+type CertReplacedParams struct {
+	To       string   // postmaster@ the peer domain
+	Domain   string   // the peer domain
+	Detail   string   // which certificates, by fingerprint
+	Original Original // R77: the message that was sent with the new one
+}
+
+// CertificateReplaced builds that notice: from postmaster@Domain,
+// Auto-Submitted: auto-generated. Table 2 has no text for it (it is not a
+// warning: the message was delivered securely), so it says what happened.
+func (g Generator) CertificateReplaced(p CertReplacedParams) (*Message, error) {
+	d := oneLine(p.Domain)
+	lines := []string{
+		"SECURE EMAIL CERTIFICATE REPLACED – The certificate this gateway held for " + d + " was untrusted (no chain to an accredited CA); a valid certificate found by LDAP discovery replaced it, and the message below was signed and encrypted to the new one.",
+	}
+	if detail := oneLine(p.Detail); detail != "" {
+		lines = append(lines, "", detail)
+	}
+	lines = append(lines, "", "Original message:")
+	lines = append(lines, originalLines(p.Original)...)
+	return g.build("certificate replaced", []string{p.To}, "SECURE EMAIL CERTIFICATE REPLACED: "+d, "auto-generated", nil, lines)
+}
+
 // ReceiptParams describe a delivery receipt or a non delivery report
 // (R73, R74, Table 4).
 type ReceiptParams struct {

@@ -260,3 +260,24 @@ func TestGeneratorErrors(t *testing.T) {
 		t.Errorf("Subject %q", s)
 	}
 }
+
+// The Table 1 "Untrusted / Unknown CA" notice to the recipient's
+// postmaster: from our postmaster, auto-generated, to the peer's.
+func TestCertificateReplaced(t *testing.T) {
+	g := Generator{Domain: "agency.govt.nz"}
+	m, err := g.CertificateReplaced(CertReplacedParams{To: "postmaster@agency-b.govt.nz", Domain: "agency-b.govt.nz",
+		Detail: "replaced: 00cc", Original: Original{Subject: "hello"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(m.Data)
+	for _, want := range []string{"From: Postmaster <postmaster@agency.govt.nz>", "To: postmaster@agency-b.govt.nz",
+		"Subject: SECURE EMAIL CERTIFICATE REPLACED: agency-b.govt.nz", "Auto-Submitted: auto-generated", "replaced: 00cc", "Subject: hello"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("notice lacks %q:\n%s", want, s)
+		}
+	}
+	if len(m.Rcpts) != 1 || m.Rcpts[0] != "postmaster@agency-b.govt.nz" {
+		t.Errorf("rcpts %v", m.Rcpts)
+	}
+}

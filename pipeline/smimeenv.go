@@ -119,11 +119,16 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 		// Table 1: "Auto-discover valid public key certificate (LDAP).
 		// Success: Send message" (R43, R58: also when the stored one is
 		// expired or revoked).
-		before := pv.Reasons
+		before, untrusted := pv.Reasons, e.untrusted(ctx, domain, pv.State)
 		found, why := e.Discoverer.Discover(ctx, domain)
 		if found {
 			pv = e.Store.Peer(ctx, e.Validator, domain)
 			pv.Reasons = append(before, pv.Reasons...)
+			if pv.Cert != nil {
+				// Table 1, "Untrusted / Unknown CA": "Success: Send message.
+				// Notify Recipient's Postmaster" (the engine lists it).
+				out.ReplacedUntrusted = untrusted
+			}
 		}
 		pv.Reasons = append(pv.Reasons, why...)
 	}
@@ -132,6 +137,25 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 	out.State, out.Reasons = pv.State, pv.Reasons
 	if pv.Cert != nil {
 		out.Fingerprint, out.Cipher = smime.Fingerprint(pv.Cert), pv.Cipher.String()
+	}
+	return out
+}
+
+// untrusted are the fingerprints of domain's stored certificates that are
+// untrusted (no chain to an accredited CA, R179-R180), when state, the
+// state of the best candidate, is: the Table 1 row is "Untrusted / Unknown
+// CA". An untrusted certificate fails before any revocation look-up, so
+// judging them again costs no CRL fetch.
+func (e *SMIMEEnv) untrusted(ctx context.Context, domain string, state smime.State) []string {
+	if state != smime.StateUntrusted {
+		return nil
+	}
+	certs, _ := e.Store.Certificates(domain)
+	var out []string
+	for _, c := range certs {
+		if e.Validator.Validate(ctx, c, domain, nil).State == smime.StateUntrusted {
+			out = append(out, smime.Fingerprint(c))
+		}
 	}
 	return out
 }

@@ -27,6 +27,12 @@ type SMIMEPeer struct {
 	// Fingerprint and Cipher of the certificate encrypted to, when valid.
 	Fingerprint string `json:"fingerprint,omitempty"`
 	Cipher      string `json:"cipher,omitempty"`
+	// ReplacedUntrusted are the SHA-256 fingerprints of the stored
+	// certificates, untrusted (smime.StateUntrusted), that LDAP discovery
+	// replaced by the valid one above while looking this message up
+	// (Table 1, sending, "Untrusted / Unknown CA": "Success: Send message.
+	// Notify Recipient's Postmaster"); empty otherwise.
+	ReplacedUntrusted []string `json:"replaced_untrusted,omitempty"`
 }
 
 // SMIMEOwn is our signing identity for the sending domain (R37).

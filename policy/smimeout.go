@@ -60,6 +60,12 @@ const TransformSMIMESignEncrypt TransformKind = "smime-sign-encrypt"
 // row 2) to the sender and the sender's postmaster, with Code 201-212.
 const NoticeDelayed NoticeKind = "delayed"
 
+// NoticeCertReplaced tells a peer agency's postmaster that the untrusted
+// certificate we held for its domain was replaced by a valid one LDAP
+// discovery found (Table 1, sending, "Untrusted / Unknown CA": "Success:
+// Send message. Notify Recipient's Postmaster"; SMIMEPeer.ReplacedUntrusted).
+const NoticeCertReplaced NoticeKind = "cert-replaced"
+
 // Copy is a form of the message other than the one the MTA's own
 // transaction carries (Verdict.Transforms): its recipients leave the main
 // transaction and go in this form. Every envelope recipient is in exactly
@@ -190,6 +196,7 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 			tr = append(tr, *dkim)
 		}
 		copies = append(copies, Copy{Form: FormSMIME, Rcpts: smimeBy[d], Transforms: tr, Domain: d})
+		p.certReplacedNotice(v, d, peer, smimeBy[d])
 	}
 	if len(plain) == 0 && len(copies) > 0 {
 		// Every recipient that goes now gets S/MIME: the MTA's own
@@ -210,6 +217,23 @@ func (p *Policy) smimeOutbound(v *Verdict, t Transaction) {
 		v.Action = Discard
 		v.reason("no recipient is left for the MTA's own transaction: %s", v.FormsSummary(t.Envelope))
 	}
+}
+
+// certReplacedNotice lists, for a peer domain whose untrusted stored
+// certificate discovery replaced by the valid one this message is
+// encrypted to, the notice to the recipient's postmaster (Table 1,
+// sending, "Untrusted / Unknown CA": "Success: Send message. Notify
+// Recipient's Postmaster"). filterNotices applies R93-R94 to it and
+// smimeNotices signs and encrypts it to the new certificate (R62); the
+// notifier's rate limit R95.
+func (p *Policy) certReplacedNotice(v *Verdict, domain string, peer SMIMEPeer, rcpts []string) {
+	if len(peer.ReplacedUntrusted) == 0 {
+		return
+	}
+	reason := fmt.Sprintf("Untrusted certificate(s) of %s replaced: %s; now encrypting to %s (SHA-256 fingerprints).",
+		domain, strings.Join(peer.ReplacedUntrusted, ", "), peer.Fingerprint)
+	v.Notices = append(v.Notices, Notice{Kind: NoticeCertReplaced, To: "postmaster@" + domain, Rcpts: rcpts, Reason: reason})
+	v.reason("the untrusted certificate(s) of %s were replaced by one LDAP discovery found: its postmaster is told (Table 1)", domain)
 }
 
 // smimeQuarantineCaution: mail held in the MTA's hold queue for an

@@ -153,7 +153,9 @@ func heldRerun(state func() (pipeline.State, error), sub notify.Submitter, hold 
 		if err != nil {
 			return heldmail.Outcome{}, err
 		}
-		kinds := []policy.NoticeKind{policy.NoticeCertRequest}
+		// A retry whose discovery replaced an untrusted peer certificate
+		// tells the peer's postmaster, as the milter does (Table 1).
+		kinds := []policy.NoticeKind{policy.NoticeCertRequest, policy.NoticeCertReplaced}
 		if v.Action != policy.Quarantine {
 			// A new hold for the administrator in the store; one in the
 			// MTA's queue is not made by a re-run (its notice would name
