@@ -259,19 +259,46 @@ func describe(c *x509.Certificate) string {
 }
 
 // CheckNaming enforces R45-R47: a DCA certificate has the common name
-// domain-confidentiality-authority, and its rfc822Name (or emailAddress)
-// is domain-confidentiality-authority@domain.
+// domain-confidentiality-authority, every RFC 822 address it carries
+// (rfc822Name or emailAddress) has that name as its local part (R46, RFC
+// 3183 section 4.1: "this name MUST appear in the end entity part of the
+// address"), and one of them is domain-confidentiality-authority@domain.
+//
+// The domain must be the same as the entities' domain, not an ascendant of
+// it: RFC 3183's name mapping rule allows an ascendant, but the spec
+// amended R47 to delete "or an ascendant of" (a DCA per domain, R45), so
+// a DCA for govt.nz does not sign for agency-a.govt.nz. Local part and
+// domain compare case-insensitively (the local part is a fixed name, not a
+// mailbox whose case may matter).
 func CheckNaming(c *x509.Certificate, domain string) error {
 	if c.Subject.CommonName != DCACommonName {
 		return fmt.Errorf("common name %q is not %s (R45-R46)", c.Subject.CommonName, DCACommonName)
 	}
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	found := false
 	for _, a := range CertEmails(c) {
-		if _, d, ok := strings.Cut(a, "@"); ok && strings.EqualFold(d, domain) {
-			return nil
+		local, d, ok := cutLastAt(a)
+		if !ok || !strings.EqualFold(local, DCACommonName) {
+			return fmt.Errorf("address %q: the local part is not %s (R46, RFC 3183 section 4.1)", a, DCACommonName)
+		}
+		if strings.EqualFold(d, domain) {
+			found = true
 		}
 	}
-	return fmt.Errorf("no rfc822Name or emailAddress in domain %s (R47)", domain)
+	if !found {
+		return fmt.Errorf("no rfc822Name or emailAddress in domain %s (R47)", domain)
+	}
+	return nil
+}
+
+// cutLastAt splits an address at its last "@" (a quoted local part may
+// hold one).
+func cutLastAt(a string) (local, domain string, ok bool) {
+	i := strings.LastIndexByte(a, '@')
+	if i < 0 {
+		return "", "", false
+	}
+	return a[:i], a[i+1:], true
 }
 
 // oidEmailAddress is PKCS #9 emailAddress in a subject DN.
