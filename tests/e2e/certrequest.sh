@@ -9,7 +9,7 @@
 #              LDAP. Its internal_networks exclude loopback, so B's
 #              connections are inbound at A (alice submits authenticated).
 #   gateway B: agency-b.govt.nz, a second private Postfix and milter (the
-#              gw_b_* helpers, as in twogateways.sh); mail for
+#              gw_b_* helpers in lib.sh); mail for
 #              agency-a.govt.nz goes back to A, the rest to the sink. B
 #              has no certificate for agency-a either. Its
 #              internal_networks are 127.0.0.2 (the test client: outbound
@@ -51,18 +51,7 @@ ALICE_PASS=alice-secret-1
 BODY_LINE="Agenda of the joint working group, for agency B only."
 
 # ------------------------------------------------------------------- PKI
-PKI=$WORK/pki
-pick_port CRL_PORT
-if ! OUT=$PKI CDP_URL="http://127.0.0.1:$CRL_PORT/ca.crl" bash "$REPO_ROOT/testdata/smime/make-fixtures.sh" >"$WORK/pki.log" 2>&1; then
-	fail "make-fixtures.sh made the PKI" "$WORK/pki.log"
-	e2e_finish
-fi
-mkdir -p "$WORK/crlsrv" && cp "$PKI/ca.crl" "$WORK/crlsrv/ca.crl"
-python3 -m http.server --bind 127.0.0.1 --directory "$WORK/crlsrv" "$CRL_PORT" >>"$WORK/crl-http.log" 2>&1 &
-CRL_PID=$!
-e2e_track "$CRL_PID"
-e2e_record_pid "$CRL_PID"
-wait_until 10 port_listening "$CRL_PORT" || { fail "CRL server listens" "$WORK/crl-http.log"; e2e_finish; }
+e2e_pki
 # No peer certificates at all on either side.
 mkdir -p "$WORK/peers-a" "$WORK/peers-b"
 
@@ -74,99 +63,12 @@ EOF
 start_dns "$WORK/zone"
 start_sink
 
-# ---------------------------------------------------------------- capture
-# A capturing TCP proxy between A and B (what A sends B is appended to
-# $CAPTURE), as in twogateways.sh.
-pick_port PROXY_PORT
-pick_port B_SMTP_PORT
-pick_port B_MILTER_PORT
-CAPTURE=$WORK/capture-a-to-b.txt
-cat >"$WORK/proxy.py" <<'EOF'
-import socket, sys, threading
-listen, target, capture = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-lock = threading.Lock()
-def pump(src, dst, log):
-    try:
-        while True:
-            b = src.recv(65536)
-            if not b:
-                break
-            if log:
-                with lock, open(capture, "ab") as f:
-                    f.write(b)
-            dst.sendall(b)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", listen))
-srv.listen(16)
-while True:
-    c, _ = srv.accept()
-    u = socket.create_connection(("127.0.0.1", target))
-    threading.Thread(target=pump, args=(c, u, True), daemon=True).start()
-    threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
-EOF
-python3 "$WORK/proxy.py" "$PROXY_PORT" "$B_SMTP_PORT" "$CAPTURE" >>"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-e2e_track "$PROXY_PID"
-e2e_record_pid "$PROXY_PID"
-wait_until 10 port_listening "$PROXY_PORT" || { fail "capture proxy listens" "$WORK/proxy.log"; e2e_finish; }
-
-# ------------------------------------------------------------ gateway B
-# gw_b_*: copied from twogateways.sh (B's own milter and Postfix); B's
-# Postfix also sends mail for agency-a back to A ($SMTP_PORT).
-GWB=$WORK/b
-B_MILTER_PID=
-gw_b_milter() {
-	mkdir -p "$GWB"
-	"$NZBIN" serve --listen "inet:$SERVER_IP:$B_MILTER_PORT" \
-		--set "dns.servers=[\"$DNS_ADDR\"]" --set 'notify.submit="sendmail"' \
-		--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$GWB/postfix\"]" \
-		--set 'profile="seemail"' --set "domains=[\"$B\"]" --set 'internal_networks=["127.0.0.2/32"]' \
-		--set "outbound.seemail_domains=[\"$A\"]" \
-		--set "smime.identities=[\"$B:$PKI/agency-b.crt:$PKI/agency-b.key\"]" \
-		--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-b\"" \
-		--set "smime.crl_dir=\"$GWB/crl\"" --set 'smime.crl_timeout="2s"' \
-		--set "smime.held_dir=\"$GWB/held\"" --set "smime.pending=\"$GWB/pending\"" --set "lists.dir=\"$GWB/lists\"" \
-		--set "selftest.key_file=\"$GWB/selftest.key\"" --set 'selftest.interval="0s"' \
-		--set "outbound.first_contact_state=\"$GWB/first-contact\"" \
-		--set 'smime.retry_interval="1h"' \
-		--set 'authserv_id="mx-b.e2e.test"' >>"$GWB/milter.log" 2>&1 &
-	B_MILTER_PID=$!
-	e2e_track "$B_MILTER_PID"
-	e2e_record_pid "$B_MILTER_PID"
-	wait_until 15 port_listening "$B_MILTER_PORT"
-}
-gw_b_postfix() {
-	local save=("$PFDIR" "$PFQUEUE" "$PFDATA" "$SMTP_PORT" "$WORK" "$E2E_SUBMISSION" "${POSTFIX_EXTRA_MAIN:-}")
-	local a_port=$SMTP_PORT
-	PFDIR=$GWB/postfix PFQUEUE=$GWB/spool PFDATA=$GWB/data SMTP_PORT=$B_SMTP_PORT WORK=$GWB E2E_SUBMISSION=0
-	POSTFIX_EXTRA_MAIN="myhostname = mx-b.e2e.test
-syslog_name = postfix-e2e-certrequest-b
-transport_maps = inline:{ $A=relay:[127.0.0.1]:$a_port }"
-	write_postfix_config "inet:$SERVER_IP:$B_MILTER_PORT"
-	touch "$GWB/postfix.log"
-	local rc=0
-	postfix -c "$PFDIR" start >"$GWB/postfix-start.log" 2>&1 || rc=$?
-	PFDIR=${save[0]} PFQUEUE=${save[1]} PFDATA=${save[2]} SMTP_PORT=${save[3]} WORK=${save[4]} E2E_SUBMISSION=${save[5]}
-	POSTFIX_EXTRA_MAIN=${save[6]}
-	((rc == 0)) || return 1
-	wait_until 15 port_listening "$B_SMTP_PORT" || return 1
-	e2e_track "$(tr -d ' \n' <"$GWB/spool/pid/master.pid")"
-}
-gw_b_queue_empty() {
-	local n
-	n=$(find "$GWB/spool/incoming" "$GWB/spool/active" "$GWB/spool/deferred" "$GWB/spool/maildrop" -type f 2>/dev/null | wc -l)
-	((n == 0))
-}
-if ! gw_b_milter || ! gw_b_postfix; then
+# ------------------------------------------------ capture and gateway B
+# lib.sh: start_capture_proxy, gw_b_milter, gw_b_postfix, gw_b_queue_empty.
+start_capture_proxy || { fail "capture proxy listens" "$WORK/proxy.log"; e2e_finish; }
+# B's Postfix also sends mail for agency-a back to A ($SMTP_PORT).
+if ! gw_b_milter --set 'internal_networks=["127.0.0.2/32"]' --set 'smime.retry_interval="1h"' ||
+	! gw_b_postfix "transport_maps = inline:{ $A=relay:[127.0.0.1]:$SMTP_PORT }"; then
 	fail "gateway B (milter on $B_MILTER_PORT, Postfix on $B_SMTP_PORT) started" "$GWB/milter.log" "$GWB/postfix-start.log" "$GWB/postfix.log"
 	e2e_finish
 fi

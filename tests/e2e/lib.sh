@@ -275,6 +275,136 @@ pick_port() {
 	return 1
 }
 
+# e2e_pki: the S/MIME test PKI (testdata/smime/make-fixtures.sh) in
+# $PKI ($WORK/pki) whose CRL distribution point is
+# http://127.0.0.1:$CRL_PORT/ca.crl, served by start_crl_server from
+# $CRL_SERVED ($WORK/crlsrv: a copy of ca.crl a test may replace);
+# stop_crl_server takes the distribution point down. A failure ends the
+# script.
+e2e_pki() {
+	PKI=$WORK/pki
+	CRL_SERVED=$WORK/crlsrv
+	pick_port CRL_PORT
+	e2e_log "making the test PKI (CRL at http://127.0.0.1:$CRL_PORT/ca.crl)"
+	if ! OUT=$PKI CDP_URL="http://127.0.0.1:$CRL_PORT/ca.crl" bash "$REPO_ROOT/testdata/smime/make-fixtures.sh" >"$WORK/pki.log" 2>&1; then
+		fail "setup: make-fixtures.sh made the PKI" "$WORK/pki.log"
+		e2e_finish
+	fi
+	mkdir -p "$CRL_SERVED" && cp "$PKI/ca.crl" "$CRL_SERVED/ca.crl"
+	start_crl_server || { fail "setup: the CRL server listens on 127.0.0.1:$CRL_PORT" "$WORK/crl-http.log"; e2e_finish; }
+}
+CRL_PID=
+start_crl_server() {
+	python3 -m http.server --bind 127.0.0.1 --directory "$CRL_SERVED" "$CRL_PORT" >>"$WORK/crl-http.log" 2>&1 &
+	CRL_PID=$!
+	e2e_track "$CRL_PID"
+	e2e_record_pid "$CRL_PID"
+	wait_until 10 port_listening "$CRL_PORT"
+}
+stop_crl_server() {
+	[[ -n $CRL_PID ]] || return 0
+	stop_pid "$CRL_PID" 5
+	CRL_PID=
+}
+
+# --------------------------------------------- a second gateway (S/MIME)
+# Two agency gateways on loopback (twogateways.sh, certrequest.sh): the
+# script's own Postfix and milter are gateway A; gateway B, for domain $B,
+# has its own milter on $B_MILTER_PORT and Postfix on $B_SMTP_PORT
+# (directories under $GWB, myhostname mx-b.e2e.test, its identity
+# agency-b from $PKI, its peer store $WORK/peers-b).
+# start_capture_proxy: a TCP proxy on $PROXY_PORT in front of B's Postfix
+# that appends every byte A sends to $CAPTURE (A relays $B there).
+start_capture_proxy() {
+	pick_port PROXY_PORT
+	pick_port B_SMTP_PORT
+	pick_port B_MILTER_PORT
+	CAPTURE=$WORK/capture-a-to-b.txt
+	cat >"$WORK/proxy.py" <<'PROXY'
+import socket, sys, threading
+listen, target, capture = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+def pump(src, dst, log):
+    try:
+        while True:
+            b = src.recv(65536)
+            if not b:
+                break
+            if log:
+                with lock, open(capture, "ab") as f:
+                    f.write(b)
+            dst.sendall(b)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", listen))
+srv.listen(16)
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pump, args=(c, u, True), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
+PROXY
+	python3 "$WORK/proxy.py" "$PROXY_PORT" "$B_SMTP_PORT" "$CAPTURE" >>"$WORK/proxy.log" 2>&1 &
+	local pid=$!
+	e2e_track "$pid"
+	e2e_record_pid "$pid"
+	wait_until 10 port_listening "$PROXY_PORT"
+}
+# gw_b_milter [--set KEY=VALUE]...: B's milter (later --set win).
+gw_b_milter() {
+	GWB=$WORK/b
+	mkdir -p "$GWB"
+	"$NZBIN" serve --listen "inet:$SERVER_IP:$B_MILTER_PORT" \
+		--set "dns.servers=[\"$DNS_ADDR\"]" --set 'notify.submit="sendmail"' \
+		--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$GWB/postfix\"]" \
+		--set 'profile="seemail"' --set "domains=[\"$B\"]" --set 'internal_networks=["10.255.255.0/24"]' \
+		--set "outbound.seemail_domains=[\"$A\"]" \
+		--set "smime.identities=[\"$B:$PKI/agency-b.crt:$PKI/agency-b.key\"]" \
+		--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-b\"" \
+		--set "smime.crl_dir=\"$GWB/crl\"" --set 'smime.crl_timeout="2s"' \
+		--set "smime.held_dir=\"$GWB/held\"" --set "smime.pending=\"$GWB/pending\"" --set "lists.dir=\"$GWB/lists\"" \
+		--set "selftest.key_file=\"$GWB/selftest.key\"" --set 'selftest.interval="0s"' \
+		--set "outbound.first_contact_state=\"$GWB/first-contact\"" \
+		--set 'authserv_id="mx-b.e2e.test"' "$@" >>"$GWB/milter.log" 2>&1 &
+	B_MILTER_PID=$!
+	e2e_track "$B_MILTER_PID"
+	e2e_record_pid "$B_MILTER_PID"
+	wait_until 15 port_listening "$B_MILTER_PORT"
+}
+# gw_b_postfix [MAIN_CF_LINES]: B's Postfix. lib.sh's writer makes the
+# config from its globals; they are pointed at B's directories and port
+# while it runs, and put back after.
+gw_b_postfix() {
+	local extra=${1:-}
+	local save=("$PFDIR" "$PFQUEUE" "$PFDATA" "$SMTP_PORT" "$WORK" "$E2E_SUBMISSION" "${POSTFIX_EXTRA_MAIN:-}")
+	PFDIR=$GWB/postfix PFQUEUE=$GWB/spool PFDATA=$GWB/data SMTP_PORT=$B_SMTP_PORT WORK=$GWB E2E_SUBMISSION=0
+	POSTFIX_EXTRA_MAIN="myhostname = mx-b.e2e.test
+syslog_name = postfix-e2e-$E2E_NAME-b${extra:+
+$extra}"
+	write_postfix_config "inet:$SERVER_IP:$B_MILTER_PORT"
+	touch "$GWB/postfix.log"
+	local rc=0
+	postfix -c "$PFDIR" start >"$GWB/postfix-start.log" 2>&1 || rc=$?
+	PFDIR=${save[0]} PFQUEUE=${save[1]} PFDATA=${save[2]} SMTP_PORT=${save[3]} WORK=${save[4]} E2E_SUBMISSION=${save[5]}
+	POSTFIX_EXTRA_MAIN=${save[6]}
+	((rc == 0)) || return 1
+	wait_until 15 port_listening "$B_SMTP_PORT" || return 1
+	e2e_track "$(tr -d ' \n' <"$GWB/spool/pid/master.pid")"
+}
+gw_b_queue_empty() {
+	local n
+	n=$(find "$GWB/spool/incoming" "$GWB/spool/active" "$GWB/spool/deferred" "$GWB/spool/maildrop" -type f 2>/dev/null | wc -l)
+	((n == 0))
+}
+
 # ----------------------------------------------------------------- setup
 
 # e2e_need CMD...: every command must exist.

@@ -31,20 +31,9 @@ USER=user@$DOMAIN
 ADMIN=postmaster@$DOMAIN
 EXPECT_ONE=()
 EXPECT_NONE=()
-PKI=$WORK/pki
 
 # ------------------------------------------------------------ the PKI
-pick_port CRL_PORT
-OUT=$PKI CDP_URL="http://127.0.0.1:$CRL_PORT/ca.crl" bash "$REPO_ROOT/testdata/smime/make-fixtures.sh" >"$WORK/pki.log" 2>&1 ||
-	{
-		fail "setup: make-fixtures.sh made the PKI" "$WORK/pki.log"
-		e2e_finish
-	}
-python3 -m http.server --bind 127.0.0.1 --directory "$PKI" "$CRL_PORT" >"$WORK/crl-http.log" 2>&1 &
-CRL_PID=$!
-e2e_track "$CRL_PID"
-e2e_record_pid "$CRL_PID"
-wait_until 10 port_listening "$CRL_PORT" || fail "setup: the CRL server listens on 127.0.0.1:$CRL_PORT"
+e2e_pki
 
 cat >"$WORK/zone" <<EOF
 ; smime-inbound.sh (tests/e2e/dnsd). The peer gateways send from 127.0.0.2.

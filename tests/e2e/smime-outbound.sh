@@ -42,33 +42,7 @@ EXPECT_ONE=()
 EXPECT_NONE=()
 
 # ------------------------------------------------------------------- PKI
-PKI=$WORK/pki
-pick_port CRL_PORT
-e2e_log "making the test PKI (CRL at http://127.0.0.1:$CRL_PORT/ca.crl)"
-if ! OUT=$PKI CDP_URL="http://127.0.0.1:$CRL_PORT/ca.crl" bash "$REPO_ROOT/testdata/smime/make-fixtures.sh" >"$WORK/pki.log" 2>&1; then
-	fail "make-fixtures.sh made the PKI" "$WORK/pki.log"
-	e2e_finish
-fi
-CRL_DIR_SERVED=$WORK/crlsrv
-mkdir -p "$CRL_DIR_SERVED"
-cp "$PKI/ca.crl" "$CRL_DIR_SERVED/ca.crl"
-
-# start_crl_server: python3's http.server on 127.0.0.1:$CRL_PORT serving
-# $CRL_DIR_SERVED; stop_crl_server stops it (the "distribution point down").
-CRL_PID=
-start_crl_server() {
-	python3 -m http.server --bind 127.0.0.1 --directory "$CRL_DIR_SERVED" "$CRL_PORT" >>"$WORK/crl-http.log" 2>&1 &
-	CRL_PID=$!
-	e2e_track "$CRL_PID"
-	e2e_record_pid "$CRL_PID"
-	wait_until 10 port_listening "$CRL_PORT"
-}
-stop_crl_server() {
-	[[ -n $CRL_PID ]] || return 0
-	stop_pid "$CRL_PID" 5
-	CRL_PID=
-}
-start_crl_server || { fail "CRL server listens on $CRL_PORT" "$WORK/crl-http.log"; e2e_finish; }
+e2e_pki
 
 PEERS=$WORK/peers
 mkdir -p "$PEERS/$PEER" "$PEERS/agency-r.govt.nz"

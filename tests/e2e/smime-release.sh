@@ -36,21 +36,7 @@ ADMIN=postmaster@$DOMAIN
 ALICE_PASS=alice-secret-1
 
 # ------------------------------------------------------------------- PKI
-PKI=$WORK/pki
-pick_port CRL_PORT
-e2e_log "making the test PKI (CRL at http://127.0.0.1:$CRL_PORT/ca.crl)"
-if ! OUT=$PKI CDP_URL="http://127.0.0.1:$CRL_PORT/ca.crl" bash "$REPO_ROOT/testdata/smime/make-fixtures.sh" >"$WORK/pki.log" 2>&1; then
-	fail "make-fixtures.sh made the PKI" "$WORK/pki.log"
-	e2e_finish
-fi
-CRL_DIR_SERVED=$WORK/crlsrv
-mkdir -p "$CRL_DIR_SERVED"
-cp "$PKI/ca.crl" "$CRL_DIR_SERVED/ca.crl"
-python3 -m http.server --bind 127.0.0.1 --directory "$CRL_DIR_SERVED" "$CRL_PORT" >>"$WORK/crl-http.log" 2>&1 &
-CRL_PID=$!
-e2e_track "$CRL_PID"
-e2e_record_pid "$CRL_PID"
-wait_until 10 port_listening "$CRL_PORT" || { fail "CRL server listens on $CRL_PORT" "$WORK/crl-http.log"; e2e_finish; }
+e2e_pki
 
 PEERS=$WORK/peers
 mkdir -p "$PEERS/$PEER"

@@ -6,7 +6,7 @@
 #              with its milter; mail for agency-b.govt.nz is relayed
 #              (transport_maps) through a capturing TCP proxy to gateway B,
 #              everything else goes to the sink.
-#   gateway B: agency-b.govt.nz, a second private Postfix (this script's
+#   gateway B: agency-b.govt.nz, a second private Postfix (lib.sh's
 #              gw_b_* helpers: its own config, queue, ports, myhostname
 #              mx-b.e2e.test) with a second milter; it relays to the sink.
 #              Its internal_networks exclude loopback, so A's connection is
@@ -51,18 +51,7 @@ ALICE_PASS=alice-secret-1
 BODY_LINE="Minutes of the joint steering group, for agency B."
 
 # ------------------------------------------------------------------- PKI
-PKI=$WORK/pki
-pick_port CRL_PORT
-if ! OUT=$PKI CDP_URL="http://127.0.0.1:$CRL_PORT/ca.crl" bash "$REPO_ROOT/testdata/smime/make-fixtures.sh" >"$WORK/pki.log" 2>&1; then
-	fail "make-fixtures.sh made the PKI" "$WORK/pki.log"
-	e2e_finish
-fi
-mkdir -p "$WORK/crlsrv" && cp "$PKI/ca.crl" "$WORK/crlsrv/ca.crl"
-python3 -m http.server --bind 127.0.0.1 --directory "$WORK/crlsrv" "$CRL_PORT" >>"$WORK/crl-http.log" 2>&1 &
-CRL_PID=$!
-e2e_track "$CRL_PID"
-e2e_record_pid "$CRL_PID"
-wait_until 10 port_listening "$CRL_PORT" || { fail "CRL server listens" "$WORK/crl-http.log"; e2e_finish; }
+e2e_pki
 
 mkdir -p "$WORK/peers-a/$B" "$WORK/peers-b/$A"
 cp "$PKI/agency-b.crt" "$WORK/peers-a/$B/agency-b.pem"
@@ -76,96 +65,9 @@ EOF
 start_dns "$WORK/zone"
 start_sink
 
-# ---------------------------------------------------------------- capture
-# A capturing TCP proxy between A and B: every byte A sends is appended
-# to $CAPTURE, every byte goes on to B unchanged.
-pick_port PROXY_PORT
-pick_port B_SMTP_PORT
-pick_port B_MILTER_PORT
-CAPTURE=$WORK/capture-a-to-b.txt
-cat >"$WORK/proxy.py" <<'EOF'
-import socket, sys, threading
-listen, target, capture = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-lock = threading.Lock()
-def pump(src, dst, log):
-    try:
-        while True:
-            b = src.recv(65536)
-            if not b:
-                break
-            if log:
-                with lock, open(capture, "ab") as f:
-                    f.write(b)
-            dst.sendall(b)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", listen))
-srv.listen(16)
-while True:
-    c, _ = srv.accept()
-    u = socket.create_connection(("127.0.0.1", target))
-    threading.Thread(target=pump, args=(c, u, True), daemon=True).start()
-    threading.Thread(target=pump, args=(u, c, False), daemon=True).start()
-EOF
-python3 "$WORK/proxy.py" "$PROXY_PORT" "$B_SMTP_PORT" "$CAPTURE" >>"$WORK/proxy.log" 2>&1 &
-PROXY_PID=$!
-e2e_track "$PROXY_PID"
-e2e_record_pid "$PROXY_PID"
-wait_until 10 port_listening "$PROXY_PORT" || { fail "capture proxy listens" "$WORK/proxy.log"; e2e_finish; }
-
-# ------------------------------------------------------------ gateway B
-# gw_b_start: B's milter and B's Postfix. lib.sh's writer makes the config
-# from its globals; they are pointed at B's directories and port while it
-# runs, and put back after.
-GWB=$WORK/b
-B_MILTER_PID=
-gw_b_milter() {
-	mkdir -p "$GWB"
-	"$NZBIN" serve --listen "inet:$SERVER_IP:$B_MILTER_PORT" \
-		--set "dns.servers=[\"$DNS_ADDR\"]" --set 'notify.submit="sendmail"' \
-		--set "notify.sendmail=[\"/usr/sbin/sendmail\",\"-C\",\"$GWB/postfix\"]" \
-		--set 'profile="seemail"' --set "domains=[\"$B\"]" --set 'internal_networks=["10.255.255.0/24"]' \
-		--set "outbound.seemail_domains=[\"$A\"]" \
-		--set "smime.identities=[\"$B:$PKI/agency-b.crt:$PKI/agency-b.key\"]" \
-		--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers-b\"" \
-		--set "smime.crl_dir=\"$GWB/crl\"" --set 'smime.crl_timeout="2s"' \
-		--set "smime.held_dir=\"$GWB/held\"" --set "smime.pending=\"$GWB/pending\"" --set "lists.dir=\"$GWB/lists\"" \
-		--set "selftest.key_file=\"$GWB/selftest.key\"" --set 'selftest.interval="0s"' \
-		--set "outbound.first_contact_state=\"$GWB/first-contact\"" \
-		--set 'authserv_id="mx-b.e2e.test"' >>"$GWB/milter.log" 2>&1 &
-	B_MILTER_PID=$!
-	e2e_track "$B_MILTER_PID"
-	e2e_record_pid "$B_MILTER_PID"
-	wait_until 15 port_listening "$B_MILTER_PORT"
-}
-gw_b_postfix() {
-	local save=("$PFDIR" "$PFQUEUE" "$PFDATA" "$SMTP_PORT" "$WORK" "$E2E_SUBMISSION" "${POSTFIX_EXTRA_MAIN:-}")
-	PFDIR=$GWB/postfix PFQUEUE=$GWB/spool PFDATA=$GWB/data SMTP_PORT=$B_SMTP_PORT WORK=$GWB E2E_SUBMISSION=0
-	POSTFIX_EXTRA_MAIN="myhostname = mx-b.e2e.test
-syslog_name = postfix-e2e-twogateways-b"
-	write_postfix_config "inet:$SERVER_IP:$B_MILTER_PORT"
-	touch "$GWB/postfix.log"
-	local rc=0
-	postfix -c "$PFDIR" start >"$GWB/postfix-start.log" 2>&1 || rc=$?
-	PFDIR=${save[0]} PFQUEUE=${save[1]} PFDATA=${save[2]} SMTP_PORT=${save[3]} WORK=${save[4]} E2E_SUBMISSION=${save[5]}
-	POSTFIX_EXTRA_MAIN=${save[6]}
-	((rc == 0)) || return 1
-	wait_until 15 port_listening "$B_SMTP_PORT" || return 1
-	e2e_track "$(tr -d ' \n' <"$GWB/spool/pid/master.pid")"
-}
-gw_b_queue_empty() {
-	local n
-	n=$(find "$GWB/spool/incoming" "$GWB/spool/active" "$GWB/spool/deferred" "$GWB/spool/maildrop" -type f 2>/dev/null | wc -l)
-	((n == 0))
-}
+# ------------------------------------------------ capture and gateway B
+# lib.sh: start_capture_proxy, gw_b_milter, gw_b_postfix, gw_b_queue_empty.
+start_capture_proxy || { fail "capture proxy listens" "$WORK/proxy.log"; e2e_finish; }
 if ! gw_b_milter || ! gw_b_postfix; then
 	fail "gateway B (milter on $B_MILTER_PORT, Postfix on $B_SMTP_PORT) started" "$GWB/milter.log" "$GWB/postfix-start.log" "$GWB/postfix.log"
 	e2e_finish
@@ -289,7 +191,7 @@ fi
 # ------------------------------------------------------------------ e
 if go build -o "$WORK/mkcrl" "$REPO_ROOT/tests/e2e/mkcrl" 2>"$WORK/mkcrl-build.log" &&
 	"$WORK/mkcrl" -ca "$PKI/ca.crt" -key "$PKI/ca.key" -revoke "$PKI/agency-b.crt" -this -5s -next 25s \
-		-out "$WORK/crlsrv/ca.crl.new" 2>>"$WORK/mkcrl-build.log" && mv "$WORK/crlsrv/ca.crl.new" "$WORK/crlsrv/ca.crl"; then
+		-out "$CRL_SERVED/ca.crl.new" 2>>"$WORK/mkcrl-build.log" && mv "$CRL_SERVED/ca.crl.new" "$CRL_SERVED/ca.crl"; then
 	pass "e: the distribution point publishes a CRL listing agency-b (nextUpdate in 25s)"
 else
 	fail "e: a short-lived CRL listing agency-b" "$WORK/mkcrl-build.log"
@@ -325,8 +227,8 @@ for who in "alice@$A" "postmaster@$A"; do
 done
 assert_eq 1 "$(held_count)" "e: the message is in A's own held-mail store"
 assert_eq "$b_enveloped" "$(b_enveloped_count)" "e: nothing reached B while the certificate is revoked"
-if "$WORK/mkcrl" -ca "$PKI/ca.crt" -key "$PKI/ca.key" -this 0s -next 1h -out "$WORK/crlsrv/ca.crl.new" 2>>"$WORK/mkcrl-build.log" &&
-	mv "$WORK/crlsrv/ca.crl.new" "$WORK/crlsrv/ca.crl"; then
+if "$WORK/mkcrl" -ca "$PKI/ca.crt" -key "$PKI/ca.key" -this 0s -next 1h -out "$CRL_SERVED/ca.crl.new" 2>>"$WORK/mkcrl-build.log" &&
+	mv "$CRL_SERVED/ca.crl.new" "$CRL_SERVED/ca.crl"; then
 	pass "e: the distribution point publishes a CRL that no longer lists agency-b"
 else
 	fail "e: a CRL lifting the revocation" "$WORK/mkcrl-build.log"
