@@ -4,14 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
-	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
@@ -21,24 +18,13 @@ import (
 // its new certificate (R62), and the R95 rate limit holds it to one per
 // window.
 func TestCertReplacedNoticeSent(t *testing.T) {
-	p := testPolicy(t, `profile="seemail"`, `domains=["agency-a.govt.nz"]`,
-		`smime.identities=["agency-a.govt.nz:`+smimeFx+`agency-a-new.crt:`+smimeFx+`agency-a-new.key"]`,
-		`smime.trust_anchors=["`+smimeFx+`ca.crt"]`, `smime.peers="`+filepath.Join(t.TempDir(), "peers")+`"`, `smime.crl_check=false`)
-	env, err := pipeline.NewSMIMEEnv(p, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(smimeFx + "agency-b.crt")
-	certs, _ := smime.ParseCertificatesPEM(data)
-	if _, err := env.Store.Add("agency-b.govt.nz", certs[0]); err != nil {
-		t.Fatal(err)
-	}
+	p, env, peer := peerSMIMEEnv(t)
 	sub := &captureSubmitter{}
 	lim, _ := notify.NewRateLimiter(notify.RateLimit{Count: 1, Window: time.Hour}, time.Now)
 	n := &Notifier{Queue: notify.NewQueue(sub, notify.QueueConfig{}), Limiter: lim, SMIME: env, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	t.Cleanup(func() { n.Close(context.Background()) })
 	tr := policy.Transform{Kind: policy.TransformSMIMESignEncrypt, Domain: "agency-b.govt.nz",
-		Signer: smime.Fingerprint(env.Identities[0].Cert), Cert: smime.Fingerprint(certs[0]), Cipher: "aes128-cbc"}
+		Signer: smime.Fingerprint(env.Identities[0].Cert), Cert: smime.Fingerprint(peer), Cipher: "aes128-cbc"}
 	nt := policy.Notice{Kind: policy.NoticeCertReplaced, To: "postmaster@agency-b.govt.nz", Rcpts: []string{"bob@agency-b.govt.nz"},
 		Reason: "Untrusted certificate(s) of agency-b.govt.nz replaced", Transforms: []policy.Transform{tr}}
 	hs := []policy.Header{{Name: "From", Value: "ann@agency-a.govt.nz"}, {Name: "Subject", Value: "minutes"}}

@@ -2,6 +2,7 @@ package milter
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -190,18 +191,7 @@ func TestSMIMECopyFailureTempfails(t *testing.T) {
 // R62: the notifier signs and encrypts a notice the engine marked for a
 // peer agency, and drops it (never sends it in clear) when it cannot.
 func TestSMIMENoticeSignedAndEncrypted(t *testing.T) {
-	p := testPolicy(t, `profile="seemail"`, `domains=["agency-a.govt.nz"]`,
-		`smime.identities=["agency-a.govt.nz:`+smimeFx+`agency-a-new.crt:`+smimeFx+`agency-a-new.key"]`,
-		`smime.trust_anchors=["`+smimeFx+`ca.crt"]`, `smime.peers="`+filepath.Join(t.TempDir(), "peers")+`"`, `smime.crl_check=false`)
-	env, err := pipeline.NewSMIMEEnv(p, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(smimeFx + "agency-b.crt")
-	certs, _ := smime.ParseCertificatesPEM(data)
-	if _, err := env.Store.Add("agency-b.govt.nz", certs[0]); err != nil {
-		t.Fatal(err)
-	}
+	p, env, peer := peerSMIMEEnv(t)
 	sub := &captureSubmitter{}
 	lim, _ := notify.NewRateLimiter(notify.RateLimit{Count: 10, Window: time.Hour}, time.Now)
 	var logs syncBuffer
@@ -209,7 +199,7 @@ func TestSMIMENoticeSignedAndEncrypted(t *testing.T) {
 		Log: slog.New(slog.NewJSONHandler(&logs, nil))}
 	t.Cleanup(func() { n.Close(context.Background()) })
 	tr := policy.Transform{Kind: policy.TransformSMIMESignEncrypt, Domain: "agency-b.govt.nz",
-		Signer: smime.Fingerprint(env.Identities[0].Cert), Cert: smime.Fingerprint(certs[0]), Cipher: "aes128-cbc"}
+		Signer: smime.Fingerprint(env.Identities[0].Cert), Cert: smime.Fingerprint(peer), Cipher: "aes128-cbc"}
 	v := policy.Verdict{Notices: []policy.Notice{
 		{Kind: policy.NoticeReceipt, To: "bob@agency-b.govt.nz", Rcpts: []string{"ann@agency-a.govt.nz"}, Transforms: []policy.Transform{tr}},
 		{Kind: policy.NoticeReceipt, To: "carl@agency-b.govt.nz", Rcpts: []string{"ann@agency-a.govt.nz"},
@@ -231,4 +221,23 @@ func TestSMIMENoticeSignedAndEncrypted(t *testing.T) {
 	if !strings.Contains(logs.b.String(), "cannot sign and encrypt notice; not sent") {
 		t.Errorf("no log line for the dropped notice:\n%s", logs.b.String())
 	}
+}
+
+// peerSMIMEEnv: we are agency-a.govt.nz under seemail with agency-a-new as
+// our identity, and agency-b.govt.nz's certificate is in the peer store.
+func peerSMIMEEnv(t *testing.T) (*policy.Policy, *pipeline.SMIMEEnv, *x509.Certificate) {
+	t.Helper()
+	p := testPolicy(t, `profile="seemail"`, `domains=["agency-a.govt.nz"]`,
+		`smime.identities=["agency-a.govt.nz:`+smimeFx+`agency-a-new.crt:`+smimeFx+`agency-a-new.key"]`,
+		`smime.trust_anchors=["`+smimeFx+`ca.crt"]`, `smime.peers="`+filepath.Join(t.TempDir(), "peers")+`"`, `smime.crl_check=false`)
+	env, err := pipeline.NewSMIMEEnv(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(smimeFx + "agency-b.crt")
+	certs, _ := smime.ParseCertificatesPEM(data)
+	if _, err := env.Store.Add("agency-b.govt.nz", certs[0]); err != nil {
+		t.Fatal(err)
+	}
+	return p, env, certs[0]
 }
