@@ -132,8 +132,7 @@ func (e *SMIMEEnv) Peer(ctx context.Context, domain string) policy.SMIMEPeer {
 		}
 		pv.Reasons = append(pv.Reasons, why...)
 	}
-	certs, _ := e.Store.Certificates(domain)
-	out.HasCerts = len(certs) > 0 || pv.Cert != nil
+	out.HasCerts = pv.Stored > 0 || pv.Cert != nil
 	out.State, out.Reasons = pv.State, pv.Reasons
 	if pv.Cert != nil {
 		out.Fingerprint, out.Cipher = smime.Fingerprint(pv.Cert), pv.Cipher.String()

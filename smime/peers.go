@@ -214,6 +214,10 @@ type PeerVerdict struct {
 	Cipher  Cipher            // the strongest cipher its capabilities allow
 	Reasons []string          // the state of every certificate that was not used
 	State   State             // StateValid, or the state of the best candidate (Table 1)
+	// Stored is how many certificates the store holds for the domain,
+	// whatever their state (a peer agency stays one when its certificate
+	// goes bad, R72).
+	Stored int
 }
 
 // Peer chooses the certificate to encrypt to for domain (R62-R64): the
@@ -222,7 +226,7 @@ type PeerVerdict struct {
 // untrusted).
 func (s *PeerStore) Peer(ctx context.Context, v *Validator, domain string) PeerVerdict {
 	certs, err := s.Certificates(domain)
-	pv := PeerVerdict{State: StateUnknown}
+	pv := PeerVerdict{State: StateUnknown, Stored: len(certs)}
 	if err != nil {
 		pv.Reasons = append(pv.Reasons, err.Error())
 	}
