@@ -664,11 +664,7 @@ func (t *Transaction) inboundSMIME(x *policy.Transaction) error {
 	if !in.facts.Unwrapped {
 		return nil
 	}
-	opts := ClassifyOptions(t.pol)
-	if t.st.Classify != nil {
-		opts = *t.st.Classify
-	}
-	res, err := classifyInner(opts, t.raw, in)
+	res, err := classifyInner(t.st.classifyOptions(), t.raw, in)
 	if err != nil {
 		return err
 	}

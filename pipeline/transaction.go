@@ -47,6 +47,15 @@ type State struct {
 	SelftestKey []byte
 }
 
+// classifyOptions are the scanner's options of the load: computed once by
+// NewState, or here for a State built by hand.
+func (st State) classifyOptions() classify.Options {
+	if st.Classify != nil {
+		return *st.Classify
+	}
+	return ClassifyOptions(st.Policy)
+}
+
 // NewState builds what one policy load runs with: its DKIM signers (keys
 // read once) and its classifier options, not recomputed per transaction
 // (issue 13 point 5), and with smime.mode on its S/MIME env. It fails
@@ -112,12 +121,7 @@ func Begin(st State, conn policy.Conn, env policy.Envelope, now time.Time) (*Tra
 	hs := make([]policy.Header, 0, 2*headersCap)
 	t.headers, t.raw = hs[:0:headersCap], hs[headersCap:headersCap]
 	var err error
-	opts := st.Classify
-	if opts == nil {
-		o := ClassifyOptions(p)
-		opts = &o
-	}
-	if t.scanner, err = classify.NewScanner(*opts); err != nil {
+	if t.scanner, err = classify.NewScanner(st.classifyOptions()); err != nil {
 		t.Close()
 		return nil, policy.Verdict{}, fmt.Errorf("classification scanner: %w", err)
 	}
