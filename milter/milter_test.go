@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -726,6 +727,14 @@ func (c *captureSubmitter) Submit(_ context.Context, from string, rcpts []string
 	return nil
 }
 
+// rcpts is a copy of the recipients submitted so far (the queue's worker
+// may still append).
+func (c *captureSubmitter) rcpts() [][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.to)
+}
+
 func (c *captureSubmitter) wait(t *testing.T, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -765,8 +774,8 @@ func TestNoticesSent(t *testing.T) {
 		t.Fatalf("got %v", r.act)
 	}
 	msgs := sub.wait(t, 1)
-	if !strings.Contains(msgs[0], "Subject: DELIVERY RECEIPT") || !strings.Contains(qpBody(t, msgs[0]), notify.DeliveryReceiptText) || sub.to[0][0] != "alice@agency.govt.nz" {
-		t.Errorf("receipt:\n%s\nto %v", msgs[0], sub.to[0])
+	if !strings.Contains(msgs[0], "Subject: DELIVERY RECEIPT") || !strings.Contains(qpBody(t, msgs[0]), notify.DeliveryReceiptText) || sub.rcpts()[0][0] != "alice@agency.govt.nz" {
+		t.Errorf("receipt:\n%s\nto %v", msgs[0], sub.rcpts()[0])
 	}
 
 	ping := dial(t, addr)
@@ -776,7 +785,7 @@ func TestNoticesSent(t *testing.T) {
 		t.Fatalf("ping not consumed: %v", r.act)
 	}
 	msgs = sub.wait(t, 2)
-	if body := qpBody(t, msgs[1]); !strings.Contains(body, "nzsecure-milter") || !strings.Contains(body, "SGE") || sub.to[1][0] != "someone@example.com" {
+	if body := qpBody(t, msgs[1]); !strings.Contains(body, "nzsecure-milter") || !strings.Contains(body, "SGE") || sub.rcpts()[1][0] != "someone@example.com" {
 		t.Errorf("ping answer:\n%s", msgs[1])
 	}
 }

@@ -136,10 +136,11 @@ func TestSMIMECopiesThroughMilter(t *testing.T) {
 	}
 	// Then the two SECURE DELIVERY DELAYED notices through the queue.
 	msgs := sub.wait(t, 3)
+	to := sub.rcpts()
 	var delayed []string
 	for i, msg := range msgs[1:] {
 		if strings.Contains(msg, "Subject: SECURE DELIVERY DELAYED [Code: 201]") {
-			delayed = append(delayed, sub.to[i+1][0])
+			delayed = append(delayed, to[i+1][0])
 		}
 	}
 	slices.Sort(delayed)
