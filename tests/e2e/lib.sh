@@ -293,6 +293,29 @@ e2e_pki() {
 	mkdir -p "$CRL_SERVED" && cp "$PKI/ca.crl" "$CRL_SERVED/ca.crl"
 	start_crl_server || { fail "setup: the CRL server listens on 127.0.0.1:$CRL_PORT" "$WORK/crl-http.log"; e2e_finish; }
 }
+# gpgsm_import_key GNUPGHOME CRT KEY LOG: import a certificate and its key
+# into gpgsm (the second S/MIME implementation, M-SEC interoperability).
+# gpgsm 2.2 reads PKCS #12 with 3DES bags and a SHA-1 MAC only, and it
+# rejects about one such file in 300 ("data error at
+# shrouded_key_bag.decrypted-text"), depending on the random salt and IV
+# openssl chose: a fresh export of the same key then imports. So export
+# and import up to five times, until gpgsm reports the secret key imported.
+gpgsm_import_key() {
+	local home=$1 crt=$2 key=$3 log=$4 try out
+	for try in 1 2 3 4 5; do
+		openssl pkcs12 -export -in "$crt" -inkey "$key" -passout pass:e2e \
+			-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 -out "$home/key.p12" 2>>"$log" || return 1
+		out=$(printf 'e2e\n' | GNUPGHOME=$home gpgsm --batch --pinentry-mode loopback --passphrase-fd 0 \
+			--import "$home/key.p12" 2>&1)
+		printf '%s\n' "$out" >>"$log"
+		if grep -q 'secret keys imported: 1' <<<"$out"; then
+			return 0
+		fi
+		echo "gpgsm_import_key: gpgsm did not import the key from export $try; exporting again" >>"$log"
+	done
+	return 1
+}
+
 CRL_PID=
 start_crl_server() {
 	python3 -m http.server --bind 127.0.0.1 --directory "$CRL_SERVED" "$CRL_PORT" >>"$WORK/crl-http.log" 2>&1 &

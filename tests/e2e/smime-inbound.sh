@@ -161,11 +161,9 @@ if command -v gpgsm >/dev/null 2>&1; then
 	chmod 700 "$G"
 	printf 'allow-loopback-pinentry\n' >"$G/gpg-agent.conf"
 	gs() { GNUPGHOME=$G gpgsm --batch --disable-crl-checks --disable-policy-checks "$@"; }
-	# gpgsm 2.2 reads PKCS #12 with 3DES bags and a SHA-1 MAC only.
-	openssl pkcs12 -export -in "$PKI/agency-b.crt" -inkey "$PKI/agency-b.key" -out "$WORK/b.p12" -passout pass:e2e \
-		-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 2>>"$WORK/gpgsm.log" || true
 	gs --import "$PKI/ca.crt" "$PKI/agency-a-new.crt" >"$WORK/gpgsm.log" 2>&1 || true
-	printf 'e2e\n' | gs --pinentry-mode loopback --passphrase-fd 0 --import "$WORK/b.p12" >>"$WORK/gpgsm.log" 2>&1 || true
+	gpgsm_import_key "$G" "$PKI/agency-b.crt" "$PKI/agency-b.key" "$WORK/gpgsm.log" ||
+		fail "f (gpgsm): setup: gpgsm imported agency-b's key" "$WORK/gpgsm.log"
 	# Trust the test CA without asking (gpgsm's trustlist).
 	fpr=$(openssl x509 -in "$PKI/ca.crt" -noout -fingerprint -sha1 | sed 's/.*=//')
 	printf '%s S relax\n' "$fpr" >"$G/trustlist.txt"

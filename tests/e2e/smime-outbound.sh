@@ -119,18 +119,16 @@ if wait_id "$id_a" 20; then
 		fail "a: inside the encryption is a signed-data entity" "$WORK/a.dec"
 	fi
 	if command -v gpgsm >/dev/null 2>&1; then
-		# A short home under /tmp (gpg-agent's socket path is bounded);
-		# gpgsm 2.2 reads PKCS #12 with 3DES bags and a SHA-1 MAC only.
+		# A short home under /tmp (gpg-agent's socket path is bounded).
 		GH=$(mktemp -d /tmp/nzsm-e2e-gpgsm.XXXXXX)
 		printf '%s\n' allow-loopback-pinentry >"$GH/gpg-agent.conf"
 		printf '%s\n' disable-crl-checks disable-policy-checks >"$GH/gpgsm.conf"
 		fpr=$(openssl x509 -in "$PKI/ca.crt" -noout -fingerprint -sha1 | sed 's/.*=//')
 		echo "$fpr S relax" >"$GH/trustlist.txt"
-		openssl pkcs12 -export -in "$PKI/agency-b.crt" -inkey "$PKI/agency-b.key" -passout pass:x \
-			-keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 -out "$GH/b.p12" 2>>"$WORK/gpgsm.log"
-		gpgsm_() { echo x | GNUPGHOME=$GH gpgsm --batch --status-fd 2 --pinentry-mode loopback --passphrase-fd 0 "$@"; }
+		gpgsm_() { echo e2e | GNUPGHOME=$GH gpgsm --batch --status-fd 2 --pinentry-mode loopback --passphrase-fd 0 "$@"; }
 		gpgsm_ --import "$PKI/ca.crt" >>"$WORK/gpgsm.log" 2>&1 || true
-		gpgsm_ --import "$GH/b.p12" >>"$WORK/gpgsm.log" 2>&1 || true
+		gpgsm_import_key "$GH" "$PKI/agency-b.crt" "$PKI/agency-b.key" "$WORK/gpgsm.log" ||
+			fail "a: setup: gpgsm imported agency-b's key" "$WORK/gpgsm.log"
 		sink_body "$f" | base64 -d >"$WORK/a.p7m" 2>/dev/null || true
 		if gpgsm_ --decrypt "$WORK/a.p7m" >"$WORK/a.gpgsm.dec" 2>>"$WORK/gpgsm.log" &&
 			tr -d '\r' <"$WORK/a.gpgsm.dec" | sed '1,/^$/d' | base64 -d >"$WORK/a.gpgsm.p7s" 2>/dev/null &&
