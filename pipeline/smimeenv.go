@@ -85,6 +85,7 @@ func NewSMIMEEnv(p *policy.Policy, create bool) (*SMIMEEnv, error) {
 		e.Identities = append(e.Identities, id)
 		e.IdentityFiles[id] = spec.CertFile
 	}
+	e.loadOwn(p) // R51: our renewed certificates fetched from the directories
 	if fi, err := os.Stat(p.SMIME.Peers); !create && (err != nil || !fi.IsDir()) {
 		e.StoreNote = fmt.Sprintf("peer store %s does not exist: no peer certificates", p.SMIME.Peers)
 		return e, nil

@@ -63,6 +63,22 @@ type SMIMEPolicy struct {
 	// RequestByMail: certificate requests by mail (R44, R51,
 	// certrequest.go), sent for mail held with 201 and answered.
 	RequestByMail bool
+	// Own renewal (R51, "when it needs a new valid public key certificate
+	// from its CA"; pipeline/ownrenew.go): OwnDir keeps our certificates
+	// found in the directories, loaded with Identities; RenewalKeys are
+	// keys waiting for a certificate (a new key pair whose request went to
+	// the CA); when our newest valid certificate of a domain expires
+	// within RenewBefore, or none is valid, the directories are searched
+	// every RenewCheck for a newer one that one of our keys matches.
+	OwnDir      string
+	RenewalKeys []SMIMEKey
+	RenewBefore time.Duration
+	RenewCheck  time.Duration
+}
+
+// SMIMEKey is one smime.renewal_keys entry, "domain:/path/key.pem".
+type SMIMEKey struct {
+	Domain, KeyFile string
 }
 
 // SMIMEIdentity is one smime.identities entry.
@@ -88,6 +104,9 @@ func defaultSMIME() SMIMEPolicy {
 		HeldMaxSize:   4 << 30,
 		Discovery:     defaultDiscovery(),
 		RequestByMail: true,
+		OwnDir:        "/var/lib/nzsecure-milter/own",
+		RenewBefore:   30 * 24 * time.Hour,
+		RenewCheck:    6 * time.Hour,
 	}
 }
 
@@ -118,6 +137,46 @@ var smimeKeySpecs = map[string]keySpec{
 	"smime.held_max_size":  sizeKey(func(p *Policy) *int64 { return &p.SMIME.HeldMaxSize }),
 	// R44, R51: certificate requests by mail (certrequest.go).
 	"smime.request_by_mail": boolKey(func(p *Policy) *bool { return &p.SMIME.RequestByMail }),
+	// R51: our own renewed certificates, fetched from the directories.
+	"smime.own_dir":      valueKey(func(p *Policy) *string { return &p.SMIME.OwnDir }, absPath),
+	"smime.renewal_keys": valueKey(func(p *Policy) *[]SMIMEKey { return &p.SMIME.RenewalKeys }, renewalKeys),
+	"smime.renew_before": durationKey(func(p *Policy) *time.Duration { return &p.SMIME.RenewBefore }, time.Hour, 365*24*time.Hour),
+	"smime.renew_check":  durationKey(func(p *Policy) *time.Duration { return &p.SMIME.RenewCheck }, time.Minute, 7*24*time.Hour),
+}
+
+// renewalKeys checks every "domain:/path/key.pem" entry: the key file is
+// there and holds a private key. Every problem of every entry is reported.
+func renewalKeys(v any) ([]SMIMEKey, error) {
+	list, err := stringList(v)
+	if err != nil {
+		return nil, err
+	}
+	var out []SMIMEKey
+	var bad []string
+	for _, e := range list {
+		domain, keyFile, ok := strings.Cut(e, ":")
+		if !ok || domain == "" || keyFile == "" || strings.Contains(keyFile, ":") {
+			bad = append(bad, fmt.Sprintf("%q is not domain:/path/key.pem", e))
+			continue
+		}
+		if domain, err = checkDomain(strings.ToLower(strings.TrimSuffix(domain, ".")), false); err != nil {
+			bad = append(bad, err.Error())
+			continue
+		}
+		if err := regularFile(keyFile); err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", domain, err))
+			continue
+		}
+		if _, err := smime.LoadKey(keyFile); err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", domain, err))
+			continue
+		}
+		out = append(out, SMIMEKey{Domain: domain, KeyFile: keyFile})
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("bad renewal key: %s", strings.Join(bad, "; "))
+	}
+	return out, nil
 }
 
 // absPath: a directory the daemon runs with, so never relative to where it

@@ -66,6 +66,24 @@ func LoadIdentity(domain, certFile, keyFile string) (*Identity, error) {
 	return &Identity{Domain: domain, Cert: certs[0], Key: key, Chain: certs[1:]}, nil
 }
 
+// LoadKey reads a private key from a PEM file (PKCS #8, PKCS #1 or SEC 1).
+func LoadKey(keyFile string) (crypto.Signer, error) {
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("smime: key: %w", err)
+	}
+	key, err := parseKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("smime: key: %s: %w", keyFile, err)
+	}
+	return key, nil
+}
+
+// KeyMatches: key is the private key of cert's public key.
+func KeyMatches(cert *x509.Certificate, key crypto.Signer) bool {
+	return publicKeysEqual(cert.PublicKey, key.Public())
+}
+
 func publicKeysEqual(a, b crypto.PublicKey) bool {
 	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ea.Equal(b)

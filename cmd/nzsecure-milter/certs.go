@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register("certs", "list our S/MIME identities and the peer store with each certificate's state; certs check DOMAIN explains sending there; certs discover|approve|reject|lists (LDAP, certsldap.go)", runCerts)
+	register("certs", "list our S/MIME identities and the peer store with each certificate's state; certs check DOMAIN explains sending there; certs discover|approve|reject|lists|renew (LDAP, certsldap.go)", runCerts)
 }
 
 // certEnv is what the certs subcommand judges with: the S/MIME env the
@@ -254,7 +254,7 @@ func (sc sendCheck) text(w io.Writer) {
 // signed and encrypted; 1 when `check` finds it would be held or not sent
 // with S/MIME; 2 on usage or policy errors.
 func runCerts(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("certs", "[check DOMAIN | discover DOMAIN | approve FINGERPRINT | reject FINGERPRINT | lists]", stderr)
+	fs := newFlagSet("certs", "[check DOMAIN | discover DOMAIN | approve FINGERPRINT | reject FINGERPRINT | lists | renew]", stderr)
 	var pf policyFlags
 	pf.add(fs)
 	asJSON := fs.Bool("json", false, "print JSON")

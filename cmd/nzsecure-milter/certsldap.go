@@ -22,11 +22,12 @@ import (
 //	certs approve FINGERPRINT  move a pending certificate into the peer store
 //	certs reject FINGERPRINT   never use (nor queue again) a pending one
 //	certs lists                refresh the lists.*_ldap lists now
+//	certs renew                look our own due certificates up now (R51)
 func isDiscoveryVerb(pos []string) bool {
 	switch {
 	case len(pos) == 2 && (pos[0] == "discover" || pos[0] == "approve" || pos[0] == "reject"):
 		return true
-	case len(pos) == 1 && pos[0] == "lists":
+	case len(pos) == 1 && (pos[0] == "lists" || pos[0] == "renew"):
 		return true
 	}
 	return false
@@ -206,6 +207,8 @@ func runCertsDiscovery(p *policy.Policy, pos []string, asJSON bool, stdout, stde
 		}
 		fmt.Fprintf(stdout, "approved %s for %s: now in the peer store %s and used for mail to %s\n", pc.Fingerprint, pc.Domain, env.Store.Dir, pc.Domain)
 		return 0
+	case "renew":
+		return certsRenew(ctx, p, env, show)
 	case "reject":
 		pc, err := pend.Reject(pos[1])
 		if err != nil {
@@ -270,4 +273,49 @@ func (o discoverOutput) text(w io.Writer) {
 		fmt.Fprintf(w, "  using:     %s\n", o.Using)
 	}
 	fmt.Fprintf(w, "  outcome:   %s\n", o.Outcome)
+}
+
+// certsRenew is `certs renew`: serve's renewal check of our own
+// certificates (R51, ownrenew.go), now. Exit 0 when every domain of ours
+// has a certificate that is not due (or one was fetched), 1 otherwise.
+func certsRenew(ctx context.Context, p *policy.Policy, env *pipeline.SMIMEEnv, show func(any, func(io.Writer))) int {
+	out, changed, err := pipeline.OwnRenewalCheck(ctx, p, env, time.Now())
+	if err != nil {
+		show(map[string]string{"error": err.Error()}, func(w io.Writer) { fmt.Fprintln(w, "nzsecure-milter certs renew:", err) })
+		return 2
+	}
+	code := 0
+	for _, r := range out {
+		if r.Action != pipeline.OwnCurrent && r.Action != pipeline.OwnRenewed && r.Action != pipeline.OwnHave {
+			code = 1
+		}
+	}
+	if len(out) == 0 {
+		code = 1
+	}
+	show(out, func(w io.Writer) {
+		if len(out) == 0 {
+			fmt.Fprintln(w, "no domain of ours: smime.identities and smime.renewal_keys are empty")
+		}
+		for _, r := range out {
+			fmt.Fprintf(w, "%s: %s", r.Domain, r.Action)
+			if !r.ValidUntil.IsZero() {
+				fmt.Fprintf(w, " (valid until %s)", r.ValidUntil.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintln(w)
+			if r.Due != "" {
+				fmt.Fprintf(w, "  due:      %s\n", r.Due)
+			}
+			if r.File != "" {
+				fmt.Fprintf(w, "  fetched:  %s, valid until %s\n  written:  %s\n", r.Fingerprint, r.NotAfter.UTC().Format(time.RFC3339), r.File)
+			}
+			for _, pr := range r.Problems {
+				fmt.Fprintf(w, "  problem:  %s\n", pr)
+			}
+		}
+		if changed {
+			fmt.Fprintln(w, "a running milter signs with the fetched certificate after a reload (SIGHUP, systemctl reload nzsecure-milter), or at its next renewal check (smime.renew_check)")
+		}
+	})
+	return code
 }

@@ -158,8 +158,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	log.Info("serving", "version", version, "listen", spec, "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
 	listsCtx, stopLists := context.WithCancel(context.Background())
 	defer stopLists()
-	listsChanged := startListRefresher(listsCtx, p, log) // R55, R108 (listrefresh.go)
+	listsChanged := startListRefresher(listsCtx, p, log)                                                                           // R55, R108 (listrefresh.go)
+	ownRenewed := startOwnRenewal(listsCtx, func() (*policy.Policy, *pipeline.SMIMEEnv) { return srv.Policy(), srv.SMIME() }, log) // R51 (ownrenew.go)
 
+	// Every reload (SIGHUP, a list refreshed, our certificate renewed)
+	// replaces the state: the first-contact store and the CRL refresh
+	// follow the new one.
+	reloadAll := func() {
+		reload(srv, &pf, level, log)
+		fc.ensure(srv.Policy(), srv, log)
+		crls.follow(srv.SMIME())
+	}
 	for {
 		select {
 		case err := <-served:
@@ -169,12 +178,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 			}
 			return 0
 		case <-listsChanged:
-			reload(srv, &pf, level, log)
+			reloadAll()
+		case <-ownRenewed:
+			reloadAll()
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(srv, &pf, level, log)
-				fc.ensure(srv.Policy(), srv, log)
-				crls.follow(srv.SMIME())
+				reloadAll()
 				continue
 			}
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())

@@ -267,40 +267,9 @@ func (d *Discoverer) lookup(ctx context.Context, domain string) (Result, error) 
 	if res.Mode == ModeApprove && d.Pending == nil {
 		return res, fmt.Errorf("%w: approval mode without a pending directory", ErrNotFound)
 	}
-	answers := d.searchAll(ctx, domain)
-	failed := 0
-	seen := map[string]bool{}
-	for _, a := range answers {
-		if a.err != nil {
-			failed++
-			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", a.dir.URL.Raw, a.err))
-			continue
-		}
-		for _, v := range a.values {
-			certs, err := smime.ParseCertificatesPEM(v)
-			if err != nil {
-				res.Errors = append(res.Errors, fmt.Sprintf("%s: a userCertificate value is not a certificate: %v", a.dir.URL.Raw, err))
-				continue
-			}
-			for _, cert := range certs[:1] {
-				fp := smime.Fingerprint(cert)
-				if seen[fp] {
-					continue
-				}
-				seen[fp] = true
-				res.Candidates = append(res.Candidates, d.judge(ctx, a.dir, cert, domain))
-			}
-		}
-	}
-	// Newest valid first (R37's rule for our own certificates applies to
-	// the peer's too: the newest valid one is used).
-	sort.SliceStable(res.Candidates, func(i, j int) bool {
-		a, b := res.Candidates[i], res.Candidates[j]
-		if (a.State == smime.StateValid) != (b.State == smime.StateValid) {
-			return a.State == smime.StateValid
-		}
-		return a.NotBefore.After(b.NotBefore)
-	})
+	found := d.find(ctx, domain)
+	res.Candidates, res.Errors = append(res.Candidates, found.Candidates...), found.Errors
+	answers, failed := found.asked, found.failed
 	for i := range res.Candidates {
 		d.act(&res.Candidates[i], domain, res.Mode)
 	}
@@ -311,14 +280,84 @@ func (d *Discoverer) lookup(ctx context.Context, domain string) (Result, error) 
 		return res, nil
 	}
 	switch {
-	case len(answers) > 0 && failed == len(answers):
+	case answers > 0 && failed == answers:
 		return res, fmt.Errorf("%w for %s: %w: %s", ErrNotFound, res.Address, ErrUnavailable, strings.Join(res.Errors, "; "))
-	case len(answers) == 0:
+	case answers == 0:
 		return res, fmt.Errorf("%w for %s: no directory configured (smime.ldap, smime.ca_ldap)", ErrNotFound, res.Address)
 	case len(res.Candidates) == 0:
-		return res, fmt.Errorf("%w for %s: no certificate in %d directories", ErrNotFound, res.Address, len(answers)-failed)
+		return res, fmt.Errorf("%w for %s: no certificate in %d directories", ErrNotFound, res.Address, answers-failed)
 	}
 	return res, fmt.Errorf("%w for %s: %d certificates found, none usable now", ErrNotFound, res.Address, len(res.Candidates))
+}
+
+// Found is what one search of the directories found, judged, and nothing
+// done with it.
+type Found struct {
+	// Candidates are the distinct certificates found, newest valid first.
+	Candidates []Candidate
+	// Errors are the directories that failed or were skipped as down, and
+	// values that were not certificates.
+	Errors []string
+	// asked and failed count the directories.
+	asked, failed int
+}
+
+// Unavailable: every directory asked failed, or none is configured.
+func (f Found) Unavailable() bool { return f.asked == 0 || f.failed == f.asked }
+
+// Find searches the directories for domain's DCA certificate and judges
+// each certificate found (R36, R45-R47, R58), without storing, queueing or
+// caching anything: what the renewal of our own certificates asks (R51,
+// "when it needs a new valid public key certificate from its CA"), whose
+// answers belong with our identities, not in the peer store.
+func (d *Discoverer) Find(ctx context.Context, domain string) (Found, error) {
+	domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), "."))
+	if err := checkDomain(domain); err != nil {
+		return Found{}, err
+	}
+	if d.Validator == nil {
+		return Found{}, fmt.Errorf("%w: no validator", ErrNotFound)
+	}
+	return d.find(ctx, domain), nil
+}
+
+func (d *Discoverer) find(ctx context.Context, domain string) Found {
+	var f Found
+	answers := d.searchAll(ctx, domain)
+	f.asked = len(answers)
+	seen := map[string]bool{}
+	for _, a := range answers {
+		if a.err != nil {
+			f.failed++
+			f.Errors = append(f.Errors, fmt.Sprintf("%s: %v", a.dir.URL.Raw, a.err))
+			continue
+		}
+		for _, v := range a.values {
+			certs, err := smime.ParseCertificatesPEM(v)
+			if err != nil {
+				f.Errors = append(f.Errors, fmt.Sprintf("%s: a userCertificate value is not a certificate: %v", a.dir.URL.Raw, err))
+				continue
+			}
+			for _, cert := range certs[:1] {
+				fp := smime.Fingerprint(cert)
+				if seen[fp] {
+					continue
+				}
+				seen[fp] = true
+				f.Candidates = append(f.Candidates, d.judge(ctx, a.dir, cert, domain))
+			}
+		}
+	}
+	// Newest valid first (R37's rule for our own certificates applies to
+	// the peer's too: the newest valid one is used).
+	sort.SliceStable(f.Candidates, func(i, j int) bool {
+		a, b := f.Candidates[i], f.Candidates[j]
+		if (a.State == smime.StateValid) != (b.State == smime.StateValid) {
+			return a.State == smime.StateValid
+		}
+		return a.NotBefore.After(b.NotBefore)
+	})
+	return f
 }
 
 func (d *Discoverer) mode() Mode {
