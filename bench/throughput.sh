@@ -102,12 +102,24 @@ blast() {
 		"$SERVER_IP:$SMTP_PORT" >>"$WORK/smtp-source.log" 2>&1
 }
 
+# CPU accounting of the timed part: the milter process's own CPU (user and
+# system, from /proc/PID/stat) per message, and how busy the whole machine
+# was (/proc/stat), so the report shows where a ratio comes from: on a
+# machine the run keeps busy, a milter's extra CPU is throughput lost.
+CLK_TCK=$(getconf CLK_TCK)
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_ticks() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat; }
+declare -A MPID=()
+
 # run_mode LABEL MILTER_SPEC: sets RUN_SECONDS (first message sent to all N
-# delivered), RUN_ACCEPT (until smtp-source had them all accepted) and
-# RUN_SIGNED (DKIM-Signature headers milters added in the timed part).
+# delivered), RUN_ACCEPT (until smtp-source had them all accepted),
+# RUN_SIGNED (DKIM-Signature headers milters added in the timed part),
+# RUN_CPU (the milter's CPU milliseconds per message; - without a milter)
+# and RUN_BUSY (the machine's CPUs busy, percent).
 run_mode() {
-	local label=$1 spec=$2 base t0 t1 t2 got deadline sbase
-	RUN_SECONDS='' RUN_ACCEPT='' RUN_SIGNED=''
+	local label=$1 spec=$2 base t0 t1 t2 got deadline sbase pid c0 c1 b0 b1 a0 a1
+	RUN_SECONDS='' RUN_ACCEPT='' RUN_SIGNED='' RUN_CPU=- RUN_BUSY=''
+	pid=${MPID[$label]:-}
 	LOG_OFF=$(stat -c %s "$WORK/postfix.log" 2>/dev/null || echo 0)
 	start_postfix "$spec"
 	# Warm-up: start the smtpd/cleanup/smtp processes, fill caches.
@@ -121,6 +133,8 @@ run_mode() {
 		return 1
 	}
 	base=$(sent_count) sbase=$(signed_count)
+	c0=$([[ -n $pid ]] && proc_ticks "$pid" || echo 0)
+	read -r b0 a0 < <(cpu_ticks)
 	t0=$(date +%s.%N)
 	if ! blast "$N"; then
 		echo "throughput: smtp-source failed or timed out ($label); see $WORK/smtp-source.log" >&2
@@ -136,6 +150,12 @@ run_mode() {
 		sleep 0.05
 	done
 	t2=$(date +%s.%N)
+	read -r b1 a1 < <(cpu_ticks)
+	if [[ -n $pid ]]; then
+		c1=$(proc_ticks "$pid")
+		RUN_CPU=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v n="$N" 'BEGIN { printf "%.3f", c * 1000 / hz / n }')
+	fi
+	RUN_BUSY=$(awk -v b="$((b1 - b0))" -v a="$((a1 - a0))" 'BEGIN { printf "%.0f", (a > 0) ? 100 * b / a : 0 }')
 	RUN_SIGNED=$(($(signed_count) - sbase))
 	stop_postfix
 	RUN_SECONDS=$(awk -v a="$t0" -v c="$t2" 'BEGIN { printf "%.3f", c - a }')
@@ -200,6 +220,7 @@ fi
 bg_listen noopmilter-p "$NOOPP_PORT" "$WORK/noopmilter" -plain -listen "$SERVER_IP:$NOOPP_PORT"
 # The same no-op milter on a Unix socket (smtpd runs as postfix: mode 666).
 "$WORK/noopmilter" -listen "unix:$WORK/noop.sock" >>"$WORK/noopmilter-unix.log" 2>&1 &
+MPID[noop-unix]=$!
 e2e_track $!
 e2e_record_pid $!
 wait_until 15 test -S "$WORK/noop.sock"
@@ -242,7 +263,10 @@ bg_listen opendkim-s "$ODS_PORT" opendkim -f -x "$WORK/opendkim-s.conf"
 
 declare -A SPEC=([alone]="" [noop]="inet:$SERVER_IP:$NOOP_PORT" [noop-unix]="unix:$WORK/noop.sock" [noop-replies]="inet:$SERVER_IP:$NOOPR_PORT" [noop-plain]="inet:$SERVER_IP:$NOOPP_PORT" [nz-in]="inet:$SERVER_IP:$MILTER_PORT"
 	[odkim-verify]="inet:$SERVER_IP:$ODV_PORT" [nz-out]="inet:$SERVER_IP:$OUT_PORT" [odkim-sign]="inet:$SERVER_IP:$ODS_PORT")
-declare -A TIMES=() ACCEPTS=() SIGNED=()
+MPID[noop]=$(cat "$WORK/noopmilter.pid") MPID[noop-plain]=$(cat "$WORK/noopmilter-p.pid") MPID[nz-in]=$MILTER_PID
+MPID[nz-out]=$(cat "$WORK/milter-out.pid") MPID[odkim-verify]=$(cat "$WORK/opendkim-v.pid") MPID[odkim-sign]=$(cat "$WORK/opendkim-s.pid")
+if [[ -s $WORK/noopmilter-r.pid ]]; then MPID[noop-replies]=$(cat "$WORK/noopmilter-r.pid"); fi
+declare -A TIMES=() ACCEPTS=() SIGNED=() CPUS=() BUSY=()
 for ((round = 1; round <= ROUNDS; round++)); do
 	line="round $round:"
 	for mode in "${MODES[@]}"; do
@@ -252,6 +276,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		esac
 		run_mode "$mode" "${SPEC[$mode]}"
 		TIMES[$mode]+="$RUN_SECONDS " ACCEPTS[$mode]+="$RUN_ACCEPT " SIGNED[$mode]=$((${SIGNED[$mode]:-0} + RUN_SIGNED))
+		CPUS[$mode]+="$RUN_CPU " BUSY[$mode]+="$RUN_BUSY "
 		line+=" $mode ${RUN_SECONDS}s"
 	done
 	e2e_log "$line"
@@ -266,12 +291,14 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/n
 {
 	for mode in "${MODES[@]}"; do
 		# shellcheck disable=SC2086 # one time per word
-		printf '%s %s %s %s %s\n' "$mode" "$(median ${TIMES[$mode]})" "$(median ${ACCEPTS[$mode]})" "${SIGNED[$mode]}" "${TIMES[$mode]}"
+		cpu=-
+		[[ ${CPUS[$mode]} == -* ]] || cpu=$(median ${CPUS[$mode]})
+		printf '%s %s %s %s %s %s %s\n' "$mode" "$(median ${TIMES[$mode]})" "$(median ${ACCEPTS[$mode]})" "${SIGNED[$mode]}" "$cpu" "$(median ${BUSY[$mode]})" "${TIMES[$mode]}"
 	done
 } | awk -v n="$N" -v s="$SESSIONS" -v l="$SIZE" -v cpus="$(nproc)" -v cpu="$cpu_model" \
 	-v pf="$(postconf -dh mail_version)" -v dec="$decisions" -v rej="$rejects" -v rounds="$ROUNDS" \
 	-v od="$(opendkim -V 2>&1 | awk 'NR == 1 { print $NF }')" '
-{ mode[NR] = $1; t[$1] = $2; a[$1] = $3; sg[$1] = $4; r[$1] = n / $2; for (i = 5; i <= NF; i++) rt[$1, i - 4] = $i }
+{ mode[NR] = $1; t[$1] = $2; a[$1] = $3; sg[$1] = $4; cp[$1] = $5; bz[$1] = $6; r[$1] = n / $2; for (i = 7; i <= NF; i++) rt[$1, i - 6] = $i }
 END {
 	printf "nzsecure-milter throughput (bench/throughput.sh)\n"
 	printf "  machine:   %d CPU(s) %s; Postfix %s; OpenDKIM %s; loopback only\n", cpus, cpu, pf, od
@@ -281,11 +308,12 @@ END {
 	printf "  nz-in:     default sge policy, internal_networks=[], inbound.min_tls=\"none\" (smtp-source has no STARTTLS)\n"
 	printf "  nz-out:    internal_networks=[\"127.0.0.0/8\"], dkim.keys RSA-2048; odkim-sign: the same key\n"
 	printf "  decisions: %d logged by nzsecure-milter (warm-ups included), %d not accept\n", dec, rej
-	printf "  %-13s %8s %9s %17s %8s\n", "", "msgs/s", "seconds", "(smtpd accepted)", "signed"
+	printf "  %-13s %8s %9s %17s %8s %13s %6s\n", "", "msgs/s", "seconds", "(smtpd accepted)", "signed", "milter ms/msg", "busy"
 	for (i = 1; i <= NR; i++) {
 		m = mode[i]
-		printf "  %-13s %8.1f %9.2f %16.2fs %8s\n", m, r[m], t[m], a[m], (m ~ /nz-out|odkim-sign/) ? sg[m] : "-"
+		printf "  %-13s %8.1f %9.2f %16.2fs %8s %13s %5s%%\n", m, r[m], t[m], a[m], (m ~ /nz-out|odkim-sign/) ? sg[m] : "-", cp[m], bz[m]
 	}
+	printf "  (milter ms/msg: the milter process'"'"'s CPU per message; busy: the machine'"'"'s CPUs, median of the rounds)\n"
 	ratio("noop-plain", "alone", "(a milter on go-milter as it comes)")
 	ratio("noop", "alone", "(the cost any such milter pays)")
 	ratio("noop", "noop-plain", "(quick ACKs against delayed ACKs)")

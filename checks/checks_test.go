@@ -289,10 +289,17 @@ func TestRunnerMessage(t *testing.T) {
 			dkim: []dkimWant{{policy.ResultPass, "sender.example", "s1", "ed25519-sha256"}},
 		},
 		{
-			// Fail safe: a message that cannot be read is a temperror,
-			// never "no signature".
-			name: "unreadable message", wants: policy.Wants{DKIM: true}, msg: errReader{strings.NewReader("From: a@sender.example\r\nSubj")}, hs: unsignedHs,
+			// Fail safe: a signed message that cannot be read is a
+			// temperror, never "no signature".
+			name: "unreadable message", wants: policy.Wants{DKIM: true}, msg: errReader{strings.NewReader("From: a@sender.example\r\nSubj")}, hs: hs,
 			dkim: []dkimWant{{policy.ResultTempError, "", "", ""}},
+		},
+		{
+			// The header fields (all of them, from the MTA) carry no
+			// DKIM-Signature: there is none to verify, and the message is
+			// not read again for one (issue 13 point 7).
+			name: "no signature field, message not read", wants: policy.Wants{DKIM: true}, msg: errReader{strings.NewReader("")}, hs: unsignedHs,
+			dkim: []dkimWant{{policy.ResultNone, "", "", ""}},
 		},
 		{name: "nothing wanted", wants: policy.Wants{SPF: true, SenderIDPRA: true}, msg: bytes.NewReader(signed), hs: hs},
 	} {
@@ -330,5 +337,28 @@ func TestRunnerMessage(t *testing.T) {
 				t.Errorf("DMARC:\n got %+v\nwant %+v", g, *c.dmarc)
 			}
 		})
+	}
+}
+
+// hasDKIMSignature finds the field however the sender spelt its name, as
+// auth/dkim does: a signature it missed would go unverified.
+func TestHasDKIMSignature(t *testing.T) {
+	for _, c := range []struct {
+		names []string
+		want  bool
+	}{
+		{[]string{"From", "DKIM-Signature"}, true},
+		{[]string{"dkim-signature"}, true},
+		{[]string{"DKIM-SIGNATURE "}, true},
+		{[]string{"From", "X-DKIM-Signature", "DKIM-Signature-X"}, false},
+		{nil, false},
+	} {
+		var hs []policy.Header
+		for _, n := range c.names {
+			hs = append(hs, policy.Header{Name: n, Value: "v=1"})
+		}
+		if got := hasDKIMSignature(hs); got != c.want {
+			t.Errorf("%q: %v, want %v", c.names, got, c.want)
+		}
 	}
 }

@@ -1,13 +1,16 @@
 package milter
 
 import (
+	"context"
 	"io"
+	"net"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	gomilter "github.com/d--j/go-milter"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -44,5 +47,46 @@ func BenchmarkLogDecision(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.logDecision(v, nil)
+	}
+}
+
+// BenchmarkSessionInbound is one SMTP connection's milter conversation as
+// Postfix holds it for an inbound message (connect, HELO, MAIL, RCPT,
+// DATA, headers, body, end of message, quit) against a Server on loopback
+// with the default policy and the in-memory test zone, the decision line
+// written to io.Discard: the milter's own CPU per message that
+// bench/throughput.sh measures against Postfix (issue 13 point 7), without
+// Postfix. The client's side of the protocol is in the figure too.
+func BenchmarkSessionInbound(b *testing.B) {
+	p := testPolicy(b, `internal_networks=[]`)
+	srv, err := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	msg := message{
+		from:  "sender@example.com",
+		rcpts: []string{"bob@agency.govt.nz"},
+		headers: [][2]string{{"From", " Sender <sender@example.com>"}, {"To", " bob@agency.govt.nz"}, {"Subject", " figures"},
+			{"Date", " Tue, 1 Dec 2026 10:00:00 +1300"}, {"Message-ID", " <1@example.com>"}},
+		body: strings.Repeat("The figures for the quarter are in the attached table.\r\n", 36),
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		m := dial(b, ln.Addr().String())
+		m.connect("203.0.113.9", "smtpd", "TLSv1.3")
+		if r := m.send(msg); r.stage != "eom" || r.act.Type != gomilter.ActionAccept && r.act.Type != gomilter.ActionContinue {
+			b.Fatalf("ended at %s: %+v", r.stage, r.act)
+		}
+		m.session.Close()
 	}
 }

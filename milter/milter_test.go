@@ -62,7 +62,7 @@ func (s *syncBuffer) decisions(t *testing.T) []map[string]any {
 	return out
 }
 
-func testPolicy(t *testing.T, sets ...string) *policy.Policy {
+func testPolicy(t testing.TB, sets ...string) *policy.Policy {
 	t.Helper()
 	p, err := policy.Load("", append([]string{`domains=["agency.govt.nz"]`, `authserv_id="mx.agency.govt.nz"`, "record_times=false"}, sets...))
 	if err != nil {
@@ -87,7 +87,7 @@ func testChecker() policy.Checker {
 }
 
 // startServer runs a milter on a loopback port for the test's lifetime.
-func startServer(t *testing.T, p *policy.Policy) (string, *Server, *syncBuffer) {
+func startServer(t testing.TB, p *policy.Policy) (string, *Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	srv, err := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -113,12 +113,12 @@ func startServer(t *testing.T, p *policy.Policy) (string, *Server, *syncBuffer) 
 
 // mta plays Postfix: it sends the macros Postfix sends at each stage.
 type mta struct {
-	t       *testing.T
+	t       testing.TB
 	macros  *gomilter.MacroBag
 	session *gomilter.ClientSession
 }
 
-func dial(t *testing.T, addr string) *mta {
+func dial(t testing.TB, addr string) *mta {
 	t.Helper()
 	client := gomilter.NewClient("tcp", addr,
 		gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptQuarantine|gomilter.OptChangeBody|
