@@ -44,7 +44,12 @@ func (s scopedDiscoverer) Discover(ctx context.Context, domain string) (bool, []
 // directory with the anchor certificates it speaks for (R58).
 func NewDiscoverer(p *policy.Policy, env *SMIMEEnv) (*discovery.Discoverer, error) {
 	dp := p.SMIME.Discovery
+	tlsConf, err := p.LDAPTLS()
+	if err != nil {
+		return nil, err
+	}
 	d := &discovery.Discoverer{
+		TLS:  tlsConf,
 		Base: dp.Base, Timeout: dp.Timeout, RetryAfter: dp.Retry, Mode: dp.Mode,
 		Validator: env.Validator, Store: env.Store,
 		Pending:  &discovery.Pending{Dir: dp.Pending},

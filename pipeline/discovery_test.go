@@ -144,3 +144,42 @@ func TestCALDAPAnchors(t *testing.T) {
 		}
 	}
 }
+
+// smime.ldap_ca: an ldaps:// directory whose server certificate is from a
+// private CA is asked when that CA is configured, and refused (the
+// directory fails, nothing is taken from it) when it is not.
+func TestDiscoveryLDAPSWithPolicyCA(t *testing.T) {
+	srv := testldap.StartLDAPS(t, "c=NZ", testldap.CountryLDIF("c=NZ")+
+		testldap.DCALDIF("c=NZ", "agency-b.govt.nz", certOf(t, "agency-b").Raw))
+	for _, c := range []struct {
+		name  string
+		extra []string
+		found bool
+	}{
+		{"configured CA", []string{`smime.ldap_ca=["` + srv.RootsFile + `"]`}, true},
+		{"system roots", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			p, err := policy.Parse("t", nil, append([]string{
+				`smime.trust_anchors=["../testdata/smime/ca.crt"]`,
+				`smime.peers="` + filepath.Join(dir, "peers") + `"`,
+				`smime.pending="` + filepath.Join(dir, "pending") + `"`,
+				`smime.ldap=["ldaps://` + srv.Addr + `"]`,
+				`smime.crl_check=false`,
+				`outbound.seemail_domains=["agency-b.govt.nz"]`,
+			}, c.extra...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := NewSMIMEEnv(p, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := env.Peer(context.Background(), "agency-b.govt.nz")
+			if found := got.State == smime.StateValid; found != c.found {
+				t.Fatalf("found %v, want %v: %+v", found, c.found, got)
+			}
+		})
+	}
+}

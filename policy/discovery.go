@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/smime"
 	"github.com/nzsecure-milter/nzsecure-milter/smime/discovery"
 )
 
@@ -33,6 +36,36 @@ type SMIMEDiscovery struct {
 	Mode discovery.Mode
 	// Pending is the directory of certificates waiting for approval.
 	Pending string
+	// LDAPCA are PEM files of the CAs an ldaps:// directory's server
+	// certificate must chain to (smime.ldap_ca); empty means the system's
+	// roots. For smime.ldap, smime.ca_ldap and lists.*_ldap alike.
+	LDAPCA []string
+}
+
+// LDAPTLS is the TLS configuration of ldaps:// directories: TLS 1.2 or
+// later, the server certificate checked against smime.ldap_ca (the
+// system's roots when it is empty). When a file can no longer be read
+// the configuration trusts no server (fail safe: no directory answer is
+// taken over a connection that could not be checked) and the error says
+// why.
+func (p *Policy) LDAPTLS() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(p.SMIME.Discovery.LDAPCA) == 0 {
+		return conf, nil
+	}
+	pool := x509.NewCertPool()
+	conf.RootCAs = pool
+	for _, f := range p.SMIME.Discovery.LDAPCA {
+		certs, err := smime.ReadCertificatesFile(f)
+		if err != nil {
+			conf.RootCAs = x509.NewCertPool()
+			return conf, fmt.Errorf("smime.ldap_ca: %w", err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	return conf, nil
 }
 
 // CALDAP is one smime.ca_ldap entry: "ANCHOR=URL", ANCHOR a file of
@@ -138,12 +171,25 @@ var discoveryKeySpecs = map[string]keySpec{
 	"smime.ldap_retry":   durationKey(func(p *Policy) *time.Duration { return &p.SMIME.Discovery.Retry }, time.Second, 24*time.Hour),
 	"smime.discovery":    enumKey(func(p *Policy) *discovery.Mode { return &p.SMIME.Discovery.Mode }, discovery.ModeAuto, discovery.ModeApprove),
 	"smime.pending":      valueKey(func(p *Policy) *string { return &p.SMIME.Discovery.Pending }, absPath),
+	// The CAs of ldaps:// directories (a government directory's server
+	// certificate is often from a private CA); every file must parse.
+	"smime.ldap_ca": valueKey(func(p *Policy) *[]string { return &p.SMIME.Discovery.LDAPCA }, ldapCAFiles),
 
 	"lists.seemail_ldap":    valueKey(func(p *Policy) *string { return &p.Lists.SEEMailLDAP }, listURL),
 	"lists.securemail_ldap": valueKey(func(p *Policy) *string { return &p.Lists.SecureMailLDAP }, listURL),
 	"lists.workspace_ldap":  valueKey(func(p *Policy) *string { return &p.Lists.WorkspaceLDAP }, listURL),
 	"lists.dir":             valueKey(func(p *Policy) *string { return &p.Lists.Dir }, absPath),
 	"lists.refresh":         durationKey(func(p *Policy) *time.Duration { return &p.Lists.Refresh }, time.Minute, 7*24*time.Hour),
+}
+
+// ldapCAFiles: each file holds at least one certificate (as
+// smime.trust_anchors, whose check it shares).
+func ldapCAFiles(v any) ([]string, error) {
+	list, err := trustAnchors(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s", strings.Replace(err.Error(), "bad trust anchor", "bad LDAP CA", 1))
+	}
+	return list, nil
 }
 
 func ldapURLs(v any) ([]string, error) {

@@ -41,6 +41,14 @@ func TestDiscoveryKeys(t *testing.T) {
 		`smime.pending="relative"`,
 		`lists.seemail_ldap="ldap://dir.example"`,
 		`lists.refresh="1s"`,
+		`smime.ldap_ca=["/nonexistent/ca.pem"]`,
+		`smime.ldap_ca=["discovery_test.go"]`, // not a certificate
+		`smime.renewal_keys=["agency.govt.nz"]`,
+		`smime.renewal_keys=["agency.govt.nz:/nonexistent/key.pem"]`,
+		`smime.renewal_keys=["agency.govt.nz:../testdata/smime/ca.crt"]`, // not a key
+		`smime.own_dir="relative"`,
+		`smime.renew_before="1m"`,
+		`smime.renew_check="1s"`,
 	} {
 		if _, err := Parse("t", nil, []string{bad}); err == nil {
 			t.Errorf("%s accepted", bad)

@@ -169,8 +169,12 @@ func runCertsDiscovery(p *policy.Policy, pos []string, asJSON bool, stdout, stde
 		}
 		var out []listInfo
 		code := 0
+		tlsConf, err := p.LDAPTLS()
+		if err != nil {
+			fmt.Fprintln(stderr, "nzsecure-milter certs lists:", err, "(no ldaps:// server is trusted)")
+		}
 		for _, src := range srcs {
-			r := discovery.RefreshList(ctx, src, nil, listTimeout)
+			r := discovery.RefreshList(ctx, src, tlsConf, listTimeout)
 			li := listFileInfo(src)
 			li.Changed = r.Changed
 			if r.Err != nil {

@@ -30,7 +30,11 @@ func startListRefresher(ctx context.Context, p *policy.Policy, log *slog.Logger)
 			log.Info("accredited list refreshed", "list", r.Name, "file", r.File, "entries", r.Entries)
 		}
 	}
-	go discovery.RunLists(ctx, srcs, nil, listTimeout, p.Lists.Refresh, report, func() {
+	tlsConf, err := p.LDAPTLS()
+	if err != nil {
+		log.Error("accredited lists: ldaps:// servers cannot be checked, so none is trusted", "error", err.Error())
+	}
+	go discovery.RunLists(ctx, srcs, tlsConf, listTimeout, p.Lists.Refresh, report, func() {
 		select {
 		case changed <- struct{}{}:
 		default: // a reload is already due

@@ -29,9 +29,11 @@ type Server struct {
 	Suffix string
 	RootDN string
 	RootPW string
-	// Roots trusts the server's certificate (StartLDAPS only).
-	Roots *x509.CertPool
-	dir   string
+	// Roots trusts the server's certificate, RootsFile is it as PEM
+	// (StartLDAPS only; the certificate is its own CA).
+	Roots     *x509.CertPool
+	RootsFile string
+	dir       string
 }
 
 // Start runs slapd for suffix (e.g. "c=NZ") with the entries of ldif. A
@@ -85,7 +87,7 @@ maxsize 10485760
 	scheme := "ldap"
 	if useTLS {
 		certFile, keyFile, pool := tlsFiles(t, dir)
-		s.Roots, scheme = pool, "ldaps"
+		s.Roots, s.RootsFile, scheme = pool, certFile, "ldaps"
 		cfg = fmt.Sprintf("TLSCertificateFile %s\nTLSCertificateKeyFile %s\n", certFile, keyFile) + cfg
 	}
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
