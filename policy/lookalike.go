@@ -292,6 +292,16 @@ func (p *Policy) lookalikeKnown() []string {
 	return known
 }
 
+// knownPeerGateway: the recipient's domain is a peer agency we hold a DCA
+// certificate for (the S/MIME facts of the transaction, issue 14). Such a
+// certificate is stored only after it chained to an accredited CA (R50,
+// R179-R180) or by the administrator, so the domain is a real gateway, not
+// a typing error: agency-b.govt.nz is one edit from agency-a.govt.nz.
+func knownPeerGateway(t Transaction, rcpt string) bool {
+	peer, ok := t.SMIMEOut.Peers[SMIMERcptDomain(rcpt)]
+	return ok && peer.HasCerts
+}
+
 // decideLookalike applies outbound.lookalike to the recipients still on an
 // outbound message (issue 17, spec 000 Government to Citizen): mail of any
 // classification to a domain that looks like a known one is refused for
@@ -316,7 +326,7 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 	for _, rcpt := range t.Envelope.Rcpts {
 		removed := slices.Contains(v.RemoveRcpts, rcpt)
 		_, domain, _ := strings.Cut(rcpt, "@")
-		if p.IsOurDomain(domain) {
+		if p.IsOurDomain(domain) || knownPeerGateway(t, rcpt) {
 			remaining = append(remaining, rcpt)
 			continue
 		}

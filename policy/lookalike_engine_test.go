@@ -100,3 +100,27 @@ func TestLookalikeDefaultEveryProfile(t *testing.T) {
 		t.Error("outbound.lookalike = maybe accepted")
 	}
 }
+
+// A peer agency we hold a DCA certificate for is a real gateway however
+// close its name is to ours (agency-b.govt.nz is one edit from
+// agency-a.govt.nz): not refused. Without the certificate it is.
+func TestOutboundLookalikeKnownPeer(t *testing.T) {
+	p := mustPolicy(t, `domains=["agency-a.govt.nz"]`)
+	tx := Transaction{
+		Envelope:       Envelope{AuthUser: "alice", From: "alice@agency-a.govt.nz", Rcpts: []string{"bob@agency-b.govt.nz"}, QueueID: "Q1"},
+		Headers:        hdrs("From", "alice@agency-a.govt.nz"),
+		Classification: Unclassified,
+	}
+	if v := p.AtEndOfMessage(tx); v.Action != Reject || !strings.Contains(v.Reply.Text, "looks like agency-a.govt.nz") {
+		t.Fatalf("no certificate: %s %+v", v.Action, v.Reply)
+	}
+	tx.SMIMEOut = SMIMEOutbound{Peers: map[string]SMIMEPeer{"agency-b.govt.nz": {Domain: "agency-b.govt.nz", HasCerts: true}}}
+	if v := p.AtEndOfMessage(tx); v.Action != Accept || len(v.RemoveRcpts) != 0 {
+		t.Fatalf("known peer: %s removed %q reasons %q", v.Action, v.RemoveRcpts, v.Reasons)
+	}
+	// In scope but with no certificate (looked up, none): still a lookalike.
+	tx.SMIMEOut.Peers["agency-b.govt.nz"] = SMIMEPeer{Domain: "agency-b.govt.nz"}
+	if v := p.AtEndOfMessage(tx); v.Action != Reject {
+		t.Fatalf("peer without certificate: %s", v.Action)
+	}
+}
