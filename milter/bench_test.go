@@ -3,8 +3,8 @@ package milter
 import (
 	"context"
 	"io"
-	"net"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"

@@ -42,6 +42,9 @@ func runLint(args []string, stdout, stderr io.Writer) int {
 	for _, w := range p.Warnings {
 		fmt.Fprintln(stdout, w.String())
 	}
+	for _, w := range postfixMappingWarnings(p) {
+		fmt.Fprintln(stdout, "warning: postfix: "+w)
+	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", pos[0], p.Summary())
 	return 0
 }

@@ -121,6 +121,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		go retrier.Run(hctx)
 		log.Info("retrying held mail", "held_dir", p.SMIME.HeldDir, "interval", p.SMIME.RetryInterval.String(), "give_up", p.SMIME.GiveUp.String())
 	}
+	for _, w := range postfixMappingWarnings(p) {
+		log.Warn("postfix address mapping around the milter (R62-R72)", "problem", w)
+	}
 	var fc fcRunner // issue 17: outbound.first_contact's store
 	fc.ensure(p, srv, log)
 	defer fc.close(log)
