@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -111,6 +112,16 @@ func (e *SMIMEEnv) ownKeys(p *policy.Policy, domain string) ([]crypto.Signer, []
 	return keys, probs
 }
 
+// keyFor is the key of keys that cert's public key is of, nil if none.
+func keyFor(keys []crypto.Signer, cert *x509.Certificate) crypto.Signer {
+	for _, k := range keys {
+		if smime.KeyMatches(cert, k) {
+			return k
+		}
+	}
+	return nil
+}
+
 // loadOwn adds the certificates of smime.own_dir to e's identities, each
 // with the key of ours that matches it (R51): a file no key matches, or
 // that is not a DCA certificate of its domain (R45-R47), is an identity
@@ -144,13 +155,7 @@ func (e *SMIMEEnv) loadOwn(p *policy.Policy) {
 				e.IdentityProblems = append(e.IdentityProblems, fmt.Sprintf("smime.own_dir %s: %v", f, err))
 				continue
 			}
-			var key crypto.Signer
-			for _, k := range keys {
-				if smime.KeyMatches(c, k) {
-					key = k
-					break
-				}
-			}
+			key := keyFor(keys, c)
 			if key == nil {
 				e.IdentityProblems = append(e.IdentityProblems, fmt.Sprintf("smime.own_dir %s: no key in smime.identities or smime.renewal_keys matches it", f))
 				continue
@@ -249,14 +254,7 @@ func (e *SMIMEEnv) renewOne(ctx context.Context, p *policy.Policy, finder OwnFin
 			r.Action, r.Fingerprint, r.NotAfter = OwnHave, c.Fingerprint, c.NotAfter
 			return false
 		}
-		var key crypto.Signer
-		for _, k := range keys {
-			if smime.KeyMatches(c.Cert, k) {
-				key = k
-				break
-			}
-		}
-		if key == nil {
+		if keyFor(keys, c.Cert) == nil {
 			r.Problems = append(r.Problems, fmt.Sprintf(ownNoKeyFmt, c.Fingerprint[:16], c.NotAfter.UTC().Format(time.RFC3339)))
 			continue
 		}
@@ -269,12 +267,13 @@ func (e *SMIMEEnv) renewOne(ctx context.Context, p *policy.Policy, finder OwnFin
 		return true
 	}
 	r.Action = OwnNotFound
-	if len(found.Candidates) == 0 {
-		if found.Unavailable() {
-			r.Problems = append(r.Problems, "no directory answered")
-		} else {
-			r.Problems = append(r.Problems, "no certificate for "+discovery.DCAAddress(r.Domain)+" in the directories")
-		}
+	switch {
+	case len(found.Candidates) > 0:
+		r.Problems = append(r.Problems, fmt.Sprintf("the directories hold %d certificates for %s, none valid, newer than ours and matching a key of ours", len(found.Candidates), discovery.DCAAddress(r.Domain)))
+	case found.Unavailable():
+		r.Problems = append(r.Problems, "no directory answered")
+	default:
+		r.Problems = append(r.Problems, "no certificate for "+discovery.DCAAddress(r.Domain)+" in the directories")
 	}
 	return false
 }

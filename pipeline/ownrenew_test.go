@@ -287,3 +287,21 @@ func TestOwnDirLoadRefusesStrangers(t *testing.T) {
 		t.Fatalf("signing with %s, want good.pem", got)
 	}
 }
+
+// The directory holds only the certificate we already have (the CA has
+// not renewed it yet): not renewed, and said why.
+func TestRenewOwnNothingNewer(t *testing.T) {
+	o := newOwnPKI(t)
+	p := ownPolicy(t, o)
+	env := ownEnv(t, p)
+	cs, err := smime.ReadCertificatesFile(o.expiring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := discovery.Candidate{Fingerprint: smime.Fingerprint(cs[0]), State: smime.StateValid, NotAfter: cs[0].NotAfter, Cert: cs[0]}
+	out, changed := RenewOwn(context.Background(), p, env, emptyFinder{discovery.Found{Candidates: []discovery.Candidate{c}}}, o.now)
+	r := oneRenewal(t, out)
+	if changed || r.Action != OwnNotFound || !strings.Contains(strings.Join(r.Problems, "\n"), "none valid, newer than ours") {
+		t.Fatalf("%+v", r)
+	}
+}
