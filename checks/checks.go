@@ -79,10 +79,15 @@ func (r *Runner) Headers(ctx context.Context, w policy.Wants, c policy.Conn, e p
 		return hc
 	}
 	sh := hs // spf.Header and policy.Header are both message.Header
-	hc.SenderIDPRA = fromOutcome(ScopePRA)(r.SPF.CheckPRA(ctx, net.IP(c.ClientIP.AsSlice()), sh, c.HELO))
-	if _, field, err := spf.PRA(sh); err == nil {
-		hc.SenderIDPRA.Field = strings.ToLower(field)
+	// The PRA once (RFC 4407 section 2), for the check and for the field
+	// it came from: CheckPRA is PRA then CheckSenderID.
+	addr, field, err := spf.PRA(sh)
+	if err != nil {
+		hc.SenderIDPRA = convert(ScopePRA, spf.Outcome{Result: spf.PermError, Scope: spf.ScopePRA, Err: err})
+		return hc
 	}
+	hc.SenderIDPRA = fromOutcome(ScopePRA)(r.SPF.CheckSenderID(ctx, net.IP(c.ClientIP.AsSlice()), spf.ScopePRA, addr, c.HELO))
+	hc.SenderIDPRA.Field = strings.ToLower(field)
 	return hc
 }
 

@@ -2,6 +2,7 @@ package message
 
 import (
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -103,7 +104,79 @@ func (r AuthorResult) Domain() string {
 //     shows them, lower case, trailing dot removed).
 //
 // Whatever the status, Candidates names every domain written after an "@".
+//
+// The result is shared: the same values give the same result from a small
+// memo (one message's From: is read by Sender ID, DMARC, the engine and
+// the warnings), so its slices must be read, not written; they are capped
+// at their length, so an append by a caller copies them.
 func Authors(values []string) AuthorResult {
+	key, ok := memoKey(values)
+	if ok {
+		if r, hit := authorMemo.get(key); hit {
+			return r
+		}
+	}
+	r := parseAuthors(values)
+	if ok {
+		authorMemo.put(key, r)
+	}
+	return r
+}
+
+// authorMemo holds the last results of Authors; it is emptied when full
+// (a miss only parses again).
+var authorMemo = memo{m: map[string]AuthorResult{}}
+
+// maxMemo bounds authorMemo's entries; maxMemoKey the length of a key
+// kept (a longer value is parsed every time).
+const (
+	maxMemo    = 1024
+	maxMemoKey = 4096
+)
+
+type memo struct {
+	mu sync.Mutex
+	m  map[string]AuthorResult
+}
+
+func (c *memo) get(k string) (AuthorResult, bool) {
+	c.mu.Lock()
+	r, ok := c.m[k]
+	c.mu.Unlock()
+	return r, ok
+}
+
+func (c *memo) put(k string, r AuthorResult) {
+	r.Authors, r.Names = r.Authors[:len(r.Authors):len(r.Authors)], r.Names[:len(r.Names):len(r.Names)]
+	r.Mentioned, r.Candidates = r.Mentioned[:len(r.Mentioned):len(r.Mentioned)], r.Candidates[:len(r.Candidates):len(r.Candidates)]
+	c.mu.Lock()
+	if len(c.m) >= maxMemo {
+		clear(c.m)
+	}
+	c.m[k] = r
+	c.mu.Unlock()
+}
+
+// memoKey: the values joined by NUL (which no header value holds); false
+// when too long to keep.
+func memoKey(values []string) (string, bool) {
+	switch {
+	case len(values) == 1 && len(values[0]) <= maxMemoKey:
+		return values[0], true
+	case len(values) == 1:
+		return "", false
+	}
+	n := len(values)
+	for _, v := range values {
+		n += len(v)
+	}
+	if n > maxMemoKey {
+		return "", false
+	}
+	return "\x00" + strings.Join(values, "\x00"), true
+}
+
+func parseAuthors(values []string) AuthorResult {
 	r := AuthorResult{Fields: len(values)}
 	blank := 0
 	for _, v := range values {

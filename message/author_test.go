@@ -1,8 +1,11 @@
 package message
 
 import (
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -153,16 +156,22 @@ func TestMailboxes(t *testing.T) {
 
 func TestNormalizeDomain(t *testing.T) {
 	for in, want := range map[string]string{
-		"Agency.GOVT.nz.":       "agency.govt.nz",
-		"ａｇｅｎｃｙ。govt．nz":        "agency.govt.nz",
-		"_dmarc.example.com":    "_dmarc.example.com",
-		"bücher.example":        "xn--bcher-kva.example",
-		"xn--bcher-kva.example": "xn--bcher-kva.example",
-		"":                      "",
-		"[192.0.2.1]":           "",
-		"a..b":                  "",
-		"a b.example":           "",
-		"a/b.example":           "",
+		"Agency.GOVT.nz.":                    "agency.govt.nz",
+		"ａｇｅｎｃｙ。govt．nz":                     "agency.govt.nz",
+		"_dmarc.example.com":                 "_dmarc.example.com",
+		"bücher.example":                     "xn--bcher-kva.example",
+		"xn--bcher-kva.example":              "xn--bcher-kva.example",
+		"":                                   "",
+		"[192.0.2.1]":                        "",
+		"a..b":                               "",
+		"a b.example":                        "",
+		"a/b.example":                        "",
+		".example":                           "",
+		"example..":                          "",
+		"localhost":                          "localhost",
+		strings.Repeat("a", 63) + ".example": strings.Repeat("a", 63) + ".example",
+		strings.Repeat("a", 64) + ".example": "",
+		"example." + strings.Repeat("b", 64): "",
 	} {
 		got, ok := NormalizeDomain(in)
 		if got != want || ok != (want != "") {
@@ -227,4 +236,39 @@ func FuzzAuthors(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The memo of Authors: the same values give an equal result, a caller's
+// append never reaches the kept one, and concurrent readers are safe
+// (go test -race).
+func TestAuthorsMemo(t *testing.T) {
+	v := []string{"Ann <ann@agency.govt.nz>, \"agency.govt.nz\" <x@evil.example>"}
+	a := Authors(v)
+	a.Authors = append(a.Authors, Mailbox{Local: "intruder", Domain: "evil.example"})
+	a.Candidates = append(a.Candidates, "injected.example")
+	b := Authors(v)
+	if len(b.Authors) != 2 || b.Authors[1].Domain != "evil.example" || b.Authors[1].Local != "x" || slices.Contains(b.Candidates, "injected.example") {
+		t.Fatalf("the kept result changed: %+v", b)
+	}
+	if !reflect.DeepEqual(b, parseAuthors(v)) {
+		t.Fatalf("memo %+v, parse %+v", b, parseAuthors(v))
+	}
+	two := []string{"a@x.example", "b@y.example"}
+	if r := Authors(two); r.Status != StatusRepeated || !reflect.DeepEqual(r, parseAuthors(two)) {
+		t.Fatalf("two fields: %+v", r)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 200 {
+				val := fmt.Sprintf("u%d@d%d.example", i, j%50)
+				if r := Authors([]string{val}); r.Domain() != fmt.Sprintf("d%d.example", j%50) {
+					t.Errorf("%s: %+v", val, r)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

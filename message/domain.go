@@ -37,16 +37,21 @@ func NormalizeDomain(d string) (string, bool) {
 	if d == "" || len(d) > 253 {
 		return "", false
 	}
-	for _, label := range strings.Split(d, ".") {
-		if label == "" || len(label) > 63 {
-			return "", false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
+	// Label by label, without splitting (this runs for every address of
+	// every message): none empty or longer than 63, LDH and "_" only.
+	start := 0
+	for i := 0; i <= len(d); i++ {
+		if i < len(d) && d[i] != '.' {
+			c := d[i]
 			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return "", false
 			}
+			continue
 		}
+		if n := i - start; n == 0 || n > 63 {
+			return "", false
+		}
+		start = i + 1
 	}
 	return d, true
 }

@@ -56,22 +56,47 @@ func BenchmarkLogDecision(b *testing.B) {
 // with the default policy and the in-memory test zone, the decision line
 // written to io.Discard: the milter's own CPU per message that
 // bench/throughput.sh measures against Postfix (issue 13 point 7), without
-// Postfix. The client's side of the protocol is in the figure too.
+// Postfix. The client's side of the protocol is in the figure too;
+// BenchmarkSessionNoop is the same conversation with a no-op milter of the
+// same protocol options (bench/noopmilter's floor), so the difference of
+// the two is what nzsecure-milter adds.
 func BenchmarkSessionInbound(b *testing.B) {
 	p := testPolicy(b, `internal_networks=[]`)
 	srv, err := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchSessions(b, srv.Serve, func(ctx context.Context) { _ = srv.Shutdown(ctx) })
+}
+
+func BenchmarkSessionNoop(b *testing.B) {
+	opts := []gomilter.Option{
+		gomilter.WithMilter(func() gomilter.Milter { return gomilter.NoOpMilter{} }),
+		gomilter.WithActions(wantedActions),
+		gomilter.WithProtocol(wantedProtocol),
+		gomilter.WithNegotiationCallback(negotiate),
+		gomilter.WithReadTimeout(10 * time.Minute),
+		gomilter.WithWriteTimeout(30 * time.Second),
+	}
+	for _, r := range macroRequests {
+		opts = append(opts, gomilter.WithMacroRequest(r.stage, r.macros))
+	}
+	srv := gomilter.NewServer(opts...)
+	benchSessions(b, srv.Serve, func(context.Context) { _ = srv.Close() })
+}
+
+// benchSessions serves on a loopback port and runs one session per
+// iteration.
+func benchSessions(b *testing.B, serve func(net.Listener) error, stop func(context.Context)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = serve(ln) }()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		stop(ctx)
 	}()
 	msg := message{
 		from:  "sender@example.com",
