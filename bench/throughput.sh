@@ -324,7 +324,9 @@ END {
 	printf "  %-13s %8s %9s %17s %8s %13s %12s %6s\n", "", "msgs/s", "seconds", "(smtpd accepted)", "signed", "milter ms/msg", "other ms/msg", "busy"
 	for (i = 1; i <= NR; i++) {
 		m = mode[i]
-		printf "  %-13s %8.1f %9.2f %16.2fs %8s %13s %12.3f %5.0f%%\n", m, r[m], t[m], a[m], (m ~ /nz-out|odkim-sign/) ? sg[m] : "-", (cp[m] == "-") ? "-" : sprintf("%.3f", cp[m]), ot[m], bz[m]
+		# A negative rest (the threads of OpenDKIM, whose CPU /proc accounts
+		# oddly) is not shown as a figure.
+		printf "  %-13s %8.1f %9.2f %16.2fs %8s %13s %12s %5.0f%%\n", m, r[m], t[m], a[m], (m ~ /nz-out|odkim-sign/) ? sg[m] : "-", (cp[m] == "-") ? "-" : sprintf("%.3f", cp[m]), (ot[m] < 0) ? "n/a" : sprintf("%.3f", ot[m]), bz[m]
 	}
 	printf "  (milter ms/msg: the milter process'"'"'s CPU per message; other: the rest of the machine'"'"'s (Postfix,\n"
 	printf "  smtp-source, smtp-sink, the kernel); busy: the machine'"'"'s CPUs; medians of the rounds)\n"

@@ -17,28 +17,41 @@ import (
 // in the directories; a renewal one of our keys matches is written to
 // smime.own_dir, and the returned channel signals so that serve reloads
 // (NewSMIMEEnv loads it, R37 signs with it). current returns the policy
-// and S/MIME env in force (nil env: S/MIME off, nothing to do).
-func startOwnRenewal(ctx context.Context, current func() (*policy.Policy, *pipeline.SMIMEEnv), log *slog.Logger) <-chan struct{} {
-	changed := make(chan struct{}, 1)
+// and S/MIME env in force (nil env: S/MIME off, nothing to do). now asks
+// for a check at once (serve calls it after SIGHUP: a policy that turns
+// S/MIME on, or names a new directory or key, is checked then, not a
+// renew_check later).
+func startOwnRenewal(ctx context.Context, current func() (*policy.Policy, *pipeline.SMIMEEnv), log *slog.Logger) (changed <-chan struct{}, now func()) {
+	ch := make(chan struct{}, 1)
+	kick := make(chan struct{}, 1)
 	go func() {
 		for {
 			p, env := current()
 			if env != nil {
 				if ownRenewalOnce(ctx, p, env, log) {
 					select {
-					case changed <- struct{}{}:
+					case ch <- struct{}{}:
 					default: // a reload is already due
 					}
 				}
 			}
+			t := time.NewTimer(p.SMIME.RenewCheck)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-time.After(p.SMIME.RenewCheck):
+			case <-kick:
+				t.Stop()
+			case <-t.C:
 			}
 		}
 	}()
-	return changed
+	return ch, func() {
+		select {
+		case kick <- struct{}{}:
+		default: // a check is already asked for
+		}
+	}
 }
 
 // ownRenewalOnce runs one check and logs what it found, domain by domain.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,8 +95,9 @@ func TestCertsRenewNothingFound(t *testing.T) {
 	}
 }
 
-// serve's loop (startOwnRenewal) runs the check at start and signals a
-// reload when it wrote a certificate; the reloaded env signs with it.
+// serve's loop (startOwnRenewal) checks at start and when asked (after a
+// SIGHUP), and signals a reload when it wrote a certificate; the reloaded
+// env signs with it.
 func TestServeRenewsOwnCertificate(t *testing.T) {
 	args, fp, _ := renewalSetup(t)
 	var sets []string
@@ -112,11 +114,27 @@ func TestServeRenewsOwnCertificate(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changed := startOwnRenewal(ctx, func() (*policy.Policy, *pipeline.SMIMEEnv) { return p, env }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// S/MIME off first (no env): nothing is checked until asked.
+	var on atomic.Bool
+	changed, now := startOwnRenewal(ctx, func() (*policy.Policy, *pipeline.SMIMEEnv) {
+		if !on.Load() {
+			return p, nil
+		}
+		return p, env
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	select {
+	case <-changed:
+		t.Fatal("a reload was signalled with S/MIME off")
+	case <-time.After(200 * time.Millisecond):
+	}
+	// A SIGHUP turns it on and asks for a check at once (smime.renew_check
+	// is 6 hours).
+	on.Store(true)
+	now()
 	select {
 	case <-changed:
 	case <-time.After(20 * time.Second):
-		t.Fatal("no reload signalled within 20s")
+		t.Fatal("no reload signalled within 20s of the check asked for")
 	}
 	env2, err := pipeline.NewSMIMEEnv(p, true)
 	if err != nil {

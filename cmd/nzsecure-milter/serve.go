@@ -163,8 +163,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	log.Info("serving", "version", version, "listen", spec, "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
 	listsCtx, stopLists := context.WithCancel(context.Background())
 	defer stopLists()
-	listsChanged := startListRefresher(listsCtx, p, log)                                                                           // R55, R108 (listrefresh.go)
-	ownRenewed := startOwnRenewal(listsCtx, func() (*policy.Policy, *pipeline.SMIMEEnv) { return srv.Policy(), srv.SMIME() }, log) // R51 (ownrenew.go)
+	// The accredited lists from LDAP (R55, R108, listrefresh.go) and our
+	// own certificates' renewal (R51, ownrenew.go) ask for reloads.
+	listsChanged := startListRefresher(listsCtx, p, log)
+	ownRenewed, renewNow := startOwnRenewal(listsCtx, func() (*policy.Policy, *pipeline.SMIMEEnv) { return srv.Policy(), srv.SMIME() }, log)
 
 	// Every reload (SIGHUP, a list refreshed, our certificate renewed)
 	// replaces the state: the first-contact store and the CRL refresh
@@ -189,6 +191,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				reloadAll()
+				// Not after the renewal's own reload: a reload that
+				// failed would make it fetch and reload again and again.
+				renewNow()
 				continue
 			}
 			log.Info("shutting down: finishing transactions in flight", "signal", sig.String(), "in_flight", srv.InFlight())
