@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -142,6 +143,12 @@ func (e *SMIMEEnv) loadOwn(p *policy.Policy) {
 		keys, probs := e.ownKeys(p, domain)
 		e.IdentityProblems = append(e.IdentityProblems, probs...)
 		for _, f := range files {
+			// A regular file of bounded size only: a link to /dev/zero or
+			// a directory named *.pem is a problem, not an endless read.
+			if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() || fi.Size() > smime.MaxDER {
+				e.IdentityProblems = append(e.IdentityProblems, fmt.Sprintf("smime.own_dir %s: not a regular file of at most %d bytes", f, smime.MaxDER))
+				continue
+			}
 			certs, err := smime.ReadCertificatesFile(f)
 			if err != nil || len(certs) == 0 {
 				e.IdentityProblems = append(e.IdentityProblems, fmt.Sprintf("smime.own_dir %s: %v", f, err))

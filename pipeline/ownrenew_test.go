@@ -273,12 +273,15 @@ func TestOwnDirLoadRefusesStrangers(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyFile(o.renewed, "good.pem")
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.pem")); err != nil {
+		t.Fatal(err)
+	}
 	env := ownEnv(t, p)
 	if len(env.Identities) != 2 {
 		t.Fatalf("identities: %d, want the configured one and good.pem", len(env.Identities))
 	}
 	probs := strings.Join(env.IdentityProblems, "\n")
-	for _, want := range []string{"nokey.pem: no key in smime.identities or smime.renewal_keys matches it", "misnamed.pem", "garbage.pem"} {
+	for _, want := range []string{"nokey.pem: no key in smime.identities or smime.renewal_keys matches it", "misnamed.pem", "garbage.pem", "zero.pem: not a regular file"} {
 		if !strings.Contains(probs, want) {
 			t.Errorf("problems lack %q:\n%s", want, probs)
 		}
