@@ -25,6 +25,14 @@
 #      requires it), alice may send as alice@ but not as bob@ (550).
 #   f. warning 005: inbound From: our own domain from the internet is
 #      delivered wrapped with the warning (R76).
+#   h. domain S/MIME under Sendmail, as the README sets it up: the milter
+#      declared with MAIL_FILTER and named in the I= of the public and
+#      submission daemons only, and a loopback daemon without it for the
+#      milter's own submissions (notify.submit = "smtp:127.0.0.1:PORT"). We
+#      are agency-a.govt.nz; alice -> bob@agency-b.govt.nz (a peer) and
+#      someone@internet.example: each gets exactly one copy, the peer's
+#      signed and encrypted (openssl cms opens it), the internet one plain;
+#      the copy did not pass the milter a second time.
 #   g. the milter down: mail tempfailed (F=T), nothing passes unfiltered.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -89,8 +97,12 @@ sm() { "$WORK/sm" "$@"; }
 SM_VERSION=$({ sm -d0.1 -bt </dev/null 2>/dev/null || true; } | awk '/^Version/ {print $2; exit}' || true)
 if [[ -n $SM_VERSION ]]; then pass "Sendmail $SM_VERSION unpacked into a private root"; else fail "Sendmail from the private root runs"; fi
 
-# The INPUT_MAIL_FILTER line as contrib/sendmail ships it, on the test's port.
-FILTER_LINE=$(grep -E '^INPUT_MAIL_FILTER' "$REPO_ROOT/contrib/sendmail/sendmail.mc.snippet" | sed "s/inet:8891@127.0.0.1/inet:$MILTER_PORT@$SERVER_IP/")
+# The INPUT_MAIL_FILTER line as contrib/sendmail ships it, on the test's
+# port, as MAIL_FILTER: the milter runs on the daemons whose I= names it
+# (Sendmail 8.13 and later), not on the loopback daemon the milter submits
+# its S/MIME copies to (README, "Domain S/MIME"; h).
+FILTER_LINE=$(grep -E '^INPUT_MAIL_FILTER' "$REPO_ROOT/contrib/sendmail/sendmail.mc.snippet" | sed "s/inet:8891@127.0.0.1/inet:$MILTER_PORT@$SERVER_IP/; s/^INPUT_MAIL_FILTER/MAIL_FILTER/")
+pick_port SM_LOCAL_PORT
 mkdir -p "$SM_QUEUE"
 chmod 700 "$SM_QUEUE"
 # No DNS for Sendmail itself (only loopback is reachable: every lookup of
@@ -131,13 +143,14 @@ FEATURE(\`accept_unresolvable_domains')dnl
 define(\`confAUTH_MECHANISMS', \`PLAIN LOGIN')dnl
 define(\`confAUTH_REALM', \`$DOMAIN')dnl
 TRUST_AUTH_MECH(\`PLAIN LOGIN')dnl
-DAEMON_OPTIONS(\`Port=$SMTP_PORT, Addr=$SERVER_IP, Name=MTA')dnl
-DAEMON_OPTIONS(\`Port=$SUBMISSION_PORT, Addr=$SERVER_IP, Name=MSA, M=Ea')dnl
+DAEMON_OPTIONS(\`Port=$SMTP_PORT, Addr=$SERVER_IP, Name=MTA, I=nzsecure')dnl
+DAEMON_OPTIONS(\`Port=$SUBMISSION_PORT, Addr=$SERVER_IP, Name=MSA, M=Ea, I=nzsecure')dnl
+DAEMON_OPTIONS(\`Port=$SM_LOCAL_PORT, Addr=127.0.0.1, Name=LOCAL')dnl
 $FILTER_LINE
 MAILER(\`smtp')dnl
 EOF
-if "$SM_ROOT/usr/bin/m4" "$WORK/sendmail.mc" >"$SM_CF" 2>"$WORK/m4.log" && grep -q '^Xnzsecure' "$SM_CF"; then
-	pass "sendmail.cf generated with m4 from sendmail-cf, with the milter of contrib/sendmail"
+if "$SM_ROOT/usr/bin/m4" "$WORK/sendmail.mc" >"$SM_CF" 2>"$WORK/m4.log" && grep -q '^Xnzsecure' "$SM_CF" && ! grep -q '^O InputMailFilters' "$SM_CF"; then
+	pass "sendmail.cf generated with m4 from sendmail-cf, with the milter of contrib/sendmail on the MTA and MSA daemons only"
 else
 	fail "sendmail.cf generated with m4" "$WORK/m4.log"
 fi
@@ -292,6 +305,57 @@ if ((rc == 0)) && sm_accepted && wait_id "$id" 30; then
 else
 	fail "f (R76): inbound From: our own domain accepted (swaks $rc, '$(last_reply)')" "$SEND_OUT"
 fi
+
+# ------------------------------------------------------------------ h
+# Domain S/MIME under Sendmail (the README's I= set-up): the milter as
+# agency-a.govt.nz's gateway, its copies submitted to the loopback daemon
+# that runs no milter.
+SM_A=agency-a.govt.nz SM_PEER=agency-b.govt.nz
+e2e_pki
+mkdir -p "$WORK/peers/$SM_PEER"
+cp "$PKI/agency-b.crt" "$WORK/peers/$SM_PEER/agency-b.pem"
+stop_milter
+start_milter --set 'profile="seemail"' --set "domains=[\"$SM_A\"]" --set "outbound.seemail_domains=[\"$SM_PEER\"]" \
+	--set "smime.identities=[\"$SM_A:$PKI/agency-a-new.crt:$PKI/agency-a-new.key\"]" \
+	--set "smime.trust_anchors=[\"$PKI/ca.crt\"]" --set "smime.peers=\"$WORK/peers\"" --set "smime.crl_dir=\"$WORK/crl\"" \
+	--set 'smime.crl_timeout="2s"' --set "notify.submit=\"smtp:127.0.0.1:$SM_LOCAL_PORT\""
+decisions_before=$(grep -c '"msg":"decision"' "$WORK/milter.log" || true)
+id_h=$(unique_id)
+rc=0
+SEND_FROM_IP=$SERVER_IP send --from "alice@$SM_A" --to "bob@$SM_PEER,someone@internet.example" --header "From: alice@$SM_A" \
+	--header "Subject: e2e sendmail h" --add-header "X-Test-Id: $id_h" --add-header "MIME-Version: 1.0" \
+	--add-header "Content-Type: text/plain; charset=us-ascii" --body "The exercise plans, $id_h." || rc=$?
+h_both() { (($(id_count "$id_h") >= 2)); }
+if ((rc == 0)) && sm_accepted && wait_until 30 h_both; then
+	pass "h: alice -> bob@$SM_PEER + someone@internet.example accepted through Sendmail, two messages at the sink"
+else
+	fail "h: alice -> peer + internet accepted and delivered (swaks $rc, '$(last_reply)')" "$SEND_OUT" "$WORK/milter.log"
+fi
+fb=$(file_for "$id_h" "bob@$SM_PEER")
+fi_=$(file_for "$id_h" "someone@internet.example")
+if [[ -n $fb ]] && unfolded_headers "$fb" | grep -q '^Content-Type: application/pkcs7-mime; smime-type=enveloped-data'; then
+	pass "h: bob@$SM_PEER's copy is application/pkcs7-mime (enveloped-data)"
+	if openssl cms -decrypt -recip "$PKI/agency-b.crt" -inkey "$PKI/agency-b.key" -in "$fb" -out "$WORK/h.dec" 2>"$WORK/h.err" &&
+		openssl cms -verify -CAfile "$PKI/ca.crt" -in "$WORK/h.dec" -out "$WORK/h.out" 2>>"$WORK/h.err" && grep -q "$id_h" "$WORK/h.out"; then
+		pass "h: openssl cms decrypts it with agency-b's key and verifies agency-a's signature; the text is inside"
+	else
+		fail "h: openssl cms decrypts and verifies bob's copy" "$WORK/h.err"
+	fi
+	assert_not_contains "$fb" "The exercise plans" "h: the text is not in clear in bob's copy"
+else
+	fail "h: bob@$SM_PEER got an enveloped-data copy" "$fb"
+fi
+if [[ -n $fi_ && $fi_ != "$fb" ]] && grep -q "The exercise plans, $id_h" "$fi_" && ! grep -qi 'pkcs7' "$fi_"; then
+	pass "h: someone@internet.example's copy is the plain message"
+else
+	fail "h: someone@internet.example got the plain message" "$fi_"
+fi
+if [[ -n $fb ]]; then assert_not_contains "$fb" '^X-Rcpt-Args: <someone@internet.example>' "h: each copy carries only its own recipient"; fi
+assert_eq 2 "$(id_count "$id_h")" "h: two messages for the two recipients, nothing doubled"
+# One decision for the transaction: the copy submitted on the loopback
+# daemon did not pass the milter again.
+sleep 1
+assert_eq 1 "$(($(grep -c '"msg":"decision"' "$WORK/milter.log" || true) - decisions_before))" "h: one milter decision (the copy went around the milter, through the daemon without I=)"
 
 # ------------------------------------------------------------------ g
 stop_milter
