@@ -35,7 +35,7 @@ PKG_MAINTAINER ?= nzsecure-milter maintainers <nzsecure-milter@users.noreply.git
 DEB_PACKAGES := postfix swaks openssl ca-certificates perl \
 	libnet-ssleay-perl libio-socket-ssl-perl libio-socket-inet6-perl libnet-dns-perl \
 	sasl2-bin libsasl2-modules opendkim opendkim-tools gpgsm gpg-agent \
-	slapd ldap-utils \
+	slapd ldap-utils python3 curl \
 	gcc libc6-dev make git lintian
 
 # Go files to check with gofmt (not the e2e/bench scratch directories).

@@ -36,11 +36,21 @@
 #      at the sink.
 #   d. to user@plain.example: delivered (NOTFOUND: Postfix's default, may).
 #
-# MTA-STS end to end is not tested here: it needs HTTPS on port 443 of
-# mta-sts.<domain>, resolved by the system resolver (tlspolicy's --dns is
-# used only for the _mta-sts TXT lookup). tlspolicy runs with --dns pointing
-# at the test DNS server, so its _mta-sts TXT lookups stay on loopback (d
-# checks one reached it).
+#   e. MTA-STS (RFC 8461, G-MTASTS): sts.example publishes
+#      _mta-sts TXT "v=STSv1; id=..." and, on https://mta-sts.sts.example/
+#      (port 443 of $STS_WEB_IP, tests/e2e/sts-web.py, a certificate of
+#      the test CA, which tlspolicy trusts through SSL_CERT_FILE), "mode:
+#      enforce, mx: mx.sts.example". tlspolicy answers "secure
+#      match=mx.sts.example"; the message leaves over TLS with the TLS
+#      receiver's certificate verified for mx.sts.example (Postfix:
+#      "Verified TLS connection").
+#   f. stsbad.example's enforced policy names mx.elsewhere.example, but its
+#      MX is the TLS receiver (whose certificate does not name it): never
+#      delivered, deferred.
+#
+# tlspolicy runs with --dns pointing at the test DNS server: its _mta-sts
+# TXT lookups and the policy hosts' addresses stay on loopback (d checks
+# one reached it).
 #
 # Prints one PASS/FAIL line per check and ends with "e2e: N passed, M failed".
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -49,6 +59,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # inet_interfaces): Postfix will not deliver to an MX host that is itself.
 SINK_IP=127.0.0.4
 RECEIVER_IP=127.0.0.3
+STS_WEB_IP=127.0.0.5
 e2e_init tlspolicy
 e2e_need postmap
 pick_port TLS_RECEIVER_PORT
@@ -86,12 +97,52 @@ notls.example.         300 IN MX 10 mx.notls.example.
 mx.notls.example.      300 IN A  $SINK_IP
 plain.example.         300 IN MX 10 mx.plain.example.
 mx.plain.example.      300 IN A  $SINK_IP
+sts.example.           300 IN MX 10 mx.sts.example.
+mx.sts.example.        300 IN A  $RECEIVER_IP
+_mta-sts.sts.example.  300 IN TXT "v=STSv1; id=20261201T000000;"
+mta-sts.sts.example.   300 IN A  $STS_WEB_IP
+stsbad.example.        300 IN MX 10 mx.stsbad.example.
+mx.stsbad.example.     300 IN A  $RECEIVER_IP
+_mta-sts.stsbad.example. 300 IN TXT "v=STSv1; id=20261201T000000;"
+mta-sts.stsbad.example. 300 IN A $STS_WEB_IP
 EOF
+
+# The MTA-STS web server (e, f) and the TLS receiver's certificate, which
+# names mx.sts.example (and not mx.elsewhere.example), both of the test CA.
+sts_cert() { # NAME DNS-NAME...
+	local name=$1 san
+	shift
+	san=$(printf 'DNS:%s,' "$@")
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TLS_DIR/$name.key" \
+		-out "$TLS_DIR/$name.csr" -subj "/CN=$1" &&
+		printf '%s\n' "subjectAltName=${san%,}" "extendedKeyUsage=serverAuth" "basicConstraints=CA:FALSE" >"$TLS_DIR/$name.ext" &&
+		openssl x509 -req -in "$TLS_DIR/$name.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" -CAcreateserial \
+			-days 3 -extfile "$TLS_DIR/$name.ext" -out "$TLS_DIR/$name.crt" &&
+		chmod 644 "$TLS_DIR/$name.crt" "$TLS_DIR/$name.key"
+}
+if sts_cert sts-web mta-sts.sts.example mta-sts.stsbad.example >>"$WORK/sts-certs.log" 2>&1 &&
+	sts_cert receiver tls-receiver.e2e.test mx.sts.example mx.secure.example >>"$WORK/sts-certs.log" 2>&1; then
+	pass "setup: certificates for the MTA-STS web server and the TLS receiver"
+else
+	fail "setup: certificates for the MTA-STS web server and the TLS receiver" "$WORK/sts-certs.log"
+fi
+python3 "$E2E_DIR/sts-web.py" "$STS_WEB_IP" "$TLS_DIR/sts-web.crt" "$TLS_DIR/sts-web.key" >>"$WORK/sts-web.log" 2>&1 &
+STS_WEB_PID=$!
+e2e_track "$STS_WEB_PID"
+e2e_record_pid "$STS_WEB_PID"
+sts_web_up() { curl -sf --cacert "$TLS_DIR/ca.crt" --resolve "mta-sts.sts.example:443:$STS_WEB_IP" https://mta-sts.sts.example/.well-known/mta-sts.txt >/dev/null 2>&1; }
+if wait_until 10 sts_web_up; then
+	pass "setup: the MTA-STS web server answers on https://mta-sts.sts.example/ ($STS_WEB_IP:443)"
+else
+	fail "setup: the MTA-STS web server answers on $STS_WEB_IP:443 (is port 443 of $STS_WEB_IP free?)" "$WORK/sts-web.log"
+fi
 
 start_sink
 start_dns53 "$WORK/zone"
 # Both resolve through the test DNS server (start_dns53 sets DNS_ADDR).
-start_tlspolicy --set "$SECURE"
+# SSL_CERT_FILE: Go's system roots are the test CA, so the web server's
+# certificate verifies (RFC 8461 section 3.3).
+SSL_CERT_FILE=$TLS_DIR/ca.crt start_tlspolicy --set "$SECURE"
 # The milter gets the same secure list as tlspolicy, as one policy file would.
 start_milter --set "$DOMAINS" --set "$SECURE"
 
@@ -100,13 +151,15 @@ smtp_tls_security_level = may
 smtp_tls_CAfile = $TLS_DIR/ca.crt
 smtp_tls_loglevel = 1
 smtp_tls_policy_maps = $TLSPOLICY_MAP
-transport_maps = inline:{ secure.example=tlsmx:secure.example, notls.example=sinkmx:notls.example, plain.example=sinkmx:plain.example }"
+transport_maps = inline:{ secure.example=tlsmx:secure.example, notls.example=sinkmx:notls.example, plain.example=sinkmx:plain.example, sts.example=tlsmx:sts.example, stsbad.example=tlsmx:stsbad.example }"
 POSTFIX_EXTRA_MASTER="# tlspolicy.sh: the TLS receiver (STARTTLS required), relaying all it
 # receives to the sink through tosink, without the milter.
 $RECEIVER_IP:$TLS_RECEIVER_PORT inet n - n - - smtpd
   -o syslog_name=postfix-e2e-$E2E_NAME/tlsreceiver
   -o myhostname=tls-receiver.e2e.test
   -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_cert_file=$TLS_DIR/receiver.crt
+  -o smtpd_tls_key_file=$TLS_DIR/receiver.key
   -o smtpd_tls_received_header=yes
   -o receive_override_options=no_milters
   -o content_filter=tosink:[$SINK_IP]:$SINK_PORT
@@ -261,9 +314,61 @@ assert_not_contains "$WORK/tlspolicy.log" '"msg":"tls policy".*"domain":"plain\.
 assert_contains "$WORK/dns.log" 'TXT _mta-sts\.plain\.example\.' \
 	"d: tlspolicy's MTA-STS lookup for plain.example went to the test DNS server (--dns)"
 
+# ------------------------------------------------------------------ e
+out=$(postmap -c "$PFDIR" -q sts.example "$TLSPOLICY_MAP" 2>&1) || true
+assert_eq "secure match=mx.sts.example servername=hostname protocols=>=TLSv1.2" "$out" \
+	"e (G-MTASTS): postmap -q sts.example: the enforced MTA-STS policy as a Postfix secure policy"
+assert_contains "$WORK/tlspolicy.log" '"msg":"tls policy".*"domain":"sts\.example".*"source":"mta-sts"' \
+	"e: tlspolicy answered sts.example from its MTA-STS policy"
+assert_contains "$WORK/sts-web.log" 'GET /.well-known/mta-sts.txt' "e: tlspolicy fetched the policy from the web server over HTTPS"
+id_e=$(unique_id)
+rc=0
+send_internal "$id_e" user@sts.example || rc=$?
+if ((rc == 0)) && accepted; then
+	pass "e: message to user@sts.example accepted"
+else
+	fail "e: message to user@sts.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
+fi
+qid_e=$(queue_id)
+if wait_id "$id_e" 30; then
+	pass "e (G-MTASTS): the message to the MTA-STS domain reached the sink"
+	assert_eq 1 "$(id_count "$id_e")" "e: delivered exactly once"
+	assert_contains "$WORK/postfix.log" "tlsmx/smtp\[[0-9]+\]: Verified TLS connection established to mx\.sts\.example\[$RECEIVER_IP\]:$TLS_RECEIVER_PORT" \
+		"e (RFC 8461 section 4): the MX's certificate was verified (Postfix: Verified TLS connection to mx.sts.example)"
+	assert_contains "$WORK/postfix.log" "${qid_e:-none}: to=<user@sts\.example>, relay=mx\.sts\.example\[$RECEIVER_IP\]:$TLS_RECEIVER_PORT, .*status=sent" \
+		"e: delivered to mx.sts.example (status=sent)"
+else
+	fail "e (G-MTASTS): the message to user@sts.example reached the sink" "$WORK/postfix.log" "$WORK/tlspolicy.log"
+fi
+
+# ------------------------------------------------------------------ f
+out=$(postmap -c "$PFDIR" -q stsbad.example "$TLSPOLICY_MAP" 2>&1) || true
+assert_eq "secure match=mx.elsewhere.example servername=hostname protocols=>=TLSv1.2" "$out" \
+	"f: postmap -q stsbad.example: secure, matching only the policy's mx"
+id_f=$(unique_id)
+rc=0
+send_internal "$id_f" user@stsbad.example || rc=$?
+qid_f=$(queue_id)
+qid_f=${qid_f:-none}
+if ((rc == 0)) && accepted; then
+	pass "f: message to user@stsbad.example accepted"
+else
+	fail "f: message to user@stsbad.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
+fi
+deferred_f() { (($(pf_log_count "$qid_f: to=<user@stsbad\.example>, .*status=deferred \(Server certificate not verified\)") >= 1)); }
+if wait_until 30 deferred_f; then
+	pass "f (RFC 8461 section 4.2): deferred (Server certificate not verified): the MX's certificate does not name the policy's mx"
+	assert_contains "$WORK/postfix.log" 'server certificate verification failed for mx\.stsbad\.example.*hostname mismatch' "f: Postfix names the hostname mismatch"
+else
+	fail "f: the message to user@stsbad.example deferred" "$WORK/postfix.log"
+fi
+assert_eq 0 "$(id_count "$id_f")" "f: nothing for stsbad.example at the sink"
+assert_eq 0 "$(pf_log_count "to=<user@stsbad\.example>, .*status=sent")" "f: Postfix never reports it sent"
+
 # ------------------------------------------------------------------ end
 # The notls.example message is still deferred, as it should be; remove it.
 check "end: the notls.example message is still in the queue" grep -q "^$qid_c" <(pf_postqueue -p 2>&1)
+check "end: the stsbad.example message is still in the queue" grep -q "^$qid_f" <(pf_postqueue -p 2>&1)
 pf_postsuper -d ALL >/dev/null 2>&1 || true
 stop_milter
 stop_tlspolicy
