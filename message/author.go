@@ -157,21 +157,23 @@ func (c *memo) put(k string, r AuthorResult) {
 	c.mu.Unlock()
 }
 
-// memoKey: the values joined by NUL (which no header value holds); false
-// when too long to keep.
+// memoKey: one value is its own key; several (or none) are NUL, then the
+// values joined by NUL. Values holding a NUL (possible in a file `check`
+// reads, never from the MTA) are not kept, so no two lists share a key;
+// false too when the key would be long.
 func memoKey(values []string) (string, bool) {
-	switch {
-	case len(values) == 1 && len(values[0]) <= maxMemoKey:
-		return values[0], true
-	case len(values) == 1:
-		return "", false
-	}
 	n := len(values)
 	for _, v := range values {
+		if strings.IndexByte(v, 0) >= 0 {
+			return "", false
+		}
 		n += len(v)
 	}
-	if n > maxMemoKey {
+	switch {
+	case n > maxMemoKey:
 		return "", false
+	case len(values) == 1:
+		return values[0], true
 	}
 	return "\x00" + strings.Join(values, "\x00"), true
 }

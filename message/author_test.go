@@ -257,6 +257,12 @@ func TestAuthorsMemo(t *testing.T) {
 	if r := Authors(two); r.Status != StatusRepeated || !reflect.DeepEqual(r, parseAuthors(two)) {
 		t.Fatalf("two fields: %+v", r)
 	}
+	// Lists that would join to the same text are told apart.
+	for _, vs := range [][]string{{"\x00a@x.example\x00b@y.example"}, {"a@x.example", "b@y.example"}, {"\x00"}, nil} {
+		if got, want := Authors(vs), parseAuthors(vs); !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: memo %+v, parse %+v", vs, got, want)
+		}
+	}
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(1)
