@@ -7,13 +7,15 @@ import (
 )
 
 // health are the gauges of the gateway's own checks (issue 17): the clock
-// (R90, R141) and the last self-test (R19-R21).
+// (R90, R141), the last self-test (R19-R21), and when our own DCA
+// certificates expire (R51).
 type health struct {
 	clockSynced   prometheus.Gauge
 	clockError    prometheus.Gauge
 	selftestOK    prometheus.Gauge
 	selftestFails prometheus.Gauge
 	selftestTime  prometheus.Gauge
+	ownValidUntil *prometheus.GaugeVec
 }
 
 func newHealth(r *prometheus.Registry) *health {
@@ -33,9 +35,28 @@ func newHealth(r *prometheus.Registry) *health {
 		selftestTime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nzsecure_selftest_last_run_timestamp_seconds", Help: "When the last self-test ended (Unix time).",
 		}),
+		ownValidUntil: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nzsecure_smime_own_valid_until_timestamp_seconds",
+			Help: "When the last valid DCA certificate of one of our domains expires (Unix time; 0: none is valid), from the renewal check (R51); alert well before it.",
+		}, []string{"domain"}),
 	}
 	r.MustRegister(h.clockSynced, h.clockError)
 	return h
+}
+
+// OwnCertificate records, from a renewal check (R51), when the last valid
+// certificate of our domain expires; zero means none is valid. Registered
+// at the first check, so a gateway without S/MIME shows none.
+func (m *Metrics) OwnCertificate(domain string, validUntil time.Time) {
+	if m == nil {
+		return
+	}
+	m.ownOnce.Do(func() { m.Registry.MustRegister(m.health.ownValidUntil) })
+	v := 0.0
+	if !validUntil.IsZero() {
+		v = float64(validUntil.Unix())
+	}
+	m.health.ownValidUntil.WithLabelValues(domain).Set(v)
 }
 
 // Clock records a clock check.

@@ -28,6 +28,7 @@ type Metrics struct {
 	duration       *prometheus.HistogramVec
 	health         *health // clock and self-test gauges (health.go)
 	selftestOnce   sync.Once
+	ownOnce        sync.Once
 }
 
 // New registers the counters on a new registry (plus Go and process metrics).

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -21,14 +22,14 @@ import (
 // for a check at once (serve calls it after SIGHUP: a policy that turns
 // S/MIME on, or names a new directory or key, is checked then, not a
 // renew_check later).
-func startOwnRenewal(ctx context.Context, current func() (*policy.Policy, *pipeline.SMIMEEnv), log *slog.Logger) (changed <-chan struct{}, now func()) {
+func startOwnRenewal(ctx context.Context, current func() (*policy.Policy, *pipeline.SMIMEEnv), m *metrics.Metrics, log *slog.Logger) (changed <-chan struct{}, now func()) {
 	ch := make(chan struct{}, 1)
 	kick := make(chan struct{}, 1)
 	go func() {
 		for {
 			p, env := current()
 			if env != nil {
-				if ownRenewalOnce(ctx, p, env, log) {
+				if ownRenewalOnce(ctx, p, env, m, log) {
 					select {
 					case ch <- struct{}{}:
 					default: // a reload is already due
@@ -54,14 +55,20 @@ func startOwnRenewal(ctx context.Context, current func() (*policy.Policy, *pipel
 	}
 }
 
-// ownRenewalOnce runs one check and logs what it found, domain by domain.
-func ownRenewalOnce(ctx context.Context, p *policy.Policy, env *pipeline.SMIMEEnv, log *slog.Logger) bool {
+// ownRenewalOnce runs one check and logs what it found, domain by domain;
+// m (nil: no metrics) gets each domain's valid-until.
+func ownRenewalOnce(ctx context.Context, p *policy.Policy, env *pipeline.SMIMEEnv, m *metrics.Metrics, log *slog.Logger) bool {
 	out, changed, err := pipeline.OwnRenewalCheck(ctx, p, env, time.Now())
 	if err != nil {
 		log.Error("own certificate renewal: cannot set up the directories (R51)", "error", err.Error())
 		return false
 	}
 	for _, r := range out {
+		until := r.ValidUntil
+		if r.Action == pipeline.OwnRenewed && r.NotAfter.After(until) {
+			until = r.NotAfter // in use after the reload this asks for
+		}
+		m.OwnCertificate(r.Domain, until)
 		switch r.Action {
 		case pipeline.OwnCurrent, pipeline.OwnHave:
 			log.Debug("own DCA certificate current", "domain", r.Domain, "valid_until", r.ValidUntil, "renew_before", p.SMIME.RenewBefore.String())

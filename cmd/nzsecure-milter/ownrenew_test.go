@@ -14,6 +14,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/internal/testldap"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
+	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
@@ -114,6 +115,7 @@ func TestServeRenewsOwnCertificate(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	m := metrics.New()
 	// S/MIME off first (no env): nothing is checked until asked.
 	var on atomic.Bool
 	changed, now := startOwnRenewal(ctx, func() (*policy.Policy, *pipeline.SMIMEEnv) {
@@ -121,7 +123,7 @@ func TestServeRenewsOwnCertificate(t *testing.T) {
 			return p, nil
 		}
 		return p, env
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	select {
 	case <-changed:
 		t.Fatal("a reload was signalled with S/MIME off")
@@ -142,5 +144,24 @@ func TestServeRenewsOwnCertificate(t *testing.T) {
 	}
 	if id := env2.Signer(ctx, "agency-a.govt.nz"); id == nil || smime.Fingerprint(id.Cert) != fp {
 		t.Fatalf("after the reload: signer %v, want the renewal %s", id, fp)
+	}
+	// The metric says when the certificate in use expires: the renewal's
+	// date, about two years on.
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got float64
+	for _, mf := range mfs {
+		if mf.GetName() == "nzsecure_smime_own_valid_until_timestamp_seconds" {
+			for _, mt := range mf.GetMetric() {
+				if mt.GetLabel()[0].GetValue() == "agency-a.govt.nz" {
+					got = mt.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	if want := float64(env2.Signer(ctx, "agency-a.govt.nz").Cert.NotAfter.Unix()); got != want {
+		t.Errorf("nzsecure_smime_own_valid_until_timestamp_seconds{domain=agency-a.govt.nz} = %v, want %v", got, want)
 	}
 }

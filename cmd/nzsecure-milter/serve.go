@@ -166,7 +166,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// The accredited lists from LDAP (R55, R108, listrefresh.go) and our
 	// own certificates' renewal (R51, ownrenew.go) ask for reloads.
 	listsChanged := startListRefresher(listsCtx, p, log)
-	ownRenewed, renewNow := startOwnRenewal(listsCtx, func() (*policy.Policy, *pipeline.SMIMEEnv) { return srv.Policy(), srv.SMIME() }, log)
+	ownRenewed, renewNow := startOwnRenewal(listsCtx, func() (*policy.Policy, *pipeline.SMIMEEnv) { return srv.Policy(), srv.SMIME() }, srv.Metrics, log)
 
 	// Every reload (SIGHUP, a list refreshed, our certificate renewed)
 	// replaces the state: the first-contact store and the CRL refresh
