@@ -71,6 +71,9 @@ type certsListing struct {
 	StoreNote  string         `json:"peer_store_note,omitempty"`
 	Peers      []peerInfo     `json:"peers"`
 	Discovery  *discoveryInfo `json:"discovery"` // LDAP discovery and pending approvals (certsldap.go)
+	// Renewal is, per domain of ours, whether our certificate is due for
+	// renewal (R51; judged only: `certs renew` asks the directories).
+	Renewal []pipeline.OwnRenewal `json:"renewal"`
 }
 
 func describeCert(c *x509.Certificate, vd smime.Verdict) certInfo {
@@ -92,6 +95,12 @@ func (e *certEnv) listing(ctx context.Context) certsListing {
 		ci := describeCert(id.Cert, e.Validator.Validate(ctx, id.Cert, id.Domain, id.Chain))
 		ci.File = e.IdentityFiles[id]
 		l.Identities = append(l.Identities, identityInfo{Domain: id.Domain, certInfo: ci})
+	}
+	l.Renewal, _ = pipeline.RenewOwn(ctx, e.p, e.SMIMEEnv, nil, time.Now())
+	for i := range l.Renewal {
+		if l.Renewal[i].Action == pipeline.OwnNoSearch {
+			l.Renewal[i].Action, l.Renewal[i].Problems = "due", nil // the listing searches nothing
+		}
 	}
 	if e.Store == nil {
 		return l
@@ -150,6 +159,14 @@ func (l certsListing) text(w io.Writer) {
 	}
 	for _, pr := range l.Problems {
 		fmt.Fprintf(w, "  problem: %s\n", pr)
+	}
+	for _, r := range l.Renewal {
+		switch r.Action {
+		case pipeline.OwnCurrent:
+			fmt.Fprintf(w, "  renewal (R51): %s current, valid until %s\n", r.Domain, r.ValidUntil.UTC().Format(time.RFC3339))
+		default:
+			fmt.Fprintf(w, "  renewal (R51): %s due: %s (nzsecure-milter certs renew looks for a renewed certificate now)\n", r.Domain, r.Due)
+		}
 	}
 	fmt.Fprintf(w, "\npeer store %s:\n", l.PeerStore)
 	if l.StoreNote != "" {

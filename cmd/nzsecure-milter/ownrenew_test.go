@@ -165,3 +165,23 @@ func TestServeRenewsOwnCertificate(t *testing.T) {
 		t.Errorf("nzsecure_smime_own_valid_until_timestamp_seconds{domain=agency-a.govt.nz} = %v, want %v", got, want)
 	}
 }
+
+// The `certs` listing says, per domain of ours, whether our certificate is
+// due for renewal, without asking any directory.
+func TestCertsListingRenewal(t *testing.T) {
+	args, _, ownDir := renewalSetup(t)
+	code, out, _ := runCmd(t, append([]string{"certs"}, args...)...)
+	if code != 0 || !strings.Contains(out, "renewal (R51): agency-a.govt.nz due: our certificate expires") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(ownDir); err == nil {
+		t.Fatal("the listing wrote to smime.own_dir")
+	}
+	code, out, _ = runCmd(t, append([]string{"certs", "--json"}, args...)...)
+	var l struct {
+		Renewal []pipeline.OwnRenewal `json:"renewal"`
+	}
+	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil || len(l.Renewal) != 1 || l.Renewal[0].Action != "due" {
+		t.Fatalf("json: exit %d %v\n%s", code, err, out)
+	}
+}
