@@ -70,18 +70,7 @@ func BenchmarkSessionInbound(b *testing.B) {
 }
 
 func BenchmarkSessionNoop(b *testing.B) {
-	opts := []gomilter.Option{
-		gomilter.WithMilter(func() gomilter.Milter { return gomilter.NoOpMilter{} }),
-		gomilter.WithActions(wantedActions),
-		gomilter.WithProtocol(wantedProtocol),
-		gomilter.WithNegotiationCallback(negotiate),
-		gomilter.WithReadTimeout(10 * time.Minute),
-		gomilter.WithWriteTimeout(30 * time.Second),
-	}
-	for _, r := range macroRequests {
-		opts = append(opts, gomilter.WithMacroRequest(r.stage, r.macros))
-	}
-	srv := gomilter.NewServer(opts...)
+	srv := gomilter.NewServer(serverOptions(func() gomilter.Milter { return gomilter.NoOpMilter{} })...)
 	benchSessions(b, srv.Serve, func(context.Context) { _ = srv.Close() })
 }
 

@@ -155,8 +155,16 @@ func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, 
 	}
 	s := &Server{log: log, sessionGrace: defaultSessionGrace}
 	s.state.Store(newState(ps, nil))
+	s.srv = gomilter.NewServer(serverOptions(func() gomilter.Milter { return &session{srv: s} })...)
+	return s, nil
+}
+
+// serverOptions are the go-milter options of a server whose sessions
+// newMilter makes: our actions, protocol options, negotiation, timeouts
+// and macro requests (also the no-op benchmark's, BenchmarkSessionNoop).
+func serverOptions(newMilter func() gomilter.Milter) []gomilter.Option {
 	opts := []gomilter.Option{
-		gomilter.WithMilter(func() gomilter.Milter { return &session{srv: s} }),
+		gomilter.WithMilter(newMilter),
 		gomilter.WithActions(wantedActions),
 		gomilter.WithProtocol(wantedProtocol),
 		gomilter.WithNegotiationCallback(negotiate),
@@ -166,8 +174,7 @@ func NewServer(p *policy.Policy, ck policy.Checker, log *slog.Logger) (*Server, 
 	for _, r := range macroRequests {
 		opts = append(opts, gomilter.WithMacroRequest(r.stage, r.macros))
 	}
-	s.srv = gomilter.NewServer(opts...)
-	return s, nil
+	return opts
 }
 
 // Policy returns the policy in force.
