@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -306,5 +307,45 @@ func TestRenewOwnNothingNewer(t *testing.T) {
 	r := oneRenewal(t, out)
 	if changed || r.Action != OwnNotFound || !strings.Contains(strings.Join(r.Problems, "\n"), "none valid, newer than ours") {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// A new gateway: no identity yet, only a key whose certificate request
+// went to the CA (smime.renewal_keys). The first certificate is fetched
+// like a renewal, and then signs.
+func TestRenewOwnFirstCertificate(t *testing.T) {
+	o := newOwnPKI(t)
+	newKey, _ := filepath.Abs(fx("agency-a-new.key"))
+	issued := testpki.ReissueDomainCert(t, fx("ca.crt"), fx("ca.key"), newKey, o.dir, "first", o.now.Add(-time.Hour), o.renewNA, smime.DCACommonName, ownDCA)
+	srv := testldap.Start(t, "c=NZ", testldap.CountryLDIF("c=NZ")+testldap.DCALDIF("c=NZ", ownDomain, readCert(t, issued)))
+	p, err := policy.Parse("t", nil, []string{
+		`smime.mode="on"`,
+		`smime.renewal_keys=["` + ownDomain + `:` + newKey + `"]`,
+		`smime.trust_anchors=["../testdata/smime/ca.crt"]`,
+		`smime.peers="` + filepath.Join(o.dir, "peers") + `"`,
+		`smime.own_dir="` + filepath.Join(o.dir, "own") + `"`,
+		`smime.pending="` + filepath.Join(o.dir, "pending") + `"`,
+		`smime.crl_check=false`,
+		`smime.ldap=["ldap://` + srv.Addr + `"]`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fmt.Sprint(p.Warnings), "until a certificate for a key of smime.renewal_keys is fetched") {
+		t.Errorf("lint warnings: %v", p.Warnings)
+	}
+	env := ownEnv(t, p)
+	if id := env.Signer(context.Background(), ownDomain); id != nil {
+		t.Fatal("a signer before any certificate")
+	}
+	out, changed, err := OwnRenewalCheck(context.Background(), p, env, o.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := oneRenewal(t, out); !changed || r.Action != OwnRenewed || !strings.HasPrefix(r.Due, "no valid certificate of ours") {
+		t.Fatalf("first certificate: changed=%v %+v", changed, r)
+	}
+	if got := signerFP(t, ownEnv(t, p)); got != fpOf(t, issued) {
+		t.Fatalf("signing with %s, want the first certificate", got)
 	}
 }

@@ -244,7 +244,13 @@ func smimeLintWarnings(p *Policy) Problems {
 		return nil
 	}
 	var out Problems
-	if len(p.SMIME.Identities) == 0 {
+	switch {
+	case len(p.SMIME.Identities) == 0 && len(p.SMIME.RenewalKeys) > 0:
+		// A new gateway waiting for its first certificate (R51): the
+		// renewal check fetches it for a renewal key once the CA
+		// publishes it.
+		out = append(out, Problem{Key: "smime.identities", Msg: "warning: smime.mode is on and no identities are set: until a certificate for a key of smime.renewal_keys is fetched from the directories into smime.own_dir (R51; `nzsecure-milter certs renew`), every message to a peer agency is held (SECURE DELIVERY DELAYED 211) and mail encrypted to us cannot be read"})
+	case len(p.SMIME.Identities) == 0:
 		out = append(out, Problem{Key: "smime.identities", Msg: "warning: smime.mode is on but no identities are set: every message to a peer agency is held (SECURE DELIVERY DELAYED 211) and mail encrypted to us cannot be read; add \"your-agency.govt.nz:/path/cert.pem:/path/key.pem\" or set smime.mode = \"off\""})
 	}
 	if len(p.SMIME.TrustAnchors) == 0 {
