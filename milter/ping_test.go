@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"mime/quotedprintable"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/selftest"
@@ -46,18 +46,7 @@ func pingServer(t *testing.T, sets ...string) (string, *captureSubmitter) {
 	return addr, notices
 }
 
-func loadCert(t *testing.T, name string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(smimeFx + name + ".crt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := smime.ParseCertificatesPEM(data)
-	if err != nil || len(certs) == 0 {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return certs[0]
-}
+func loadCert(t *testing.T, name string) *x509.Certificate { return testpki.FixtureCert(t, name) }
 
 // signedPing is a ping from FROM's gateway: a text entity signed (opaque)
 // by signer's DCA identity, encrypted to rcpt when not nil.

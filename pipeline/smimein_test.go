@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
@@ -85,14 +86,7 @@ func loadState(t testing.TB, sets ...string) State {
 	return st
 }
 
-func certOf(t testing.TB, name string) *x509.Certificate {
-	t.Helper()
-	cs, err := smime.ReadCertificatesFile(fx(name + ".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs[0]
-}
+func certOf(t testing.TB, name string) *x509.Certificate { return testpki.FixtureCert(t, name) }
 
 const innerText = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nKia ora, the figures are [SECRET] until Friday.\r\n"
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 )
 
 const fixtures = "../testdata/smime"
@@ -26,18 +28,7 @@ func loadID(t testing.TB, domain, name string) *Identity {
 	return id
 }
 
-func loadCert(t testing.TB, name string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(fixture(name + ".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs[0]
-}
+func loadCert(t testing.TB, name string) *x509.Certificate { return testpki.FixtureCert(t, name) }
 
 func anchors(t testing.TB) *x509.CertPool {
 	p := x509.NewCertPool()

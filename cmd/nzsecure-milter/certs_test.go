@@ -8,33 +8,21 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 	"github.com/nzsecure-milter/nzsecure-milter/smime/crl"
 )
 
-func fixture(t *testing.T, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("../../testdata/smime", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func fixture(t *testing.T, name string) string { return testpki.Fixture(name) }
 
-// fixtureCert is the first certificate of the fixture PEM file name.
+// fixtureCert is the first certificate of the fixture file name ("x.crt").
 func fixtureCert(t *testing.T, name string) *x509.Certificate {
-	t.Helper()
-	c, err := smime.ReadCertificatesFile(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c[0]
+	return testpki.FixtureCert(t, strings.TrimSuffix(name, ".crt"))
 }
 
 // crlServer serves the fixtures' CRL for http://crl.test/ca.crl on

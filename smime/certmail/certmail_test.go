@@ -12,23 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
 
 const fixtures = "../../testdata/smime"
 
-func cert(t testing.TB, name string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtures, name+".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := smime.ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs[0]
-}
+func cert(t testing.TB, name string) *x509.Certificate { return testpki.FixtureCert(t, name) }
 
 func identity(t testing.TB, domain, name string) *smime.Identity {
 	t.Helper()

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,23 +14,13 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/internal/testldap"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
 
 const fixtures = "../../testdata/smime"
 
-func cert(t *testing.T, name string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtures, name+".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := smime.ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs[0]
-}
+func cert(t *testing.T, name string) *x509.Certificate { return testpki.FixtureCert(t, name) }
 
 // crlServer is a loopback HTTP server for the fixtures' distribution point
 // http://crl.test/ca.crl: it serves the CRL file named in serve, fails

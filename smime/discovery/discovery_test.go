@@ -7,8 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,23 +14,11 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/internal/testldap"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/testpki"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
 
-const fixtures = "../../testdata/smime"
-
-func loadCert(t testing.TB, name string) *x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtures, name+".crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := smime.ParseCertificatesPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs[0]
-}
+func loadCert(t testing.TB, name string) *x509.Certificate { return testpki.FixtureCert(t, name) }
 
 // fakeRevocation revokes by serial (the CRL cache has its own tests; here
 // only the state matters).
