@@ -1,7 +1,9 @@
 package classify
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -33,12 +35,96 @@ func newCharsetStage(ctx *scanCtx, charset, where string, next stage) stage {
 	enc, ok := lookupCharset(charset)
 	if !ok {
 		ctx.col.problem("%s: unknown charset %q, read as ASCII/UTF-8", where, message.Clip(charset, 40))
-		return next
+		return &unknownCharsetStage{ctx: ctx, charset: charset, where: where, next: next}
 	}
 	if enc == nil {
-		return next
+		return &nulGuardStage{ctx: ctx, charset: charset, where: where, next: next}
 	}
 	return newTransformStage(enc.NewDecoder(), next)
+}
+
+// nulGuardStage passes a part read as ASCII or UTF-8 (so labelled, or not
+// labelled) through, and marks it unreadable at its first NUL byte (fail
+// safe, issue 11). No ASCII or UTF-8 text holds NUL (RFC 2045 section
+// 2.7-2.8 forbids it in 7bit and 8bit data); a part that does is most
+// likely UTF-16 or UTF-32 under the wrong label, which a client may sniff
+// and show as text while we would read "[\0S\0E..." and find nothing.
+type nulGuardStage struct {
+	ctx            *scanCtx
+	charset, where string
+	next           stage
+	flagged        bool
+}
+
+// nulGuardPiece: a large write is checked and passed on in pieces that
+// stay in the CPU cache between the check and the next stage.
+const nulGuardPiece = 16 << 10
+
+func (s *nulGuardStage) write(p []byte) {
+	for !s.flagged && len(p) > nulGuardPiece {
+		s.write(p[:nulGuardPiece])
+		p = p[nulGuardPiece:]
+	}
+	if !s.flagged && bytes.IndexByte(p, 0) >= 0 {
+		s.flagged = true
+		label := "no charset"
+		if s.charset != "" {
+			label = fmt.Sprintf("charset %q", message.Clip(s.charset, 40))
+		}
+		s.ctx.col.unreadable("%s: NUL bytes in text with %s (UTF-16 or UTF-32 under the wrong label?), not readable", s.where, label)
+	}
+	s.next.write(p)
+}
+
+func (s *nulGuardStage) close() { s.next.close() }
+
+// unknownCharsetStage passes the bytes of a part in a charset we do not
+// know through as they are, and marks the part unreadable (fail safe,
+// issue 11) as soon as they are anything but plain ASCII text: only then
+// does every charset the recipient's client might know by that name show
+// the same trigger words we read. 8-bit bytes (EBCDIC, a 16-bit encoding
+// under an alias), control bytes (NUL of UTF-16, ESC of ISO-2022) and the
+// shift sequences of the 7-bit encodings (UTF-7's "+A", HZ's "~{") could
+// all hide a bracketed word. RFC 1428's unknown-8bit is read the same way.
+type unknownCharsetStage struct {
+	ctx            *scanCtx
+	charset, where string
+	next           stage
+	last           byte // the previous chunk's last byte, for "+X" or "~{" across chunks
+	flagged        bool
+}
+
+func (s *unknownCharsetStage) write(p []byte) {
+	if !s.flagged && len(p) > 0 {
+		if i := notPlainASCII(s.last, p); i >= 0 {
+			s.flagged = true
+			s.ctx.col.unreadable("%s: unknown charset %q with content other than plain ASCII (byte %#02x), not readable",
+				s.where, message.Clip(s.charset, 40), p[i])
+		}
+		s.last = p[len(p)-1]
+	}
+	s.next.write(p)
+}
+
+func (s *unknownCharsetStage) close() { s.next.close() }
+
+// notPlainASCII returns the index of the first byte of p that makes it
+// other than plain ASCII text (prev is the byte before p, 0 at the start),
+// or -1: an 8-bit or control byte other than TAB, LF, FF and CR, or the
+// second byte of a UTF-7 shift ('+' and a base64 character, RFC 2152) or
+// an HZ escape ("~{", RFC 1843).
+func notPlainASCII(prev byte, p []byte) int {
+	for i, b := range p {
+		switch {
+		case b >= 0x7f, b < 0x20 && b != '\t' && b != '\n' && b != '\f' && b != '\r':
+			return i
+		case prev == '+' && (b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '/' || b == '+'),
+			prev == '~' && b == '{':
+			return i
+		}
+		prev = b
+	}
+	return -1
 }
 
 // transformStage pushes bytes through a golang.org/x/text Transformer.
@@ -137,7 +223,14 @@ func (ctx *scanCtx) decodeRFC2047(s string) string {
 func (ctx *scanCtx) decodeCharset(charset string, b []byte) string {
 	enc, ok := lookupCharset(charset)
 	if !ok {
-		ctx.col.problem("subject: unknown charset %q in an encoded word, read as ASCII/UTF-8", message.Clip(charset, 40))
+		if i := notPlainASCII(0, b); i >= 0 {
+			// As for a body part (unknownCharsetStage): only plain ASCII
+			// reads the same in whatever charset the name stands for.
+			ctx.col.unreadable("subject: unknown charset %q in an encoded word with content other than plain ASCII (byte %#02x), not readable",
+				message.Clip(charset, 40), b[i])
+		} else {
+			ctx.col.problem("subject: unknown charset %q in an encoded word, read as ASCII/UTF-8", message.Clip(charset, 40))
+		}
 		return string(b)
 	}
 	if enc == nil {

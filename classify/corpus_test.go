@@ -265,9 +265,32 @@ var fixtures = []fixture{
 	{name: "bad-base64", want: "SECRET", unreadable: true, msg: head("bad-base64") +
 		"Subject: bad\nMIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n" +
 		"W1NF!!Q1JF\nVF0g*aGVsbG8=\n"},
-	{name: "unknown-charset", want: "SECRET", msg: head("unknown-charset") +
+	// An unknown charset: only plain ASCII reads the same in whatever
+	// charset the name stands for; 8-bit bytes, NUL and the shifts of
+	// UTF-7 ("+A") and HZ ("~{") make the part unreadable (fail safe).
+	{name: "unknown-charset", want: "SECRET", unreadable: true, msg: head("unknown-charset") +
 		"Subject: =?x-bogus?Q?=5BCONFIDENTIAL=5D?=\nMIME-Version: 1.0\nContent-Type: text/plain; charset=\"x-bogus\"\nContent-Transfer-Encoding: 8bit\n\n" +
 		"Bytes as they are: [SECRET] \xe9\xff\n"},
+	{name: "unknown-charset-ascii", want: "SECRET", msg: head("unknown-charset-ascii") +
+		"Subject: =?x-bogus?Q?=5BCONFIDENTIAL=5D?=\nMIME-Version: 1.0\nContent-Type: text/plain; charset=\"x-bogus\"\n\n" +
+		"Plain ASCII reads the same in any ASCII charset: [SECRET], 5 + 3, ~ and +-.\n"},
+	{name: "unknown-charset-utf7", want: "UNCLASSIFIED", unreadable: true, msg: head("unknown-charset-utf7") +
+		"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=\"x-utf7-alias\"\n\n" +
+		"+AFs-SECRET+AF0- in UTF-7 under a name we do not know\n"},
+	{name: "unknown-charset-hz", want: "UNCLASSIFIED", unreadable: true, msg: head("unknown-charset-hz") +
+		"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=\"x-hz-alias\"\n\n" +
+		"~{#[~}SECRET~{#]~} in HZ under a name we do not know\n"},
+	{name: "unknown-charset-ebcdic", want: "UNCLASSIFIED", unreadable: true, msg: head("unknown-charset-ebcdic") +
+		"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=\"x-ebcdic-alias\"\n\n" +
+		"\xba\xe2\xc5\xc3\xd9\xc5\xe3\xbb\n"},
+	{name: "unknown-charset-subject", want: "UNCLASSIFIED", unreadable: true, msg: head("unknown-charset-subject") +
+		"Subject: =?x-utf16-alias?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
+	// UTF-16 labelled (or taken) as ASCII or UTF-8: NUL bytes.
+	{name: "utf16-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-as-utf8") +
+		"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n" +
+		"//5bAFMARQBDAFIARQBUAF0A\n"},
+	{name: "utf16-unlabelled", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-unlabelled") +
+		"Subject: plan\nContent-Transfer-Encoding: base64\n\nWwBTAEUAQwBSAEUAVABdAA==\n"},
 	{name: "broken-boundary", want: "CONFIDENTIAL", unreadable: true, msg: head("broken-boundary") +
 		"Subject: broken\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n\n" +
 		"--b\nContent-Type: text/plain\n\n[IN-CONFIDENCE]\n--bogus\nstill part one [CONFIDENTIAL]\n--b\nContent-Type: multipart/alternative; boundary=\"c\"\n\n--c\n\ninner without close\n"},
