@@ -155,3 +155,62 @@ func TestOutboundIdentityHeaders(t *testing.T) {
 		})
 	}
 }
+
+// inbound.lookalike: a From: domain that looks like one of ours (005) or
+// a secure-list entry (002) without being it is impersonation, verified
+// or not; real agencies (on a list, a peer certificate held, an S/MIME
+// signature named for the domain) and unrelated domains are not warned.
+func TestInboundLookalikeAuthor(t *testing.T) {
+	pass := &AuthCheck{Result: ResultPass, Scope: "mfrom"}
+	dmarcPass := func(d string) *DMARCCheck { return &DMARCCheck{Result: ResultPass, FromDomain: d, SPFAligned: true} }
+	cases := []struct {
+		name, from, mailFrom string
+		dmarc                *DMARCCheck
+		peer                 bool // a peer certificate held for the From: domain
+		smime                bool // an S/MIME signature verified and named for it
+		off                  bool // inbound.lookalike = "off"
+		code                 string
+	}{
+		{name: "Cyrillic a in our domain", from: "ceo@\u0430gency.govt.nz", mailFrom: "x@evil.example", code: "005"},
+		{name: "gov.nz for govt.nz, verified by its own DMARC", from: "ceo@agency.gov.nz", mailFrom: "ceo@agency.gov.nz", dmarc: dmarcPass("agency.gov.nz"), code: "005"},
+		{name: "hyphen for a dot", from: "ceo@agency-govt.nz", mailFrom: "x@evil.example", code: "005"},
+		{name: "a typing error", from: "ceo@agnecy.govt.nz", mailFrom: "x@evil.example", code: "005"},
+		{name: "our domain followed by more labels", from: "ceo@agency.govt.nz.evil.example", mailFrom: "x@evil.example", code: "005"},
+		{name: "unreadable From: with a lookalike", from: "CEO <ceo@agency.gov.nz", mailFrom: "x@evil.example", code: "005"},
+		{name: "a participating agency's lookalike", from: "minister@mfat.govt.nz.example", mailFrom: "x@evil.example", code: "002"},
+		{name: "1 for l in a participating agency", from: "refunds@1rd.govt.nz", mailFrom: "x@evil.example", dmarc: dmarcPass("1rd.govt.nz"), code: "002"},
+		{name: "the participating agency itself, verified", from: "minister@mfat.govt.nz", mailFrom: "x@mfat.govt.nz", dmarc: dmarcPass("mfat.govt.nz")},
+		{name: "a lookalike we hold a peer certificate for is an agency", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", peer: true},
+		{name: "a lookalike whose S/MIME signature verified is an agency", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", smime: true},
+		{name: "the same without either is warned", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", dmarc: dmarcPass("agencyb.govt.nz"), code: "005"},
+		{name: "inbound.lookalike off", from: "ceo@agency.gov.nz", mailFrom: "x@evil.example", off: true},
+		{name: "an unrelated domain", from: "bob@example.com", mailFrom: "bob@example.com", dmarc: dmarcPass("example.com")},
+		{name: "a short name of its own", from: "x@moh.govt.nz", mailFrom: "x@moh.govt.nz", dmarc: dmarcPass("moh.govt.nz")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sets := []string{`outbound.secure_domains=["mfat.govt.nz","ird.govt.nz"]`, `inbound.dmarc="tag"`}
+			if c.off {
+				sets = append(sets, `inbound.lookalike="off"`)
+			}
+			p := mustPolicy(t, sets...)
+			tx := Transaction{Conn: Conn{ClientIP: internetIP, TLS: tls13}, Envelope: Envelope{From: c.mailFrom, Rcpts: []string{"bob@agency.govt.nz"}},
+				Headers: hdrs("From", c.from, "Subject", "s"), Mail: MailChecks{SPF: pass}, Message: MessageChecks{DMARC: c.dmarc}}
+			if c.peer {
+				tx.SMIMEOut.Peers = map[string]SMIMEPeer{"agencyb.govt.nz": {HasCerts: true}}
+			}
+			if c.smime {
+				in := verifiedIn()
+				in.SignerAddress, in.SignerDomains, in.FromDomain = "domain-confidentiality-authority@agencyb.govt.nz", []string{"agencyb.govt.nz"}, "agencyb.govt.nz"
+				tx.SMIMEIn = in
+			}
+			v := p.AtEndOfMessage(tx)
+			if v.WarningCode != c.code {
+				t.Errorf("got warning %q, want %q (reasons %q)", v.WarningCode, c.code, v.Reasons)
+			}
+			if c.code != "" && !strings.Contains(strings.Join(v.Reasons, " "), "looks like") {
+				t.Errorf("the reason does not name the domain it looks like: %q", v.Reasons)
+			}
+		})
+	}
+}

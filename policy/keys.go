@@ -162,6 +162,7 @@ var keySpecs = map[string]keySpec{
 	"inbound.warning_mode":        enumKey(func(p *Policy) *WarningMode { return &p.Inbound.WarningMode }, WarningModes...),
 	"inbound.warning_link":        stringKey(func(p *Policy) *string { return &p.Inbound.WarningLink }),
 	"inbound.unverified":          enumKey(func(p *Policy) *UnverifiedAction { return &p.Inbound.Unverified }, UnverifiedActions...),
+	"inbound.lookalike":           enumKey(func(p *Policy) *InboundLookalikeAction { return &p.Inbound.Lookalike }, InboundLookalikeActions...),
 	"inbound.trusted_lists":       domainListKey(func(p *Policy) *[]string { return &p.Inbound.TrustedLists }, true),
 	"inbound.securemail_receiver": boolKey(func(p *Policy) *bool { return &p.Inbound.SecureMailReceiver }),
 	"inbound.securemail_senders":  boolKey(func(p *Policy) *bool { return &p.Inbound.SecureMailSenders }),

@@ -198,7 +198,9 @@ func (s *LookalikeSet) Match(rcptDomain string) (intended, why string, ok bool) 
 			return n.domain, fmt.Sprintf("%s instead of %s", rs, ns), true
 		}
 	}
-	best, bestD, ties := "", 3, 0
+	// Known domains under one registrable domain (agency.govt.nz and
+	// mail.agency.govt.nz) are one candidate, named by the shortest.
+	best, bestKey, bestD, ties := "", "", 3, 0
 	for _, n := range names {
 		if n.suffix != r.suffix || n.label == "" {
 			continue
@@ -214,10 +216,15 @@ func (s *LookalikeSet) Match(rcptDomain string) (intended, why string, ok bool) 
 		if d > max {
 			continue
 		}
+		key := n.label + "." + n.suffix
 		switch {
 		case d < bestD:
-			best, bestD, ties = n.domain, d, 1
-		case d == bestD && n.domain != best:
+			best, bestKey, bestD, ties = n.domain, key, d, 1
+		case d == bestD && key == bestKey:
+			if len(n.domain) < len(best) {
+				best = n.domain
+			}
+		case d == bestD:
 			ties++
 		}
 	}

@@ -91,6 +91,14 @@ func TestLookalikeAmbiguous(t *testing.T) {
 	if got, _, hit := Lookalike("agenca.govt.nz", []string{"agency.govt.nz"}); !hit || got != "agency.govt.nz" {
 		t.Fatalf("got %q %v", got, hit)
 	}
+	// Our domain and a subdomain of it in the list are one candidate, not
+	// a tie (they used to cancel each other out, so that a policy listing
+	// mail.agency.govt.nz beside agency.govt.nz caught no typing error).
+	for _, known := range [][]string{{"mail.agency.govt.nz", "agency.govt.nz"}, {"agency.govt.nz", "sub.agency.govt.nz", "mfat.govt.nz"}} {
+		if got, why, hit := Lookalike("agnecy.govt.nz", known); !hit || got != "agency.govt.nz" || why != "a typing error" {
+			t.Errorf("%v: got %q %q %v, want agency.govt.nz, a typing error", known, got, why, hit)
+		}
+	}
 }
 
 func FuzzLookalike(f *testing.F) {

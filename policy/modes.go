@@ -80,6 +80,24 @@ const (
 	LookalikeRefuse LookalikeAction = "refuse" // the recipient refused (split per outbound.partial)
 )
 
+// InboundLookalikeAction is what inbound.lookalike does with mail whose
+// From: domain looks like one of ours or a secure-list domain without
+// being it (issue 17's detector applied to the author, issue 12).
+type InboundLookalikeAction string
+
+const (
+	InboundLookalikeWarn InboundLookalikeAction = "warn" // warning 005 (ours) or 002 (a participating agency)
+	InboundLookalikeOff  InboundLookalikeAction = "off"  // not checked
+)
+
+// InboundLookalikeActions are the values of InboundLookalikeAction.
+var InboundLookalikeActions = []InboundLookalikeAction{InboundLookalikeWarn, InboundLookalikeOff}
+
+// UnmarshalText accepts warn or off.
+func (a *InboundLookalikeAction) UnmarshalText(text []byte) error {
+	return unmarshalEnum(a, "inbound lookalike action", text, InboundLookalikeActions)
+}
+
 // LookalikeActions are the values of LookalikeAction.
 var LookalikeActions = []LookalikeAction{LookalikeOff, LookalikeHold, LookalikeRefuse}
 

@@ -118,6 +118,10 @@ type InboundPolicy struct {
 	// Unverified: UnverifiedWarn or UnverifiedDelete unverified messages
 	// without X-NZ-Secure-email (R76, an agency decision).
 	Unverified UnverifiedAction
+	// Lookalike: InboundLookalikeWarn warns mail whose From: domain looks
+	// like one of ours (005) or a secure-list domain (002) without being
+	// it, verified or not: a registered lookalike can pass SPF and DKIM.
+	Lookalike InboundLookalikeAction
 	// TrustedLists are list-server domains whose mail gets no 002/005
 	// warning (R108, the WORKSPACE rule).
 	TrustedLists []string

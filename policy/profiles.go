@@ -55,6 +55,7 @@ func profileDefaults(profile string) *Policy {
 	p.MSEC = MSECPolicy{MinTLS: "1.2", MinCipherBits: 128, ForwardSecrecy: true, AEAD: true}
 	p.Inbound.SecureMailSenders = true // M-RCV-SM: every government receiver
 	p.Inbound.WarningMode, p.Inbound.Unverified = WarnWrap, UnverifiedWarn
+	p.Inbound.Lookalike = InboundLookalikeWarn
 	p.Notify = NotifyPolicy{RateCount: 10, RateWindow: time.Hour}
 	// R19-R21: the self-test, the same in every profile.
 	p.Runtime.Selftest = defaultSelftest()

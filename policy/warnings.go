@@ -109,7 +109,7 @@ func (p *Policy) authorWarning(t Transaction, a message.AuthorResult) (code, why
 				return WarningForgedAgency, fmt.Sprintf("From: display name or comment names the participating agency %s but the address is <%s>: impersonation, not verified (warning %s, R76)", d, m.Address(), WarningForgedAgency)
 			}
 		}
-		return "", ""
+		return p.lookalikeAuthor(t, fd, "From: domain")
 	}
 	for _, d := range a.Candidates {
 		if p.ownsDomain(d) {
@@ -121,7 +121,48 @@ func (p *Policy) authorWarning(t Transaction, a message.AuthorResult) (code, why
 			return WarningForgedAgency, fmt.Sprintf("From: cannot be read for one author (%s) and names the participating agency %s: not verified (warning %s, R76)", a.Problem, d, WarningForgedAgency)
 		}
 	}
+	for _, d := range a.Candidates {
+		if code, why := p.lookalikeAuthor(t, d, "From: cannot be read for one author ("+a.Problem+") and its domain"); code != "" {
+			return code, why
+		}
+	}
 	return "", ""
+}
+
+// lookalikeAuthor applies inbound.lookalike to the author domain d: a
+// domain that looks like one of ours (005) or an exact secure-list entry
+// (002) without being it, by outbound.lookalike's rules (issue 17), is
+// impersonation whether or not it is verified (a lookalike registered by
+// the sender passes its own SPF, DKIM and DMARC). A domain we hold a peer
+// certificate for, or whose S/MIME signature verified with a certificate
+// named for it, is a real agency and not a lookalike.
+func (p *Policy) lookalikeAuthor(t Transaction, d, what string) (code, why string) {
+	if p.Inbound.Lookalike == InboundLookalikeOff || d == "" || p.IsOurDomain(d) || p.participating(d) {
+		return "", ""
+	}
+	if peer, ok := t.SMIMEOut.Peers[d]; ok && peer.HasCerts {
+		return "", ""
+	}
+	if in := t.SMIMEIn; in != nil && in.SignatureOK && in.NamingOK && in.FromDomain == d {
+		return "", ""
+	}
+	var set *LookalikeSet
+	if p.derived != nil {
+		set = p.derived.lookalike
+	}
+	if set == nil {
+		set = NewLookalikeSet(p.lookalikeKnown())
+	}
+	intended, rule, ok := set.Match(d)
+	if !ok {
+		return "", ""
+	}
+	code = WarningForgedAgency
+	whose := "the participating agency"
+	if p.ownsDomain(intended) {
+		code, whose = WarningOwnAgency, "our own domain"
+	}
+	return code, fmt.Sprintf("%s %s looks like %s %s (%s): impersonation (warning %s, R76)", what, d, whose, intended, rule, code)
 }
 
 // chooseInboundWarning gives the one warning an inbound message gets

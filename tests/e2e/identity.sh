@@ -30,6 +30,11 @@
 #      sender.example): refused after DATA with 550 5.7.1 "Message rejected
 #      by the DMARC policy of reject.example" (G-DMARC-IN, RFC 7489 section
 #      6.6.1: the strictest policy of every domain the From: names).
+#   e. From: ceo@agency.gov.nz (a lookalike of our domain, inbound.lookalike
+#      "warn"): delivered with X-NZ-Secure-Warning: 005, the decision log
+#      naming agency.govt.nz as the domain it looks like.
+#   e2. From: ceo@xn--gency-3ve.govt.nz (a Cyrillic a, as an A-label): 005,
+#      "confusable characters".
 #   c. alice (SASL submission) sends From: alice@agency.govt.nz with
 #      Sender: bob@agency.govt.nz: refused after DATA, 550 5.7.1 "Sender:
 #      address <bob@agency.govt.nz> does not match the authenticated sender
@@ -152,6 +157,14 @@ if ((rc == 26)) && [[ $reply =~ ^550[\ -]5\.7\.1\ Message\ rejected\ by\ the\ DM
 else
 	fail "d2 (G-DMARC-IN): unparseable From: naming a p=reject domain refused with 550 5.7.1 (swaks exit $rc, reply '$reply')" "$SEND_OUT"
 fi
+
+# ------------------------------------------------------------------ e, e2
+inbound e "CEO <ceo@agency.gov.nz>" 005
+assert_contains "$WORK/e.decision" "From: domain agency.gov.nz looks like our own domain $DOMAIN \\(gov.nz instead of govt.nz\\): impersonation" \
+	"e (inbound.lookalike): the decision log names the domain the From: looks like"
+inbound e2 "ceo@xn--gency-3ve.govt.nz" 005
+assert_contains "$WORK/e2.decision" "looks like our own domain $DOMAIN \\(confusable characters\\)" \
+	"e2 (inbound.lookalike): a Cyrillic letter in the From: domain is a confusable of ours"
 
 # ------------------------------------------------------------------ c, c2, c'
 outbound c 'Sender: address <bob@agency\.govt\.nz> does not match the authenticated sender .*\(R66\)$' \
