@@ -66,7 +66,7 @@ func init() {
 			"Subject: overlong boundary\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=" + strings.Repeat("b", MaxBoundary+1) + "\n\n" +
 			"--" + strings.Repeat("b", MaxBoundary+1) + "\nContent-Type: text/plain\n\n[SECRET] read as plain text\n" +
 			"--" + strings.Repeat("b", MaxBoundary+1) + "--\n"},
-		fixture{name: "failsafe-boundary-dup", want: "SECRET", unreadable: true, msg: head("failsafe-boundary-dup") +
+		fixture{name: "failsafe-boundary-dup", want: "TOP SECRET", unreadable: true, msg: head("failsafe-boundary-dup") +
 			"Subject: two boundaries\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"one\"; boundary=\"two\"\n\n" +
 			"--one\nContent-Type: text/plain\n\nRead with the first: [SECRET]\n--one--\n" +
 			"--two\nContent-Type: text/plain\n\nA client taking the second sees [TOP SECRET] only there.\n--two--\n"},
@@ -81,7 +81,7 @@ func init() {
 			"--caf\xe9-\xa7\nContent-Type: text/plain\n\n[RESTRICTED]\n--caf\xe9-\xa7--\n"},
 		fixture{name: "failsafe-boundary-missing", want: "SENSITIVE", unreadable: true, msg: head("failsafe-boundary-missing") +
 			"Subject: no boundary\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"\"\n\n--\n\n[SENSITIVE]\n"},
-		fixture{name: "failsafe-boundary-unmatched", want: "UNCLASSIFIED", unreadable: true, msg: head("failsafe-boundary-unmatched") +
+		fixture{name: "failsafe-boundary-unmatched", want: "SECRET", unreadable: true, msg: head("failsafe-boundary-unmatched") +
 			"Subject: the boundary never occurs\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"xyz\"\n\n" +
 			"--xyz \tjunk\nContent-Type: text/plain\n\n[SECRET] in what the scanner takes for the preamble\n"},
 		fixture{name: "failsafe-unclosed", want: "SECRET", unreadable: true, msg: head("failsafe-unclosed") +

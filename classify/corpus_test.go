@@ -190,8 +190,11 @@ var fixtures = []fixture{
 		b64Lines([]byte(`{\rtf1\ansi\pard {\b\'5bSECRET\'5d} memo\par}`)) + "--r--\n"},
 
 	// MIME structure (RFC 2046).
-	{name: "multipart-deep", want: "SECRET", rsvpdr: true, msg: head("multipart-deep") +
-		"Subject: deep\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"L1\"\n\npreamble [TOP SECRET] is not read\n" +
+	// The preamble and the epilogues are read too: RFC 2046 section 5.1.1
+	// has clients ignore them, but they are in the message for anyone who
+	// reads its source, so a marking there counts (fail safe).
+	{name: "multipart-deep", want: "TOP SECRET", rsvpdr: true, msg: head("multipart-deep") +
+		"Subject: deep\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"L1\"\n\npreamble [TOP SECRET] is read\n" +
 		"--L1\nContent-Type: multipart/alternative; boundary=\"L2\"\n\n" +
 		"--L2\nContent-Type: text/plain; charset=utf-8\n\nPlain alternative [IN-CONFIDENCE]\n" +
 		"--L2\nContent-Type: multipart/related; boundary=\"L3\"\n\n" +
@@ -202,7 +205,13 @@ var fixtures = []fixture{
 		"--L3--\nepilogue of L3 [TOP SECRET]\n" +
 		"--L2--\n" +
 		"--L1\nContent-Type: text/plain\n\n[RSVPDR:L1]\n" +
-		"--L1--\nepilogue [TOP SECRET] is not read\n"},
+		"--L1--\nepilogue [TOP SECRET] is read\n"},
+	{name: "multipart-preamble", want: "SECRET", msg: head("multipart-preamble") +
+		"Subject: preamble\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"p\"\n\n" +
+		"Shown by a client without MIME: [SECRET]\n--p\nContent-Type: text/plain\n\nnothing marked\n--p--\n"},
+	{name: "multipart-epilogue", want: "SECRET", msg: head("multipart-epilogue") +
+		"Subject: epilogue\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"p\"\n\n" +
+		"--p\nContent-Type: text/plain\n\nnothing marked\n--p--\nContent-Type: text/plain\n\n[SECRET] after the close delimiter\n"},
 	{name: "rfc822-embedded", want: "SECRET", msg: head("rfc822-embedded") +
 		"Subject: Fwd: report\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"outer\"\n\n" +
 		"--outer\nContent-Type: text/plain\n\nForwarded below.\n" +

@@ -718,17 +718,47 @@ type multipart struct {
 	n      int
 	eol    int  // after a delimiter: 1 skip CR or LF, 2 skip LF
 	text   bool // the preamble held more than white space
+	// outside reads the preamble, then the epilogue, for trigger words:
+	// RFC 2046 section 5.1.1 says to ignore them, but they are in the
+	// message for anyone who reads its source (and some clients show
+	// them), so a marking there counts (fail safe).
+	outside stage
+}
+
+// readOutside passes preamble or epilogue text to a matcher of its own.
+func (m *multipart) readOutside(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if m.outside == nil {
+		what := " (preamble)"
+		if m.st == msEpilogue {
+			what = " (epilogue)"
+		}
+		ctx := m.parent.ctx
+		m.outside = newCharsetStage(ctx, "", m.where+what, newMatcher(ctx, m.where+what))
+	}
+	m.outside.write(p)
+}
+
+// endOutside closes the preamble's or epilogue's matcher.
+func (m *multipart) endOutside() {
+	if m.outside != nil {
+		m.outside.close()
+		m.outside = nil
+	}
 }
 
 func newMultipart(parent *entity, where, boundary string, digest bool) *multipart {
 	m := &multipart{parent: parent, where: where, digest: digest}
 	m.sp = message.NewSplitter(boundary, m.emit, func(_, _ int64, closing bool) { m.boundary(closing) })
+	m.sp.Epilogue = m.readOutside
 	return m
 }
 
 func (m *multipart) write(p []byte) {
-	if m.st != msEpilogue {
-		m.sp.Write(p)
+	if m.st != msEpilogue || m.sp.Done() {
+		m.sp.Write(p) // after the close delimiter: the epilogue, to readOutside
 	}
 }
 
@@ -737,6 +767,7 @@ func (m *multipart) emit(p []byte) {
 		if m.st == msPreamble && !m.text && len(bytes.TrimSpace(p)) > 0 {
 			m.text = true
 		}
+		m.readOutside(p)
 		return
 	}
 	for m.eol > 0 && len(p) > 0 {
@@ -757,6 +788,9 @@ func (m *multipart) emit(p []byte) {
 }
 
 func (m *multipart) boundary(closing bool) {
+	if m.st == msPreamble {
+		m.endOutside()
+	}
 	if m.child != nil {
 		// The part ends at this delimiter: a multipart nested in it that
 		// is still open lost nothing (see close).
@@ -782,6 +816,7 @@ func (m *multipart) close() {
 	if m.st != msEpilogue {
 		m.sp.Close()
 	}
+	m.endOutside()
 	if m.child != nil {
 		m.child.close()
 		m.child = nil

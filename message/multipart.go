@@ -88,6 +88,9 @@ type Splitter struct {
 	// the line break before it (of the "--" when it opens the body), end
 	// the offset after its padding (before its own line break).
 	Delimiter func(start, end int64, closing bool)
+	// Epilogue, when set, is called with the bytes after the close
+	// delimiter (its line break included), which are otherwise dropped.
+	Epilogue func(p []byte)
 
 	delim   []byte // "--" + boundary
 	carry   []byte
@@ -124,6 +127,9 @@ func (s *Splitter) Write(p []byte) {
 	}
 	if len(s.carry) > 0 || len(p) == 0 || s.done {
 		s.written += int64(len(p))
+		if s.done && len(p) > 0 && s.Epilogue != nil {
+			s.Epilogue(p)
+		}
 		return
 	}
 	at := s.written
@@ -148,6 +154,9 @@ func (s *Splitter) process(b []byte, at int64, final bool) int {
 	i := 0
 	for i < len(b) {
 		if s.done {
+			if s.Epilogue != nil {
+				s.Epilogue(b[i:])
+			}
 			return len(b)
 		}
 		j := bytes.Index(b[i:], nlDashDash)

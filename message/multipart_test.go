@@ -129,3 +129,24 @@ func FuzzSplitter(f *testing.F) {
 		}
 	})
 }
+
+// Splitter.Epilogue gets every byte after the close delimiter, however the
+// body is cut into writes.
+func TestSplitterEpilogue(t *testing.T) {
+	in := "--b\r\none\r\n--b--\r\nafter [SECRET]\r\n--b\r\nstill epilogue\r\n"
+	want := "\r\nafter [SECRET]\r\n--b\r\nstill epilogue\r\n"
+	for _, n := range []int{len(in), 1, 2, 3, 7, 16} {
+		var epi strings.Builder
+		s := NewSplitter("b", func([]byte) {}, func(int64, int64, bool) {})
+		s.Epilogue = func(p []byte) { epi.Write(p) }
+		for p := []byte(in); len(p) > 0; {
+			k := min(n, len(p))
+			s.Write(p[:k])
+			p = p[k:]
+		}
+		s.Close()
+		if epi.String() != want {
+			t.Errorf("chunks of %d: epilogue %q, want %q", n, epi.String(), want)
+		}
+	}
+}
