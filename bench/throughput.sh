@@ -216,8 +216,14 @@ pick_port NOOP_PORT
 pick_port OUT_PORT
 pick_port ODV_PORT
 pick_port ODS_PORT
+# BENCH_PROFILE_DIR=DIR: CPU profiles of both nzsecure-milter processes
+# and of the no-op floor (NZSECURE_CPUPROFILE), DIR/in.prof, DIR/out.prof
+# and DIR/noop.prof, written as they stop.
+prof() { [[ -z ${BENCH_PROFILE_DIR:-} ]] || echo "NZSECURE_CPUPROFILE=$BENCH_PROFILE_DIR/$1.prof"; }
+if [[ -n ${BENCH_PROFILE_DIR:-} ]]; then mkdir -p "$BENCH_PROFILE_DIR"; fi
 (cd "$REPO_ROOT" && go build -o "$WORK/noopmilter" ./bench/noopmilter)
-bg_listen noopmilter "$NOOP_PORT" "$WORK/noopmilter" -listen "$SERVER_IP:$NOOP_PORT"
+# shellcheck disable=SC2046 # prof prints one word or nothing
+bg_listen noopmilter "$NOOP_PORT" env $(prof noop) "$WORK/noopmilter" -listen "$SERVER_IP:$NOOP_PORT"
 # Optional experiment (BENCH_MODES): the no-op milter asking for a reply
 # to every event.
 pick_port NOOPR_PORT
@@ -237,10 +243,6 @@ e2e_track $!
 e2e_record_pid $!
 wait_until 15 test -S "$WORK/noop.sock"
 chmod 666 "$WORK/noop.sock"
-# BENCH_PROFILE_DIR=DIR: CPU profiles of both nzsecure-milter processes
-# (NZSECURE_CPUPROFILE), DIR/in.prof and DIR/out.prof, written as they stop.
-prof() { [[ -z ${BENCH_PROFILE_DIR:-} ]] || echo "NZSECURE_CPUPROFILE=$BENCH_PROFILE_DIR/$1.prof"; }
-if [[ -n ${BENCH_PROFILE_DIR:-} ]]; then mkdir -p "$BENCH_PROFILE_DIR"; fi
 if [[ -n ${BENCH_PROFILE_DIR:-} ]]; then export NZSECURE_CPUPROFILE=$BENCH_PROFILE_DIR/in.prof; fi
 start_milter "${IN_ARGS[@]}"
 unset NZSECURE_CPUPROFILE
@@ -299,6 +301,7 @@ rejects=$(cat "$WORK/milter.log" "$WORK/milter-out.log" | grep '"msg":"decision"
 stop_milter
 # The outbound milter too (SIGTERM: it writes its profile as it stops).
 stop_pid "$(cat "$WORK/milter-out.pid" 2>/dev/null || true)" 20
+stop_pid "$(cat "$WORK/noopmilter.pid" 2>/dev/null || true)" 20
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -118,10 +119,23 @@ func main() {
 		ln = quickack.Listener(ln)
 	}
 	fmt.Fprintf(os.Stderr, "noopmilter listening on %s\n", ln.Addr())
+	// NZSECURE_CPUPROFILE=FILE, as for nzsecure-milter serve: a CPU
+	// profile until SIGTERM, to set beside the milter's (bench/throughput.sh
+	// BENCH_PROFILE_DIR writes DIR/noop.prof).
+	if path := os.Getenv("NZSECURE_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sig; _ = srv.Close() }()
 	if err := srv.Serve(ln); err != nil && err != gomilter.ErrServerClosed {
-		log.Fatal(err)
+		log.Print(err)
 	}
 }
