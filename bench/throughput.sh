@@ -79,10 +79,16 @@ IN_FROM=sender@sender.example IN_TO=user@$DOMAIN
 OUT_FROM=alice@$DOMAIN OUT_TO=user@peer.example
 SELECTOR=bench
 IN_ARGS=(--set "domains=[\"$DOMAIN\"]" --set 'internal_networks=[]' --set 'inbound.min_tls="none"')
-# Quieter Postfix logs; default process limits (100) and concurrency. Every
-# DKIM-Signature a milter adds is logged (counted in the report).
-POSTFIX_EXTRA_MAIN="smtpd_tls_loglevel = 0
+# Quieter Postfix logs; default process limits (100) and concurrency. In
+# the signing modes every DKIM-Signature a milter adds is logged (counted
+# in the report) by milter_header_checks; only there: the table is matched
+# against every header field a milter adds, which in the inbound modes
+# cost as much as the two fields nzsecure-milter inserts (a production
+# Postfix has no milter_header_checks).
+PLAIN_MAIN="smtpd_tls_loglevel = 0"
+SIGNING_MAIN="$PLAIN_MAIN
 milter_header_checks = regexp:$WORK/milter_header_checks"
+POSTFIX_EXTRA_MAIN=$PLAIN_MAIN
 printf '%s\n' '/^DKIM-Signature:/ WARN bench-dkim-signed' >"$WORK/milter_header_checks"
 WARMUP=$((N / 20 < 20 ? 20 : (N / 20 > 100 ? 100 : N / 20)))
 # Bounded: at least 60s, or 20 ms per message, per run.
@@ -286,8 +292,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	line="round $round:"
 	for mode in "${MODES[@]}"; do
 		case $mode in
-		nz-out | odkim-sign) FROM=$OUT_FROM TO=$OUT_TO ;;
-		*) FROM=$IN_FROM TO=$IN_TO ;;
+		nz-out | odkim-sign) FROM=$OUT_FROM TO=$OUT_TO POSTFIX_EXTRA_MAIN=$SIGNING_MAIN ;;
+		*) FROM=$IN_FROM TO=$IN_TO POSTFIX_EXTRA_MAIN=$PLAIN_MAIN ;;
 		esac
 		run_mode "$mode" "${SPEC[$mode]}"
 		TIMES[$mode]+="$RUN_SECONDS " ACCEPTS[$mode]+="$RUN_ACCEPT " SIGNED[$mode]=$((${SIGNED[$mode]:-0} + RUN_SIGNED))
