@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dkim"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dmarc"
@@ -40,8 +41,14 @@ func NewRunner(p *policy.Policy, receiver string) (*Runner, *dnsresolver.Resolve
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Runner{SPF: &spf.Evaluator{Resolver: res, Receiver: receiver}, LookupTXT: res.LookupTXT}, res, nil
+	return &Runner{SPF: &spf.Evaluator{Resolver: res, Receiver: receiver, Timeout: SPFTimeout}, LookupTXT: res.LookupTXT}, res, nil
 }
+
+// SPFTimeout bounds one SPF evaluation: the milter's per-stage deadline
+// (pipeline.CheckTimeout, 25s), above RFC 7208 section 4.6.4's 20 seconds,
+// so that the stage's context alone bounds it and the evaluator sets no
+// timer of its own per message.
+const SPFTimeout = 25 * time.Second
 
 // Mail runs the MAIL FROM checks w asks for: SPF of MAIL FROM, or of HELO
 // when MAIL FROM is null (RFC 7208 section 2.3), and Sender ID's mfrom scope.

@@ -83,7 +83,7 @@ func testZone() *dnstest.Zone {
 
 func testChecker() policy.Checker {
 	z := testZone()
-	return &checks.Runner{SPF: &spf.Evaluator{Resolver: z, Receiver: "mx.agency.govt.nz"}, LookupTXT: z.LookupTXT}
+	return &checks.Runner{SPF: &spf.Evaluator{Resolver: z, Receiver: "mx.agency.govt.nz", Timeout: checks.SPFTimeout}, LookupTXT: z.LookupTXT}
 }
 
 // startServer runs a milter on a loopback port for the test's lifetime.

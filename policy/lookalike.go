@@ -65,8 +65,10 @@ var lookalikeLatin = map[rune]rune{
 
 // lookalikeSkeleton is d's confusable form (rule 1). d is an A-label form.
 func lookalikeSkeleton(d string) string {
-	if u, err := idna.Lookup.ToUnicode(d); err == nil {
-		d = u
+	if strings.Contains(d, "xn--") {
+		if u, err := idna.Lookup.ToUnicode(d); err == nil {
+			d = u
+		}
 	}
 	var b strings.Builder
 	for _, r := range d {
@@ -85,6 +87,10 @@ func lookalikeSkeleton(d string) string {
 	return strings.ReplaceAll(s, "vv", "w")
 }
 
+// flatReplacer removes dots and hyphens (rule 2); built once, since a
+// Replacer builds its tables on first use.
+var flatReplacer = strings.NewReplacer(".", "", "-", "")
+
 // lookalikeName is a domain split for comparison.
 type lookalikeName struct {
 	domain   string   // A-label form
@@ -101,7 +107,7 @@ func newLookalikeName(d string) (lookalikeName, bool) {
 		return lookalikeName{}, false
 	}
 	n := lookalikeName{domain: d, skeleton: lookalikeSkeleton(d)}
-	n.flat = strings.NewReplacer(".", "", "-", "").Replace(n.skeleton)
+	n.flat = flatReplacer.Replace(n.skeleton)
 	n.labels = strings.Split(n.skeleton, ".")
 	suffix, _ := publicsuffix.PublicSuffix(d)
 	k := strings.Count(suffix, ".") + 1

@@ -244,8 +244,13 @@ func (e *Evaluator) run(ctx context.Context, ip net.IP, scope Scope, domain, sen
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// A caller's deadline that comes first already bounds the evaluation
+	// (the milter's per-stage one): no second timer for every message.
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 
 	local, _ := splitSender(sender)
 	if !strings.Contains(sender, "@") {
