@@ -12,10 +12,12 @@
 #   alone        Postfix without a milter
 #   noop-plain   bench/noopmilter -plain: the same protocol options, actions
 #                and macros as nzsecure-milter, sees every header and body
-#                chunk, accepts everything; go-milter's TCP as it comes
-#   noop         the same with TCP_QUICKACK after every read, as
-#                nzsecure-milter serve does (internal/quickack): the floor
-#                for nzsecure-milter's transport
+#                chunk, accepts everything; go-milter's TCP and Go's
+#                runtime as they come
+#   noop         the same with TCP_QUICKACK after every read and serve's
+#                runtime settings (GOGC, GOMAXPROCS), as nzsecure-milter
+#                serve does (internal/quickack, internal/runtimetune): the
+#                floor for nzsecure-milter
 #   noop-unix    the no-op milter over a Unix socket (no delayed ACKs there)
 #   noop-replies (only when named in BENCH_MODES) the no-op milter asking
 #                for a reply to every event: measured no faster than noop-plain

@@ -23,6 +23,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/nzsecure-milter/nzsecure-milter/internal/quickack"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/runtimetune"
 )
 
 // The same requests as milter/milter.go's macroRequests, so Postfix sends
@@ -82,7 +83,7 @@ func negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomilter.OptActio
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "TCP address to listen on (loopback), or unix:/PATH")
 	replies := flag.Bool("replies", false, "experiment: ask for a reply to every event (no No*Reply options)")
-	plain := flag.Bool("plain", false, "no TCP_QUICKACK (go-milter as it comes); by default the same transport as nzsecure-milter serve")
+	plain := flag.Bool("plain", false, "no TCP_QUICKACK and Go's runtime defaults (go-milter as it comes); by default the same transport and runtime settings as nzsecure-milter serve")
 	headers := flag.Bool("headers", false, "experiment: insert the two header fields nzsecure-milter inserts inbound, at end of message")
 	flag.Parse()
 	var newMilter = func() gomilter.Milter { return &noop{} }
@@ -114,9 +115,11 @@ func main() {
 		log.Fatal(err)
 	}
 	if !*plain {
-		// As nzsecure-milter serve does (internal/quickack): the floor
-		// must use the same transport.
+		// As nzsecure-milter serve does (internal/quickack,
+		// internal/runtimetune): the floor uses the same transport and
+		// the same runtime settings.
 		ln = quickack.Listener(ln)
+		fmt.Fprintf(os.Stderr, "noopmilter runtime: %s\n", runtimetune.Apply())
 	}
 	fmt.Fprintf(os.Stderr, "noopmilter listening on %s\n", ln.Addr())
 	// NZSECURE_CPUPROFILE=FILE, as for nzsecure-milter serve: a CPU

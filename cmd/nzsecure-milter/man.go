@@ -95,6 +95,9 @@ socket activation (sd_listen_fds(3)): a listening socket passed as descriptor 3 
 .TP
 .B NZSECURE_CPUPROFILE
 serve writes a Go CPU profile to this file until it stops.
+.TP
+.BR GOGC ", " GOMEMLIMIT ", " GOMAXPROCS
+when unset, serve runs the collector at GOGC=400 with a 1 GiB soft memory limit and uses half the CPUs (at least one), leaving the others to the MTA; the "serving" log line says which settings it runs with.
 .SH FILES
 .TP
 .I /etc/nzsecure\-milter/policy.toml

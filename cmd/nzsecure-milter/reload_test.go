@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -76,34 +74,5 @@ func TestReloadAppliesNotify(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "reload refused") {
 		t.Errorf("refused reload not logged:\n%s", logs.String())
-	}
-}
-
-// serve's GC settings (tuneGC, issue 13 point 7) apply only where the
-// environment sets none: GOGC and GOMEMLIMIT stay the administrator's.
-func TestTuneGCKeepsTheEnvironment(t *testing.T) {
-	prevPercent := debug.SetGCPercent(100)
-	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
-	t.Cleanup(func() { debug.SetGCPercent(prevPercent); debug.SetMemoryLimit(prevLimit) })
-
-	t.Setenv("GOGC", "")
-	t.Setenv("GOMEMLIMIT", "")
-	tuneGC()
-	if got := debug.SetGCPercent(100); got != serveGCPercent {
-		t.Errorf("GC percent %d, want %d", got, serveGCPercent)
-	}
-	if got := debug.SetMemoryLimit(-1); got != serveMemoryLimit {
-		t.Errorf("memory limit %d, want %d", got, serveMemoryLimit)
-	}
-
-	debug.SetMemoryLimit(math.MaxInt64)
-	t.Setenv("GOGC", "150")
-	t.Setenv("GOMEMLIMIT", "2GiB")
-	tuneGC()
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("GOGC set: GC percent changed to %d", got)
-	}
-	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
-		t.Errorf("GOMEMLIMIT set: memory limit changed to %d", got)
 	}
 }

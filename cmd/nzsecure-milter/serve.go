@@ -9,13 +9,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/quickack"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/runtimetune"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/milter"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
@@ -47,7 +47,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "serve: the policy is not valid; not starting")
 		return 1
 	}
-	tuneGC()
+	// GOGC, GOMEMLIMIT and GOMAXPROCS for a milter beside its MTA, unless
+	// the environment sets them (internal/runtimetune, issue 13 point 7).
+	runtimeSettings := runtimetune.Apply()
 	// NZSECURE_CPUPROFILE=FILE writes a CPU profile until shutdown, for
 	// benchmarks (bench/throughput.sh) and field diagnosis.
 	if path := os.Getenv("NZSECURE_CPUPROFILE"); path != "" {
@@ -160,7 +162,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// Quick ACKs on MTA connections: without them Postfix's back-to-back
 	// packets wait for our delayed ACK, ~40 ms a message (internal/quickack).
 	go func() { served <- srv.Serve(quickack.Listener(ln)) }()
-	log.Info("serving", "version", version, "listen", spec, "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
+	log.Info("serving", "version", version, "listen", spec, "policy", p.Source, "profile", p.Profile, "summary", p.Summary(), "runtime", runtimeSettings)
 	listsCtx, stopLists := context.WithCancel(context.Background())
 	defer stopLists()
 	// The accredited lists from LDAP (R55, R108, listrefresh.go) and our
@@ -247,30 +249,6 @@ func reload(srv *milter.Server, pf *policyFlags, level *slog.LevelVar, log *slog
 	}
 	level.Set(logLevel(p.Runtime.Log.Level))
 	log.Info("policy reloaded", "policy", p.Source, "profile", p.Profile, "summary", p.Summary())
-}
-
-// serve's garbage collector settings, unless GOGC or GOMEMLIMIT are set
-// in the environment (the unit file may set them). What serve keeps live
-// is small (the policy, caches, the sessions in flight; bodies past a
-// limit are spooled to disk), and each message allocates and drops a few
-// tens of kilobytes, so with Go's default GOGC=100 the collector runs
-// every few hundred messages and costs about a tenth of the milter's CPU
-// (issue 13 point 7: bench/throughput.sh). GOGC=400 lets the heap grow to
-// five times what is live before a collection; the soft memory limit
-// makes the collector work harder instead once the heap nears 1 GiB, so a
-// burst of large messages cannot grow the process without bound.
-const (
-	serveGCPercent   = 400
-	serveMemoryLimit = 1 << 30
-)
-
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGCPercent)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serveMemoryLimit)
-	}
 }
 
 func logLevel(s string) slog.Level {
