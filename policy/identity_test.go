@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"github.com/nzsecure-milter/nzsecure-milter/smime"
 	"net/netip"
 	"strings"
 	"testing"
@@ -168,6 +169,7 @@ func TestInboundLookalikeAuthor(t *testing.T) {
 		dmarc                *DMARCCheck
 		peer                 bool // a peer certificate held for the From: domain
 		smime                bool // an S/MIME signature verified and named for it
+		untrusted            bool // ... under a certificate that chains to no accredited CA
 		off                  bool // inbound.lookalike = "off"
 		code                 string
 	}{
@@ -182,6 +184,8 @@ func TestInboundLookalikeAuthor(t *testing.T) {
 		{name: "the participating agency itself, verified", from: "minister@mfat.govt.nz", mailFrom: "x@mfat.govt.nz", dmarc: dmarcPass("mfat.govt.nz")},
 		{name: "a lookalike we hold a peer certificate for is an agency", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", peer: true},
 		{name: "a lookalike whose S/MIME signature verified is an agency", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", smime: true},
+		// Table 1's 102 (UNVERIFIED, untrusted certificate) comes first.
+		{name: "a lookalike's signature under a self-made certificate is still warned", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", smime: true, untrusted: true, code: "102"},
 		{name: "the same without either is warned", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", dmarc: dmarcPass("agencyb.govt.nz"), code: "005"},
 		{name: "inbound.lookalike off", from: "ceo@agency.gov.nz", mailFrom: "x@evil.example", off: true},
 		{name: "an unrelated domain", from: "bob@example.com", mailFrom: "bob@example.com", dmarc: dmarcPass("example.com")},
@@ -202,13 +206,16 @@ func TestInboundLookalikeAuthor(t *testing.T) {
 			if c.smime {
 				in := verifiedIn()
 				in.SignerAddress, in.SignerDomains, in.FromDomain = "domain-confidentiality-authority@agencyb.govt.nz", []string{"agencyb.govt.nz"}, "agencyb.govt.nz"
+				if c.untrusted {
+					in.SignerState = smime.StateUntrusted
+				}
 				tx.SMIMEIn = in
 			}
 			v := p.AtEndOfMessage(tx)
 			if v.WarningCode != c.code {
 				t.Errorf("got warning %q, want %q (reasons %q)", v.WarningCode, c.code, v.Reasons)
 			}
-			if c.code != "" && !strings.Contains(strings.Join(v.Reasons, " "), "looks like") {
+			if (c.code == "005" || c.code == "002") && !strings.Contains(strings.Join(v.Reasons, " "), "looks like") {
 				t.Errorf("the reason does not name the domain it looks like: %q", v.Reasons)
 			}
 		})

@@ -315,6 +315,15 @@ func knownPeerGateway(t Transaction, rcpt string) bool {
 	return ok && peer.HasCerts
 }
 
+// lookalikeSet is our domains and the secure lists' exact entries,
+// prepared once per load (derived), or now for a Policy built by hand.
+func (p *Policy) lookalikeSet() *LookalikeSet {
+	if p.derived != nil && p.derived.lookalike != nil {
+		return p.derived.lookalike
+	}
+	return NewLookalikeSet(p.lookalikeKnown())
+}
+
 // decideLookalike applies outbound.lookalike to the recipients still on an
 // outbound message (issue 17, spec 000 Government to Citizen): mail of any
 // classification to a domain that looks like a known one is refused for
@@ -325,13 +334,7 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 	if p.Outbound.Lookalike == LookalikeOff || len(t.Envelope.Rcpts) == 0 {
 		return
 	}
-	var set *LookalikeSet
-	if p.derived != nil {
-		set = p.derived.lookalike
-	}
-	if set == nil {
-		set = NewLookalikeSet(p.lookalikeKnown())
-	}
+	set := p.lookalikeSet()
 	if set.Len() == 0 {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/nzsecure-milter/nzsecure-milter/message"
+	"github.com/nzsecure-milter/nzsecure-milter/smime"
 )
 
 // Table 3 warning codes the engine gives.
@@ -143,17 +144,12 @@ func (p *Policy) lookalikeAuthor(t Transaction, d, what string) (code, why strin
 	if peer, ok := t.SMIMEOut.Peers[d]; ok && peer.HasCerts {
 		return "", ""
 	}
-	if in := t.SMIMEIn; in != nil && in.SignatureOK && in.NamingOK && in.FromDomain == d {
+	// Verified means trusted: a signature that checks out under a
+	// self-made certificate for the lookalike proves nothing.
+	if in := t.SMIMEIn; in != nil && in.SignatureOK && in.SignerState == smime.StateValid && in.NamingOK && in.FromDomain == d {
 		return "", ""
 	}
-	var set *LookalikeSet
-	if p.derived != nil {
-		set = p.derived.lookalike
-	}
-	if set == nil {
-		set = NewLookalikeSet(p.lookalikeKnown())
-	}
-	intended, rule, ok := set.Match(d)
+	intended, rule, ok := p.lookalikeSet().Match(d)
 	if !ok {
 		return "", ""
 	}
