@@ -111,9 +111,16 @@ func newLookalikeName(d string) (lookalikeName, bool) {
 	n.labels = strings.Split(n.skeleton, ".")
 	suffix, _ := publicsuffix.PublicSuffix(d)
 	k := strings.Count(suffix, ".") + 1
-	if k < len(n.labels) {
+	switch {
+	case k < len(n.labels):
 		n.suffix = strings.Join(n.labels[len(n.labels)-k:], ".")
 		n.label = n.labels[len(n.labels)-k-1]
+	case len(n.labels) >= 2:
+		// A domain that is itself on the public suffix list
+		// (parliament.nz, govt.nz): its first label is its name, so that
+		// parliment.nz is a typing error of it.
+		n.suffix = strings.Join(n.labels[1:], ".")
+		n.label = n.labels[0]
 	}
 	return n, true
 }
@@ -157,15 +164,25 @@ func (s *LookalikeSet) Match(rcptDomain string) (intended, why string, ok bool) 
 	if !valid {
 		return "", "", false
 	}
+	if s.exact[r.domain] {
+		return "", "", false // that domain's own
+	}
+	// Below a known domain is that domain's own, unless the known domain
+	// is a public suffix: under govt.nz (on a list by mistake, or as a
+	// domain of its own) every agency is registered, heath.govt.nz
+	// included.
 	for d := r.domain; ; {
-		if s.exact[d] {
-			return "", "", false // that domain's own, or below it
-		}
 		_, rest, more := strings.Cut(d, ".")
 		if !more {
 			break
 		}
 		d = rest
+		if s.exact[d] {
+			if ps, _ := publicsuffix.PublicSuffix(d); ps == d {
+				break
+			}
+			return "", "", false
+		}
 	}
 	names := s.names
 	for _, n := range names {

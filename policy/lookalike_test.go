@@ -120,3 +120,26 @@ func FuzzLookalike(f *testing.F) {
 		}
 	})
 }
+
+// Known domains that are themselves public suffixes (govt.nz on a list,
+// parliament.nz, health.nz): everything registered under one is not its
+// own, so a typing error of an agency below govt.nz is still caught; and
+// their own first label is their name (parliment.nz).
+func TestLookalikePublicSuffixEntries(t *testing.T) {
+	known := []string{"agency.govt.nz", "health.govt.nz", "ird.govt.nz", "govt.nz", "parliament.nz", "health.nz"}
+	for _, c := range []struct{ d, want string }{
+		{"heath.govt.nz", "health.govt.nz"},
+		{"lrd.govt.nz", "ird.govt.nz"},
+		{"agnecy.govt.nz", "agency.govt.nz"},
+		{"parliment.nz", "parliament.nz"},
+		{"heath.nz", "health.nz"},
+		// Not lookalikes: the known ones, below a known registrable
+		// domain, and registrations under a known suffix of their own.
+		{"govt.nz", ""}, {"parliament.nz", ""}, {"sub.agency.govt.nz", ""}, {"x.health.nz", ""}, {"x.parliament.nz", ""}, {"new.govt.nz", ""},
+	} {
+		got, why, ok := Lookalike(c.d, known)
+		if ok != (c.want != "") || got != c.want {
+			t.Errorf("Lookalike(%q) = %q (%s) %v, want %q", c.d, got, why, ok, c.want)
+		}
+	}
+}
