@@ -3,6 +3,7 @@ package smime
 import (
 	"bytes"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,29 +52,51 @@ func newGpgsmHome(t *testing.T) *gpgsmHome {
 	fpr := strings.TrimSpace(string(run(t, nil, openssl, "x509", "-in", fixture("ca.crt"), "-noout", "-fingerprint", "-sha1")))
 	_, fpr, _ = strings.Cut(fpr, "=")
 	write("trustlist.txt", fpr+" S relax\n")
-	// gpgsm 2.2 reads PKCS #12 with 3DES bags and a SHA-1 MAC only.
+	// gpgsm 2.2 reads PKCS #12 with 3DES bags and a SHA-1 MAC only, and
+	// rejects about one such file in 300 that openssl writes ("data error
+	// at shrouded_key_bag.decrypted-text"; which ones depends on the
+	// random salt), as tests/e2e/lib.sh gpgsm_import_key says: a fresh
+	// export of the same key imports, so up to five are tried.
 	p12 := filepath.Join(home, "b.p12")
-	run(t, nil, openssl, "pkcs12", "-export", "-in", fixture("agency-b.crt"), "-inkey", fixture("agency-b.key"),
-		"-passout", "pass:"+gpgsmPass, "-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES", "-macalg", "sha1", "-out", p12)
-	g.run([]byte(gpgsmPass+"\n"), "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--import", p12)
+	var errs []string
+	for attempt := 1; ; attempt++ {
+		run(t, nil, openssl, "pkcs12", "-export", "-in", fixture("agency-b.crt"), "-inkey", fixture("agency-b.key"),
+			"-passout", "pass:"+gpgsmPass, "-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES", "-macalg", "sha1", "-out", p12)
+		_, stderr, err := g.try([]byte(gpgsmPass+"\n"), "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--import", p12)
+		if err == nil {
+			break
+		}
+		errs = append(errs, fmt.Sprintf("attempt %d: %v\n%s", attempt, err, stderr))
+		if attempt == 5 {
+			t.Fatalf("gpgsm imports none of five PKCS #12 exports of agency-b's key:\n%s", strings.Join(errs, "\n"))
+		}
+	}
 	return g
 }
 
-// run runs gpgsm in the private home and returns its standard output.
-func (g *gpgsmHome) run(stdin []byte, args ...string) []byte {
-	g.t.Helper()
+// try runs gpgsm in the private home and returns its standard output and
+// standard error, and its error.
+func (g *gpgsmHome) try(stdin []byte, args ...string) (stdout, stderr []byte, err error) {
 	cmd := exec.Command(g.bin, append([]string{"--batch", "--status-fd", "2"}, args...)...)
 	cmd.Env = append(os.Environ(), "GNUPGHOME="+g.home)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		g.t.Fatalf("gpgsm %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	err = cmd.Run()
+	return out.Bytes(), errb.Bytes(), err
+}
+
+// run runs gpgsm in the private home and returns its standard output.
+func (g *gpgsmHome) run(stdin []byte, args ...string) []byte {
+	g.t.Helper()
+	out, errb, err := g.try(stdin, args...)
+	if err != nil {
+		g.t.Fatalf("gpgsm %s: %v\n%s", strings.Join(args, " "), err, errb)
 	}
-	if len(args) > 0 && args[0] == "--verify" && !strings.Contains(errb.String(), "[GNUPG:] GOODSIG") {
-		g.t.Fatalf("gpgsm %s: no GOODSIG\n%s", strings.Join(args, " "), errb.String())
+	if len(args) > 0 && args[0] == "--verify" && !bytes.Contains(errb, []byte("[GNUPG:] GOODSIG")) {
+		g.t.Fatalf("gpgsm %s: no GOODSIG\n%s", strings.Join(args, " "), errb)
 	}
-	return out.Bytes()
+	return out
 }
 
 func (g *gpgsmHome) file(name string, data []byte) string {
