@@ -1052,6 +1052,18 @@ expect_accepted() {
 	fi
 }
 
+# expect_sent WHAT RC: the last send (swaks exit status RC) got 250: pass
+# "WHAT accepted", else fail with the server's reply. Unlike
+# expect_accepted it expects nothing at the sink, for a message accepted
+# and then deliberately never delivered.
+expect_sent() {
+	if (($2 == 0)) && accepted; then
+		pass "$1 accepted"
+	else
+		fail "$1 accepted (swaks exit $2: $(last_reply))" "$SEND_OUT"
+	fi
+}
+
 # mail_reply: the server's last reply to MAIL FROM in the last send.
 mail_reply() { reply_to "MAIL FROM" "$SEND_OUT" | tail -n 1; }
 

@@ -199,11 +199,7 @@ fi
 id_b2=$(unique_id)
 rc=0
 send_internal "$id_b2" user@secure.example "[IN-CONFIDENCE]" || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "b2 (R115): [IN-CONFIDENCE] message to user@secure.example accepted"
-else
-	fail "b2 (R115): [IN-CONFIDENCE] message to user@secure.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
-fi
+expect_sent "b2 (R115): [IN-CONFIDENCE] message to user@secure.example" "$rc"
 if wait_id "$id_b2" 30; then
 	f=$(sink_grep "^X-Test-Id: $id_b2\$" | head -n 1)
 	received_headers "$f" | grep -F 'by tls-receiver.e2e.test' >"$WORK/b2.received" || true
@@ -228,11 +224,7 @@ fi
 id_b=$(unique_id)
 rc=0
 send_internal "$id_b" user@secure.example || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "b: message to user@secure.example accepted"
-else
-	fail "b: message to user@secure.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
-fi
+expect_sent "b: message to user@secure.example" "$rc"
 if wait_id "$id_b" 30; then
 	f=$(sink_grep "^X-Test-Id: $id_b\$" | head -n 1)
 	received_headers "$f" | grep -F 'by tls-receiver.e2e.test' >"$WORK/b.received" || true
@@ -258,11 +250,7 @@ assert_contains "$WORK/tlspolicy.log" '"msg":"tls policy".*"domain":"secure\.exa
 id_c=$(unique_id)
 rc=0
 send_internal "$id_c" user@notls.example || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "c: message to user@notls.example accepted"
-else
-	fail "c: message to user@notls.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
-fi
+expect_sent "c: message to user@notls.example" "$rc"
 qid_c=$(queue_id)
 qid_c=${qid_c:-none}
 deferred_tls() { pf_log_count "$qid_c: to=<user@notls\.example>, .*status=deferred \(TLS is required, but was not offered"; }
@@ -295,11 +283,7 @@ assert_contains "$WORK/tlspolicy.log" '"msg":"tls policy".*"domain":"notls\.exam
 id_d=$(unique_id)
 rc=0
 send_internal "$id_d" user@plain.example || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "d: message to user@plain.example accepted"
-else
-	fail "d: message to user@plain.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
-fi
+expect_sent "d: message to user@plain.example" "$rc"
 qid_d=$(queue_id)
 if wait_id "$id_d" 30; then
 	pass "d: plain.example (no policy: NOTFOUND) delivered to the sink"
@@ -324,11 +308,7 @@ assert_contains "$WORK/sts-web.log" 'GET /.well-known/mta-sts.txt' "e: tlspolicy
 id_e=$(unique_id)
 rc=0
 send_internal "$id_e" user@sts.example || rc=$?
-if ((rc == 0)) && accepted; then
-	pass "e: message to user@sts.example accepted"
-else
-	fail "e: message to user@sts.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
-fi
+expect_sent "e: message to user@sts.example" "$rc"
 qid_e=$(queue_id)
 if wait_id "$id_e" 30; then
 	pass "e (G-MTASTS): the message to the MTA-STS domain reached the sink"
@@ -350,11 +330,7 @@ rc=0
 send_internal "$id_f" user@stsbad.example || rc=$?
 qid_f=$(queue_id)
 qid_f=${qid_f:-none}
-if ((rc == 0)) && accepted; then
-	pass "f: message to user@stsbad.example accepted"
-else
-	fail "f: message to user@stsbad.example accepted (swaks exit $rc: $(last_reply))" "$SEND_OUT"
-fi
+expect_sent "f: message to user@stsbad.example" "$rc"
 deferred_f() { (($(pf_log_count "$qid_f: to=<user@stsbad\.example>, .*status=deferred \(Server certificate not verified\)") >= 1)); }
 if wait_until 30 deferred_f; then
 	pass "f (RFC 8461 section 4.2): deferred (Server certificate not verified): the MX's certificate does not name the policy's mx"
