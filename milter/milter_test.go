@@ -958,3 +958,12 @@ func TestSpoolFailureTempfails(t *testing.T) {
 		t.Errorf("decision: %v", d)
 	}
 }
+
+// The SPF evaluator sets no timer of its own only when the stage's
+// deadline comes first (auth/spf run): checks.SPFTimeout restates
+// pipeline.CheckTimeout, and this keeps the two from drifting apart.
+func TestSPFTimeoutCoversTheStage(t *testing.T) {
+	if checks.SPFTimeout < pipeline.CheckTimeout {
+		t.Fatalf("checks.SPFTimeout %v < pipeline.CheckTimeout %v: every SPF check would start a timer of its own", checks.SPFTimeout, pipeline.CheckTimeout)
+	}
+}
