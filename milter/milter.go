@@ -85,6 +85,10 @@ type Server struct {
 	// sessionGrace: how long Shutdown lets connected sessions start new
 	// transactions (defaultSessionGrace).
 	sessionGrace time.Duration
+	// listeners are Serve's, stopped by Shutdown before go-milter's
+	// Shutdown (handoff.go).
+	lnMu      sync.Mutex
+	listeners []*handoffListener
 
 	mu sync.Mutex // serialises SetPolicy, EnableNotices and CloseNotices
 	// notices, when set (EnableNotices), builds the notifier of a policy.
@@ -313,7 +317,11 @@ func (s *Server) CloseNotices(ctx context.Context) error {
 
 // Serve accepts MTA connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
+	hl := newHandoffListener(ln)
+	s.lnMu.Lock()
+	s.listeners = append(s.listeners, hl)
+	s.lnMu.Unlock()
+	err := s.srv.Serve(hl)
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
 	}
@@ -336,6 +344,15 @@ func (s *Server) InFlight() int64 { return s.inflight.Load() }
 // meanwhile in the listening socket's backlog when it is held by systemd
 // (socket activation, issue 16). After the grace, new transactions get 4xx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.lnMu.Lock()
+	listeners := s.listeners
+	s.lnMu.Unlock()
+	var stopErr error
+	for _, hl := range listeners {
+		if err := hl.stop(ctx); err != nil && stopErr == nil {
+			stopErr = fmt.Errorf("shutdown: connections accepted but not yet served: %w", err)
+		}
+	}
 	closing, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
@@ -345,7 +362,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case err := <-done:
 		s.draining.Store(true)
-		return err
+		return errors.Join(stopErr, err)
 	case <-grace.C:
 	case <-ctx.Done():
 	}
@@ -364,7 +381,7 @@ wait:
 	}
 	stop() // close idle sessions now
 	<-done
-	return err
+	return errors.Join(stopErr, err)
 }
 
 // ClassifyOptions is pipeline.ClassifyOptions.

@@ -120,6 +120,17 @@ type mta struct {
 
 func dial(t testing.TB, addr string) *mta {
 	t.Helper()
+	m, err := openMTA(t, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.session.Close() })
+	return m
+}
+
+// openMTA opens a milter connection as Postfix does, offering every
+// action Postfix offers.
+func openMTA(t testing.TB, addr string) (*mta, error) {
 	client := gomilter.NewClient("tcp", addr,
 		gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptChangeHeader|gomilter.OptQuarantine|gomilter.OptChangeBody|
 			gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptChangeFrom|gomilter.OptSetMacros))
@@ -127,10 +138,9 @@ func dial(t testing.TB, addr string) *mta {
 	macros.Set(gomilter.MacroMTAFQDN, "mx.agency.govt.nz")
 	s, err := client.Session(macros)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { s.Close() })
-	return &mta{t: t, macros: macros, session: s}
+	return &mta{t: t, macros: macros, session: s}, nil
 }
 
 func (m *mta) must(a *gomilter.Action, err error) *gomilter.Action {

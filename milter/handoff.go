@@ -1,0 +1,155 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+)
+
+// handoffListener closes the gap between accepting an MTA connection and
+// go-milter registering it as a session. go-milter's Serve hands each
+// accepted connection to a new goroutine, which registers it; if its
+// Shutdown has begun by then, that goroutine closes the connection unread.
+// The MTA, whose SMTP session the connection belonged to, then applies
+// milter_default_action (tempfail) to the message: one 451 in about 300
+// messages sent across restarts in tests/e2e/package.sh d (issue 16).
+//
+// Shutdown therefore first stops this listener and waits until every
+// connection it handed out has been read from (go-milter registers before
+// its first read) or closed, and only then calls go-milter's Shutdown,
+// which finds each of them registered and lets it finish.
+type handoffListener struct {
+	net.Listener
+
+	mu       sync.Mutex
+	stopped  bool
+	pending  int           // handed out, neither read from nor closed yet
+	settled  chan struct{} // signalled when pending drops to 0 after stop
+	closed   chan struct{} // closed by Close
+	once     sync.Once
+	accepter sync.WaitGroup // an Accept call in progress
+}
+
+func newHandoffListener(ln net.Listener) *handoffListener {
+	return &handoffListener{Listener: ln, settled: make(chan struct{}, 1), closed: make(chan struct{})}
+}
+
+// errStopped is what Accept returns once the listener is stopped and
+// closed: go-milter then sees its own shutdown and returns from Serve.
+var errStopped = net.ErrClosed
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		<-l.closed
+		return nil, errStopped
+	}
+	// Only before stop (under mu): stop's Wait never races this Add.
+	l.accepter.Add(1)
+	l.mu.Unlock()
+	c, err := l.Listener.Accept()
+	l.mu.Lock()
+	stopped := l.stopped
+	if err == nil {
+		// Accepted, even if stop came meanwhile: the kernel will not
+		// give this connection to the next process, so it is ours to
+		// serve.
+		l.pending++
+	}
+	l.mu.Unlock()
+	l.accepter.Done()
+	if err != nil {
+		if stopped {
+			// stop closed the socket under us. Block until go-milter
+			// closes us in its Shutdown: an error now would end Serve
+			// with an error before that Shutdown began.
+			<-l.closed
+			return nil, errStopped
+		}
+		return nil, err
+	}
+	return &handoffConn{Conn: c, l: l}, nil
+}
+
+// settle marks one handed-out connection as registered (read) or closed.
+func (l *handoffListener) settle() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending--
+	if l.pending == 0 && l.stopped {
+		select {
+		case l.settled <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// stop closes the listening socket (ours: a socket held by systemd stays
+// open there, and connections not yet accepted wait in its backlog for
+// the next process), waits for an Accept in progress to return, then for
+// every connection handed out to be registered or closed, until ctx ends.
+func (l *handoffListener) stop(ctx context.Context) error {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return nil
+	}
+	l.stopped = true
+	l.mu.Unlock()
+	err := l.Listener.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	accepted := make(chan struct{})
+	go func() { l.accepter.Wait(); close(accepted) }()
+	select {
+	case <-accepted:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for {
+		l.mu.Lock()
+		n := l.pending
+		l.mu.Unlock()
+		if n == 0 {
+			return err
+		}
+		select {
+		case <-l.settled:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close is go-milter's: it ends a blocked Accept.
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	l.mu.Lock()
+	stopped := l.stopped
+	l.stopped = true
+	l.mu.Unlock()
+	if stopped {
+		return nil
+	}
+	return l.Listener.Close()
+}
+
+// handoffConn settles its listener's count on its first Read or Close.
+type handoffConn struct {
+	net.Conn
+	l    *handoffListener
+	once sync.Once
+}
+
+func (c *handoffConn) Read(p []byte) (int, error) {
+	c.once.Do(c.l.settle)
+	return c.Conn.Read(p)
+}
+
+func (c *handoffConn) Close() error {
+	c.once.Do(c.l.settle)
+	return c.Conn.Close()
+}
