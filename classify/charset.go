@@ -234,6 +234,12 @@ func (ctx *scanCtx) decodeCharset(charset string, b []byte) string {
 		return string(b)
 	}
 	if enc == nil {
+		if bytes.IndexByte(b, 0) >= 0 {
+			// As for a body part (nulGuardStage): UTF-16 or UTF-32
+			// under an ASCII or UTF-8 label.
+			ctx.col.unreadable("subject: NUL bytes in an encoded word labelled %q (UTF-16 or UTF-32 under the wrong label?), not readable",
+				message.Clip(charset, 40))
+		}
 		return string(b)
 	}
 	out, _, err := transform.Bytes(enc.NewDecoder(), b)

@@ -295,6 +295,8 @@ var fixtures = []fixture{
 	{name: "unknown-charset-subject", want: "UNCLASSIFIED", unreadable: true, msg: head("unknown-charset-subject") +
 		"Subject: =?x-utf16-alias?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	// UTF-16 labelled (or taken) as ASCII or UTF-8: NUL bytes.
+	{name: "utf16-subject-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-subject-as-utf8") +
+		"Subject: =?utf-8?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	{name: "utf16-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-as-utf8") +
 		"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n" +
 		"//5bAFMARQBDAFIARQBUAF0A\n"},
