@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // handoffListener closes the gap between accepting an MTA connection and
@@ -19,8 +20,18 @@ import (
 // connection it handed out has been read from (go-milter registers before
 // its first read) or closed, and only then calls go-milter's Shutdown,
 // which finds each of them registered and lets it finish.
+//
+// It also counts the connections whose session goroutine is busy, that is
+// not waiting in Read for the MTA's next command. A transaction counts as
+// ended (Server.inflight) before go-milter writes its end-of-message
+// reply; closing the idle sessions then would lose that reply, and the
+// MTA would tempfail a message already decided (and any S/MIME copies
+// already submitted would go again on its retry). Shutdown closes them
+// only when no connection is busy: each has written its last reply (what
+// the quickack coalescer still holds is sent by Close).
 type handoffListener struct {
 	net.Listener
+	busy atomic.Int64 // connections handed out, open, and not in Read
 
 	mu       sync.Mutex
 	stopped  bool
@@ -70,6 +81,7 @@ func (l *handoffListener) Accept() (net.Conn, error) {
 		}
 		return nil, err
 	}
+	l.busy.Add(1)
 	return &handoffConn{Conn: c, l: l}, nil
 }
 
@@ -137,19 +149,47 @@ func (l *handoffListener) Close() error {
 	return l.Listener.Close()
 }
 
-// handoffConn settles its listener's count on its first Read or Close.
+// handoffConn settles its listener's count on its first Read or Close,
+// and keeps its busy count: busy from Accept, idle while in Read, neither
+// once closed.
 type handoffConn struct {
 	net.Conn
-	l    *handoffListener
-	once sync.Once
+	l      *handoffListener
+	once   sync.Once
+	mu     sync.Mutex
+	inRead bool
+	closed bool
 }
 
 func (c *handoffConn) Read(p []byte) (int, error) {
 	c.once.Do(c.l.settle)
-	return c.Conn.Read(p)
+	c.mu.Lock()
+	if !c.closed {
+		c.inRead = true
+		c.l.busy.Add(-1)
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if c.inRead {
+		c.inRead = false
+		if !c.closed {
+			c.l.busy.Add(1)
+		}
+	}
+	c.mu.Unlock()
+	return n, err
 }
 
 func (c *handoffConn) Close() error {
 	c.once.Do(c.l.settle)
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		if !c.inRead {
+			c.l.busy.Add(-1)
+		}
+	}
+	c.mu.Unlock()
 	return c.Conn.Close()
 }

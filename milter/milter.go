@@ -371,10 +371,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer tick.Stop()
 	var err error
 wait:
-	for s.inflight.Load() > 0 {
+	// A transaction ends before its reply is written: the idle sessions
+	// are closed once no connection is busy either (handoff.go).
+	for s.inflight.Load() > 0 || busyConns(listeners) > 0 {
 		select {
 		case <-ctx.Done():
-			err = fmt.Errorf("shutdown: %d transaction(s) still in flight: %w", s.inflight.Load(), ctx.Err())
+			err = fmt.Errorf("shutdown: %d transaction(s) still in flight, %d session(s) busy: %w",
+				s.inflight.Load(), busyConns(listeners), ctx.Err())
 			break wait
 		case <-tick.C:
 		}
@@ -382,6 +385,16 @@ wait:
 	stop() // close idle sessions now
 	<-done
 	return errors.Join(stopErr, err)
+}
+
+// busyConns is the number of MTA connections whose session is not waiting
+// for the MTA.
+func busyConns(listeners []*handoffListener) int64 {
+	var n int64
+	for _, hl := range listeners {
+		n += hl.busy.Load()
+	}
+	return n
 }
 
 // ClassifyOptions is pipeline.ClassifyOptions.
