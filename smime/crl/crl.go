@@ -135,9 +135,17 @@ type Cache struct {
 	// stale use (not per lookup answered from the cache).
 	Log func(msg string, args ...any)
 
-	mu     sync.Mutex
-	points map[string]*point // by distribution point URL
+	mu      sync.Mutex
+	points  map[string]*point // by distribution point URL
+	flights sync.WaitGroup    // fetches running (run), for Wait
 }
+
+// Wait blocks until every fetch in progress has ended, the disk copy of
+// its CRL written. A fetch outlives the lookup or refresh that started it
+// (a lookup gives up at its deadline, the fetch goes on until Timeout),
+// so whoever removes Dir waits first. Call it once no more lookups or
+// refreshes start.
+func (c *Cache) Wait() { c.flights.Wait() }
 
 // point is one distribution point: its last good CRL, its back-off and the
 // fetch in flight. Its fields are guarded by mu.
@@ -339,6 +347,7 @@ func (c *Cache) start(p *point, key string, u *url.URL, issuer *x509.Certificate
 	}
 	f := &flight{done: make(chan struct{})}
 	p.flight = f
+	c.flights.Add(1)
 	go c.run(p, f, key, u, issuer)
 	return f
 }
@@ -346,6 +355,7 @@ func (c *Cache) start(p *point, key string, u *url.URL, issuer *x509.Certificate
 // run is one fetch: get, check, compare with the cached CRL, store, and
 // set the back-off.
 func (c *Cache) run(p *point, f *flight, key string, u *url.URL, issuer *x509.Certificate) {
+	defer c.flights.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout())
 	defer cancel()
 	var list *x509.RevocationList

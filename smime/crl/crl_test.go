@@ -26,6 +26,7 @@ func cert(t *testing.T, name string) *x509.Certificate { return testpki.FixtureC
 // http://crl.test/ca.crl: it serves the CRL file named in serve, fails
 // while down is set, and hangs while hang is set.
 type crlServer struct {
+	t     *testing.T
 	srv   *httptest.Server
 	mu    sync.Mutex
 	serve string
@@ -38,7 +39,7 @@ type crlServer struct {
 }
 
 func newCRLServer(t *testing.T, file string) *crlServer {
-	s := &crlServer{serve: file}
+	s := &crlServer{t: t, serve: file}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		s.mu.Lock()
@@ -97,10 +98,15 @@ func (s *crlServer) cache(dir string, now *time.Time) *Cache {
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
 		}}}
-	c := &Cache{Dir: dir, Timeout: 500 * time.Millisecond, Fetchers: map[string]Fetcher{"http": HTTPFetcher{Client: client}}}
+	// 2 s: a fetch from loopback that must succeed, also on a loaded CI
+	// machine under -race.
+	c := &Cache{Dir: dir, Timeout: 2 * time.Second, Fetchers: map[string]Fetcher{"http": HTTPFetcher{Client: client}}}
 	if now != nil {
 		c.Now = func() time.Time { return *now }
 	}
+	// Registered after the caller's t.TempDir() for dir, so it runs
+	// before that directory is removed: no fetch still writing into it.
+	s.t.Cleanup(c.Wait)
 	return c
 }
 
