@@ -67,6 +67,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	level.Set(logLevel(p.Runtime.Log.Level))
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Signals are caught from here on, before the socket listens: a
+	// SIGHUP (reload) or SIGTERM that comes while serve is still setting up
+	// waits for the loop below instead of killing the process with Go's
+	// default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 
 	spec := *listen
 	if spec == "" {
@@ -155,9 +162,6 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	go watchClock(health, srv.Metrics, log)
 	setupSelftest(health, p, srv.SetSelftestKey, srv.Policy, srv.Metrics, log) // R19-R21
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	// Quick ACKs on MTA connections: without them Postfix's back-to-back
 	// packets wait for our delayed ACK, ~40 ms a message (internal/quickack).

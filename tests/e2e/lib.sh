@@ -946,11 +946,16 @@ start_milter() {
 		--set "smime.crl_dir=\"$WORK/state/crl\"" --set "smime.pending=\"$WORK/state/pending\"" \
 		--set "lists.dir=\"$WORK/state/lists\"" --set "outbound.first_contact_state=\"$WORK/state/first-contact\"" "$@"
 	printf -- '--- %s start_milter %s\n' "$(date +%T)" "$*" >>"$WORK/milter.log"
+	local log_before
+	log_before=$(wc -l <"$WORK/milter.log")
 	"$NZBIN" serve --listen "inet:$SERVER_IP:$MILTER_PORT" "$@" >>"$WORK/milter.log" 2>&1 &
 	MILTER_PID=$!
 	MILTER_EXIT=
 	local deadline=$((SECONDS + 15))
-	while ! port_listening "$MILTER_PORT"; do
+	# Ready once it listens and has logged "serving" (set-up done: a
+	# signal sent now is handled as the running milter handles it).
+	while ! port_listening "$MILTER_PORT" ||
+		! awk -v n="$log_before" 'NR > n && /"msg":"serving"/ { found = 1 } END { exit !found }' "$WORK/milter.log"; do
 		if ! pid_alive "$MILTER_PID"; then
 			wait "$MILTER_PID" 2>/dev/null && MILTER_EXIT=0 || MILTER_EXIT=$?
 			echo "start_milter: nzsecure-milter exited ($MILTER_EXIT) before listening" >&2
@@ -959,7 +964,7 @@ start_milter() {
 			return 1
 		fi
 		if ((SECONDS >= deadline)); then
-			echo "start_milter: port $MILTER_PORT not listening after 15s" >&2
+			echo "start_milter: port $MILTER_PORT not listening, or no \"serving\" logged, after 15s" >&2
 			return 1
 		fi
 		sleep 0.1
