@@ -100,36 +100,98 @@ maxsize 10485760
 	if out, err := exec.Command(slapadd, "-f", conf, "-l", ldifFile).CombinedOutput(); err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	// A free loopback port (slapd needs an explicit one).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// slapd needs an explicit port. One found free can be taken before
+	// slapd binds it (by another test binary running in parallel): slapd
+	// then exits, and a connect alone could even reach the other
+	// listener. So slapd is ready only once it has written its pid file
+	// (after binding) and still runs; otherwise another port is tried.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		addr, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Addr = addr
+		_ = os.Remove(filepath.Join(dir, "slapd.pid"))
+		if lastErr = s.start(t, slapd, conf, scheme); lastErr == nil {
+			return s
+		}
 	}
-	s.Addr = l.Addr().String()
-	l.Close()
+	log, _ := os.ReadFile(filepath.Join(dir, "slapd.log"))
+	t.Fatalf("slapd did not start: %v\n%s", lastErr, strings.TrimSpace(string(log)))
+	return nil
+}
+
+// freePort returns a loopback address whose port nothing listens on,
+// below the kernel's ephemeral range as tests/e2e/lib.sh pick_port does
+// (a port in that range can be handed to any outgoing connection).
+func freePort() (string, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &low)
+	}
+	span := max(low-10000, 1000)
+	var buf [4]byte
+	for i := 0; i < 100; i++ {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return "", err
+		}
+		port := 10000 + int(uint32(buf[0])<<24|uint32(buf[1])<<16|uint32(buf[2])<<8|uint32(buf[3]))%span
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free loopback port found")
+}
+
+// start runs slapd on s.Addr and waits until it is ready, or returns why
+// not (it exited: most likely the port was taken meanwhile).
+func (s *Server) start(t *testing.T, slapd, conf, scheme string) error {
 	cmd := exec.Command(slapd, "-f", conf, "-h", scheme+"://"+s.Addr+"/", "-d", "0")
-	logf, err := os.Create(filepath.Join(dir, "slapd.log"))
+	logf, err := os.OpenFile(filepath.Join(s.dir, "slapd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
+		logf.Close()
 		t.Fatalf("slapd: %v", err)
 	}
-	t.Cleanup(func() {
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	stop := func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-	})
+		<-exited
+	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
+		select {
+		case <-exited:
+			return fmt.Errorf("slapd exited at start on %s", s.Addr)
+		default:
+		}
+		_, perr := os.Stat(filepath.Join(s.dir, "slapd.pid"))
 		c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return s
+		}
+		if err == nil && perr == nil {
+			// Still running once it listens and wrote its pid file:
+			// the listener is slapd's.
+			select {
+			case <-exited:
+				return fmt.Errorf("slapd exited at start on %s", s.Addr)
+			case <-time.After(50 * time.Millisecond):
+			}
+			t.Cleanup(stop)
+			return nil
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "slapd.log"))
-			t.Fatalf("slapd did not listen on %s: %v\n%s", s.Addr, err, strings.TrimSpace(string(log)))
+			stop()
+			return fmt.Errorf("slapd did not listen on %s: %v", s.Addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
