@@ -305,7 +305,7 @@ func TestEvaluateDetails(t *testing.T) {
 // the project's resolver too.
 func TestEvaluateThroughDNSServer(t *testing.T) {
 	addr := dnstest.MustStart(t, testZone(t))
-	res, err := dnsresolver.New(dnsresolver.Config{Servers: []string{addr}, Timeout: 300 * time.Millisecond, Attempts: 1})
+	res, err := dnsresolver.New(dnsresolver.Config{Servers: []string{addr}, Timeout: time.Second, Attempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func TestErrorClasses(t *testing.T) {
 		A("_spf.sub.example.com", "192.0.2.2").
 		SetFault("broken.example.com", dnstest.ServFail).
 		SetFault("slow.example.com", dnstest.Timeout)
-	r := newResolver(t, z, dnsresolver.Config{Timeout: 150 * time.Millisecond, Attempts: 1})
+	r := newResolver(t, z, dnsresolver.Config{Timeout: time.Second, Attempts: 1})
 	ctx := context.Background()
 	for _, c := range []struct {
 		name, what string
@@ -274,7 +274,7 @@ func TestServerFailover(t *testing.T) {
 	good := dnstest.MustStart(t, z)
 	r := newResolver(t, z, dnsresolver.Config{
 		Servers:  []string{dead.LocalAddr().String(), good},
-		Timeout:  100 * time.Millisecond,
+		Timeout:  500 * time.Millisecond,
 		Attempts: 1,
 	})
 	if ips, err := r.LookupIP(context.Background(), "ip4", "example.com"); err != nil || len(ips) != 1 {

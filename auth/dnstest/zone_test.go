@@ -114,7 +114,7 @@ func exchange(t *testing.T, addr, network, name string, qtype uint16) *dns.Msg {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
-	c := &dns.Client{Net: network, Timeout: 300 * time.Millisecond}
+	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
 	r, _, err := c.Exchange(m, addr)
 	if err != nil {
 		t.Fatalf("%s %s over %s: %v", name, dns.TypeToString[qtype], network, err)

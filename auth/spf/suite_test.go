@@ -296,7 +296,7 @@ func TestSuiteOverDNS(t *testing.T) {
 		addr := dnstest.MustStart(t, sc.Zone)
 		res, err := dnsresolver.New(dnsresolver.Config{
 			Servers:  []string{addr},
-			Timeout:  300 * time.Millisecond,
+			Timeout:  time.Second,
 			Attempts: 1,
 		})
 		if err != nil {
