@@ -168,7 +168,12 @@ func TestQueueCloseDeadline(t *testing.T) {
 	q := NewQueue(sub, QueueConfig{Attempts: 10, Backoff: time.Hour, Workers: 1, Logger: log})
 	q.Enqueue(testMessage(1))
 	q.Enqueue(testMessage(2))
-	time.Sleep(20 * time.Millisecond)
+	// The worker has tried message 1 once (and waits an hour to retry).
+	for deadline := time.Now().Add(5 * time.Second); sub.calls.Load() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not try the first message within 5s")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -583,12 +583,14 @@ stop_sink() {
 }
 
 # sink_files: complete message files (those the sink does not hold open).
+# The directory is listed before the sink's open files are: a file
+# created in between is not listed, rather than listed as complete.
 sink_files() {
-	local open="" f
+	local open="" f files=("$SINK_DIR"/msg.*)
 	if [[ -n $SINK_PID && -d /proc/$SINK_PID/fd ]]; then
 		open=$(find "/proc/$SINK_PID/fd" -mindepth 1 -maxdepth 1 -exec readlink {} + 2>/dev/null || true)
 	fi
-	for f in "$SINK_DIR"/msg.*; do
+	for f in "${files[@]}"; do
 		[[ -f $f ]] || continue
 		[[ -n $open ]] && grep -qxF -- "$f" <<<"$open" && continue
 		echo "$f"
