@@ -295,6 +295,11 @@ var fixtures = []fixture{
 	{name: "unknown-charset-subject", want: "UNCLASSIFIED", unreadable: true, msg: head("unknown-charset-subject") +
 		"Subject: =?x-utf16-alias?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	// UTF-16 labelled (or taken) as ASCII or UTF-8: NUL bytes.
+	// A CTE with a comment or a parameter is base64 to mail clients.
+	{name: "cte-comment", want: "SECRET", msg: head("cte-comment") +
+		"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: base64 (yes)\n\naGVsbG8gW1NFQ1JFVF0gcGxhbgo=\n"},
+	{name: "cte-parameter", want: "SECRET", msg: head("cte-parameter") +
+		"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: BASE64; x=y\n\naGVsbG8gW1NFQ1JFVF0gcGxhbgo=\n"},
 	{name: "utf16-subject-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-subject-as-utf8") +
 		"Subject: =?utf-8?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	{name: "utf16-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-as-utf8") +

@@ -318,7 +318,7 @@ func (e *entity) endField() {
 	case fEncoding:
 		if e.cte == "" {
 			e.cte = v
-		} else if !strings.EqualFold(e.cte, v) {
+		} else if !sameTransferEncoding(e.cte, v) {
 			e.dupField("Content-Transfer-Encoding")
 		}
 	case fDisposition:

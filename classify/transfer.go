@@ -1,8 +1,6 @@
 package classify
 
 import (
-	"strings"
-
 	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
 
@@ -10,7 +8,11 @@ import (
 // (RFC 2045 section 6) into next, or next itself for identity encodings.
 // The decoders are message's, shared with the warning rewriter (notify).
 func newTransferStage(ctx *scanCtx, cte, where string, next stage) stage {
-	switch strings.ToLower(strings.TrimSpace(cte)) {
+	mech, exact := message.TransferEncoding(cte)
+	if !exact && mech != "" {
+		ctx.col.problem("%s: Content-Transfer-Encoding %q read as %q, as mail clients read it", where, message.Clip(cte, 40), mech)
+	}
+	switch mech {
 	case "", "7bit", "8bit", "binary":
 		return next
 	case "quoted-printable":
@@ -42,6 +44,14 @@ func newTransferStage(ctx *scanCtx, cte, where string, next stage) stage {
 		ctx.col.problem("%s: unknown Content-Transfer-Encoding %q, read as 8bit", where, message.Clip(cte, 40))
 		return next
 	}
+}
+
+// sameTransferEncoding: two Content-Transfer-Encoding values name the same
+// mechanism (a second field that does is no conflict).
+func sameTransferEncoding(a, b string) bool {
+	ma, _ := message.TransferEncoding(a)
+	mb, _ := message.TransferEncoding(b)
+	return ma == mb
 }
 
 // outBufSize is the output buffer of the scanner's decoding stages.

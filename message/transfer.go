@@ -3,7 +3,25 @@ package message
 import (
 	"bytes"
 	"encoding/base64"
+	"strings"
 )
+
+// TransferEncoding returns the mechanism a Content-Transfer-Encoding field
+// value names (RFC 2045 section 6.1), in lower case, as mail clients read
+// it: unfolded, comments removed (the field is structured, RFC 2045
+// section 5.1 note on CFWS), and only the first token, up to white space
+// or ';' (Thunderbird's libmime takes that token). So "base64 (yes)" and
+// "BASE64; x=y" are base64, and the scanner decodes what the reader will
+// see rather than read undecoded text (fail safe, issue 11). exact is
+// false when the value held anything besides the token.
+func TransferEncoding(v string) (mech string, exact bool) {
+	raw := strings.TrimSpace(Unfold(v))
+	s := strings.TrimSpace(stripComments(raw))
+	if i := strings.IndexAny(s, " \t\r\n;"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.ToLower(s), len(s) == len(raw)
+}
 
 // The transfer decoders (RFC 2045 section 6): the one copy for the
 // scanner, which streams them (classify), and the warning rewriter, which

@@ -97,3 +97,33 @@ func FuzzTransferDecoders(f *testing.F) {
 		}
 	})
 }
+
+// Content-Transfer-Encoding as mail clients read it: a comment or a
+// trailing parameter does not make base64 unknown (the scanner would then
+// read the undecoded text, and miss what the reader sees).
+func TestTransferEncoding(t *testing.T) {
+	for _, c := range []struct {
+		in, mech string
+		exact    bool
+	}{
+		{"base64", "base64", true},
+		{" BASE64 ", "base64", true},
+		{"Quoted-Printable", "quoted-printable", true},
+		{"base64 (yes)", "base64", false},
+		{"(enc) base64", "base64", false},
+		{"base64 (nested (comment))", "base64", false},
+		{"base64; x=y", "base64", false},
+		{"base64;", "base64", false},
+		{"quoted-printable\r\n (folded)", "quoted-printable", false},
+		{"8bit junk", "8bit", false},
+		{"base64 (unclosed", "base64", false},
+		{"", "", true},
+		{"(only a comment)", "", false},
+		{"x-uuencode", "x-uuencode", true},
+	} {
+		mech, exact := TransferEncoding(c.in)
+		if mech != c.mech || exact != c.exact {
+			t.Errorf("TransferEncoding(%q) = %q, %v; want %q, %v", c.in, mech, exact, c.mech, c.exact)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, m message.Medi
 		return
 	}
 	cteHdr, _ := h.get("Content-Transfer-Encoding")
-	cte := strings.ToLower(strings.TrimSpace(cteHdr))
+	cte, _ := message.TransferEncoding(cteHdr)
 	if cte == "" {
 		cte = "7bit"
 	}

@@ -435,7 +435,7 @@ func contentHeaders(hs []policy.Header) []policy.Header {
 func decodeBody(hs []policy.Header, body []byte) ([]byte, error) {
 	cte := ""
 	if vs := policy.HeaderValues(hs, "Content-Transfer-Encoding"); len(vs) > 0 {
-		cte = strings.ToLower(strings.TrimSpace(message.Unfold(vs[len(vs)-1])))
+		cte, _ = message.TransferEncoding(vs[len(vs)-1])
 	}
 	var out []byte
 	switch cte {

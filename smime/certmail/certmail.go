@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nzsecure-milter/nzsecure-milter/message"
 	"github.com/nzsecure-milter/nzsecure-milter/smime"
 	"github.com/smallstep/pkcs7"
 )
@@ -225,7 +226,8 @@ func isCertPart(mt string, params map[string]string, name string) bool {
 }
 
 func decode(cte string, data []byte) ([]byte, error) {
-	switch strings.ToLower(strings.TrimSpace(cte)) {
+	mech, _ := message.TransferEncoding(cte)
+	switch mech {
 	case "base64":
 		clean := bytes.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
