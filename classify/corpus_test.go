@@ -300,6 +300,9 @@ var fixtures = []fixture{
 		"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: base64 (yes)\n\naGVsbG8gW1NFQ1JFVF0gcGxhbgo=\n"},
 	{name: "cte-parameter", want: "SECRET", msg: head("cte-parameter") +
 		"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: BASE64; x=y\n\naGVsbG8gW1NFQ1JFVF0gcGxhbgo=\n"},
+	// White space around the "/" of a multipart type (RFC 822 tokens).
+	{name: "multipart-type-spaced", want: "SECRET", msg: head("multipart-type-spaced") +
+		"MIME-Version: 1.0\nContent-Type: multipart / mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhello\n--b\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGVsbG8gW1NFQ1JFVF0gcGxhbgo=\n--b--\n"},
 	{name: "utf16-subject-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-subject-as-utf8") +
 		"Subject: =?utf-8?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	{name: "utf16-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-as-utf8") +

@@ -64,7 +64,12 @@ func ParseMediaType(v string) MediaType {
 		return m
 	}
 	parts := splitParams(v)
-	m.Type = strings.ToLower(strings.TrimSpace(parts[0]))
+	// Comments and white space around the "/" are allowed between the
+	// tokens of a structured field (RFC 2045 section 5.1, RFC 822 section
+	// 3.1.4): "multipart / mixed (c)" is multipart/mixed, and read as
+	// anything else its parts (a base64 one with a marking) would go
+	// undecoded.
+	m.Type = strings.ToLower(strings.Join(strings.Fields(stripComments(parts[0])), ""))
 	segs := map[string][]paramSeg{}
 	var order []string
 	for _, p := range parts[1:] {

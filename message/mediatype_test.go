@@ -32,6 +32,8 @@ func TestParseMediaType(t *testing.T) {
 		{`multipart/mixed; boundary=a; boundary*0=b`, "multipart/mixed", map[string]string{"boundary": "a"}, []string{"boundary"}},
 		{`multipart/mixed; boundary*0=a; boundary*0=b`, "multipart/mixed", map[string]string{"boundary": "a"}, []string{"boundary"}},
 		{`text/plain; ; =x; novalue; charset = us-ascii `, "text/plain", map[string]string{"charset": "us-ascii"}, nil},
+		{`multipart / mixed; boundary=b`, "multipart/mixed", map[string]string{"boundary": "b"}, nil},
+		{"Multipart\t/Mixed (c); boundary=b", "multipart/mixed", map[string]string{"boundary": "b"}, nil},
 	} {
 		m := ParseMediaType(c.in)
 		if m.Type != c.typ || !reflect.DeepEqual(m.Params, c.params) && !(len(m.Params) == 0 && len(c.params) == 0) || !slices.Equal(m.Dups, c.dups) {
