@@ -303,6 +303,14 @@ var fixtures = []fixture{
 	// White space around the "/" of a multipart type (RFC 822 tokens).
 	{name: "multipart-type-spaced", want: "SECRET", msg: head("multipart-type-spaced") +
 		"MIME-Version: 1.0\nContent-Type: multipart / mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhello\n--b\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGVsbG8gW1NFQ1JFVF0gcGxhbgo=\n--b--\n"},
+	// A line that starts with the boundary but is not a delimiter: OpenSSL
+	// splits there and decodes a base64 part the scanner reads as text.
+	{name: "boundary-prefix-line", want: "UNCLASSIFIED", unreadable: true, msg: head("boundary-prefix-line") +
+		"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhello\n--bx\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGVsbG8gW1NFQ1JFVF0gcGxhbgo=\n--b--\n"},
+	// Nested boundaries where one is a prefix of the other ("b" and
+	// "b_alt"): the lines are the inner multipart's delimiters, readable.
+	{name: "boundary-prefix-nested", want: "SECRET", msg: head("boundary-prefix-nested") +
+		"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/alternative; boundary=b_alt\n\n--b_alt\nContent-Type: text/plain\n\nhello [SECRET]\n--b_alt\nContent-Type: text/html\n\n<p>hello [SECRET]</p>\n--b_alt--\n--b\nContent-Type: text/plain\n\nbye\n--b--\n"},
 	{name: "utf16-subject-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-subject-as-utf8") +
 		"Subject: =?utf-8?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	{name: "utf16-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-as-utf8") +

@@ -22,6 +22,9 @@ type scanCtx struct {
 	// inBoundary counts the multipart parts being closed at a delimiter
 	// (rather than at the end of the content around them).
 	inBoundary int
+	// open are the multiparts being read, outermost first: a line that
+	// starts with one's boundary may be the delimiter of one nested in it.
+	open []*multipart
 }
 
 // expired reports whether Options.Deadline has passed.
@@ -722,7 +725,12 @@ type multipart struct {
 	// RFC 2046 section 5.1.1 says to ignore them, but they are in the
 	// message for anyone who reads its source (and some clients show
 	// them), so a marking there counts (fail safe).
-	outside stage
+	outside   stage
+	delim     []byte   // "--" + boundary
+	near      [][]byte // near-delimiter lines (judgeNear)
+	capture   []byte   // the near-delimiter line being taken (captureNear)
+	capturing bool
+	inner     [][]byte // delimiters of the multiparts nested in this one
 }
 
 // readOutside passes preamble or epilogue text to a matcher of its own.
@@ -750,10 +758,78 @@ func (m *multipart) endOutside() {
 }
 
 func newMultipart(parent *entity, where, boundary string, digest bool) *multipart {
-	m := &multipart{parent: parent, where: where, digest: digest}
+	m := &multipart{parent: parent, where: where, digest: digest, delim: []byte("--" + boundary)}
 	m.sp = message.NewSplitter(boundary, m.emit, func(_, _ int64, closing bool) { m.boundary(closing) })
 	m.sp.Epilogue = m.readOutside
+	m.sp.NearDelimiter = m.nearDelimiter
+	for _, outer := range parent.ctx.open {
+		if len(outer.inner) < maxInner {
+			outer.inner = append(outer.inner, m.delim)
+		}
+	}
+	parent.ctx.open = append(parent.ctx.open, m)
 	return m
+}
+
+// Near-delimiter lines (message.Splitter.NearDelimiter): a line starts
+// with our boundary but is not our delimiter ("--b" + "x"). Unless it is
+// the delimiter of a multipart nested in ours (boundaries "b" and
+// "b_alt"), mail programs may split there (OpenSSL's MIME parser matches
+// the boundary as a prefix) and show as parts what we read as the text of
+// one: unreadable (fail safe, issue 11). The line is taken from the
+// content that follows the call (emit), whole whatever the chunks; nested
+// multiparts may be declared only after it has passed (the splitters hold
+// back the end of a chunk), so the lines are judged when the multipart
+// closes.
+const (
+	maxNearLines = 4   // near-delimiter lines kept per multipart
+	maxNearLine  = 256 // bytes kept of each
+	maxInner     = 256 // delimiters of nested multiparts kept
+)
+
+func (m *multipart) nearDelimiter([]byte) {
+	if len(m.near) < maxNearLines && !m.capturing {
+		m.capturing, m.capture = true, nil
+	}
+}
+
+// captureNear takes the near-delimiter line from the content p that
+// starts with it or continues it.
+func (m *multipart) captureNear(p []byte) {
+	end := bytes.IndexAny(p, "\r\n")
+	if end < 0 {
+		end = len(p)
+	}
+	m.capture = append(m.capture, p[:min(end, maxNearLine-len(m.capture))]...)
+	if end < len(p) || len(m.capture) >= maxNearLine {
+		m.endCapture()
+	}
+}
+
+func (m *multipart) endCapture() {
+	if m.capturing {
+		m.near = append(m.near, m.capture)
+		m.capturing, m.capture = false, nil
+	}
+}
+
+// judgeNear marks the multipart unreadable if a near-delimiter line in
+// it is not the delimiter of a multipart nested in it.
+func (m *multipart) judgeNear() {
+	for _, line := range m.near {
+		explained := false
+		for _, d := range m.inner {
+			if st, _ := message.MatchDelimiter(line, d, false); st != message.NoDelimiter {
+				explained = true
+				break
+			}
+		}
+		if !explained {
+			m.parent.ctx.col.unreadable("%s: a line starts with the multipart boundary %q but is not its delimiter; mail programs differ on where such a part ends",
+				m.where, message.Clip(string(m.delim[2:]), 70))
+			return
+		}
+	}
 }
 
 func (m *multipart) write(p []byte) {
@@ -763,6 +839,9 @@ func (m *multipart) write(p []byte) {
 }
 
 func (m *multipart) emit(p []byte) {
+	if m.capturing {
+		m.captureNear(p)
+	}
 	if m.st != msPart {
 		if m.st == msPreamble && !m.text && len(bytes.TrimSpace(p)) > 0 {
 			m.text = true
@@ -815,6 +894,13 @@ func (m *multipart) boundary(closing bool) {
 func (m *multipart) close() {
 	if m.st != msEpilogue {
 		m.sp.Close()
+	}
+	defer m.judgeNear()
+	m.endCapture()
+	if open := m.parent.ctx.open; len(open) > 0 {
+		if i := slices.Index(open, m); i >= 0 {
+			m.parent.ctx.open = slices.Delete(open, i, i+1)
+		}
 	}
 	m.endOutside()
 	if m.child != nil {

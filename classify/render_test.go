@@ -121,7 +121,7 @@ func TestMessages(t *testing.T) {
 		{"header only, no colon", "[SECRET]", "SECRET@body", 0, false},
 		{"part subject ignored", "Content-Type: multipart/mixed; boundary=b\n\n--b\nSubject: [SECRET]\n\nx\n--b--\n", "", 0, false},
 		{"padding and first-line boundary", "Content-Type: multipart/mixed; boundary=\"b c\"\n\n--b c \t\n\n[SECRET]\n--b c-- \n", "SECRET@body/part 1 (text/plain)", 0, false},
-		{"boundary prefix", "Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--bX [SECRET]\n--b-x\n--b--\n", "SECRET@body/part 1 (text/plain)", 0, false},
+		{"boundary prefix", "Content-Type: multipart/mixed; boundary=b\n\n--b\n\n--bX [SECRET]\n--b-x\n--b--\n", "SECRET@body/part 1 (text/plain)", 1, false}, // near-delimiter lines: unreadable
 		{"empty parts", "Content-Type: multipart/mixed; boundary=b\n\n--b\n--b\n\n[SECRET]\n--b--\n", "SECRET@body/part 2 (text/plain)", 0, false},
 		{"part without header", "Content-Type: multipart/mixed; boundary=b\n\n--b\n[SECRET]\n--b--", "SECRET@body/part 1 (text/plain)", 0, false},
 		{"lenient content type", "Content-Type: text/html; charset=\"utf-8\"; charset=x; ;\n\n<b>[SECRET]</b>", "SECRET@body", 1, false}, // the charset given twice: unreadable

@@ -91,6 +91,12 @@ type Splitter struct {
 	// Epilogue, when set, is called with the bytes after the close
 	// delimiter (its line break included), which are otherwise dropped.
 	Epilogue func(p []byte)
+	// NearDelimiter, when set, is called with a line that starts with
+	// "--" + boundary but is no delimiter ("--boundaryX"), as much of it
+	// as is at hand. RFC 2046 section 5.1.1 forbids such lines (the
+	// boundary must not appear in the parts), and parsers differ on them:
+	// OpenSSL's MIME parser, for one, splits on the prefix.
+	NearDelimiter func(line []byte)
 
 	delim   []byte // "--" + boundary
 	carry   []byte
@@ -173,7 +179,16 @@ func (s *Splitter) process(b []byte, at int64, final bool) int {
 		st, n := MatchDelimiter(b[ls:], s.delim, final)
 		switch st {
 		case NoDelimiter:
+			// What comes before the line first: a part's header there may
+			// declare the nested multipart whose delimiter the line is.
 			s.content(b[i:ls], at+int64(i))
+			if s.NearDelimiter != nil && bytes.HasPrefix(b[ls:], s.delim) {
+				line := b[ls:]
+				if k := bytes.IndexAny(line, "\r\n"); k >= 0 {
+					line = line[:k]
+				}
+				s.NearDelimiter(line)
+			}
 			i = ls
 		case NeedMore:
 			start := nl

@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
@@ -147,6 +148,32 @@ func TestSplitterEpilogue(t *testing.T) {
 		s.Close()
 		if epi.String() != want {
 			t.Errorf("chunks of %d: epilogue %q, want %q", n, epi.String(), want)
+		}
+	}
+}
+
+// NearDelimiter is called once for each line that starts with the
+// delimiter but is not one, whatever the chunks, and not for delimiters
+// or other lines.
+func TestSplitterNearDelimiter(t *testing.T) {
+	in := "--b\r\none\r\n--bx\r\n--b-y\r\n--b \t junk\r\n--c\r\n- --b\r\n--b\r\ntwo\r\n--b--\r\n"
+	for _, n := range []int{len(in), 1, 2, 3, 7, 16} {
+		calls := 0
+		s := NewSplitter("b", func([]byte) {}, func(int64, int64, bool) {})
+		s.NearDelimiter = func(line []byte) {
+			calls++
+			if !bytes.HasPrefix(line, []byte("--b")) {
+				t.Errorf("chunks of %d: near-delimiter line %q", n, line)
+			}
+		}
+		for p := []byte(in); len(p) > 0; {
+			k := min(n, len(p))
+			s.Write(p[:k])
+			p = p[k:]
+		}
+		s.Close()
+		if calls != 3 {
+			t.Errorf("chunks of %d: %d near-delimiter lines, want 3 (--bx, --b-y, --b with junk)", n, calls)
 		}
 	}
 }
