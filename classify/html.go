@@ -3,6 +3,7 @@ package classify
 import (
 	"bytes"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/html"
@@ -628,6 +629,16 @@ func (h *htmlText) endAttrName() {
 		case "img", "area", "input":
 			h.attr = atAlt
 		}
+	case "value", "placeholder":
+		// The text in a form field, shown in the field (or a button):
+		// text of the all-text view.
+		switch string(h.tag[:min(h.tlen, len(h.tag))]) {
+		case "input", "textarea", "button":
+			h.attr = atAlt
+		}
+	case "title":
+		// Shown as a tooltip over any element: text of the all-text view.
+		h.attr = atAlt
 	}
 }
 
@@ -756,9 +767,11 @@ func (h *htmlText) endOfTag() {
 		return
 	}
 	switch string(name) {
-	case "script", "style", "xmp", "iframe", "noembed", "noframes":
+	case "script", "style", "iframe", "noembed", "noframes":
 		h.st, h.raw, h.rawSeen, h.rcdata = htRaw, string(name), 0, false
-	case "title", "textarea":
+	case "title", "textarea", "xmp":
+		// xmp is raw text, shown as it is (like pre): read as the RCDATA
+		// of a textarea, which decodes references too (fail safe).
 		h.st, h.raw, h.rawSeen, h.rcdata = htRaw, string(name), 0, true
 		h.title = string(name) == "title"
 	case "plaintext":
@@ -1310,6 +1323,11 @@ type styleSheet struct {
 	quote   byte
 	inText  bool         // the string is generated content
 	content func([]byte) // receives the strings of content declarations
+	// A backslash escape in a string (CSS Syntax 4.3.7): 1 after the
+	// backslash, 2 in its hex digits (escN of them, value escVal).
+	esc    int
+	escN   int
+	escVal rune
 }
 
 type cssRule struct {
@@ -1318,10 +1336,62 @@ type cssRule struct {
 	eff  cssParser
 }
 
+// escape follows a backslash escape in a string: "\5B " and "\[" are
+// "[" (CSS Syntax 4.3.7), so content: "\5B SECRET\5D" renders [SECRET].
+func (s *styleSheet) escape(c byte) {
+	if v, ok := hexDigit(c); ok && s.escN < 6 {
+		s.esc, s.escN, s.escVal = 2, s.escN+1, s.escVal<<4|rune(v)
+		return
+	}
+	if s.esc == 2 {
+		r := s.escVal
+		if r == 0 || r > unicode.MaxRune || r >= 0xD800 && r <= 0xDFFF {
+			r = unicode.ReplacementChar
+		}
+		s.esc = 0
+		s.text(utf8.AppendRune(nil, r))
+		if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' {
+			return // the one white space that ends a hex escape
+		}
+		s.feed(c)
+		return
+	}
+	s.esc = 0
+	if c == '\n' || c == '\r' || c == '\f' {
+		return // an escaped line break continues the string
+	}
+	s.text([]byte{c})
+}
+
+// text passes a string's text on when it is generated content.
+func (s *styleSheet) text(b []byte) {
+	if s.inText && s.content != nil {
+		s.content(b)
+	}
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
 func (s *styleSheet) feed(c byte) {
 	if s.inDecl {
 		if s.quote != 0 { // a string: ';' and '}' in it end nothing
+			if s.esc > 0 {
+				s.escape(c)
+				return
+			}
 			switch {
+			case c == '\\':
+				s.esc, s.escN, s.escVal = 1, 0, 0
 			case c == s.quote:
 				s.quote = 0
 			case s.inText && s.content != nil:

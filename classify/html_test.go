@@ -45,8 +45,11 @@ func TestHTMLViews(t *testing.T) {
 		{"a<!--[if mso]>x --> y", "a y", "ax -- y"},     // the comment ends at the first -->
 		{"a<!-- x --!> b -->c", "a b -->c", "a b -->c"}, // HTML5: --!> ends a comment
 		{"a<!-- x -- y -->b", "ab", "ab"},
-		{"<a title=x\"y>[SECRET]</a>", "[SECRET]", "[SECRET]"}, // a quote inside an unquoted value
-		{"<a title=x'y href=\"z\">t</a>", "t", "t"},
+		{"<a title=x\"y>[SECRET]</a>", "[SECRET]", "x\"y[SECRET]"}, // a quote inside an unquoted value; a title (tooltip) is all-text
+		{"<a title=x'y href=\"z\">t</a>", "t", "x'yt"},
+		{"<input value=\"[SECRET]\"><textarea placeholder=\"[TOP SECRET]\"></textarea>", "", "[SECRET][TOP SECRET]"}, // form field text
+		{"<style>p::before{content:\"\\5B SECRET\\5D\"}</style>", "", "[SECRET]"},            // CSS escapes in generated content
+		{"<style>p::before{content:'\\[SEC\\\nRET\\00005d'}</style>", "", "[SECRET]"},        // escaped char, line continuation, 6 hex digits
 		{"<a x\"y=\"1\">t</a>", "t", "t"}, // a quote in a name opens nothing
 		{"<p =x>t", "\nt", "\nt"},
 		{"&#91SECRET&#93 &lsqbx", "[SECRET] &lsqbx", "[SECRET] [x"},
@@ -55,7 +58,7 @@ func TestHTMLViews(t *testing.T) {
 		{"<title>[SECRET]</title>x", "\nx", "\n[SECRET]\nx"},
 		{"<textarea>a<b>&lt;</textarea>c", "a<b>&lt;c", "a<b>&lt;c"},
 		{"<title>a</tit</titlex</title>b", "\nb", "\na</tit</titlex\nb"},
-		{"<xmp>[SECRET]</xmp><noscript>n</noscript>", "n", "n"},
+		{"<xmp>[SECRET]</xmp><noscript>n</noscript>", "[SECRET]n", "[SECRET]n"}, // xmp is shown as it is (like pre)
 		{"<plaintext>a<b>&amp;", "a<b>&amp;", "a<b>&amp;"},
 		{"<" + strings.Repeat("x", 40) + " style=display:none>a</" + strings.Repeat("x", 40) + ">b", "b", "ab"},
 		{"<span hidden style=display:inline>a</span>", "a", "a"},                        // a style undoes the hidden attribute
