@@ -48,9 +48,9 @@ func TestHTMLViews(t *testing.T) {
 		{"<a title=x\"y>[SECRET]</a>", "[SECRET]", "x\"y[SECRET]"}, // a quote inside an unquoted value; a title (tooltip) is all-text
 		{"<a title=x'y href=\"z\">t</a>", "t", "x'yt"},
 		{"<input value=\"[SECRET]\"><textarea placeholder=\"[TOP SECRET]\"></textarea>", "", "[SECRET][TOP SECRET]"}, // form field text
-		{"<style>p::before{content:\"\\5B SECRET\\5D\"}</style>", "", "[SECRET]"},            // CSS escapes in generated content
-		{"<style>p::before{content:'\\[SEC\\\nRET\\00005d'}</style>", "", "[SECRET]"},        // escaped char, line continuation, 6 hex digits
-		{"<a x\"y=\"1\">t</a>", "t", "t"}, // a quote in a name opens nothing
+		{"<style>p::before{content:\"\\5B SECRET\\5D\"}</style>", "", "[SECRET]"},                                    // CSS escapes in generated content
+		{"<style>p::before{content:'\\[SEC\\\nRET\\00005d'}</style>", "", "[SECRET]"},                                // escaped char, line continuation, 6 hex digits
+		{"<a x\"y=\"1\">t</a>", "t", "t"},                                                                            // a quote in a name opens nothing
 		{"<p =x>t", "\nt", "\nt"},
 		{"&#91SECRET&#93 &lsqbx", "[SECRET] &lsqbx", "[SECRET] [x"},
 		{"&lbrackSECRET&rbrack", "&lbrackSECRET&rbrack", "[SECRET]"}, // HTML5 leaves it, lenient clients do not
