@@ -21,13 +21,15 @@ var ErrHeaderBlockTooLarge = errors.New("header block too large")
 // written and the value exactly as it follows the colon, leading space
 // included, folded lines joined by "\n" with their leading white space
 // kept (RFC 5322 section 2.2.3). CRLF and bare LF line ends are both
-// accepted; a leading mbox "From " line is skipped. At most limit bytes
+// accepted; a leading mbox "From " line is skipped; blanks between a name
+// and its colon ("Subject :") are taken off the name, as Postfix does
+// before it hands the field to a milter. At most limit bytes
 // are read, so memory stays bounded (ErrHeaderBlockTooLarge past it); r
 // is left at the first byte of the body. It is the one header-block
 // reader for `check`, the tests and the engine's helpers (issue 13); the
 // warning rewriter reads with ScanHeaderBlock, its position-keeping form.
 func ReadHeaderBlock(r *bufio.Reader, limit int64) ([]Header, error) {
-	s, err := ScanHeaderBlock(r, ScanOptions{Limit: limit, SkipMbox: true})
+	s, err := ScanHeaderBlock(r, ScanOptions{Limit: limit, SkipMbox: true, LenientNames: true})
 	var hs []Header
 	if len(s.Fields) > 0 {
 		hs = make([]Header, len(s.Fields))
