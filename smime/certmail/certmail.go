@@ -10,6 +10,7 @@
 package certmail
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/x509"
@@ -18,10 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
-	"net/mail"
-	"net/textproto"
 	"path"
 	"runtime/debug"
 	"strings"
@@ -95,17 +92,15 @@ func ParseAnswer(entity []byte) (a Answer, err error) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			// The stdlib MIME reader and the PKCS#7 parser are not meant
+			// The MIME walk and the PKCS#7 parser are not meant
 			// to panic; should one, the answer is unreadable, nothing more.
 			err = fmt.Errorf("%w: %v: %s", ErrMalformed, v, clip(string(debug.Stack()), 512))
 		}
 	}()
-	msg, err := mail.ReadMessage(bytes.NewReader(entity))
-	if err != nil {
-		return a, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
 	w := walker{seen: map[string]bool{}}
-	w.part(textproto.MIMEHeader(msg.Header), msg.Body, 0)
+	if err := w.entity(entity, 0); err != nil {
+		return a, err
+	}
 	a = w.a
 	if len(a.Certs) == 0 {
 		if len(a.Problems) > 0 {
@@ -122,57 +117,73 @@ type walker struct {
 	seen  map[string]bool
 }
 
-func (w *walker) part(h textproto.MIMEHeader, body io.Reader, depth int) {
+// maxHeaderBlock bounds the header block of the answer and of each part.
+const maxHeaderBlock = 64 << 10
+
+// entity reads one MIME entity, header block and body, with the message
+// package's reader, media-type parser and multipart splitter (the ones the
+// scanner and the warning rewriter use, issue 13 point 1). A header block
+// that cannot be read is an error at the top, a Problem in a part.
+func (w *walker) entity(data []byte, depth int) error {
 	w.parts++
 	if w.parts > maxParts || depth > maxDepth {
 		w.problem("more than %d parts or %d levels: the rest not read", maxParts, maxDepth)
-		return
+		return nil
 	}
-	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	br := bufio.NewReader(bytes.NewReader(data))
+	hs, err := message.ReadHeaderBlock(br, maxHeaderBlock)
 	if err != nil {
-		mt, params = "text/plain", nil
+		if depth == 0 {
+			return fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		w.problem("part header: %v", err)
+		return nil
 	}
-	if strings.HasPrefix(mt, "multipart/") {
-		b := params["boundary"]
+	// The body is what the header reader left: counted, not copied (the
+	// entity is in memory, bounded by MaxAnswer).
+	left, _ := io.Copy(io.Discard, br)
+	body := data[len(data)-int(left):]
+	ct := message.ParseMediaType(field(hs, "Content-Type"))
+	if ct.Type == "" {
+		ct.Type = "text/plain"
+	}
+	if strings.HasPrefix(ct.Type, "multipart/") {
+		b := ct.Params["boundary"]
 		if b == "" {
-			w.problem("%s without a boundary", mt)
-			return
+			w.problem("%s without a boundary", ct.Type)
+			return nil
 		}
-		mr := multipart.NewReader(body, b)
-		for {
-			p, err := mr.NextRawPart()
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					w.problem("%s: %v", mt, err)
-				}
-				return
+		for _, part := range splitParts(body, b) {
+			if part.unclosed {
+				w.problem("%s: no closing delimiter", ct.Type)
 			}
-			w.part(p.Header, p, depth+1)
+			if err := w.entity(part.data, depth+1); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	name := filename(h, params)
-	if !isCertPart(mt, params, name) {
-		return
+	name := filename(hs, ct.Params)
+	if !isCertPart(ct.Type, ct.Params, name) {
+		return nil
 	}
 	w.a.Attachments++
-	data, err := io.ReadAll(io.LimitReader(body, MaxAttachment*2+1))
-	if err != nil {
-		w.problem("%s: %v", label(name, mt), err)
-		return
+	if len(body) > MaxAttachment*2+1 {
+		body = body[:MaxAttachment*2+1]
 	}
-	data, err = decode(h.Get("Content-Transfer-Encoding"), data)
+	data, err = decode(field(hs, "Content-Transfer-Encoding"), body)
 	if err != nil {
-		w.problem("%s: %v", label(name, mt), err)
-		return
+		w.problem("%s: %v", label(name, ct.Type), err)
+		return nil
 	}
 	if len(data) > MaxAttachment {
-		w.problem("%s: over %d bytes, not read", label(name, mt), MaxAttachment)
-		return
+		w.problem("%s: over %d bytes, not read", label(name, ct.Type), MaxAttachment)
+		return nil
 	}
 	certs, err := ParseCertificates(data)
 	if err != nil {
-		w.problem("%s: %v", label(name, mt), err)
-		return
+		w.problem("%s: %v", label(name, ct.Type), err)
+		return nil
 	}
 	for _, c := range certs {
 		fp := smime.Fingerprint(c)
@@ -181,11 +192,66 @@ func (w *walker) part(h textproto.MIMEHeader, body io.Reader, depth int) {
 		}
 		if len(w.a.Certs) >= MaxCerts {
 			w.problem("more than %d certificates: the rest not read", MaxCerts)
-			return
+			return nil
 		}
 		w.seen[fp] = true
 		w.a.Certs = append(w.a.Certs, c)
 	}
+	return nil
+}
+
+// part is one body part of a multipart (its header block and body).
+type part struct {
+	data     []byte
+	unclosed bool // the last part, with no close delimiter after it
+}
+
+// splitParts cuts a multipart body at its delimiters (message.Splitter):
+// each part runs from after its delimiter line's line break to the line
+// break before the next delimiter.
+func splitParts(body []byte, boundary string) []part {
+	type delim struct {
+		start, end int64
+		closing    bool
+	}
+	var ds []delim
+	sp := message.NewSplitter(boundary, func([]byte) {}, func(start, end int64, closing bool) {
+		ds = append(ds, delim{start, end, closing})
+	})
+	sp.Write(body)
+	sp.Close()
+	var parts []part
+	for i, d := range ds {
+		if d.closing {
+			break
+		}
+		from := int(d.end)
+		if from < len(body) && body[from] == '\r' {
+			from++
+		}
+		if from < len(body) && body[from] == '\n' {
+			from++
+		}
+		to, unclosed := len(body), true
+		if i+1 < len(ds) {
+			to, unclosed = int(ds[i+1].start), false
+		}
+		if from > to {
+			from = to
+		}
+		parts = append(parts, part{data: body[from:to], unclosed: unclosed})
+	}
+	return parts
+}
+
+// field is the first header field named name, unfolded and trimmed.
+func field(hs []message.Header, name string) string {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return strings.TrimSpace(message.Unfold(h.Value))
+		}
+	}
+	return ""
 }
 
 func (w *walker) problem(format string, args ...any) {
@@ -203,8 +269,8 @@ func label(name, mt string) string {
 
 // filename is the part's file name (Content-Disposition filename, else
 // Content-Type name), lower case.
-func filename(h textproto.MIMEHeader, ctParams map[string]string) string {
-	if _, p, err := mime.ParseMediaType(h.Get("Content-Disposition")); err == nil && p["filename"] != "" {
+func filename(hs []message.Header, ctParams map[string]string) string {
+	if p := message.ParseMediaType(field(hs, "Content-Disposition")).Params; p["filename"] != "" {
 		return strings.ToLower(p["filename"])
 	}
 	return strings.ToLower(ctParams["name"])

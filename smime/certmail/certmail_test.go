@@ -91,6 +91,30 @@ func TestParseAnswerForms(t *testing.T) {
 	}
 }
 
+// The MIME walk (message package): a multipart nested in a multipart (as
+// in a signed answer), a boundary that is a prefix of the inner one, LF
+// line ends, and a last part without its close delimiter (read, and said).
+func TestParseAnswerStructure(t *testing.T) {
+	b := cert(t, "agency-b")
+	cer := "Content-Type: application/pkix-cert\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"x.cer\"\r\n\r\n" + b64(b.Raw)
+	nested := "From: x@agency-b.govt.nz\r\nContent-Type: multipart/signed; boundary=\"s\"; protocol=\"application/pkcs7-signature\"\r\n\r\n" +
+		"--s\r\nContent-Type: multipart/mixed; boundary=\"s2\"\r\n\r\n--s2\r\nContent-Type: text/plain\r\n\r\nhi\r\n--s2\r\n" + cer + "--s2--\r\n" +
+		"--s\r\nContent-Type: application/pkcs7-signature\r\n\r\nsig\r\n--s--\r\n"
+	for name, msg := range map[string]string{
+		"nested":   nested,
+		"LF":       strings.ReplaceAll(nested, "\r\n", "\n"),
+		"unclosed": strings.TrimSuffix(string(answer(strings.SplitN(cer, "\r\n\r\n", 2)[0]+"\r\n", b64(b.Raw))), "--b1--\r\n"),
+	} {
+		a, err := ParseAnswer([]byte(msg))
+		if err != nil || len(a.Certs) != 1 || smime.Fingerprint(a.Certs[0]) != smime.Fingerprint(b) {
+			t.Errorf("%s: %v %+v", name, err, a)
+		}
+		if name == "unclosed" && (len(a.Problems) == 0 || !strings.Contains(a.Problems[0], "no closing delimiter")) {
+			t.Errorf("unclosed: problems %q", a.Problems)
+		}
+	}
+}
+
 // Garbage, an empty part, a part that is not a certificate, oversized
 // input: no certificate and no panic; the problem is reported.
 func TestParseAnswerBad(t *testing.T) {
