@@ -74,7 +74,10 @@ type entity struct {
 	path    string // part number ("" for the top-level message)
 	message bool   // a message: its Subject is scanned (R32)
 	digest  bool   // a part of multipart/digest: default type message/rfc822
-	attach  string // label of the enclosing scanned attachment, if any
+	// alternative: a part of multipart/alternative, one form of the text
+	// a client shows as the message (whatever its Content-Disposition).
+	alternative bool
+	attach      string // label of the enclosing scanned attachment, if any
 
 	hst     int
 	lines   int
@@ -546,6 +549,14 @@ func (e *entity) bodyStage() stage {
 		kind, byName = kOther, false
 	}
 	smime := kind == kPKCS7 && (!byName || strings.EqualFold(name, "smime.p7m"))
+	if attachment && !byName && (kind == kText || kind == kHTML || kind == kRTF) && (e.message || e.alternative) {
+		// The text of a message (its whole body) or one form of it in a
+		// multipart/alternative is what a client shows as the message,
+		// "attachment" or not: read as body, else a sender could hide a
+		// marking from the scanner with one header field (fail safe).
+		ctx.col.problem("%s: Content-Disposition attachment on the message's text, read as its body", e.where(mt, ""))
+		attachment = false
+	}
 
 	// Reported even for a part not scanned: with another reading of the
 	// field it might be.
@@ -611,7 +622,7 @@ func (e *entity) bodyStage() stage {
 			ctx.col.unreadable("%s: multipart boundary longer than %d bytes, read as plain text", where, MaxBoundary)
 			return e.textStage(kText, "", where)
 		}
-		return newTransferStage(ctx, e.cte, where, newMultipart(e, where, boundary, mt == "multipart/digest"))
+		return newTransferStage(ctx, e.cte, where, newMultipart(e, where, boundary, mt == "multipart/digest", mt == "multipart/alternative"))
 	case kMessage:
 		p := e.path
 		if p == "" {
@@ -712,15 +723,16 @@ const (
 // depth is bounded by MaxDepth and every level holds a bounded amount of
 // state.
 type multipart struct {
-	parent *entity
-	where  string
-	digest bool
-	sp     *message.Splitter
-	st     int
-	child  *entity
-	n      int
-	eol    int  // after a delimiter: 1 skip CR or LF, 2 skip LF
-	text   bool // the preamble held more than white space
+	parent      *entity
+	where       string
+	digest      bool
+	alternative bool // multipart/alternative: its parts are forms of the text
+	sp          *message.Splitter
+	st          int
+	child       *entity
+	n           int
+	eol         int  // after a delimiter: 1 skip CR or LF, 2 skip LF
+	text        bool // the preamble held more than white space
 	// outside reads the preamble, then the epilogue, for trigger words:
 	// RFC 2046 section 5.1.1 says to ignore them, but they are in the
 	// message for anyone who reads its source (and some clients show
@@ -757,8 +769,8 @@ func (m *multipart) endOutside() {
 	}
 }
 
-func newMultipart(parent *entity, where, boundary string, digest bool) *multipart {
-	m := &multipart{parent: parent, where: where, digest: digest, delim: []byte("--" + boundary)}
+func newMultipart(parent *entity, where, boundary string, digest, alternative bool) *multipart {
+	m := &multipart{parent: parent, where: where, digest: digest, alternative: alternative, delim: []byte("--" + boundary)}
 	m.sp = message.NewSplitter(boundary, m.emit, func(_, _ int64, closing bool) { m.boundary(closing) })
 	m.sp.Epilogue = m.readOutside
 	m.sp.NearDelimiter = m.nearDelimiter
@@ -888,6 +900,7 @@ func (m *multipart) boundary(closing bool) {
 		path = m.parent.path + "." + path
 	}
 	m.child = newEntity(m.parent.ctx, m.parent.depth+1, path, false, m.digest, m.parent.attach)
+	m.child.alternative = m.alternative
 	m.st, m.eol = msPart, 1
 }
 

@@ -140,7 +140,12 @@ func TestMessages(t *testing.T) {
 		{"nested attachment label", "Content-Type: message/rfc822\nContent-Disposition: attachment; filename=a.eml\n\n" +
 			"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Disposition: attachment; filename=b.txt\n\n[SECRET]\n--b\n\n[RESTRICTED]\n--b--\n",
 			"SECRET@attachment a.eml / attachment b.txt,RESTRICTED@attachment a.eml part 1.2 (text/plain)", 0, true},
-		{"encoded filename", "Content-Type: text/plain; name=\"=?utf-8?q?r=C3=A9sum=C3=A9.txt?=\"\nContent-Disposition: attachment\n\n[SECRET]", "SECRET@attachment résumé.txt", 0, true},
+		{"encoded filename", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain; name=\"=?utf-8?q?r=C3=A9sum=C3=A9.txt?=\"\nContent-Disposition: attachment\n\n[SECRET]\n--b--\n", "SECRET@attachment résumé.txt", 0, true},
+		// The message's own text (its whole body, or one form of it in a
+		// multipart/alternative) is body, "attachment" or not.
+		{"body as attachment", "Content-Type: text/plain\nContent-Disposition: attachment; filename=notes.txt\n\n[SECRET]", "SECRET@body", 1, false},
+		{"alternative as attachment", "Content-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: text/html\nContent-Disposition: attachment\n\n<p>[SECRET]</p>\n--b--\n", "SECRET@body/part 2 (text/html)", 1, false},
+		{"mixed text attachment", "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b\nContent-Type: text/plain\nContent-Disposition: attachment\n\n[SECRET]\n--b--\n", "", 0, false}, // R34: an attachment, not scanned by default
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res, err := Classify(strings.NewReader(crlf(c.msg)), Options{ScanAttachments: c.attach})
