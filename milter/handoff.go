@@ -68,6 +68,7 @@ func (l *handoffListener) Accept() (net.Conn, error) {
 		// give this connection to the next process, so it is ours to
 		// serve.
 		l.pending++
+		l.busy.Add(1)
 	}
 	l.mu.Unlock()
 	l.accepter.Done()
@@ -81,7 +82,6 @@ func (l *handoffListener) Accept() (net.Conn, error) {
 		}
 		return nil, err
 	}
-	l.busy.Add(1)
 	return &handoffConn{Conn: c, l: l}, nil
 }
 
