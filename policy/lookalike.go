@@ -99,6 +99,11 @@ type lookalikeName struct {
 	labels   []string // skeleton labels
 	label    string   // registrable label (skeleton)
 	suffix   string   // public suffix (skeleton)
+	// rawLabel is the registrable label as written (A-label form): the
+	// skeleton's "rn"->"m" and "vv"->"w" change a label's length, so a
+	// typing error next to them ("parnter" for "partner") is one edit
+	// away only as written.
+	rawLabel string
 }
 
 func newLookalikeName(d string) (lookalikeName, bool) {
@@ -111,16 +116,23 @@ func newLookalikeName(d string) (lookalikeName, bool) {
 	n.labels = strings.Split(n.skeleton, ".")
 	suffix, _ := publicsuffix.PublicSuffix(d)
 	k := strings.Count(suffix, ".") + 1
+	// The skeleton maps letters, never dots: raw has as many labels.
+	raw := strings.Split(d, ".")
+	if len(raw) != len(n.labels) {
+		raw = n.labels
+	}
 	switch {
 	case k < len(n.labels):
 		n.suffix = strings.Join(n.labels[len(n.labels)-k:], ".")
 		n.label = n.labels[len(n.labels)-k-1]
+		n.rawLabel = raw[len(raw)-k-1]
 	case len(n.labels) >= 2:
 		// A domain that is itself on the public suffix list
 		// (parliament.nz, govt.nz): its first label is its name, so that
 		// parliment.nz is a typing error of it.
 		n.suffix = strings.Join(n.labels[1:], ".")
 		n.label = n.labels[0]
+		n.rawLabel = raw[0]
 	}
 	return n, true
 }
@@ -235,7 +247,7 @@ func (s *LookalikeSet) Match(rcptDomain string) (intended, why string, ok bool) 
 		case l >= 5:
 			max = 1
 		}
-		d := lookalikeDistance(n.label, r.label, max)
+		d := min(lookalikeDistance(n.label, r.label, max), lookalikeDistance(n.rawLabel, r.rawLabel, max))
 		if d > max {
 			continue
 		}

@@ -143,3 +143,25 @@ func TestLookalikePublicSuffixEntries(t *testing.T) {
 		}
 	}
 }
+
+// Rule 5 on the labels as written too: the skeleton's "rn"->"m" changes a
+// label's length, so "parnter" (t and n swapped) was two edits from the
+// skeleton "partner" and passed as a distinct domain.
+func TestLookalikeTypoNextToConfusable(t *testing.T) {
+	known := []string{"partner.govt.nz", "governance.govt.nz"}
+	for rcpt, want := range map[string]string{
+		"parnter.govt.nz":     "partner.govt.nz",
+		"patrner.govt.nz":     "partner.govt.nz",
+		"partenr.govt.nz":     "partner.govt.nz",
+		"goverannce.govt.nz":  "governance.govt.nz",
+		"govrenance.govt.nz":  "governance.govt.nz",
+		"governnace.govt.nz":  "governance.govt.nz",
+		"p4rtner-x.govt.nz":   "",
+		"partnership.govt.nz": "",
+	} {
+		got, why, ok := Lookalike(rcpt, known)
+		if ok != (want != "") || got != want {
+			t.Errorf("Lookalike(%q) = %q (%s), %v; want %q", rcpt, got, why, ok, want)
+		}
+	}
+}
