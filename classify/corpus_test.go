@@ -311,6 +311,11 @@ var fixtures = []fixture{
 	// "b_alt"): the lines are the inner multipart's delimiters, readable.
 	{name: "boundary-prefix-nested", want: "SECRET", msg: head("boundary-prefix-nested") +
 		"MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: multipart/alternative; boundary=b_alt\n\n--b_alt\nContent-Type: text/plain\n\nhello [SECRET]\n--b_alt\nContent-Type: text/html\n\n<p>hello [SECRET]</p>\n--b_alt--\n--b\nContent-Type: text/plain\n\nbye\n--b--\n"},
+	// Combining marks on the letters: underlined or struck through, a
+	// reader still reads [SECRET] (a mark composed with its letter, as in
+	// \u015a, makes another letter).
+	{name: "marking-combining-marks", want: "SECRET", msg: head("marking-combining-marks") +
+		"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n[S\u0332E\u0332C\u0332R\u0332E\u0332T\u0332] plan, [\u015aECRET] not\n"},
 	{name: "utf16-subject-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-subject-as-utf8") +
 		"Subject: =?utf-8?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	{name: "utf16-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-as-utf8") +

@@ -45,6 +45,10 @@ type normaliser struct {
 	npart int
 	out   []byte
 	conf  []byte // latin's output
+	marks []byte // stripMarks' output
+	// afterASCII: the last character passed on, combining marks aside,
+	// was ASCII (stripMarks).
+	afterASCII bool
 }
 
 // maxNormHold bounds the held-back text; a longer run without a segment
@@ -67,7 +71,7 @@ func (n *normaliser) clone() normaliser {
 	c := *n
 	c.hold = append([]byte(nil), n.hold...)
 	c.rlo = append([]byte(nil), n.rlo...)
-	c.out, c.conf = nil, nil
+	c.out, c.conf, c.marks = nil, nil, nil
 	return c
 }
 
@@ -114,12 +118,16 @@ func (n *normaliser) write(p []byte, emit func([]byte)) {
 		}
 		i := asciiPrefix(p)
 		if i == len(p) {
-			emit(p[:i-1])
+			if i > 1 {
+				emit(p[:i-1])
+				n.afterASCII = true
+			}
 			n.hold = append(n.hold, p[i-1])
 			return
 		}
 		if i > 1 {
 			emit(p[:i-1])
+			n.afterASCII = true
 			p = p[i-1:]
 		}
 		p = n.region(p, emit)
@@ -257,14 +265,14 @@ func (n *normaliser) flush(emit func([]byte)) {
 // result is filtered again.
 func (n *normaliser) normOut(b []byte, emit func([]byte)) {
 	if asciiPrefix(b) == len(b) || norm.NFKC.QuickSpan(b) == len(b) {
-		emit(n.latin(b)) // already folded (b is filtered)
+		emit(n.stripMarks(n.latin(b))) // already folded (b is filtered)
 		return
 	}
 	n.out = norm.NFKC.Append(n.out[:0], b...)
 	if asciiPrefix(n.out) < len(n.out) {
 		n.out = filterInPlace(n.out)
 	}
-	emit(n.latin(n.out))
+	emit(n.stripMarks(n.latin(n.out)))
 	if cap(n.out) > 4*maxNormRegion {
 		n.out = nil // do not keep a buffer grown by a rare expansion
 	}
@@ -387,6 +395,94 @@ func foldWord(w string) []byte {
 		c = append(c, b)
 	}
 	return c
+}
+
+// stripMarks removes the combining marks (Mn) that NFKC left on an ASCII
+// character: "[S\u0332E\u0332C\u0332R\u0332E\u0332T\u0332]", underlined,
+// or with U+0336 struck through, is read as [SECRET], as a reader reads
+// it. A mark NFKC composes with its letter ("E\u0301" is "\u00c9") is a
+// letter of its own and stays; so do the marks of other scripts (after a
+// character that is not ASCII), which no marking is spelt with. The state
+// (n.afterASCII) runs across writes, so chunks do not change the result.
+func (n *normaliser) stripMarks(b []byte) []byte {
+	// Only a run of marks right after an ASCII character goes: runes are
+	// decoded there alone, the runs between are skipped eight bytes at a
+	// time.
+	var out []byte
+	dropped, last, after := false, 0, n.afterASCII
+	for j := 0; j < len(b); {
+		if b[j] < utf8.RuneSelf {
+			j += asciiPrefix(b[j:])
+			after = true
+			continue
+		}
+		if after {
+			k := j
+			for k < len(b) && b[k] >= utf8.RuneSelf {
+				r, size := utf8.DecodeRune(b[k:])
+				if !isMark(r) {
+					break
+				}
+				k += size
+			}
+			if k > j {
+				if !dropped {
+					out, dropped = append(n.marks[:0], b[:j]...), true
+				} else {
+					out = append(out, b[last:j]...)
+				}
+				last, j = k, k
+				continue
+			}
+			after = false
+		}
+		// A character that is not ASCII and not a mark on ASCII: the
+		// rest of its run is kept as it is.
+		j += nonASCIIPrefix(b[j:])
+	}
+	n.afterASCII = after
+	if !dropped {
+		return b
+	}
+	out = append(out, b[last:]...)
+	n.marks = out
+	if cap(n.marks) > 4*maxNormRegion {
+		n.marks = nil
+	}
+	return out
+}
+
+// nonASCIIPrefix returns the length of the prefix of p without ASCII
+// bytes, eight bytes at a time.
+func nonASCIIPrefix(p []byte) int {
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		if binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 != 0x8080808080808080 {
+			break
+		}
+	}
+	for i < len(p) && p[i] >= utf8.RuneSelf {
+		i++
+	}
+	return i
+}
+
+// bmpMark marks the nonspacing marks (Mn) of the Basic Multilingual Plane.
+var bmpMark = func() *[0x10000 / 64]uint64 {
+	var t [0x10000 / 64]uint64
+	for r := rune(0x300); r < 0x10000; r++ {
+		if unicode.Is(unicode.Mn, r) {
+			t[r/64] |= 1 << (r % 64)
+		}
+	}
+	return &t
+}()
+
+func isMark(r rune) bool {
+	if r < 0x10000 {
+		return bmpMark[r/64]&(1<<(r%64)) != 0
+	}
+	return unicode.Is(unicode.Mn, r)
 }
 
 // latinLookalike maps the Greek and Cyrillic capitals that a reader cannot
