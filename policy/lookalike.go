@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -150,7 +151,22 @@ func Lookalike(rcptDomain string, known []string) (intended, why string, ok bool
 type LookalikeSet struct {
 	names []lookalikeName
 	exact map[string]bool
+	// memo keeps the answers for the domains seen lately: a gateway
+	// sees the same few hundred domains all day, and a Match (UTS #46,
+	// the skeleton, the public suffix list) costs microseconds each
+	// message (issue 13). Match is a pure function of the set and the
+	// domain, so the memo changes no decision.
+	memoMu sync.Mutex
+	memo   map[string]lookalikeAnswer
 }
+
+type lookalikeAnswer struct {
+	intended, why string
+	ok            bool
+}
+
+// maxLookalikeMemo bounds the memo; when full it starts again.
+const maxLookalikeMemo = 4096
 
 // NewLookalikeSet prepares known; wildcards and entries that are not
 // domains are left out.
@@ -172,6 +188,23 @@ func (s *LookalikeSet) Len() int { return len(s.names) }
 
 // Match is Lookalike against the prepared set.
 func (s *LookalikeSet) Match(rcptDomain string) (intended, why string, ok bool) {
+	s.memoMu.Lock()
+	a, hit := s.memo[rcptDomain]
+	s.memoMu.Unlock()
+	if hit {
+		return a.intended, a.why, a.ok
+	}
+	intended, why, ok = s.match(rcptDomain)
+	s.memoMu.Lock()
+	if s.memo == nil || len(s.memo) >= maxLookalikeMemo {
+		s.memo = make(map[string]lookalikeAnswer, 64)
+	}
+	s.memo[rcptDomain] = lookalikeAnswer{intended, why, ok}
+	s.memoMu.Unlock()
+	return intended, why, ok
+}
+
+func (s *LookalikeSet) match(rcptDomain string) (intended, why string, ok bool) {
 	r, valid := newLookalikeName(rcptDomain)
 	if !valid {
 		return "", "", false

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -163,5 +164,29 @@ func TestLookalikeTypoNextToConfusable(t *testing.T) {
 		if ok != (want != "") || got != want {
 			t.Errorf("Lookalike(%q) = %q (%s), %v; want %q", rcpt, got, why, ok, want)
 		}
+	}
+}
+
+// The memo changes no answer: the second Match of a domain gives what the
+// first gave, for lookalikes and distinct domains, and a full memo starts
+// again.
+func TestLookalikeSetMemo(t *testing.T) {
+	s := NewLookalikeSet(lookalikeKnown)
+	for _, d := range []string{"agency.gov.nz", "parnter.govt.nz", "example.com", "agency.govt.nz", "AGENCY.GOV.NZ."} {
+		i1, w1, ok1 := s.Match(d)
+		i2, w2, ok2 := s.Match(d)
+		i3, w3, ok3 := Lookalike(d, lookalikeKnown)
+		if i1 != i2 || w1 != w2 || ok1 != ok2 || i1 != i3 || w1 != w3 || ok1 != ok3 {
+			t.Errorf("%s: %q %q %v, then %q %q %v, fresh %q %q %v", d, i1, w1, ok1, i2, w2, ok2, i3, w3, ok3)
+		}
+	}
+	for i := 0; i < maxLookalikeMemo+10; i++ {
+		s.Match(fmt.Sprintf("d%d.example", i))
+	}
+	if len(s.memo) > maxLookalikeMemo {
+		t.Errorf("memo holds %d answers, bound %d", len(s.memo), maxLookalikeMemo)
+	}
+	if got, _, ok := s.Match("agency.gov.nz"); !ok || got != "agency.govt.nz" {
+		t.Errorf("after the memo restarted: %q %v", got, ok)
 	}
 }
