@@ -49,11 +49,18 @@ func newCharsetStage(ctx *scanCtx, charset, where string, next stage) stage {
 // 2.7-2.8 forbids it in 7bit and 8bit data); a part that does is most
 // likely UTF-16 or UTF-32 under the wrong label, which a client may sniff
 // and show as text while we would read "[\0S\0E..." and find nothing.
+//
+// It also marks the part unreadable at its first ISO-2022 designation
+// escape (ESC followed by '$', '(', ')' ...; iso2022Escape): ISO-2022-JP,
+// -KR and -CN text unlabelled, labelled ASCII, or labelled only by an
+// HTML <meta>, which clients detect and decode, and which read as ASCII
+// hides a full-width [SECRET].
 type nulGuardStage struct {
 	ctx            *scanCtx
 	charset, where string
 	next           stage
 	flagged        bool
+	last           byte // the previous write's last byte (an ESC across writes)
 }
 
 // nulGuardPiece: a large write is checked and passed on in pieces that
@@ -65,13 +72,20 @@ func (s *nulGuardStage) write(p []byte) {
 		s.write(p[:nulGuardPiece])
 		p = p[nulGuardPiece:]
 	}
-	if !s.flagged && bytes.IndexByte(p, 0) >= 0 {
-		s.flagged = true
+	if !s.flagged && len(p) > 0 {
 		label := "no charset"
 		if s.charset != "" {
 			label = fmt.Sprintf("charset %q", message.Clip(s.charset, 40))
 		}
-		s.ctx.col.unreadable("%s: NUL bytes in text with %s (UTF-16 or UTF-32 under the wrong label?), not readable", s.where, label)
+		switch {
+		case bytes.IndexByte(p, 0) >= 0:
+			s.flagged = true
+			s.ctx.col.unreadable("%s: NUL bytes in text with %s (UTF-16 or UTF-32 under the wrong label?), not readable", s.where, label)
+		case iso2022Escape(s.last, p) >= 0:
+			s.flagged = true
+			s.ctx.col.unreadable("%s: ISO-2022 escape sequences in text with %s (ISO-2022-JP, -KR or -CN, which mail clients detect), not readable", s.where, label)
+		}
+		s.last = p[len(p)-1]
 	}
 	s.next.write(p)
 }
@@ -123,6 +137,28 @@ func notPlainASCII(prev byte, p []byte) int {
 			return i
 		}
 		prev = b
+	}
+	return -1
+}
+
+// iso2022Escape returns the index of the byte of p that completes an
+// ISO 2022 designation escape, ESC then an intermediate byte 0x24-0x2F
+// (ISO/IEC 2022 section 13; "ESC $ B" starts JIS X 0208 in ISO-2022-JP,
+// RFC 1468), or -1; prev is the byte before p. The CSI of terminal colour
+// codes (ESC '[') is not one.
+func iso2022Escape(prev byte, p []byte) int {
+	if prev == 0x1b && len(p) > 0 && p[0] >= 0x24 && p[0] <= 0x2f {
+		return 0
+	}
+	for i := bytes.IndexByte(p, 0x1b); i >= 0 && i+1 < len(p); {
+		if p[i+1] >= 0x24 && p[i+1] <= 0x2f {
+			return i + 1
+		}
+		j := bytes.IndexByte(p[i+1:], 0x1b)
+		if j < 0 {
+			break
+		}
+		i += 1 + j
 	}
 	return -1
 }
@@ -213,10 +249,16 @@ func (s *transformStage) close() {
 // mail clients do (message.DecodeWordsFunc); a word in an unknown charset
 // is read as ASCII/UTF-8 and noted as a problem.
 func (ctx *scanCtx) decodeRFC2047(s string) string {
-	if !strings.Contains(s, "=?") {
-		return s
+	if strings.Contains(s, "=?") {
+		s = message.DecodeWordsFunc(s, ctx.decodeCharset, nil)
 	}
-	return message.DecodeWordsFunc(s, ctx.decodeCharset, nil)
+	if strings.IndexByte(s, 0x1b) >= 0 && iso2022Escape(0, []byte(s)) >= 0 {
+		// Raw ISO-2022-JP in a header (some Japanese mailers send it
+		// unencoded), or in an encoded word labelled ASCII or UTF-8:
+		// clients decode it, so the text read here is not theirs.
+		ctx.col.unreadable("subject: ISO-2022 escape sequences in a header not labelled with that charset, not readable")
+	}
+	return s
 }
 
 // decodeCharset decodes the bytes of encoded words in a charset.

@@ -316,6 +316,18 @@ var fixtures = []fixture{
 	// \u015a, makes another letter).
 	{name: "marking-combining-marks", want: "SECRET", msg: head("marking-combining-marks") +
 		"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n[S\u0332E\u0332C\u0332R\u0332E\u0332T\u0332] plan, [\u015aECRET] not\n"},
+	// ISO-2022-JP without its label (or labelled only by an HTML <meta>):
+	// clients detect it and show a full-width [SECRET]; read as ASCII it
+	// hides that, so it is unreadable.
+	{name: "iso2022-unlabelled", want: "UNCLASSIFIED", unreadable: true, msg: head("iso2022-unlabelled") +
+		"MIME-Version: 1.0\nContent-Type: text/plain\n\n\x1b$B!N#S#E#C#R#E#T!O\x1b(B plan\n"},
+	{name: "iso2022-html-meta", want: "UNCLASSIFIED", unreadable: true, msg: head("iso2022-html-meta") +
+		"MIME-Version: 1.0\nContent-Type: text/html; charset=us-ascii\n\n<meta charset=\"iso-2022-jp\"><p>\x1b$B!N#S#E#C#R#E#T!O\x1b(B plan</p>\n"},
+	{name: "iso2022-subject-raw", want: "UNCLASSIFIED", unreadable: true, msg: head("iso2022-subject-raw") +
+		"Subject: \x1b$B!N#S#E#C#R#E#T!O\x1b(B plan\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
+	// Terminal colour codes (ESC '[') are no ISO-2022 escape.
+	{name: "ansi-colours", want: "SECRET", msg: head("ansi-colours") +
+		"MIME-Version: 1.0\nContent-Type: text/plain\n\nbuild \x1b[31mfailed\x1b[0m [SECRET]\n"},
 	{name: "utf16-subject-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-subject-as-utf8") +
 		"Subject: =?utf-8?B?WwBTAEUAQwBSAEUAVABdAA==?=\nMIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n"},
 	{name: "utf16-as-utf8", want: "UNCLASSIFIED", unreadable: true, msg: head("utf16-as-utf8") +
