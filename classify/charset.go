@@ -73,21 +73,26 @@ func (s *nulGuardStage) write(p []byte) {
 		p = p[nulGuardPiece:]
 	}
 	if !s.flagged && len(p) > 0 {
-		label := "no charset"
-		if s.charset != "" {
-			label = fmt.Sprintf("charset %q", message.Clip(s.charset, 40))
-		}
 		switch {
 		case bytes.IndexByte(p, 0) >= 0:
 			s.flagged = true
-			s.ctx.col.unreadable("%s: NUL bytes in text with %s (UTF-16 or UTF-32 under the wrong label?), not readable", s.where, label)
+			s.ctx.col.unreadable("%s: NUL bytes in text with %s (UTF-16 or UTF-32 under the wrong label?), not readable", s.where, s.label())
 		case iso2022Escape(s.last, p) >= 0:
 			s.flagged = true
-			s.ctx.col.unreadable("%s: ISO-2022 escape sequences in text with %s (ISO-2022-JP, -KR or -CN, which mail clients detect), not readable", s.where, label)
+			s.ctx.col.unreadable("%s: ISO-2022 escape sequences in text with %s (ISO-2022-JP, -KR or -CN, which mail clients detect), not readable", s.where, s.label())
 		}
 		s.last = p[len(p)-1]
 	}
 	s.next.write(p)
+}
+
+// label names the part's charset label for the report (built only then,
+// not on every write).
+func (s *nulGuardStage) label() string {
+	if s.charset == "" {
+		return "no charset"
+	}
+	return fmt.Sprintf("charset %q", message.Clip(s.charset, 40))
 }
 
 func (s *nulGuardStage) close() { s.next.close() }

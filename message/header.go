@@ -91,6 +91,18 @@ func NthHeader[T any](items []T, nameOf func(T) string, name string, nth int) in
 	return -1
 }
 
+// HeaderValues returns the values of every header named name (any case),
+// in order.
+func HeaderValues(hs []Header, name string) []string {
+	var out []string
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			out = append(out, h.Value)
+		}
+	}
+	return out
+}
+
 // HeaderField renders one header field as a message carries it: "Name:",
 // a space unless the value is empty or already starts with a space or tab
 // (the MTA passes the value without the space after the colon), then the

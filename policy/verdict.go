@@ -263,16 +263,9 @@ func (v *Verdict) refuse(code int, status, text string) {
 // Final reports whether the verdict ends the transaction.
 func (v Verdict) Final() bool { return v.Action != Continue }
 
-// HeaderValues returns the values of every header named name (any case).
-func HeaderValues(hs []Header, name string) []string {
-	var out []string
-	for _, h := range hs {
-		if strings.EqualFold(h.Name, name) {
-			out = append(out, h.Value)
-		}
-	}
-	return out
-}
+// HeaderValues returns the values of every header named name (any case)
+// (message.HeaderValues).
+func HeaderValues(hs []Header, name string) []string { return message.HeaderValues(hs, name) }
 
 // ApplyEdits returns the header list as the MTA will have it after the
 // verdict's edits (message.ApplyEdits).

@@ -246,10 +246,8 @@ func splitParts(body []byte, boundary string) []part {
 
 // field is the first header field named name, unfolded and trimmed.
 func field(hs []message.Header, name string) string {
-	for _, h := range hs {
-		if strings.EqualFold(h.Name, name) {
-			return strings.TrimSpace(message.Unfold(h.Value))
-		}
+	if vs := message.HeaderValues(hs, name); len(vs) > 0 {
+		return strings.TrimSpace(message.Unfold(vs[0]))
 	}
 	return ""
 }
