@@ -538,7 +538,6 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 // session goroutine's stack (the SPF evaluation is the deepest part).
 const stackReserve = 24 << 10
 
-
 // growStack grows the session goroutine's stack once, at the start of
 // its MTA connection, while the stack is shallow: go-milter starts every
 // connection on a new goroutine with a small stack, and growing it in
