@@ -3,6 +3,7 @@ package classify
 import (
 	"bytes"
 	"strings"
+	"unicode/utf8"
 )
 
 // stage is one step of a streaming decoding pipeline (transfer decoding,
@@ -311,6 +312,13 @@ type cloner interface{ clone() stage }
 type views struct {
 	s [numViews]stage // nil: the same as s[vBrowser] so far
 	b [numViews][]byte
+	// upTail is the incomplete UTF-8 sequence an upper call ended with
+	// (cut by a write boundary), for the next upper call of the same
+	// views (upMask) to complete: upper-cased in pieces, each piece of a
+	// rune would read as U+FFFD, and the result would depend on the
+	// chunks.
+	upTail []byte
+	upMask int
 }
 
 // The views, and masks of them.
@@ -378,6 +386,9 @@ func appendBuf(buf *[]byte, s stage, b []byte) {
 
 // emit is text in the views of mask.
 func (v *views) emit(mask int, b []byte) {
+	if len(v.upTail) > 0 {
+		v.flushUpper()
+	}
 	inBrowser := mask&mBrowser != 0
 	for i := vBrowser + 1; i < numViews; i++ {
 		// A view that follows the browser view gets a stage of its own
@@ -403,6 +414,49 @@ func (v *views) hidden(b []byte) { v.emit(mAll, b) }
 // capitals (CSS text-transform: uppercase, RTF \caps): they read it upper
 // cased, the all-text view as written.
 func (v *views) upper(mask int, b []byte) {
+	if len(v.upTail) > 0 {
+		if mask == v.upMask {
+			b = append(v.upTail, b...)
+			v.upTail = nil
+		} else {
+			v.flushUpper()
+		}
+	}
+	var tail []byte
+	if k := incompleteTail(b); k > 0 {
+		tail, b = append([]byte(nil), b[len(b)-k:]...), b[:len(b)-k]
+	}
+	v.upperNow(mask, b) // before the tail is kept: its emits would flush it
+	v.upTail, v.upMask = tail, mask
+}
+
+// flushUpper passes on an upTail that no upper call completed (invalid
+// UTF-8, as one write would have had it).
+func (v *views) flushUpper() {
+	if t := v.upTail; len(t) > 0 {
+		v.upTail = nil
+		v.upperNow(v.upMask, t)
+	}
+}
+
+// incompleteTail is the length of the UTF-8 sequence b ends with when it
+// is a start that more bytes could complete, else 0.
+func incompleteTail(b []byte) int {
+	for k := 1; k <= utf8.UTFMax-1 && k <= len(b); k++ {
+		if c := b[len(b)-k]; utf8.RuneStart(c) {
+			if c >= utf8.RuneSelf && !utf8.FullRune(b[len(b)-k:]) {
+				return k
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+func (v *views) upperNow(mask int, b []byte) {
+	if len(b) == 0 {
+		return
+	}
 	u := bytes.ToUpper(b)
 	if bytes.Equal(u, b) {
 		v.emit(mask, b)
@@ -413,6 +467,7 @@ func (v *views) upper(mask int, b []byte) {
 }
 
 func (v *views) close() {
+	v.flushUpper()
 	v.flush()
 	for _, s := range v.s {
 		if s != nil {
