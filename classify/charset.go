@@ -73,11 +73,14 @@ func (s *nulGuardStage) write(p []byte) {
 		p = p[nulGuardPiece:]
 	}
 	if !s.flagged && len(p) > 0 {
+		// The first of the two in the text is reported, whatever the
+		// chunking: both are looked for in every write.
+		nul, esc := bytes.IndexByte(p, 0), iso2022Escape(s.last, p)
 		switch {
-		case bytes.IndexByte(p, 0) >= 0:
+		case nul >= 0 && (esc < 0 || nul < esc):
 			s.flagged = true
 			s.ctx.col.unreadable("%s: NUL bytes in text with %s (UTF-16 or UTF-32 under the wrong label?), not readable", s.where, s.label())
-		case iso2022Escape(s.last, p) >= 0:
+		case esc >= 0:
 			s.flagged = true
 			s.ctx.col.unreadable("%s: ISO-2022 escape sequences in text with %s (ISO-2022-JP, -KR or -CN, which mail clients detect), not readable", s.where, s.label())
 		}
