@@ -55,28 +55,36 @@ const SPFTimeout = 25 * time.Second
 func (r *Runner) Mail(ctx context.Context, w policy.Wants, c policy.Conn, e policy.Envelope) policy.MailChecks {
 	var mc policy.MailChecks
 	ip := net.IP(c.ClientIP.AsSlice())
+	var mailFrom *spf.Outcome // SPF of MAIL FROM, when it ran
 	if w.SPF {
 		switch {
 		case !c.ClientIP.IsValid():
 			mc.SPF = unknownClient(ScopeMailFrom, e.From)
 		case e.From != "":
-			mc.SPF = fromOutcome(ScopeMailFrom)(r.SPF.CheckMailFrom(ctx, ip, e.From, c.HELO))
+			o, _ := r.SPF.CheckMailFrom(ctx, ip, e.From, c.HELO)
+			mc.SPF, mailFrom = convert(ScopeMailFrom, o), &o
+			mc.SPF.SenderIDSame = o.SenderIDSame
 		default:
 			mc.SPFHelo = fromOutcome(ScopeHELO)(r.SPF.CheckHELO(ctx, ip, c.HELO))
 		}
 	}
 	if w.SenderIDMF && e.From != "" {
-		if c.ClientIP.IsValid() {
-			mc.SenderIDMF = fromOutcome(ScopeSenderIDMF)(r.SPF.CheckSenderID(ctx, ip, spf.ScopeMFrom, e.From, c.HELO))
-		} else {
+		switch {
+		case !c.ClientIP.IsValid():
 			mc.SenderIDMF = unknownClient(ScopeSenderIDMF, e.From)
+		case mailFrom != nil && mailFrom.SenderIDSame:
+			// The same identity, and no spf2.0 record on the way: Sender
+			// ID would select and evaluate exactly what SPF did.
+			mc.SenderIDMF = convert(ScopeSenderIDMF, *mailFrom)
+		default:
+			mc.SenderIDMF = fromOutcome(ScopeSenderIDMF)(r.SPF.CheckSenderID(ctx, ip, spf.ScopeMFrom, e.From, c.HELO))
 		}
 	}
 	return mc
 }
 
 // Headers runs Sender ID on the Purported Responsible Address (RFC 4407).
-func (r *Runner) Headers(ctx context.Context, w policy.Wants, c policy.Conn, e policy.Envelope, hs []policy.Header) policy.HeaderChecks {
+func (r *Runner) Headers(ctx context.Context, w policy.Wants, c policy.Conn, e policy.Envelope, mc policy.MailChecks, hs []policy.Header) policy.HeaderChecks {
 	var hc policy.HeaderChecks
 	if !w.SenderIDPRA {
 		return hc
@@ -93,7 +101,16 @@ func (r *Runner) Headers(ctx context.Context, w policy.Wants, c policy.Conn, e p
 		hc.SenderIDPRA = convert(ScopePRA, spf.Outcome{Result: spf.PermError, Scope: spf.ScopePRA, Err: err})
 		return hc
 	}
-	hc.SenderIDPRA = fromOutcome(ScopePRA)(r.SPF.CheckSenderID(ctx, net.IP(c.ClientIP.AsSlice()), spf.ScopePRA, addr, c.HELO))
+	if s := mc.SPF; s != nil && s.SenderIDSame && addr == e.From && s.Identity == e.From {
+		// The PRA is the MAIL FROM address (the usual case) and no spf2.0
+		// record was on SPF's way: the PRA check would repeat SPF's
+		// evaluation step by step (spf.Outcome.SenderIDSame).
+		pra := *s
+		pra.Scope, pra.SenderIDSame = ScopePRA, false
+		hc.SenderIDPRA = &pra
+	} else {
+		hc.SenderIDPRA = fromOutcome(ScopePRA)(r.SPF.CheckSenderID(ctx, net.IP(c.ClientIP.AsSlice()), spf.ScopePRA, addr, c.HELO))
+	}
 	hc.SenderIDPRA.Field = strings.ToLower(field)
 	return hc
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dkim"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
+	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
 
@@ -25,7 +26,7 @@ const (
 // testRunner serves the zone on loopback (auth/dnstest) and makes the
 // runner exactly as serve does, through NewRunner on the policy's
 // dns.servers: the results below went through a real DNS exchange.
-func testRunner(t *testing.T, z *dnstest.Zone) *Runner {
+func testRunner(t testing.TB, z *dnstest.Zone) *Runner {
 	t.Helper()
 	addr := dnstest.MustStart(t, z)
 	p, err := policy.Parse("checks-test", nil, []string{`dns.servers=["` + addr + `"]`})
@@ -87,6 +88,8 @@ func wantCheck(t *testing.T, what string, got, want *policy.AuthCheck) {
 		}
 		g.Detail = "*"
 	}
+	// Whether the evaluation may stand for Sender ID is TestSenderIDReuse's.
+	g.SenderIDSame = want.SenderIDSame
 	if g != *want {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, g, *want)
 	}
@@ -181,7 +184,7 @@ func TestRunnerHeaders(t *testing.T) {
 		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			hc := r.Headers(context.Background(), c.wants, c.conn, policy.Envelope{From: "a@sender.example"}, c.hs)
+			hc := r.Headers(context.Background(), c.wants, c.conn, policy.Envelope{From: "a@sender.example"}, policy.MailChecks{}, c.hs)
 			wantCheck(t, "SenderIDPRA", hc.SenderIDPRA, c.want)
 		})
 	}
@@ -360,5 +363,85 @@ func TestHasDKIMSignature(t *testing.T) {
 		if got := hasDKIMSignature(hs); got != c.want {
 			t.Errorf("%q: %v, want %v", c.names, got, c.want)
 		}
+	}
+}
+
+// countingResolver counts the TXT lookups the evaluator makes.
+type countingResolver struct {
+	spf.Resolver
+	txt int
+}
+
+func (c *countingResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	c.txt++
+	return c.Resolver.LookupTXT(ctx, name)
+}
+
+// TestSenderIDReuse: Sender ID of the MAIL FROM address, and of a PRA that
+// is the MAIL FROM address, is SPF's evaluation itself when no record on
+// SPF's way was an spf2.0 one (issue 13 point 7), and is evaluated afresh
+// whenever one was: at the sender's domain or behind an include, where
+// Sender ID selects another record and can reach another result.
+func TestSenderIDReuse(t *testing.T) {
+	z := dnstest.NewZone().
+		TXT("v1only.example", "v=spf1 ip4:"+goodIP+" -all").
+		TXT("v1only.example", "unrelated text").
+		// SPF passes through the include's +all; Sender ID reads the
+		// include's spf2.0/pra record there, which fails: pass for SPF,
+		// fail for the PRA and (no mfrom record, so v=spf1 would not be
+		// used for it either: the spf2.0 record of another scope leaves
+		// the include without a record) permerror for Sender ID mfrom.
+		TXT("viainclude.example", "v=spf1 include:inc.example -all").
+		TXT("inc.example", "v=spf1 +all").
+		TXT("inc.example", "spf2.0/pra -all").
+		TXT("both.example", "v=spf1 ip4:"+goodIP+" -all").
+		TXT("both.example", "spf2.0/mfrom,pra ip4:"+badIP+" -all")
+	r := testRunner(t, z)
+	counter := &countingResolver{Resolver: r.SPF.Resolver}
+	r.SPF.Resolver = counter
+	fresh := &Runner{SPF: r.SPF, LookupTXT: r.LookupTXT}
+	c := conn(goodIP, "mail.example")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		domain           string
+		reused           bool
+		spf, sidMF, sidP policy.CheckResult
+	}{
+		{"v1only.example", true, policy.ResultPass, policy.ResultPass, policy.ResultPass},
+		{"viainclude.example", false, policy.ResultPass, policy.ResultPermError, policy.ResultFail},
+		{"both.example", false, policy.ResultPass, policy.ResultFail, policy.ResultFail},
+		{"nothing.example", true, policy.ResultNone, policy.ResultNone, policy.ResultNone},
+	} {
+		t.Run(tc.domain, func(t *testing.T) {
+			e := policy.Envelope{From: "a@" + tc.domain}
+			hs := []policy.Header{{Name: "From", Value: " A <a@" + tc.domain + ">"}}
+			counter.txt = 0
+			mc := r.Mail(ctx, allWanted, c, e)
+			hc := r.Headers(ctx, allWanted, c, e, mc, hs)
+			lookups := counter.txt
+			if mc.SPF.Result != tc.spf || mc.SenderIDMF.Result != tc.sidMF || hc.SenderIDPRA.Result != tc.sidP {
+				t.Fatalf("spf %s, sender id mfrom %s, pra %s; want %s %s %s", mc.SPF.Result, mc.SenderIDMF.Result, hc.SenderIDPRA.Result, tc.spf, tc.sidMF, tc.sidP)
+			}
+			if mc.SPF.SenderIDSame != tc.reused {
+				t.Errorf("SenderIDSame %v, want %v", mc.SPF.SenderIDSame, tc.reused)
+			}
+			// Reused or not, the results are those of separate
+			// evaluations, field for field.
+			alone := fresh.Mail(ctx, policy.Wants{SenderIDMF: true}, c, e)
+			wantCheck(t, "SenderIDMF", mc.SenderIDMF, alone.SenderIDMF)
+			counter.txt = 0
+			pra := fresh.Headers(ctx, allWanted, c, e, policy.MailChecks{}, hs)
+			wantCheck(t, "SenderIDPRA", hc.SenderIDPRA, pra.SenderIDPRA)
+			if separate := counter.txt; tc.reused && lookups >= 2*separate {
+				t.Errorf("%d TXT lookups for the three checks, the PRA alone takes %d: Sender ID was evaluated again", lookups, separate)
+			}
+		})
+	}
+	// A PRA other than MAIL FROM is always evaluated.
+	e := policy.Envelope{From: "a@v1only.example"}
+	mc := r.Mail(ctx, allWanted, c, e)
+	hc := r.Headers(ctx, allWanted, c, e, mc, []policy.Header{{Name: "From", Value: " a@both.example"}})
+	if hc.SenderIDPRA.Result != policy.ResultFail || hc.SenderIDPRA.Identity != "a@both.example" {
+		t.Errorf("PRA of another domain: %+v", *hc.SenderIDPRA)
 	}
 }

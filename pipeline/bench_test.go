@@ -28,7 +28,7 @@ func (benchChecker) Mail(_ context.Context, w policy.Wants, _ policy.Conn, e pol
 	return mc
 }
 
-func (benchChecker) Headers(_ context.Context, w policy.Wants, _ policy.Conn, _ policy.Envelope, _ []policy.Header) policy.HeaderChecks {
+func (benchChecker) Headers(_ context.Context, w policy.Wants, _ policy.Conn, _ policy.Envelope, _ policy.MailChecks, _ []policy.Header) policy.HeaderChecks {
 	if !w.SenderIDPRA {
 		return policy.HeaderChecks{}
 	}

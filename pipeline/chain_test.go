@@ -22,7 +22,7 @@ type nopChecker struct{}
 func (nopChecker) Mail(context.Context, policy.Wants, policy.Conn, policy.Envelope) policy.MailChecks {
 	return policy.MailChecks{}
 }
-func (nopChecker) Headers(context.Context, policy.Wants, policy.Conn, policy.Envelope, []policy.Header) policy.HeaderChecks {
+func (nopChecker) Headers(context.Context, policy.Wants, policy.Conn, policy.Envelope, policy.MailChecks, []policy.Header) policy.HeaderChecks {
 	return policy.HeaderChecks{}
 }
 func (nopChecker) Message(context.Context, policy.Wants, policy.Conn, policy.Envelope, []policy.Header, policy.MailChecks, io.Reader) policy.MessageChecks {

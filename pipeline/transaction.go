@@ -205,7 +205,7 @@ func (t *Transaction) EndOfHeaders() policy.Verdict {
 	t.endHeaders()
 	if t.wants.SenderIDPRA {
 		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
-		t.header = t.st.Checker.Headers(ctx, t.wants, t.conn, t.env, t.headers)
+		t.header = t.st.Checker.Headers(ctx, t.wants, t.conn, t.env, t.mail, t.headers)
 		cancel()
 	}
 	return t.final(t.pol.AtHeaders(t.view(), t.header))

@@ -28,6 +28,11 @@ type AuthCheck struct {
 	// but not for this scope (e.g. "spf2.0/pra ... -all" alone at the mfrom
 	// check). It is still the domain's Sender ID record (M-SEC).
 	OtherScopeRecord bool `json:"other_scope_record,omitempty"`
+	// SenderIDSame (SPF of MAIL FROM): no record on the evaluation's way
+	// was an spf2.0 one, so Sender ID of the same identity has this very
+	// outcome (spf.Outcome.SenderIDSame). Not logged: it describes the
+	// evaluation, not the sender.
+	SenderIDSame bool `json:"-"`
 }
 
 // CheckResult is the result of a sender check: SPF and Sender ID (RFC 7208
@@ -122,7 +127,9 @@ type HeaderChecks struct {
 // does I/O. checks.Runner is the real one, tests use fakes.
 type Checker interface {
 	Mail(ctx context.Context, w Wants, c Conn, e Envelope) MailChecks
-	Headers(ctx context.Context, w Wants, c Conn, e Envelope, hs []Header) HeaderChecks
+	// Headers is given the MAIL FROM results: a Sender ID check of the
+	// PRA may be the SPF evaluation already made (AuthCheck.SenderIDSame).
+	Headers(ctx context.Context, w Wants, c Conn, e Envelope, mc MailChecks, hs []Header) HeaderChecks
 	// Message runs the checks on the whole message: msg reads it from the
 	// first header byte (CRLF line ends).
 	Message(ctx context.Context, w Wants, c Conn, e Envelope, hs []Header, mc MailChecks, msg io.Reader) MessageChecks

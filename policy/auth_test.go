@@ -42,7 +42,7 @@ func (f fakeChecker) Mail(_ context.Context, w Wants, _ Conn, _ Envelope) MailCh
 	return mc
 }
 
-func (f fakeChecker) Headers(_ context.Context, w Wants, _ Conn, _ Envelope, _ []Header) HeaderChecks {
+func (f fakeChecker) Headers(_ context.Context, w Wants, _ Conn, _ Envelope, _ MailChecks, _ []Header) HeaderChecks {
 	if !w.SenderIDPRA {
 		return HeaderChecks{}
 	}

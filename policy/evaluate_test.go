@@ -17,7 +17,7 @@ func (p *Policy) Evaluate(ctx context.Context, t Transaction, ck Checker, messag
 	t.Mail = ck.Mail(ctx, w, t.Conn, t.Envelope)
 	v := p.AtMailFrom(t.Conn, t.Envelope, t.Mail)
 	if !v.Final() {
-		t.Header = ck.Headers(ctx, w, t.Conn, t.Envelope, t.Headers)
+		t.Header = ck.Headers(ctx, w, t.Conn, t.Envelope, t.Mail, t.Headers)
 		v = p.AtHeaders(t, t.Header)
 	}
 	if !v.Final() {

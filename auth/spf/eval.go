@@ -41,6 +41,10 @@ type checker struct {
 	// otherScope: Sender ID, the checked domain publishes spf2.0 records
 	// but none for this scope.
 	otherScope bool
+	// spf2Seen: an SPF (not Sender ID) evaluation looked a record up at a
+	// domain that publishes spf2.0 records, where Sender ID would select
+	// another record than SPF does.
+	spf2Seen bool
 }
 
 // evalError carries permerror or temperror up the include tree.
@@ -131,6 +135,9 @@ func (c *checker) findRecord(domain string) (*Record, error) {
 	text, err := SelectRecord(txts, c.sid, c.scope)
 	if c.sid && err == nil && text == "" && domain == c.domain {
 		c.otherScope = hasSPF2(txts)
+	}
+	if !c.sid && !c.spf2Seen {
+		c.spf2Seen = hasSPF2(txts)
 	}
 	if err != nil || text == "" {
 		return nil, asPerm(err)

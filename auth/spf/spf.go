@@ -142,6 +142,13 @@ type Outcome struct {
 	// form, at an mfrom check). Record is then empty and Result none; the
 	// record is still a Sender ID record (M-SEC).
 	OtherScopeRecord bool
+	// SenderIDSame (SPF only): no domain whose record the evaluation
+	// looked up publishes an spf2.0 record. Sender ID then selects the
+	// v=spf1 record SPF selected at every step (RFC 4406 section 3.4), so
+	// a Sender ID check of the same identity, from the same IP address
+	// and HELO, has this outcome in either scope (issue 13 point 7: one
+	// evaluation instead of three for the usual sender).
+	SenderIDSame bool
 	// Mechanism is the directive that matched (for an include, the include
 	// directive itself), "" for the default result.
 	Mechanism string
@@ -288,6 +295,7 @@ func (e *Evaluator) run(ctx context.Context, ip net.IP, scope Scope, domain, sen
 		out.Explanation = c.explain(h.rec, h.domain)
 	}
 	out.OtherScopeRecord = c.otherScope && out.Record == ""
+	out.SenderIDSame = !sid && !c.spf2Seen
 	out.Lookups, out.Terms, out.VoidLookups = c.lookups, c.terms, c.voids
 	if out.Result == PermError || out.Result == TempError {
 		return out, out.Err
