@@ -47,6 +47,13 @@ import (
 //     "msd" and "moh" are four agencies, so "mod" is not a misspelling of
 //     "moh".
 //
+//  6. below a lookalike: a parent of the recipient domain that is not a
+//     public suffix matches rules 1-5 ("mail.agency.gov.nz",
+//     "govt.agency.nz" below "agency.nz").
+//
+// Rule 3 also takes the known domain's labels in another order
+// ("govt.agency.nz", "nz.govt.agency").
+//
 // Wildcard entries ("*.govt.nz") name no one domain and are not compared.
 
 // lookalikeLatin maps the lower-case Greek and Cyrillic letters a reader
@@ -229,6 +236,36 @@ func (s *LookalikeSet) match(rcptDomain string) (intended, why string, ok bool) 
 			return "", "", false
 		}
 	}
+	if intended, why, ok = s.matchName(r); ok {
+		return intended, why, true
+	}
+	// Rule 6: below a lookalike. Whoever holds agency.gov.nz holds
+	// mail.agency.gov.nz; whoever holds agency.nz holds govt.agency.nz.
+	// Parents that are public suffixes (gov.nz is not one, govt.nz and
+	// co.nz are) are shared by everyone under them and say nothing.
+	for d := r.domain; ; {
+		_, rest, more := strings.Cut(d, ".")
+		if !more || !strings.Contains(rest, ".") {
+			break
+		}
+		d = rest
+		if ps, _ := publicsuffix.PublicSuffix(d); ps == d {
+			break
+		}
+		p, valid := newLookalikeName(d)
+		if !valid {
+			break
+		}
+		if intended, why, ok = s.matchName(p); ok {
+			return intended, fmt.Sprintf("below %s: %s", d, why), true
+		}
+	}
+	return "", "", false
+}
+
+// matchName applies rules 1-5 to r, a domain that is neither known nor
+// below a known one.
+func (s *LookalikeSet) matchName(r lookalikeName) (intended, why string, ok bool) {
 	names := s.names
 	for _, n := range names {
 		if r.skeleton == n.skeleton {
@@ -249,6 +286,9 @@ func (s *LookalikeSet) match(rcptDomain string) (intended, why string, ok bool) 
 		}
 		if len(r.labels) == len(n.labels)+1 && r.labels[0] == n.labels[0] && subsequence(n.labels, r.labels) {
 			return n.domain, "a label added", true
+		}
+		if len(r.labels) == len(n.labels) && len(r.labels) > 1 && sameLabels(r.labels, n.labels) {
+			return n.domain, "labels in another order", true
 		}
 	}
 	if r.label == "" {
@@ -300,6 +340,15 @@ func (s *LookalikeSet) match(rcptDomain string) (intended, why string, ok bool) 
 		return best, "a typing error", true
 	}
 	return "", "", false
+}
+
+// sameLabels reports whether a and b (of one length) hold the same labels,
+// in any order.
+func sameLabels(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
 }
 
 // subsequence reports whether a is b with some elements removed, in order.

@@ -30,7 +30,7 @@ func TestLookalikeNearMisses(t *testing.T) {
 		{"xn--gency-3ve.govt.nz", "agency.govt.nz", "confusable characters"}, // the same as an A-label
 		{"p\u03BFlice.govt.nz", "police.govt.nz", "confusable characters"},   // Greek ο
 		{"rnfat.govt.nz", "mfat.govt.nz", "confusable characters"},           // rn/m, short name
-		{"g0vt.agency.nz", "", ""},                                           // not like anything
+		{"g0vt.agency.nz", "agency.govt.nz", "labels in another order"},      // swapped, and 0/o
 		{"agency.g0vt.nz", "agency.govt.nz", "confusable characters"},        // 0/o
 		{"po1ice.govt.nz", "police.govt.nz", "confusable characters"},        // 1/l
 		{"1rd.govt.nz", "ird.govt.nz", "confusable characters"},              // 1/i
@@ -43,6 +43,16 @@ func TestLookalikeNearMisses(t *testing.T) {
 		{"consrevaton.govt.nz", "conservation.govt.nz", "a typing error"}, // 2 edits, 12 letters
 		{"gmial.com", "gmail.com", "a typing error"},
 		{"outlok.com", "outlook.com", "a typing error"},
+		// Swapped labels (issue 17): the known domain's labels in
+		// another order.
+		{"govt.agency.nz", "agency.govt.nz", "labels in another order"},
+		{"nz.govt.agency", "agency.govt.nz", "labels in another order"},
+		{"agency.nz.govt", "agency.govt.nz", "labels in another order"},
+		// Rule 6: hosts under a lookalike are the lookalike's holder's.
+		{"www.agency.gov.nz", "agency.govt.nz", "below agency.gov.nz: gov.nz instead of govt.nz"},
+		{"mail.agnecy.govt.nz", "agency.govt.nz", "a typing error"}, // rule 5 reads the registrable label
+		{"smtp.mx.agency-govt.nz", "agency.govt.nz", "below agency-govt.nz: dots or hyphens moved"},
+		{"a.b.\u0430gency.govt.nz", "agency.govt.nz", "a typing error"},
 	}
 	for _, c := range cases {
 		got, why, ok := Lookalike(c.rcpt, lookalikeKnown)
@@ -66,6 +76,10 @@ func TestLookalikeDistinct(t *testing.T) {
 		"stats.govt.nz", "mpi.govt.nz", "example.com", "yahoo.com", "hotmail.com", "xtra.co.nz",
 		"gmail.co.nz.example", "health.nz.example", "company.co.nz", "govt.nz", "nz", "[192.0.2.1]", "",
 		"customs.govt.nz", "linz.govt.nz", "education.com", "police.uk",
+		// Hosts under ordinary domains: their parents are compared too
+		// (rule 6), and are like nothing.
+		"www.company.co.nz", "mail.xtra.co.nz", "a.b.c.example.com", "smtp.mod.govt.nz", "mx1.stats.govt.nz",
+		"nz.example", "govt.example", "police.govt.example.com",
 	)
 	for _, d := range ok {
 		if got, why, hit := Lookalike(d, lookalikeKnown); hit {
