@@ -171,6 +171,7 @@ func TestInboundLookalikeAuthor(t *testing.T) {
 		smime                bool // an S/MIME signature verified and named for it
 		untrusted            bool // ... under a certificate that chains to no accredited CA
 		off                  bool // inbound.lookalike = "off"
+		allow                string // outbound.lookalike_allow
 		code                 string
 	}{
 		{name: "Cyrillic a in our domain", from: "ceo@\u0430gency.govt.nz", mailFrom: "x@evil.example", code: "005"},
@@ -190,12 +191,18 @@ func TestInboundLookalikeAuthor(t *testing.T) {
 		{name: "inbound.lookalike off", from: "ceo@agency.gov.nz", mailFrom: "x@evil.example", off: true},
 		{name: "an unrelated domain", from: "bob@example.com", mailFrom: "bob@example.com", dmarc: dmarcPass("example.com")},
 		{name: "a short name of its own", from: "x@moh.govt.nz", mailFrom: "x@moh.govt.nz", dmarc: dmarcPass("moh.govt.nz")},
+		{name: "a correspondent the administrator allows", from: "x@agencyb.govt.nz", mailFrom: "x@agencyb.govt.nz", dmarc: dmarcPass("agencyb.govt.nz"), allow: "agencyb.govt.nz"},
+		{name: "allowed by a wildcard", from: "x@mail.agencyb.govt.nz", mailFrom: "x@mail.agencyb.govt.nz", dmarc: dmarcPass("mail.agencyb.govt.nz"), allow: "*.agencyb.govt.nz"},
+		{name: "another lookalike than the one allowed", from: "ceo@agency.gov.nz", mailFrom: "x@evil.example", allow: "agencyb.govt.nz", code: "005"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			sets := []string{`outbound.secure_domains=["mfat.govt.nz","ird.govt.nz"]`, `inbound.dmarc="tag"`}
 			if c.off {
 				sets = append(sets, `inbound.lookalike="off"`)
+			}
+			if c.allow != "" {
+				sets = append(sets, `outbound.lookalike_allow=["`+c.allow+`"]`)
 			}
 			p := mustPolicy(t, sets...)
 			tx := Transaction{Conn: Conn{ClientIP: internetIP, TLS: tls13}, Envelope: Envelope{From: c.mailFrom, Rcpts: []string{"bob@agency.govt.nz"}},

@@ -176,6 +176,7 @@ var keySpecs = map[string]keySpec{
 	"outbound.partial":            enumKey(func(p *Policy) *PartialAction { return &p.Outbound.Partial }, PartialActions...),
 	"outbound.route_header":       boolKey(func(p *Policy) *bool { return &p.Outbound.RouteHeader }),
 	"outbound.lookalike":          enumKey(func(p *Policy) *LookalikeAction { return &p.Outbound.Lookalike }, LookalikeActions...),
+	"outbound.lookalike_allow":    domainSetKey(func(p *Policy) *DomainSet { return &p.Outbound.LookalikeAllow }),
 
 	"dkim.keys":     valueKey(func(p *Policy) *[]DKIMKey { return &p.DKIM.Keys }, dkimKeys),
 	"dkim.headers":  stringListKey(func(p *Policy) *[]string { return &p.DKIM.Headers }),

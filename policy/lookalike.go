@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/nzsecure-milter/nzsecure-milter/message"
 )
@@ -25,7 +27,8 @@ import (
 // never a lookalike):
 //
 //  1. confusable characters: after UTS #46 mapping, the Unicode form with
-//     Greek and Cyrillic letters that look Latin mapped to that letter
+//     combining marks removed (NFD), Greek, Cyrillic, Armenian and Latin
+//     letters that look like another Latin one mapped to that letter
 //     (UTS #39 confusables) and 0->o, 1->l, i->l, rn->m, vv->w, equals the
 //     known domain's form ("аgency.govt.nz" with a Cyrillic а,
 //     "agency.g0vt.nz", "rnfat.govt.nz"). Any length: this is not a typo
@@ -67,8 +70,10 @@ var lookalikeLatin = map[rune]rune{
 	// Greek
 	'α': 'a', 'β': 'b', 'ε': 'e', 'η': 'n', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ο': 'o',
 	'ρ': 'p', 'τ': 't', 'υ': 'u', 'χ': 'x', 'γ': 'y', 'ω': 'w',
+	// Armenian
+	'օ': 'o', 'ս': 'u', 'ո': 'n', 'հ': 'h', 'ց': 'g', 'զ': 'q', 'ա': 'w',
 	// Latin letters that read as others
-	'ı': 'i', 'ł': 'l',
+	'ı': 'i', 'ł': 'l', 'ɑ': 'a', 'ɩ': 'l', 'ƅ': 'b', 'ɒ': 'a', 'ø': 'o', 'đ': 'd', 'ħ': 'h',
 }
 
 // lookalikeSkeleton is d's confusable form (rule 1). d is an A-label form.
@@ -79,7 +84,12 @@ func lookalikeSkeleton(d string) string {
 		}
 	}
 	var b strings.Builder
-	for _, r := range d {
+	// Accents and other combining marks are left out ("agéncy",
+	// "írd"): a reader skims past them, and UTS #46 keeps them.
+	for _, r := range norm.NFD.String(d) {
+		if unicode.Is(unicode.Mn, r) {
+			continue
+		}
 		if l, ok := lookalikeLatin[r]; ok {
 			r = l
 		}
@@ -365,11 +375,13 @@ func subsequence(a, b []string) bool {
 // lookalikeDistance is the optimal-string-alignment Damerau-Levenshtein distance
 // of a and b (adjacent swaps count one), or max+1 when it is above max
 // (bounded work for long names).
-func lookalikeDistance(a, b string, max int) int {
-	if d := len(a) - len(b); d > max || -d > max {
+func lookalikeDistance(as, bs string, max int) int {
+	if len(as) > 253 || len(bs) > 253 {
 		return max + 1
 	}
-	if len(a) > 253 || len(b) > 253 {
+	// In characters, not bytes: "agéncy" is one edit from "agency".
+	a, b := []rune(as), []rune(bs)
+	if d := len(a) - len(b); d > max || -d > max {
 		return max + 1
 	}
 	prev2 := make([]int, len(b)+1)
@@ -435,6 +447,18 @@ func (p *Policy) lookalikeSet() *LookalikeSet {
 	return NewLookalikeSet(p.lookalikeKnown())
 }
 
+// lookalikeMatch is the lookalike set's Match, except for the domains the
+// administrator allows (outbound.lookalike_allow).
+func (p *Policy) lookalikeMatch(domain string) (intended, why string, ok bool) {
+	if p.Outbound.LookalikeAllow.Match(domain) {
+		return "", "", false
+	}
+	if d, valid := message.NormalizeDomain(domain); valid && p.Outbound.LookalikeAllow.Match(d) {
+		return "", "", false
+	}
+	return p.lookalikeSet().Match(domain)
+}
+
 // decideLookalike applies outbound.lookalike to the recipients still on an
 // outbound message (issue 17, spec 000 Government to Citizen): mail of any
 // classification to a domain that looks like a known one is refused for
@@ -457,7 +481,7 @@ func (p *Policy) decideLookalike(v *Verdict, t Transaction) {
 			remaining = append(remaining, rcpt)
 			continue
 		}
-		intended, why, ok := set.Match(domain)
+		intended, why, ok := p.lookalikeMatch(domain)
 		if !ok {
 			if !removed {
 				remaining = append(remaining, rcpt)

@@ -43,6 +43,11 @@ func TestOutboundLookalike(t *testing.T) {
 		{"hold", []string{`outbound.lookalike="hold"`}, Unclassified, []string{"friend@gmail.com", "bob@agency.gov.nz"}, Quarantine, nil,
 			"held as possibly misdirected mail; release with: postsuper -H Q1", 1},
 		{"off", []string{`outbound.lookalike="off"`}, Unclassified, []string{"bob@agency.gov.nz"}, Accept, nil, "", 0},
+		// A real correspondent close to a known name, allowed by the
+		// administrator; the others are still refused.
+		{"allowed", []string{`outbound.lookalike_allow=["agency.gov.nz"]`}, Unclassified, []string{"bob@agency.gov.nz"}, Accept, nil, "", 0},
+		{"allowed by wildcard, others refused", []string{`outbound.lookalike_allow=["*.agency.gov.nz"]`}, Unclassified, []string{"bob@mail.agency.gov.nz", "x@justise.govt.nz"}, Accept, []string{"x@justise.govt.nz"},
+			"looks like justice.govt.nz", 1},
 		{"unclassified to gmail untouched", nil, Unclassified, []string{"friend@gmail.com", "a@example.com"}, Accept, nil, "", 0},
 		{"subdomain of ours untouched", nil, Unclassified, []string{"a@sub.agency.govt.nz", "b@mail.justice.govt.nz"}, Accept, nil, "", 0},
 		{"short distinct agency untouched", nil, "IN-CONFIDENCE", []string{"a@ird.govt.nz"}, Accept, nil, "", 0},

@@ -43,6 +43,14 @@ func TestLookalikeNearMisses(t *testing.T) {
 		{"consrevaton.govt.nz", "conservation.govt.nz", "a typing error"}, // 2 edits, 12 letters
 		{"gmial.com", "gmail.com", "a typing error"},
 		{"outlok.com", "outlook.com", "a typing error"},
+		// Accents and marks, which UTS #46 keeps and a reader skims
+		// past, and more letters of other scripts.
+		{"ag\u00e9ncy.govt.nz", "agency.govt.nz", "confusable characters"},
+		{"\u00edrd.govt.nz", "ird.govt.nz", "confusable characters"},       // short name: only confusables
+		{"m\u0304oh.govt.nz", "moh.govt.nz", "confusable characters"},      // a combining macron
+		{"\u0585utlook.com", "outlook.com", "confusable characters"},       // Armenian o
+		{"\u0251gency.govt.nz", "agency.govt.nz", "confusable characters"}, // Latin alpha
+		{"agen\u00e7y.g\u00f6vt.nz", "agency.govt.nz", "confusable characters"},
 		// Swapped labels (issue 17): the known domain's labels in
 		// another order.
 		{"govt.agency.nz", "agency.govt.nz", "labels in another order"},

@@ -219,6 +219,11 @@ type OutboundPolicy struct {
 	// domain that looks like one of ours or an exact secure-list entry
 	// without being it (issue 17, spec 000 Government to Citizen).
 	Lookalike LookalikeAction
+	// LookalikeAllow lists correspondents never taken for lookalikes,
+	// inbound or outbound: a real organisation whose name happens to be
+	// close to ours or to a secure-list domain (a wildcard covers the
+	// hosts below it).
+	LookalikeAllow DomainSet
 	// FirstContact is what happens to classified mail to a recipient
 	// address this gateway has never sent classified mail to (issue 17):
 	// FirstContactOff (the default), FirstContactLog or FirstContactHold.

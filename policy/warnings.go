@@ -149,7 +149,7 @@ func (p *Policy) lookalikeAuthor(t Transaction, d, what string) (code, why strin
 	if in := t.SMIMEIn; in != nil && in.SignatureOK && in.SignerState == smime.StateValid && in.NamingOK && in.FromDomain == d {
 		return "", ""
 	}
-	intended, rule, ok := p.lookalikeSet().Match(d)
+	intended, rule, ok := p.lookalikeMatch(d)
 	if !ok {
 		return "", ""
 	}
