@@ -167,10 +167,10 @@ func TestInboundLookalikeAuthor(t *testing.T) {
 	cases := []struct {
 		name, from, mailFrom string
 		dmarc                *DMARCCheck
-		peer                 bool // a peer certificate held for the From: domain
-		smime                bool // an S/MIME signature verified and named for it
-		untrusted            bool // ... under a certificate that chains to no accredited CA
-		off                  bool // inbound.lookalike = "off"
+		peer                 bool   // a peer certificate held for the From: domain
+		smime                bool   // an S/MIME signature verified and named for it
+		untrusted            bool   // ... under a certificate that chains to no accredited CA
+		off                  bool   // inbound.lookalike = "off"
 		allow                string // outbound.lookalike_allow
 		code                 string
 	}{
