@@ -228,3 +228,53 @@ func TestInboundLookalikeAuthor(t *testing.T) {
 		})
 	}
 }
+
+// TestOnBehalfWarning: Sender:, Resent-Sender: and Resent-From: naming our
+// domain (a participating agency) on mail from outside are warned 005
+// (002) unless verified: Outlook shows "SENDER on behalf of FROM", so a
+// Sender: of ours puts our name on a stranger's message (R76).
+func TestOnBehalfWarning(t *testing.T) {
+	pass := &AuthCheck{Result: ResultPass, Scope: "mfrom"}
+	praPass := func(field, id string) *AuthCheck {
+		return &AuthCheck{Result: ResultPass, Scope: "pra", Field: field, Identity: id}
+	}
+	cases := []struct {
+		name     string
+		headers  []string
+		mailFrom string
+		pra      *AuthCheck
+		dmarc    *DMARCCheck
+		noTLS    bool
+		code     string
+	}{
+		{name: "Sender: ours, From: elsewhere", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", code: "005"},
+		{name: "Sender: below ours", headers: []string{"From", "x@evil.example", "Sender", "CEO <ceo@mail.agency.govt.nz>"}, mailFrom: "x@evil.example", code: "005"},
+		{name: "Resent-From: ours", headers: []string{"From", "x@evil.example", "Resent-From", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", code: "005"},
+		{name: "Resent-Sender: a participating agency", headers: []string{"From", "x@evil.example", "Resent-Sender", "minister@mfat.govt.nz"}, mailFrom: "x@evil.example", code: "002"},
+		{name: "Sender: unreadable, naming ours", headers: []string{"From", "x@evil.example", "Sender", "CEO <ceo@agency.govt.nz"}, mailFrom: "x@evil.example", code: "005"},
+		{name: "Sender: two addresses, one ours", headers: []string{"From", "x@evil.example", "Sender", "a@evil.example, ceo@agency.govt.nz"}, mailFrom: "x@evil.example", code: "005"},
+		{name: "Sender: ours, verified by SPF of an aligned MAIL FROM", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "bounce@agency.govt.nz"},
+		{name: "Sender: ours, verified by its PRA check", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", pra: praPass("sender", "ceo@agency.govt.nz")},
+		{name: "a PRA pass of another field verifies nothing here", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", pra: praPass("resent-from", "ceo@agency.govt.nz"), code: "005"},
+		{name: "a PRA pass without TLS verifies nothing", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", pra: praPass("sender", "ceo@agency.govt.nz"), noTLS: true, code: "005"},
+		{name: "a mailing list's Sender:", headers: []string{"From", "x@example.org", "Sender", "list-bounces@lists.example.org"}, mailFrom: "list-bounces@lists.example.org"},
+		{name: "no on-behalf field", headers: []string{"From", "x@example.org"}, mailFrom: "x@example.org"},
+		// The From: rule comes first and says why.
+		{name: "From: ours as well", headers: []string{"From", "ceo@agency.govt.nz", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", code: "005"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := mustPolicy(t, `outbound.secure_domains=["mfat.govt.nz"]`, `inbound.dmarc="tag"`, `inbound.min_tls="none"`)
+			conn := Conn{ClientIP: internetIP, TLS: tls13}
+			if c.noTLS {
+				conn.TLS = TLSInfo{}
+			}
+			tx := Transaction{Conn: conn, Envelope: Envelope{From: c.mailFrom, Rcpts: []string{"bob@agency.govt.nz"}},
+				Headers: hdrs(append(c.headers, "Subject", "s")...), Mail: MailChecks{SPF: pass}, Header: HeaderChecks{SenderIDPRA: c.pra}, Message: MessageChecks{DMARC: c.dmarc}}
+			v := p.AtEndOfMessage(tx)
+			if v.WarningCode != c.code {
+				t.Errorf("got warning %q, want %q (reasons %q)", v.WarningCode, c.code, v.Reasons)
+			}
+		})
+	}
+}

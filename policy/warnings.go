@@ -130,6 +130,60 @@ func (p *Policy) authorWarning(t Transaction, a message.AuthorResult) (code, why
 	return "", ""
 }
 
+// onBehalfFields are the header fields that name who sent a message for
+// its author: Outlook shows Sender: as "SENDER on behalf of FROM", and
+// Resent-From: and Resent-Sender: are the PRA's first choices (RFC 4407
+// section 2).
+var onBehalfFields = []string{"Sender", "Resent-Sender", "Resent-From"}
+
+// onBehalfWarning is 005 (002) for a message whose From: is elsewhere but
+// whose Sender:, Resent-Sender: or Resent-From: names our own domain (a
+// participating agency) without being verified: "ceo@agency.govt.nz on
+// behalf of x@evil.example" in the reader's client is an impersonation of
+// us as much as a From: would be (R76). Verified means what it means for
+// From: (verifiedSender), or a Sender ID pass of that very field (the
+// PRA check, RFC 4407), over TLS. A field that cannot be read for one
+// address is judged by the domains it names (fail safe, issue 12 point 1).
+func (p *Policy) onBehalfWarning(t Transaction) (code, why string) {
+	for _, name := range onBehalfFields {
+		values := HeaderValues(t.Headers, name)
+		if len(values) == 0 {
+			continue
+		}
+		a := message.Authors(values)
+		domains := a.Candidates
+		if m, ok := a.Author(); ok {
+			domains = []string{m.Domain}
+		}
+		for _, d := range domains {
+			if d == "" || (len(domains) == 1 && p.onBehalfVerified(t, name, d)) {
+				continue
+			}
+			switch {
+			case p.ownsDomain(d):
+				return WarningOwnAgency, fmt.Sprintf("%s: names our own domain %s (shown as sending on behalf of the author) but the message came from outside and is not verified (warning %s, R76)", name, d, WarningOwnAgency)
+			case p.participating(d):
+				return WarningForgedAgency, fmt.Sprintf("%s: names the participating agency %s (shown as sending on behalf of the author) but the message is not verified (warning %s, R76)", name, d, WarningForgedAgency)
+			}
+		}
+	}
+	return "", ""
+}
+
+// onBehalfVerified: the domain d of header field name is verified (see
+// onBehalfWarning).
+func (p *Policy) onBehalfVerified(t Transaction, name, d string) bool {
+	if verifiedSender(t, d) {
+		return true
+	}
+	r := t.Header.SenderIDPRA
+	if r == nil || r.Result != ResultPass || t.Conn.TLS.Version == "" || !strings.EqualFold(r.Field, name) {
+		return false
+	}
+	pd, ok := message.NormalizeDomain(senderDomain(r.Identity))
+	return ok && pd == d
+}
+
 // lookalikeAuthor applies inbound.lookalike to the author domain d: a
 // domain that looks like one of ours (005) or an exact secure-list entry
 // (002) without being it, by outbound.lookalike's rules (issue 17), is
@@ -169,7 +223,11 @@ func (p *Policy) lookalikeAuthor(t Transaction, d, what string) (code, why strin
 // warning; other unverified ones are warned or deleted per
 // inbound.unverified.
 func (p *Policy) chooseInboundWarning(v *Verdict, t Transaction, secureTag bool) {
-	if code, why := p.authorWarning(t, message.Authors(HeaderValues(t.Headers, "From"))); code != "" {
+	code, why := p.authorWarning(t, message.Authors(HeaderValues(t.Headers, "From")))
+	if code == "" {
+		code, why = p.onBehalfWarning(t)
+	}
+	if code != "" {
 		v.WarningCode = code
 		v.reason("%s", why)
 	} else {
