@@ -5,6 +5,8 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Status says whether the From: header field(s) name exactly one author.
@@ -239,10 +241,19 @@ func (r *AuthorResult) finish() {
 	// A local part that itself holds "@domain" ("ceo@agency.govt.nz"@evil,
 	// or the invalid ceo@agency.govt.nz@evil that some clients show whole)
 	// reads to a person as that domain's address: it impersonates as a
-	// display name does (issue 12 point 2).
+	// display name does (issue 12 point 2). So does a dotted name in it
+	// (ceo%agency.govt.nz@evil, the old percent hack; a bang path
+	// agency.govt.nz!ceo@evil; agency.govt.nz@evil).
 	for _, m := range r.Authors {
 		for _, d := range atDomains(m.Local) {
 			mention(d)
+		}
+		for _, d := range namedDomains(m.Local) {
+			// Dotted names under a real top-level domain only:
+			// john.smith@ names no domain.
+			if ps, icann := publicsuffix.PublicSuffix(d); icann && ps != d {
+				mention(d)
+			}
 		}
 	}
 	var cands []string

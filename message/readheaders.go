@@ -98,8 +98,9 @@ func ScanHeaderBlock(r *bufio.Reader, o ScanOptions) (HeaderScan, error) {
 		case trimmed == "":
 			s.Blank = line != ""
 			return s, nil // the blank line that ends the block, or end of input
-		case n == 1 && o.SkipMbox && strings.HasPrefix(trimmed, "From "):
-			// An mbox separator line, as mail clients save it: not a header.
+		case n == 1 && o.SkipMbox && strings.HasPrefix(trimmed, "From ") && !strings.HasPrefix(strings.TrimLeft(trimmed[len("From "):], " \t"), ":"):
+			// An mbox separator line, as mail clients save it: not a
+			// header ("From : x", with a blank before the colon, is one).
 		case trimmed[0] == ' ' || trimmed[0] == '\t':
 			if len(s.Fields) == 0 {
 				return s, fmt.Errorf("%w: line %d: continuation line before any header", ErrMalformedHeader, n)

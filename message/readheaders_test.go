@@ -39,6 +39,15 @@ func TestReadHeaderBlock(t *testing.T) {
 			t.Errorf("%q limit %d: err %v, want %v", c.in, c.limit, err, c.err)
 		}
 	}
+	// A first line "From : x" is the From: field with a blank before its
+	// colon, not an mbox separator: read as one, the message had no From:
+	// (check refused it where serve, through Postfix, warned it).
+	for _, first := range []string{"From : ceo@agency.example", "From 	: ceo@agency.example"} {
+		hs, err := ReadHeaderBlock(bufio.NewReader(strings.NewReader(first+"\r\nSubject: s\r\n\r\nbody\r\n")), 1000)
+		if err != nil || len(hs) != 2 || hs[0].Name != "From" || hs[0].Value != " ceo@agency.example" {
+			t.Errorf("%q: got %q, %v", first, hs, err)
+		}
+	}
 	// Too large is also malformed: callers that only know the latter fail.
 	_, err = ReadHeaderBlock(bufio.NewReader(strings.NewReader("From: a@b\r\n\r\n")), 5)
 	if !errors.Is(err, ErrMalformedHeader) {
