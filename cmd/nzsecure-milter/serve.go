@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/logbuf"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/quickack"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/runtimetune"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
@@ -66,7 +67,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	level := new(slog.LevelVar)
 	level.Set(logLevel(p.Runtime.Log.Level))
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Log lines leave through one writer goroutine: lines logged during
+	// a write(2) go together in the next (issue 13 point 7; one write a
+	// message was a system call a message). Close, deferred, writes
+	// what is left before serve returns.
+	logOut := logbuf.New(stderr)
+	defer logOut.Close()
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
 	// Signals are caught from here on, before the socket listens: a
 	// SIGHUP (reload) or SIGTERM that comes while serve is still setting up
 	// waits for the loop below instead of killing the process with Go's
