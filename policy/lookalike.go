@@ -40,7 +40,8 @@ import (
 //     domain followed by more labels ("agency.govt.nz.evil.example").
 //  4. suffix: the same first label and number of labels, the rest one or
 //     two edits away ("agency.gov.nz" for "agency.govt.nz", "agency.co.nz"
-//     for "agency.com.nz").
+//     for "agency.com.nz"), or a government name with another top-level
+//     domain ("agency.govt.com").
 //  5. typing errors: the registrable label (the label before the public
 //     suffix, publicsuffix list) under the same suffix at Damerau-
 //     Levenshtein distance 1 (an added, dropped, changed or swapped
@@ -312,7 +313,7 @@ func (s *LookalikeSet) matchName(r lookalikeName) (intended, why string, ok bool
 		// public suffix list has the wrong one: gov.nz is not on it) one
 		// or two edits away.
 		rs, ns := strings.Join(r.labels[1:], "."), strings.Join(n.labels[1:], ".")
-		if lookalikeDistance(rs, ns, 2) <= 2 {
+		if lookalikeDistance(rs, ns, 2) <= 2 || governmentTLDSwap(r.labels, n.labels) {
 			return n.domain, fmt.Sprintf("%s instead of %s", rs, ns), true
 		}
 	}
@@ -350,6 +351,17 @@ func (s *LookalikeSet) matchName(r lookalikeName) (intended, why string, ok bool
 		return best, "a typing error", true
 	}
 	return "", "", false
+}
+
+// governmentTLDSwap: r is the known government domain n (a "govt" label
+// before its top-level domain, as in agency.govt.nz) with only the
+// top-level domain changed, as in agency.govt.com: whoever holds govt.com
+// can name hosts after every agency. Only for government names: a company
+// name under another country's suffix (example.co.uk for example.co.nz)
+// is most likely a company of its own.
+func governmentTLDSwap(r, n []string) bool {
+	k := len(n)
+	return k >= 3 && len(r) == k && n[k-2] == "govt" && r[k-1] != n[k-1] && slices.Equal(r[:k-1], n[:k-1])
 }
 
 // sameLabels reports whether a and b (of one length) hold the same labels,

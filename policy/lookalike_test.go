@@ -51,6 +51,9 @@ func TestLookalikeNearMisses(t *testing.T) {
 		{"\u0585utlook.com", "outlook.com", "confusable characters"},       // Armenian o
 		{"\u0251gency.govt.nz", "agency.govt.nz", "confusable characters"}, // Latin alpha
 		{"agen\u00e7y.g\u00f6vt.nz", "agency.govt.nz", "confusable characters"},
+		// A government name under another top-level domain.
+		{"agency.govt.com", "agency.govt.nz", "govt.com instead of govt.nz"},
+		{"ird.govt.au", "ird.govt.nz", "govt.au instead of govt.nz"},
 		// Swapped labels (issue 17): the known domain's labels in
 		// another order.
 		{"govt.agency.nz", "agency.govt.nz", "labels in another order"},
@@ -88,6 +91,9 @@ func TestLookalikeDistinct(t *testing.T) {
 		// (rule 6), and are like nothing.
 		"www.company.co.nz", "mail.xtra.co.nz", "a.b.c.example.com", "smtp.mod.govt.nz", "mx1.stats.govt.nz",
 		"nz.example", "govt.example", "police.govt.example.com",
+		// Real agencies of other countries, and a company name under
+		// another country's suffix, are not lookalikes.
+		"health.gov.au", "justice.gov.uk", "police.gov.au", "company.co.uk", "gmail.co.uk",
 	)
 	for _, d := range ok {
 		if got, why, hit := Lookalike(d, lookalikeKnown); hit {
