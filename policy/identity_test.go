@@ -257,6 +257,10 @@ func TestOnBehalfWarning(t *testing.T) {
 		{name: "Sender: ours, verified by its PRA check", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", pra: praPass("sender", "ceo@agency.govt.nz")},
 		{name: "a PRA pass of another field verifies nothing here", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", pra: praPass("resent-from", "ceo@agency.govt.nz"), code: "005"},
 		{name: "a PRA pass without TLS verifies nothing", headers: []string{"From", "x@evil.example", "Sender", "ceo@agency.govt.nz"}, mailFrom: "x@evil.example", pra: praPass("sender", "ceo@agency.govt.nz"), noTLS: true, code: "005"},
+		{name: "a verified author's colleague in the same organisation", headers: []string{"From", "minister@mfat.govt.nz", "Sender", "pa@mail.mfat.govt.nz"}, mailFrom: "x@mfat.govt.nz",
+			dmarc: &DMARCCheck{Result: ResultPass, FromDomain: "mfat.govt.nz", DKIMAligned: true}},
+		{name: "a DMARC pass of another organisation verifies nothing here", headers: []string{"From", "x@evil.example", "Sender", "minister@mfat.govt.nz"}, mailFrom: "x@evil.example",
+			dmarc: &DMARCCheck{Result: ResultPass, FromDomain: "evil.example", DKIMAligned: true}, code: "002"},
 		{name: "a mailing list's Sender:", headers: []string{"From", "x@example.org", "Sender", "list-bounces@lists.example.org"}, mailFrom: "list-bounces@lists.example.org"},
 		{name: "no on-behalf field", headers: []string{"From", "x@example.org"}, mailFrom: "x@example.org"},
 		// The From: rule comes first and says why.

@@ -141,8 +141,9 @@ var onBehalfFields = []string{"Sender", "Resent-Sender", "Resent-From"}
 // participating agency) without being verified: "ceo@agency.govt.nz on
 // behalf of x@evil.example" in the reader's client is an impersonation of
 // us as much as a From: would be (R76). Verified means what it means for
-// From: (verifiedSender), or a Sender ID pass of that very field (the
-// PRA check, RFC 4407), over TLS. A field that cannot be read for one
+// From: (verifiedSender), a DMARC pass of a From: domain of the same
+// organisation, or a Sender ID pass of that very field (the PRA check,
+// RFC 4407), over TLS. A field that cannot be read for one
 // address is judged by the domains it names (fail safe, issue 12 point 1).
 func (p *Policy) onBehalfWarning(t Transaction) (code, why string) {
 	for _, name := range onBehalfFields {
@@ -174,6 +175,11 @@ func (p *Policy) onBehalfWarning(t Transaction) (code, why string) {
 // onBehalfWarning).
 func (p *Policy) onBehalfVerified(t Transaction, name, d string) bool {
 	if verifiedSender(t, d) {
+		return true
+	}
+	// A verified author of the same organisation: From: ceo@agency
+	// verified, Sender: pa@mail.agency.
+	if dm := t.Message.DMARC; dm != nil && dm.Result == ResultPass && t.Conn.TLS.Version != "" && message.Aligned(dm.FromDomain, d) {
 		return true
 	}
 	r := t.Header.SenderIDPRA
