@@ -35,6 +35,10 @@
 #      naming agency.govt.nz as the domain it looks like.
 #   e2. From: ceo@xn--gency-3ve.govt.nz (a Cyrillic a, as an A-label): 005,
 #      "confusable characters".
+#   f. From: accounts@sender.example with Sender: ceo@agency.govt.nz (Outlook
+#      shows "ceo@agency.govt.nz on behalf of accounts@sender.example"),
+#      not verified: 005. f2. From: ceo%agency.govt.nz@sender.example (our
+#      domain in the local part): 005.
 #   c. alice (SASL submission) sends From: alice@agency.govt.nz with
 #      Sender: bob@agency.govt.nz: refused after DATA, 550 5.7.1 "Sender:
 #      address <bob@agency.govt.nz> does not match the authenticated sender
@@ -59,15 +63,16 @@ TO=user@$DOMAIN
 EXPECT_ONE=()
 EXPECT_NONE=()
 
-# inbound CASE FROM WARN: an inbound message with header From: FROM;
-# WARN=005 wants X-NZ-Secure-Warning: 005 on the delivered copy, WARN=""
-# wants no warning header at all. Leaves the decision log line in
+# inbound CASE FROM WARN [SWAKS_ARGS...]: an inbound message with header
+# From: FROM; WARN=005 wants X-NZ-Secure-Warning: 005 on the delivered copy,
+# WARN="" wants no warning header at all. Leaves the decision log line in
 # $WORK/CASE.decision.
 inbound() {
 	local c=$1 from=$2 warn=$3 id rc=0 qid f
+	shift 3
 	id=$(unique_id)
 	send --tls --from "$SENDER" --to "$TO" --header "From: $from" \
-		--header "Subject: e2e identity $id" --add-header "X-Test-Id: $id" --body "Please pay invoice $id today." || rc=$?
+		--header "Subject: e2e identity $id" --add-header "X-Test-Id: $id" --body "Please pay invoice $id today." "$@" || rc=$?
 	if ((rc == 0)) && accepted; then
 		qid=$(queue_id)
 		pass "$c: inbound From: $from accepted (250)"
@@ -165,6 +170,14 @@ assert_contains "$WORK/e.decision" "From: domain agency.gov.nz looks like our ow
 inbound e2 "ceo@xn--gency-3ve.govt.nz" 005
 assert_contains "$WORK/e2.decision" "looks like our own domain $DOMAIN \\(confusable characters\\)" \
 	"e2 (inbound.lookalike): a Cyrillic letter in the From: domain is a confusable of ours"
+
+# ------------------------------------------------------------------ f, f2
+inbound f "Accounts <accounts@sender.example>" 005 --add-header "Sender: CEO <ceo@$DOMAIN>"
+assert_contains "$WORK/f.decision" "Sender: names our own domain $DOMAIN \\(shown as sending on behalf of the author\\)" \
+	"f (R76): the decision log names the Sender: that is ours"
+inbound f2 "ceo%$DOMAIN@sender.example" 005
+assert_contains "$WORK/f2.decision" "names our own domain $DOMAIN but the address is <ceo%$DOMAIN@sender.example>: impersonation" \
+	"f2 (issue 12 point 2): our domain in the local part is impersonation"
 
 # ------------------------------------------------------------------ c, c2, c'
 outbound c 'Sender: address <bob@agency\.govt\.nz> does not match the authenticated sender .*\(R66\)$' \
