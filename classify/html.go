@@ -2,6 +2,7 @@ package classify
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -34,7 +35,9 @@ import (
 //
 // The views of styled text (issue 11 point 4; see views): text inside an
 // element hidden by CSS (display:none, visibility:hidden, mso-hide:all,
-// font-size:0, opacity:0) or the hidden attribute, the alt text of images,
+// opacity:0, a font too small to read, a box of no width or height,
+// transparent or white text, scale(0), clip, moved off the page) or the
+// hidden attribute, template content and ruby annotations, the alt text of images,
 // CSS generated content and the title go to the all-text view only; the
 // content of Outlook's conditional comments (<!--[if mso]>...<![endif]-->,
 // which Outlook renders and browsers do not) is in the Outlook and
@@ -749,6 +752,15 @@ func (h *htmlText) endOfTag() {
 		h.css, h.cls, h.styled = cssParser{}, cssParser{}, false
 	}
 	name := h.tag[:min(h.tlen, len(h.tag))] // a longer name is known by its start
+	switch string(name) {
+	case "template", "rt", "rp":
+		// Not rendered in the line of text: a template's content never,
+		// ruby annotations above it (rt) or only without ruby support
+		// (rp). "[SEC<ruby>R<rt>x</rt></ruby>ET]" reads [SECRET].
+		if !h.endTag {
+			css.dnone = true
+		}
+	}
 	if h.tlen > len(h.tag) {
 		if h.endTag {
 			h.pop(name)
@@ -1262,8 +1274,36 @@ func (c *cssParser) endDecl() {
 		case "visible":
 			c.vis = 1
 		}
-	case "font-size", "opacity":
+	case "opacity", "width", "height", "max-width", "max-height":
+		// A box of no size shows nothing of its text (an inline-block
+		// with overflow hidden; without it the text may overflow, but
+		// reading it as hidden only adds to what the rendered views
+		// find: the all-text view keeps it).
 		if isZero(v) {
+			c.dnone = true
+		}
+	case "font-size":
+		if isZero(v) || tinyLength(v) {
+			c.dnone = true
+		}
+	case "color":
+		// Transparent, or white: white on the usual white page is the
+		// commonest way to hide words between the letters of a marking.
+		switch string(v) {
+		case "transparent", "white", "#fff", "#ffffff", "rgb(255,255,255)", "rgba(0,0,0,0)", "rgba(255,255,255,0)":
+			c.dnone = true
+		}
+	case "transform":
+		if bytes.Contains(v, []byte("scale(0)")) || bytes.Contains(v, []byte("scale(0,")) {
+			c.dnone = true
+		}
+	case "clip":
+		if bytes.HasPrefix(v, []byte("rect(0")) {
+			c.dnone = true
+		}
+	case "text-indent", "left", "top", "margin-left", "margin-top":
+		// Moved off the page: position:absolute; left:-9999px.
+		if farNegative(v) {
 			c.dnone = true
 		}
 	case "text-transform":
@@ -1280,6 +1320,47 @@ func (c *cssParser) endDecl() {
 			c.upper = -1
 		}
 	}
+}
+
+// tinyLength reports a font size too small to read: under 3px or 3pt, or
+// under 0.2em, 0.2rem or 20%.
+func tinyLength(v []byte) bool {
+	n, unit, ok := cssNumber(v)
+	if !ok {
+		return false
+	}
+	switch unit {
+	case "px", "pt":
+		return n < 3
+	case "em", "rem":
+		return n < 0.2
+	case "%":
+		return n < 20
+	}
+	return false
+}
+
+// farNegative reports a length of -999 or less (in any unit): text moved
+// off the page.
+func farNegative(v []byte) bool {
+	if len(v) < 2 || v[0] != '-' {
+		return false
+	}
+	n, _, ok := cssNumber(v[1:])
+	return ok && n >= 999
+}
+
+// cssNumber splits a non-negative CSS dimension into its number and unit.
+func cssNumber(v []byte) (n float64, unit string, ok bool) {
+	i := 0
+	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.') {
+		i++
+	}
+	if i == 0 {
+		return 0, "", false
+	}
+	n, err := strconv.ParseFloat(string(v[:i]), 64)
+	return n, string(v[i:]), err == nil
 }
 
 // isZero reports a CSS length or number that is zero ("0", "0px", "0.0em").

@@ -32,6 +32,15 @@ func TestHTMLViews(t *testing.T) {
 		{"<span style=\"display&#58;none\">x</span>y", "y", "xy"},
 		{"<span style=\"display:/* c */none\">x</span>y", "y", "xy"},
 		{"<span style=\"mso-hide:all\">x</span><span style=\"font-size:0px\">y</span><span style=\"opacity:0\">z</span>w", "w", "xyzw"},
+		// Hidden by size, colour, transform, clip or position; template
+		// content and ruby annotations.
+		{"[SEC<span style=\"display:inline-block;width:0;overflow:hidden\">x</span>RET]", "[SECRET]", "[SECxRET]"},
+		{"a<span style=\"font-size:1px\">b</span><span style=\"font-size:0.1em\">c</span><span style=\"font-size:12px\">d</span><span style=\"font-size:2pt\">e</span>", "ad", "abcde"},
+		{"a<span style=\"color:#FFF\">b</span><span style=\"color:transparent\">c</span><span style=\"color:red\">d</span>", "ad", "abcd"},
+		{"a<span style=\"transform:scale(0)\">b</span><span style=\"position:absolute;left:-9999px\">c</span><span style=\"text-indent:-5px\">d</span><span style=\"clip:rect(0,0,0,0)\">e</span>", "ad", "abcde"},
+		{"a<span style=\"height:0px\">b</span><span style=\"max-width:0\">c</span><span style=\"width:10px\">d</span>", "ad", "abcd"},
+		{"[SEC<template>x</template>RET]", "[SECRET]", "[SECxRET]"},
+		{"[SEC<ruby>R<rp>(</rp><rt>x</rt><rp>)</rp></ruby>ET]", "[SECRET]", "[SECR(x)ET]"},
 		{"<div style=display:none><p>a</p><span>b</span></div>c", "c", "\na\nb\nc"},          // hidden blocks break no line in the rendered view
 		{"<span style=display:none>a</p>b</span>c", "c", "a\nbc"},                            // a stray </p> closes nothing
 		{"<span style=display:none>a<br/>b</span>c", "c", "a\nbc"},                           // br is void
