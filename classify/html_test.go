@@ -206,6 +206,8 @@ func TestRTFViews(t *testing.T) {
 		{`{\rtf1 {\v [SECRET]}ok}`, "ok", "[SECRET]ok"},
 		{`{\rtf1 {\v\plain a}b}`, "ab", "ab"},
 		{`{\rtf1 {\caps [secret]} {\scaps x\scaps0 y}}`, "[SECRET] Xy", "[secret] xy"},
+		{`{\rtf1 [SEC{\webhidden x}RET][SEC{\deleted y}RET]}`, "[SECRET][SECRET]", "[SECxRET][SECyRET]"},
+		{`{\rtf1 [SEC{\fs1 x}RET] {\fs5 a}{\fs6 b}{\fs2\plain c}\fs0 d}`, "[SECRET] bc", "[SECxRET] abcd"},
 	} {
 		var r1, a1, r2, a2 collect
 		feed(newRTFViews(&r1, &a1), []byte(c.in))

@@ -23,7 +23,8 @@ import (
 //   - \~ (no-break space) reads as a space.
 //
 // Both views of styled text (issue 11 point 4; see views): hidden text
-// (\v) goes to the all-text view only, and \caps and \scaps text is read
+// (\v, \webhidden), tracked deletions (\deleted) and text under 3pt
+// (\fs5 or less) go to the all-text view only, and \caps and \scaps text is read
 // in capitals in the rendered view. RTF that encapsulates HTML (\fromhtml,
 // [MS-OXRTFEX], as Outlook stores HTML mail in TNEF) is also read as the
 // HTML it carries: the markup of {\*\htmltag ...} and \mhtmltag groups and
@@ -58,7 +59,8 @@ type rtfText struct {
 type rtfGroup struct {
 	skip    bool // inside a destination that is not text
 	uc      int  // \ucN: fallback characters after \uN
-	hidden  bool // \v: hidden text
+	hidden  bool // \v, \webhidden, \deleted: hidden text
+	tiny    bool // \fsN under 3pt: too small to read
 	caps    bool // \caps, \scaps: shown in capitals
 	htmltag bool // {\*\htmltag ...}: encapsulated HTML markup
 	htmlrtf bool // \htmlrtf: RTF only, not part of the encapsulated HTML
@@ -205,7 +207,7 @@ func (r *rtfText) emitBytes(b []byte) {
 		return
 	}
 	switch {
-	case r.cur.hidden:
+	case r.cur.hidden || r.cur.tiny:
 		r.v.hidden(b)
 	case r.cur.caps:
 		r.v.upper(mEvery, b)
@@ -398,12 +400,17 @@ func (r *rtfText) controlWord() {
 	}
 	on := !r.hasParam || r.param != 0
 	switch w {
-	case "v":
+	case "v", "webhidden", "deleted":
+		// Hidden text, text hidden in a web view, and a tracked
+		// deletion (gone from the final document a reader sees).
 		r.cur.hidden = on
+	case "fs":
+		// Half-points: \fs24 is 12pt; \fs1 is text no one can read.
+		r.cur.tiny = r.hasParam && r.param < 6
 	case "caps", "scaps":
 		r.cur.caps = on
 	case "plain":
-		r.cur.hidden, r.cur.caps = false, false
+		r.cur.hidden, r.cur.caps, r.cur.tiny = false, false, false
 	case "htmlrtf":
 		r.cur.htmlrtf = on
 	case "fromhtml":
