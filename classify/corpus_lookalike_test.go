@@ -13,6 +13,9 @@ func init() {
 			"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=koi8-r\nContent-Transfer-Encoding: 8bit\n\n[R\xe5STRI\xf3T\xe5D]\n", lf: false},
 		fixture{name: "lookalike-russian-text", want: "UNCLASSIFIED", msg: head("lookalike-russian-text") +
 			"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n[\u0421\u0415\u041a\u0420\u0415\u0422\u041d\u041e] \u0438 [\u0422\u041e\u0420]\n"},
+		// Brackets a reader takes for square ones.
+		fixture{name: "lookalike-brackets", want: "TOP SECRET", msg: head("lookalike-brackets") +
+			"Subject: \u3014SECRET\u3015 plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nSee \u27e6TOP SECRET\u27e7 and \u3010RESTRICTED\u3011 and \u2045IN-CONFIDENCE\u2046.\n"},
 		fixture{name: "lookalike-greek-text", want: "UNCLASSIFIED", msg: head("lookalike-greek-text") +
 			"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n[\u0391\u03a1\u03a7\u0395\u0399\u039f] [\u039c\u0397 \u0391\u03a0\u039f\u03a1\u03a1\u0397\u03a4\u039f]\n"},
 	)

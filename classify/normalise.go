@@ -501,13 +501,41 @@ var latinLookalike = map[rune]byte{
 	'\u0405': 'S', '\u0406': 'I', '\u0408': 'J', '\u0410': 'A', '\u0412': 'B', '\u0415': 'E', '\u041A': 'K',
 	'\u041C': 'M', '\u041D': 'H', '\u041E': 'O', '\u0420': 'P', '\u0421': 'C', '\u0422': 'T', '\u0423': 'Y',
 	'\u0425': 'X', '\u04AE': 'Y', '\u04C0': 'I',
+	// Brackets a reader takes for square ones, which NFKC leaves as they
+	// are (it maps the full-width and vertical forms itself): with quill,
+	// white, tortoise-shell and lenticular, and with underbar or ticks.
+	// "〔SECRET〕" and "⟦SECRET⟧" are read as [SECRET].
+	'\u2045': '[', '\u2046': ']', '\u27E6': '[', '\u27E7': ']', '\u3010': '[', '\u3011': ']',
+	'\u3014': '[', '\u3015': ']', '\u3016': '[', '\u3017': ']', '\u301A': '[', '\u301B': ']',
+	'\u298B': '[', '\u298C': ']', '\u298D': '[', '\u298E': ']', '\u298F': '[', '\u2990': ']',
+}
+
+// hasLookalikeBracket reports whether b holds one of latinLookalike's
+// brackets: U+2045-2046 (E2 81), U+27E6-27E7 (E2 9F), U+298B-2990 (E2 A6),
+// U+3010-301B (E3 80 90-9B). Punctuation common in text, such as curly
+// quotes and dashes (E2 80), keeps the fast path.
+func hasLookalikeBracket(b []byte) bool {
+	for i := 0; i+2 < len(b); i++ {
+		switch b[i] {
+		case 0xE2:
+			if c := b[i+1]; c == 0x81 || c == 0x9F || c == 0xA6 {
+				return true
+			}
+		case 0xE3:
+			if b[i+1] == 0x80 && b[i+2] >= 0x90 && b[i+2] <= 0x9B {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // latin returns b with latinLookalike applied (b itself when it holds no
-// Greek or Cyrillic capital: their UTF-8 lead bytes are 0xCE, 0xD0, 0xD2
-// and 0xD3).
+// Greek or Cyrillic capital, lead bytes 0xCE, 0xD0, 0xD2 and 0xD3, and no
+// lookalike bracket, lookalikeBracketAt).
 func (n *normaliser) latin(b []byte) []byte {
-	if bytes.IndexByte(b, 0xCE) < 0 && bytes.IndexByte(b, 0xD0) < 0 && bytes.IndexByte(b, 0xD2) < 0 && bytes.IndexByte(b, 0xD3) < 0 {
+	if bytes.IndexByte(b, 0xCE) < 0 && bytes.IndexByte(b, 0xD0) < 0 && bytes.IndexByte(b, 0xD2) < 0 && bytes.IndexByte(b, 0xD3) < 0 &&
+		!hasLookalikeBracket(b) {
 		return b
 	}
 	n.conf = n.conf[:0]
