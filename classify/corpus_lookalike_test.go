@@ -16,6 +16,9 @@ func init() {
 		// Brackets a reader takes for square ones.
 		fixture{name: "lookalike-brackets", want: "TOP SECRET", msg: head("lookalike-brackets") +
 			"Subject: \u3014SECRET\u3015 plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nSee \u27e6TOP SECRET\u27e7 and \u3010RESTRICTED\u3011 and \u2045IN-CONFIDENCE\u2046.\n"},
+		// Latin small capitals, read as capitals.
+		fixture{name: "lookalike-small-capitals", want: "SECRET", msg: head("lookalike-small-capitals") +
+			"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\nSee [\ua731\u1d07\u1d04\u0280\u1d07\u1d1b] and [\u1d04\u1d0f\u0274\ua730\u026a\u1d05\u1d07\u0274\u1d1b\u026a\u1d00\u029f].\n"},
 		fixture{name: "lookalike-greek-text", want: "UNCLASSIFIED", msg: head("lookalike-greek-text") +
 			"Subject: plan\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n[\u0391\u03a1\u03a7\u0395\u0399\u039f] [\u039c\u0397 \u0391\u03a0\u039f\u03a1\u03a1\u0397\u03a4\u039f]\n"},
 	)

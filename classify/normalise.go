@@ -508,14 +508,36 @@ var latinLookalike = map[rune]byte{
 	'\u2045': '[', '\u2046': ']', '\u27E6': '[', '\u27E7': ']', '\u3010': '[', '\u3011': ']',
 	'\u3014': '[', '\u3015': ']', '\u3016': '[', '\u3017': ']', '\u301A': '[', '\u301B': ']',
 	'\u298B': '[', '\u298C': ']', '\u298D': '[', '\u298E': ']', '\u298F': '[', '\u2990': ']',
+	// Latin small capitals (IPA and phonetic extensions), which NFKC
+	// leaves alone and a reader reads as capitals: "[ꜱᴇᴄʀᴇᴛ]".
+	'\u1D00': 'A', '\u0299': 'B', '\u1D04': 'C', '\u1D05': 'D', '\u1D07': 'E', '\uA730': 'F', '\u0262': 'G',
+	'\u029C': 'H', '\u026A': 'I', '\u1D0A': 'J', '\u1D0B': 'K', '\u029F': 'L', '\u1D0D': 'M', '\u0274': 'N',
+	'\u1D0F': 'O', '\u1D18': 'P', '\u0280': 'R', '\uA731': 'S', '\u1D1B': 'T', '\u1D1C': 'U', '\u1D20': 'V',
+	'\u1D21': 'W', '\u028F': 'Y', '\u1D22': 'Z',
 }
 
-// hasLookalikeBracket reports whether b holds one of latinLookalike's
-// brackets: U+2045-2046 (E2 81), U+27E6-27E7 (E2 9F), U+298B-2990 (E2 A6),
-// U+3010-301B (E3 80 90-9B). Punctuation common in text, such as curly
-// quotes and dashes (E2 80), keeps the fast path.
-func hasLookalikeBracket(b []byte) bool {
-	for i := 0; i+2 < len(b); i++ {
+// hasLookalikeRune reports whether b may hold one of latinLookalike's
+// brackets, U+2045-2046 (E2 81), U+27E6-27E7 (E2 9F), U+298B-2990 (E2 A6),
+// U+3010-301B (E3 80 90-9B), or small capitals, U+0262-029F (C9, CA),
+// U+1D00-1D22 (E1 B4), U+A730-A731 (EA 9C). Punctuation common in text,
+// such as curly quotes and dashes (E2 80), keeps the fast path.
+func hasLookalikeRune(b []byte) bool {
+	for i := 0; i+1 < len(b); i++ {
+		switch b[i] {
+		case 0xC9, 0xCA:
+			return true
+		case 0xE1:
+			if b[i+1] == 0xB4 {
+				return true
+			}
+		case 0xEA:
+			if b[i+1] == 0x9C {
+				return true
+			}
+		}
+		if i+2 >= len(b) {
+			continue
+		}
 		switch b[i] {
 		case 0xE2:
 			if c := b[i+1]; c == 0x81 || c == 0x9F || c == 0xA6 {
@@ -531,11 +553,11 @@ func hasLookalikeBracket(b []byte) bool {
 }
 
 // latin returns b with latinLookalike applied (b itself when it holds no
-// Greek or Cyrillic capital, lead bytes 0xCE, 0xD0, 0xD2 and 0xD3, and no
-// lookalike bracket, lookalikeBracketAt).
+// Greek or Cyrillic capital, lead bytes 0xCE, 0xD0, 0xD2 and 0xD3, and
+// none of the other lookalikes, hasLookalikeRune).
 func (n *normaliser) latin(b []byte) []byte {
 	if bytes.IndexByte(b, 0xCE) < 0 && bytes.IndexByte(b, 0xD0) < 0 && bytes.IndexByte(b, 0xD2) < 0 && bytes.IndexByte(b, 0xD3) < 0 &&
-		!hasLookalikeBracket(b) {
+		!hasLookalikeRune(b) {
 		return b
 	}
 	n.conf = n.conf[:0]
