@@ -110,7 +110,20 @@ func (p *Policy) authorWarning(t Transaction, a message.AuthorResult) (code, why
 				return WarningForgedAgency, fmt.Sprintf("From: display name or comment names the participating agency %s but the address is <%s>: impersonation, not verified (warning %s, R76)", d, m.Address(), WarningForgedAgency)
 			}
 		}
-		return p.lookalikeAuthor(t, fd, "From: domain")
+		if code, why := p.lookalikeAuthor(t, fd, "From: domain"); code != "" {
+			return code, why
+		}
+		// A lookalike of ours written in the display name or a comment
+		// ("ceo@аgency.govt.nz" <x@evil.example>, a Cyrillic а) reads as
+		// our address as much as our domain itself would.
+		for _, d := range a.Mentioned {
+			if d != fd {
+				if code, why := p.lookalikeAuthor(t, d, "From: display name or comment names the domain"); code != "" {
+					return code, why
+				}
+			}
+		}
+		return "", ""
 	}
 	for _, d := range a.Candidates {
 		if p.ownsDomain(d) {
