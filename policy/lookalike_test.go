@@ -218,3 +218,22 @@ func TestLookalikeSetMemo(t *testing.T) {
 		t.Errorf("after the memo restarted: %q %v", got, ok)
 	}
 }
+
+// A recipient of the same organisation as a known domain (the same
+// registrable domain) is not a lookalike of it: with only
+// nzism.gcsb.govt.nz on a list, gcsb.govt.nz and mail.gcsb.govt.nz are
+// GCSB's own (a short label at distance 0 read as a typing error before).
+// A confusable of the organisation's name is still one.
+func TestLookalikeSameOrganisation(t *testing.T) {
+	known := []string{"nzism.gcsb.govt.nz", "ombudsman.parliament.nz", "agency.govt.nz"}
+	for _, d := range []string{"gcsb.govt.nz", "mail.gcsb.govt.nz", "other.gcsb.govt.nz", "mail.ombudsman.parliament.nz"} {
+		if got, why, hit := Lookalike(d, known); hit {
+			t.Errorf("Lookalike(%q) = %q (%s), want no match", d, got, why)
+		}
+	}
+	for _, d := range []string{"nzism.g\u0441sb.govt.nz", "gcsb.gov.nz", "agency.gov.nz"} {
+		if _, _, hit := Lookalike(d, known); !hit {
+			t.Errorf("Lookalike(%q): no match, want one", d)
+		}
+	}
+}
