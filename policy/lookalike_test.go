@@ -237,3 +237,25 @@ func TestLookalikeSameOrganisation(t *testing.T) {
 		}
 	}
 }
+
+// TestLookalikeRealSecureList: the domains of real New Zealand agencies,
+// councils and health boards, each compared with all the others, are never
+// taken for each other (issue 17: no false positive among the secure list
+// itself), short names, shared parents and organisations included.
+func TestLookalikeRealSecureList(t *testing.T) {
+	list := []string{"ird.govt.nz", "dia.govt.nz", "msd.govt.nz", "mpi.govt.nz", "doc.govt.nz", "moh.govt.nz", "health.govt.nz", "justice.govt.nz",
+		"police.govt.nz", "treasury.govt.nz", "dpmc.govt.nz", "mbie.govt.nz", "mfat.govt.nz", "education.govt.nz", "corrections.govt.nz",
+		"nzta.govt.nz", "linz.govt.nz", "stats.govt.nz", "mfe.govt.nz", "mod.govt.nz", "nzdf.mil.nz", "parliament.nz", "ombudsman.parliament.nz",
+		"oag.parliament.nz", "customs.govt.nz", "immigration.govt.nz", "acc.co.nz", "eqc.govt.nz", "gcsb.govt.nz", "nzsis.govt.nz", "tpk.govt.nz",
+		"mch.govt.nz", "msd.govt.nz", "minedu.govt.nz", "tec.govt.nz", "nzqa.govt.nz", "ero.govt.nz", "pharmac.govt.nz", "hqsc.govt.nz",
+		"tewhatuora.govt.nz", "teaka.govt.nz", "mhaids.health.nz", "cdhb.health.nz", "ccdhb.org.nz", "wcc.govt.nz", "aucklandcouncil.govt.nz",
+		"ccc.govt.nz", "hcc.govt.nz", "dcc.govt.nz", "nzism.gcsb.govt.nz", "digital.govt.nz", "govt.nz", "nzta.govt.nz", "nz.govt.nz",
+		"mpp.govt.nz", "msc.govt.nz", "sfo.govt.nz", "crownlaw.govt.nz", "ssc.govt.nz", "publicservice.govt.nz", "hud.govt.nz", "kaingaora.govt.nz",
+		"transport.govt.nz", "mot.govt.nz", "fenz.org.nz", "cert.govt.nz", "ncsc.govt.nz", "mbie.govt.nz", "worksafe.govt.nz", "employment.govt.nz"}
+	for i, d := range list {
+		others := append(append([]string(nil), list[:i]...), list[i+1:]...)
+		if got, why, hit := Lookalike(d, others); hit {
+			t.Errorf("known %q looks like known %q (%s)", d, got, why)
+		}
+	}
+}
