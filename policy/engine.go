@@ -97,7 +97,34 @@ func (p *Policy) checkInboundTLS(v *Verdict, t TLSInfo) {
 		v.refuse(550, "5.7.10", fmt.Sprintf(
 			"%s is below the minimum TLS %s this gateway accepts (NZ %s policy, G-TLS)",
 			t.Version, p.Inbound.MinTLS, strings.ToUpper(p.Profile)))
+		return
 	}
+	if why := unprotectedCipher(t); why != "" {
+		// Fail safe: a TLS session that does not encrypt, or barely,
+		// is plaintext on the wire whatever its version says.
+		v.refuse(550, "5.7.10", fmt.Sprintf(
+			"%s with cipher %s %s: this gateway accepts mail only over encrypting TLS (NZ %s policy, G-TLS)",
+			t.Version, t.Cipher, why, strings.ToUpper(p.Profile)))
+	}
+}
+
+// unprotectedCipher says why a negotiated cipher protects nothing worth
+// the name, "" when it does or is not known: no encryption (NULL suites),
+// export strength, RC4 (RFC 7465 forbids it in TLS), or fewer than 112
+// bits as the MTA reports them ({cipher_bits}; 0 means not reported).
+func unprotectedCipher(t TLSInfo) string {
+	c := strings.ToUpper(t.Cipher)
+	switch {
+	case strings.Contains(c, "NULL"):
+		return "encrypts nothing"
+	case strings.HasPrefix(c, "EXP") || strings.Contains(c, "EXPORT"):
+		return "is an export cipher"
+	case strings.Contains(c, "RC4"):
+		return "is RC4 (RFC 7465)"
+	case t.CipherBits > 0 && t.CipherBits < 112:
+		return fmt.Sprintf("has %d bits", t.CipherBits)
+	}
+	return ""
 }
 
 // tlsRank orders Postfix's {tls_version} values; a later "TLSv1.N" than we
