@@ -40,7 +40,63 @@ func newCharsetStage(ctx *scanCtx, charset, where string, next stage) stage {
 	if enc == nil {
 		return &nulGuardStage{ctx: ctx, charset: charset, where: where, next: next}
 	}
+	if w := message.UnmarkedWidth(charset); w > 0 {
+		return &byteOrderStage{ctx: ctx, charset: charset, where: where, width: w, next: next}
+	}
 	return newTransformStage(enc.NewDecoder(), next)
+}
+
+// byteOrderSniff is how much of a UTF-16 or UTF-32 part without a byte
+// order mark is looked at for its byte order.
+const byteOrderSniff = 64
+
+// byteOrderStage decodes a part labelled utf-16, ucs-2 or utf-32 in the
+// byte order its text shows. RFC 2781 makes such text big-endian when it
+// has no byte order mark, but mail clients read the label as Windows and
+// the WHATWG Encoding Standard do, little-endian: "[SECRET]" written
+// little-endian and read big-endian is a row of CJK characters, and was
+// tagged unclassified (fail safe, issue 11). A byte order mark decides
+// (RFC 2781 section 3.2); without one, the zero bytes of the first
+// byteOrderSniff bytes do (the high bytes of ASCII and Latin text); text
+// that shows neither (CJK throughout) is read little-endian, as clients
+// read it, and marked unreadable.
+type byteOrderStage struct {
+	ctx            *scanCtx
+	charset, where string
+	width          int // 2 (UTF-16) or 4 (UTF-32)
+	next           stage
+	buf            []byte
+	st             stage // the decoder, once the byte order is known
+}
+
+func (s *byteOrderStage) write(p []byte) {
+	if s.st != nil {
+		s.st.write(p)
+		return
+	}
+	s.buf = append(s.buf, p...)
+	if len(s.buf) >= byteOrderSniff {
+		s.decide()
+	}
+}
+
+func (s *byteOrderStage) close() {
+	if s.st == nil {
+		s.decide()
+	}
+	s.st.close()
+}
+
+func (s *byteOrderStage) decide() {
+	// Exactly the first byteOrderSniff bytes (or all, when fewer), however
+	// they came: the judgement must not depend on the chunking.
+	enc, evident := message.SniffByteOrder(s.width, s.buf[:min(len(s.buf), byteOrderSniff)])
+	if !evident {
+		s.ctx.col.unreadable("%s: charset %q without a byte order mark, and the text does not show its byte order; read little-endian, as mail clients read it", s.where, message.Clip(s.charset, 40))
+	}
+	s.st = newTransformStage(enc.NewDecoder(), s.next)
+	s.st.write(s.buf)
+	s.buf = nil
 }
 
 // nulGuardStage passes a part read as ASCII or UTF-8 (so labelled, or not
@@ -291,6 +347,12 @@ func (ctx *scanCtx) decodeCharset(charset string, b []byte) string {
 				message.Clip(charset, 40))
 		}
 		return string(b)
+	}
+	if w := message.UnmarkedWidth(charset); w > 0 {
+		var evident bool
+		if enc, evident = message.SniffByteOrder(w, b); !evident {
+			ctx.col.unreadable("subject: charset %q without a byte order mark in an encoded word, and the text does not show its byte order; read little-endian, as mail clients read it", message.Clip(charset, 40))
+		}
 	}
 	out, _, err := transform.Bytes(enc.NewDecoder(), b)
 	if err != nil && len(out) == 0 {

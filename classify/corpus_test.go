@@ -15,6 +15,7 @@ package classify
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -150,6 +151,21 @@ var fixtures = []fixture{
 	{name: "utf16be-nobom", want: "CONFIDENTIAL", msg: head("utf16be-nobom") +
 		"Subject: utf-16be\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-16be\nContent-Transfer-Encoding: base64\n\n" +
 		b64Lines(utf16be("Big endian, no byte order mark: [CONFIDENTIAL] \u2014 \U0001F512\r\n"))},
+	// utf-16 without a byte order mark, written little-endian as Windows
+	// and the WHATWG Encoding Standard read the label (RFC 2781's
+	// big-endian default read it as CJK); text that shows no byte order is
+	// read little-endian and marked unreadable; utf-32 the same way.
+	{name: "utf16-le-nobom", want: "SECRET", msg: head("utf16-le-nobom") +
+		"Subject: utf-16\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-16\nContent-Transfer-Encoding: base64\n\n" +
+		b64Lines(utf16le("Little endian, no byte order mark: [SECRET]\r\n"))},
+	{name: "utf16-cjk-nobom", want: "RESTRICTED", unreadable: true, msg: head("utf16-cjk-nobom") +
+		"Subject: utf-16\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-16\nContent-Transfer-Encoding: base64\n\n" +
+		b64Lines(utf16le(strings.Repeat("\u6f22\u5b57", 20)+"[RESTRICTED]\r\n"))},
+	{name: "utf32-le-nobom", want: "SENSITIVE", msg: head("utf32-le-nobom") +
+		"Subject: utf-32\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-32\nContent-Transfer-Encoding: base64\n\n" +
+		b64Lines(utf32le("Little endian UTF-32: [SENSITIVE]\r\n"))},
+	{name: "utf16-le-nobom-subject", want: "TOP SECRET", msg: head("utf16-le-nobom-subject") +
+		"Subject: =?utf-16?b?" + base64.StdEncoding.EncodeToString(utf16le("[TOP SECRET] plan")) + "?=\nMIME-Version: 1.0\n\nhello\n"},
 	{name: "utf7-body", want: "TOP SECRET", msg: head("utf7-body") +
 		"Subject: utf-7\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-7\nContent-Transfer-Encoding: 7bit\n\n" +
 		utf7Encode("Brackets encoded: [TOP SECRET]\n") + "Whole word in one shift: +AFsAUgBFAFMAVABSAEkAQwBUAEUARABd-\n"},

@@ -279,6 +279,14 @@ func utf16le(s string) []byte {
 	return b
 }
 
+func utf32le(s string) []byte {
+	var b []byte
+	for _, r := range s {
+		b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24))
+	}
+	return b
+}
+
 func utf16be(s string) []byte {
 	var b []byte
 	for _, u := range utf16.Encode([]rune(s)) {

@@ -108,3 +108,62 @@ func (asciiOnly) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err err
 
 // ErrNotASCII is returned by ASCII's encoder for a byte above 0x7F.
 var ErrNotASCII = errors.New("not representable in US-ASCII")
+
+// UnmarkedWidth is 2 for the labels utf-16 and ucs-2 and 4 for utf-32 (in
+// any case, blanks and quotes around them), whose byte order a byte order
+// mark gives, and else 0. Without a mark RFC 2781 makes them big-endian,
+// but Windows and the WHATWG Encoding Standard, and so mail clients, read
+// them little-endian: SniffByteOrder decides.
+func UnmarkedWidth(label string) int {
+	switch strings.ToLower(strings.Trim(label, " \t\"'")) {
+	case "utf-16", "ucs-2":
+		return 2
+	case "utf-32":
+		return 4
+	}
+	return 0
+}
+
+// SniffByteOrder returns the decoder for UTF-16 (width 2) or UTF-32
+// (width 4) text b in the byte order it shows: a byte order mark decides
+// (RFC 2781 section 3.2); without one, the zero bytes where the high bytes
+// of ASCII and Latin text would be. Text that shows neither (CJK
+// throughout, or nothing) gets little-endian, as mail clients read it,
+// and evident false; an empty b is evident (nothing to misread).
+func SniffByteOrder(width int, b []byte) (enc encoding.Encoding, evident bool) {
+	le16, be16 := unicode.UTF16(unicode.LittleEndian, unicode.UseBOM), unicode.UTF16(unicode.BigEndian, unicode.UseBOM)
+	le, be := le16, be16
+	if width == 4 {
+		le, be = utf32.UTF32(utf32.LittleEndian, utf32.UseBOM), utf32.UTF32(utf32.BigEndian, utf32.UseBOM)
+	}
+	switch {
+	case width == 4 && len(b) >= 4 && b[0] == 0xFF && b[1] == 0xFE && b[2] == 0 && b[3] == 0:
+		return le, true
+	case width == 4 && len(b) >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0xFE && b[3] == 0xFF:
+		return be, true
+	case width == 2 && len(b) >= 2 && b[0] == 0xFF && b[1] == 0xFE:
+		return le, true
+	case width == 2 && len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF:
+		return be, true
+	}
+	n := len(b) - len(b)%width
+	if n == 0 {
+		return le, true
+	}
+	var hiBE, hiLE int // zero bytes where a big- or little-endian high byte would be
+	for i := 0; i < n; i += width {
+		if b[i] == 0 {
+			hiBE++
+		}
+		if b[i+width-1] == 0 {
+			hiLE++
+		}
+	}
+	switch {
+	case hiLE > hiBE:
+		return le, true
+	case hiBE > hiLE:
+		return be, true
+	}
+	return le, false
+}

@@ -89,3 +89,39 @@ func FuzzUTF7(f *testing.F) {
 		}
 	})
 }
+
+// SniffByteOrder: a byte order mark decides, then the zero bytes of
+// ASCII and Latin text; CJK throughout is not evident and gets
+// little-endian, as mail clients read the labels.
+func TestSniffByteOrder(t *testing.T) {
+	le16 := []byte{'[', 0, 'S', 0}
+	be16 := []byte{0, '[', 0, 'S'}
+	cjk16 := []byte{0x22, 0x6f, 0x57, 0x5b}
+	for _, c := range []struct {
+		name    string
+		width   int
+		b       []byte
+		want    string
+		evident bool
+	}{
+		{"utf-16 LE text", 2, le16, "[S", true},
+		{"utf-16 BE text", 2, be16, "[S", true},
+		{"utf-16 BE mark", 2, append([]byte{0xFE, 0xFF}, be16...), "[S", true},
+		{"utf-16 LE mark over BE-looking text", 2, append([]byte{0xFF, 0xFE}, le16...), "[S", true},
+		{"utf-16 CJK", 2, cjk16, "\u6f22\u5b57", false},
+		{"utf-16 empty", 2, nil, "", true},
+		{"utf-32 LE", 4, []byte{'[', 0, 0, 0, 'S', 0, 0, 0}, "[S", true},
+		{"utf-32 BE", 4, []byte{0, 0, 0, '[', 0, 0, 0, 'S'}, "[S", true},
+	} {
+		enc, evident := SniffByteOrder(c.width, c.b)
+		got, err := enc.NewDecoder().Bytes(c.b)
+		if err != nil || string(got) != c.want || evident != c.evident {
+			t.Errorf("%s: %q %v, evident %v; want %q, evident %v", c.name, got, err, evident, c.want, c.evident)
+		}
+	}
+	for label, want := range map[string]int{"UTF-16": 2, " \"ucs-2\"": 2, "utf-32": 4, "utf-16le": 0, "utf-8": 0} {
+		if got := UnmarkedWidth(label); got != want {
+			t.Errorf("UnmarkedWidth(%q) = %d, want %d", label, got, want)
+		}
+	}
+}

@@ -25,6 +25,9 @@ func DecodeWords(s string) string {
 func decodeCharset(cs string, raw []byte) string {
 	// US-ASCII and UTF-8 words are read as raw text is (toUTF8).
 	if e, ok := LookupCharset(cs); ok && e != ASCII && e != unicode.UTF8 {
+		if w := UnmarkedWidth(cs); w > 0 {
+			e, _ = SniffByteOrder(w, raw) // as clients read it
+		}
 		if out, err := e.NewDecoder().Bytes(raw); err == nil {
 			return toUTF8(string(out))
 		}

@@ -211,6 +211,12 @@ func (p *prepender) banner(h hdr, bodyStart, end int64, top bool, m message.Medi
 		p.fail("unknown charset %q", label)
 		return
 	}
+	if w := message.UnmarkedWidth(label); w > 0 {
+		// utf-16 without a byte order mark in the byte order its text
+		// shows, as the scanner and mail clients read it: read
+		// big-endian, a little-endian part would be turned into CJK.
+		enc, _ = message.SniffByteOrder(w, content)
+	}
 	html := ct == "text/html"
 
 	// The candidates, best first: the exact text in the part's charset, the

@@ -3,6 +3,7 @@ package notify
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -743,5 +744,33 @@ func TestLargeOriginalStreams(t *testing.T) {
 	n, err := io.Copy(io.Discard, r.Body)
 	if err != nil || n < int64(len(orig)) {
 		t.Fatalf("body %d bytes, %v", n, err)
+	}
+}
+
+// A utf-16 part without a byte order mark, written little-endian as
+// clients write and read the label, keeps its text when the banner is
+// prepended: read big-endian (RFC 2781's default) it came out as CJK.
+func TestPrependUTF16LittleEndianNoBOM(t *testing.T) {
+	text := "Please find the figures attached.\r\n"
+	var le []byte
+	for _, r := range text {
+		le = append(le, byte(r), byte(r>>8))
+	}
+	msg := "From: a@example.org\r\nTo: b@agency.govt.nz\r\nSubject: s\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-16\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(le) + "\r\n"
+	r, err := Apply(testOptions(ModePrepend, "002"), strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != ModePrepend {
+		t.Fatalf("fell back to %s: %s", r.Mode, r.Fallback)
+	}
+	after, err := leaves(t, render(t, r))
+	if err != nil || len(after) != 1 {
+		t.Fatalf("%d leaves, %v", len(after), err)
+	}
+	if after[0].params["charset"] != "utf-8" || !strings.Contains(string(after[0].body), "Please find the figures attached.") {
+		t.Errorf("the text did not survive: charset %q, body %q", after[0].params["charset"], after[0].body)
 	}
 }
