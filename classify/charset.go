@@ -43,7 +43,22 @@ func newCharsetStage(ctx *scanCtx, charset, where string, next stage) stage {
 	if w := message.UnmarkedWidth(charset); w > 0 {
 		return &byteOrderStage{ctx: ctx, charset: charset, where: where, width: w, next: next}
 	}
-	return newTransformStage(enc.NewDecoder(), next)
+	t := newTransformStage(enc.NewDecoder(), next)
+	if wideCharset(enc) {
+		return t
+	}
+	// A NUL byte is no character of an 8-bit or multibyte charset either
+	// (Latin-1, Windows-1252, Shift_JIS ...): it is UTF-16 or UTF-32 under
+	// the wrong label, which a client may show as text once it sniffs a
+	// byte order mark or draws the NULs as nothing.
+	return &nulGuardStage{ctx: ctx, charset: charset, where: where, next: t, nulOnly: true}
+}
+
+// wideCharset: enc writes ASCII with zero bytes (UTF-16, UTF-32), so NUL
+// bytes are part of its text.
+func wideCharset(enc encoding.Encoding) bool {
+	b, err := enc.NewEncoder().Bytes([]byte("A"))
+	return err == nil && bytes.IndexByte(b, 0) >= 0
 }
 
 // byteOrderSniff is how much of a UTF-16 or UTF-32 part without a byte
@@ -117,6 +132,7 @@ type nulGuardStage struct {
 	next           stage
 	flagged        bool
 	last           byte // the previous write's last byte (an ESC across writes)
+	nulOnly        bool // a labelled charset: NUL bytes only, not ISO-2022
 }
 
 // nulGuardPiece: a large write is checked and passed on in pieces that
@@ -131,7 +147,10 @@ func (s *nulGuardStage) write(p []byte) {
 	if !s.flagged && len(p) > 0 {
 		// The first of the two in the text is reported, whatever the
 		// chunking: both are looked for in every write.
-		nul, esc := bytes.IndexByte(p, 0), iso2022Escape(s.last, p)
+		nul, esc := bytes.IndexByte(p, 0), -1
+		if !s.nulOnly {
+			esc = iso2022Escape(s.last, p)
+		}
 		switch {
 		case nul >= 0 && (esc < 0 || nul < esc):
 			s.flagged = true
