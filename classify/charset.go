@@ -367,6 +367,10 @@ func (ctx *scanCtx) decodeCharset(charset string, b []byte) string {
 		}
 		return string(b)
 	}
+	if bytes.IndexByte(b, 0) >= 0 && !wideCharset(enc) {
+		ctx.col.unreadable("subject: NUL bytes in an encoded word labelled %q (UTF-16 or UTF-32 under the wrong label?), not readable",
+			message.Clip(charset, 40))
+	}
 	if w := message.UnmarkedWidth(charset); w > 0 {
 		var evident bool
 		if enc, evident = message.SniffByteOrder(w, b); !evident {

@@ -170,6 +170,8 @@ var fixtures = []fixture{
 	{name: "latin1-label-utf16-content", want: "UNCLASSIFIED", unreadable: true, msg: head("latin1-label-utf16-content") +
 		"Subject: latin-1\nMIME-Version: 1.0\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: base64\n\n" +
 		b64Lines(append([]byte{0xFF, 0xFE}, utf16le("Labelled Latin-1, written UTF-16: [SECRET]\r\n")...))},
+	{name: "latin1-label-utf16-subject", want: "UNCLASSIFIED", unreadable: true, msg: head("latin1-label-utf16-subject") +
+		"Subject: =?iso-8859-1?b?" + base64.StdEncoding.EncodeToString(utf16le("[SECRET] plan")) + "?=\nMIME-Version: 1.0\n\nhello\n"},
 	{name: "utf7-body", want: "TOP SECRET", msg: head("utf7-body") +
 		"Subject: utf-7\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-7\nContent-Transfer-Encoding: 7bit\n\n" +
 		utf7Encode("Brackets encoded: [TOP SECRET]\n") + "Whole word in one shift: +AFsAUgBFAFMAVABSAEkAQwBUAEUARABd-\n"},
