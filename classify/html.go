@@ -56,6 +56,8 @@ import (
 // open element, or is ignored).
 type htmlText struct {
 	v      *views
+	one    [1]byte // a byte stepped to bogus
+	cdata  int     // in a bogus comment: bytes of "[CDATA[" matched, cdataIn inside one, -1 not one
 	st     int
 	ws     byte // pending white space: 0, ' ' or '\n'
 	wsMask int  // the views it is in: those that showed it (a space in
@@ -322,7 +324,15 @@ func (h *htmlText) write(p []byte) {
 					if h.st == htBogus {
 						target = '>'
 					}
-					if i := bytes.IndexByte(p, target); i > 0 {
+					i := bytes.IndexByte(p, target)
+					if h.st == htBogus && i != 0 {
+						if i < 0 {
+							h.bogus(p)
+						} else {
+							h.bogus(p[:i])
+						}
+					}
+					if i > 0 {
 						p = p[i:]
 					} else if i < 0 {
 						p = nil
@@ -536,7 +546,10 @@ func (h *htmlText) step(c byte) bool {
 		h.commentStep(c)
 	case htBogus:
 		if c == '>' {
-			h.st = htText
+			h.st, h.cdata = htText, 0
+		} else {
+			h.one[0] = c
+			h.bogus(h.one[:]) // as the bulk path in write does
 		}
 	case htRaw:
 		h.rawStep(c)
@@ -544,6 +557,31 @@ func (h *htmlText) step(c byte) bool {
 		return h.entityStep(c)
 	}
 	return true
+}
+
+// cdataOpen starts a CDATA section after "<!".
+const cdataOpen = "[CDATA["
+
+// cdataIn: h.cdata inside a CDATA section.
+const cdataIn = len(cdataOpen)
+
+// bogus reads bytes of a bogus comment (up to, not including, its '>').
+// The text of a CDATA section goes to the all-text view: in SVG and
+// MathML "<![CDATA[[SECRET]]]>" is text a browser shows (in HTML it is a
+// comment, and reading it anyway is the safe side). DOCTYPEs, processing
+// instructions and Outlook's "<![endif]>" are not text.
+func (h *htmlText) bogus(b []byte) {
+	for len(b) > 0 && h.cdata >= 0 && h.cdata < cdataIn {
+		if b[0] == cdataOpen[h.cdata] {
+			h.cdata++
+		} else {
+			h.cdata = -1
+		}
+		b = b[1:]
+	}
+	if h.cdata == cdataIn && len(b) > 0 {
+		h.v.emit(mAll, b)
+	}
 }
 
 // commentStep follows a comment to its end (HTML5 comment states) and

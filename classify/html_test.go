@@ -40,6 +40,12 @@ func TestHTMLViews(t *testing.T) {
 		{"a<span style=\"transform:scale(0)\">b</span><span style=\"position:absolute;left:-9999px\">c</span><span style=\"text-indent:-5px\">d</span><span style=\"clip:rect(0,0,0,0)\">e</span>", "ad", "abcde"},
 		{"a<span style=\"height:0px\">b</span><span style=\"max-width:0\">c</span><span style=\"width:10px\">d</span>", "ad", "abcd"},
 		{"[SEC<template>x</template>RET]", "[SECRET]", "[SECxRET]"},
+		// CDATA sections, text in SVG and MathML, are in the all-text
+		// view; other bogus comments (DOCTYPE, processing instructions)
+		// are not text.
+		{"<svg><text><![CDATA[[SECRET]]]></text></svg>", "", "[SECRET]]]"},
+		{"a<!DOCTYPE html>b<?xml x?>c<![CDAT>d", "abcd", "abcd"},
+		{"a<!--[if mso]><![CDATA[x]]>b<![endif]-->c<!-->d", "acd", "ax]]bcd"},
 		{"[SEC<ruby>R<rp>(</rp><rt>x</rt><rp>)</rp></ruby>ET]", "[SECRET]", "[SECR(x)ET]"},
 		{"<div style=display:none><p>a</p><span>b</span></div>c", "c", "\na\nb\nc"},          // hidden blocks break no line in the rendered view
 		{"<span style=display:none>a</p>b</span>c", "c", "a\nbc"},                            // a stray </p> closes nothing
