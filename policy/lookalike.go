@@ -168,11 +168,10 @@ func Lookalike(rcptDomain string, known []string) (intended, why string, ok bool
 // for Match.
 type LookalikeSet struct {
 	names []lookalikeName
+	// exact holds the known domains and their organisations (registrable
+	// domains, eTLD+1): a recipient equal to one or below one is its own
+	// (gcsb.govt.nz when nzism.gcsb.govt.nz is known), not a lookalike.
 	exact map[string]bool
-	// orgs are the known domains' registrable domains (eTLD+1): a
-	// recipient under one is that organisation's (gcsb.govt.nz when
-	// nzism.gcsb.govt.nz is known), not a lookalike.
-	orgs map[string]bool
 	// memo keeps the answers for the domains seen lately: a gateway
 	// sees the same few hundred domains all day, and a Match (UTS #46,
 	// the skeleton, the public suffix list) costs microseconds each
@@ -193,31 +192,27 @@ const maxLookalikeMemo = 4096
 // NewLookalikeSet prepares known; wildcards and entries that are not
 // domains are left out.
 func NewLookalikeSet(known []string) *LookalikeSet {
-	s := &LookalikeSet{exact: map[string]bool{}, orgs: map[string]bool{}}
+	s := &LookalikeSet{exact: map[string]bool{}}
+	var orgs []string
 	for _, k := range known {
 		n, valid := newLookalikeName(k)
 		if !valid || s.exact[n.domain] {
 			continue
 		}
 		s.exact[n.domain] = true
-		if org, err := publicsuffix.EffectiveTLDPlusOne(n.domain); err == nil {
-			s.orgs[org] = true
-		}
 		s.names = append(s.names, n)
+		if org, err := publicsuffix.EffectiveTLDPlusOne(n.domain); err == nil {
+			orgs = append(orgs, org)
+		}
 	}
 	// The organisations themselves are compared too: with
 	// nzism.gcsb.govt.nz known, gcsb.gov.nz looks like gcsb.govt.nz.
-	for _, k := range known {
-		n, valid := newLookalikeName(k)
-		if !valid {
-			continue
-		}
-		org, err := publicsuffix.EffectiveTLDPlusOne(n.domain)
-		if err != nil || s.exact[org] {
+	for _, org := range orgs {
+		if s.exact[org] {
 			continue
 		}
 		if o, valid := newLookalikeName(org); valid {
-			s.exact[org] = true // once; below it is the organisation's own
+			s.exact[org] = true
 			s.names = append(s.names, o)
 		}
 	}
@@ -300,9 +295,6 @@ func (s *LookalikeSet) match(rcptDomain string) (intended, why string, ok bool) 
 // matchName applies rules 1-5 to r, a domain that is neither known nor
 // below a known one.
 func (s *LookalikeSet) matchName(r lookalikeName) (intended, why string, ok bool) {
-	if org, err := publicsuffix.EffectiveTLDPlusOne(r.domain); err == nil && s.orgs[org] {
-		return "", "", false // the same organisation as a known domain
-	}
 	names := s.names
 	for _, n := range names {
 		if r.skeleton == n.skeleton {
