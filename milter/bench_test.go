@@ -11,6 +11,7 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/jsonlog"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
 	"github.com/nzsecure-milter/nzsecure-milter/policy"
 )
@@ -43,7 +44,7 @@ func BenchmarkLogDecision(b *testing.B) {
 	tx.EndOfHeaders()
 	tx.BodyChunk([]byte(strings.Repeat("The figures for the quarter.\r\n", 40)))
 	v = tx.EndOfMessage()
-	s := &session{srv: &Server{log: slog.New(slog.NewJSONHandler(io.Discard, nil))}, conn: conn, tx: tx}
+	s := &session{srv: &Server{log: slog.New(jsonlog.New(io.Discard, nil))}, conn: conn, tx: tx}
 	b.ReportAllocs()
 	for b.Loop() {
 		s.logDecision(v, nil)

@@ -23,6 +23,7 @@ import (
 	"github.com/nzsecure-milter/nzsecure-milter/auth/dnstest"
 	"github.com/nzsecure-milter/nzsecure-milter/auth/spf"
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/jsonlog"
 	"github.com/nzsecure-milter/nzsecure-milter/metrics"
 	"github.com/nzsecure-milter/nzsecure-milter/notify"
 	"github.com/nzsecure-milter/nzsecure-milter/pipeline"
@@ -90,7 +91,7 @@ func testChecker() policy.Checker {
 func startServer(t testing.TB, p *policy.Policy) (string, *Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	srv, err := NewServer(p, testChecker(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv, err := NewServer(p, testChecker(), slog.New(jsonlog.New(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}

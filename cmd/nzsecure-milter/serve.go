@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nzsecure-milter/nzsecure-milter/checks"
+	"github.com/nzsecure-milter/nzsecure-milter/internal/jsonlog"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/logbuf"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/quickack"
 	"github.com/nzsecure-milter/nzsecure-milter/internal/runtimetune"
@@ -73,7 +74,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	// what is left before serve returns.
 	logOut := logbuf.New(stderr)
 	defer logOut.Close()
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	log := slog.New(jsonlog.New(logOut, &slog.HandlerOptions{Level: level}))
 	// Signals are caught from here on, before the socket listens: a
 	// SIGHUP (reload) or SIGTERM that comes while serve is still setting up
 	// waits for the loop below instead of killing the process with Go's
