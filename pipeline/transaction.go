@@ -317,8 +317,10 @@ func (t *Transaction) EndOfMessage() policy.Verdict {
 	x.Released = t.released
 	if t.wants.DKIM || t.wants.DMARC {
 		ctx, cancel := context.WithTimeout(context.Background(), CheckTimeout)
+		// The message is read only when there is a signature to verify
+		// (most mail has none), so its header block is written then.
 		x.Message = t.st.Checker.Message(ctx, t.wants, t.conn, t.env, t.headers, t.mail,
-			io.MultiReader(HeaderBlock(t.raw), t.body.Reader()))
+			&lazyReader{open: func() io.Reader { return io.MultiReader(HeaderBlock(t.raw), t.body.Reader()) }})
 		cancel()
 	}
 	if t.st.SMIME != nil {
@@ -416,4 +418,17 @@ func (t *Transaction) Close() error {
 	}
 	t.body, t.spools = nil, nil
 	return first
+}
+
+// lazyReader opens its reader at the first Read.
+type lazyReader struct {
+	open func() io.Reader
+	r    io.Reader
+}
+
+func (l *lazyReader) Read(p []byte) (int, error) {
+	if l.r == nil {
+		l.r = l.open()
+	}
+	return l.r.Read(p)
 }

@@ -128,3 +128,19 @@ func TestDeferredSPFBeforePing(t *testing.T) {
 		t.Errorf("SPF pass: ping not answered: %s %+v", v.Action, v.Notices)
 	}
 }
+
+// TestSameName: the length shortcut of sameName decides as
+// strings.EqualFold on the trimmed name does, for ASCII names and for
+// names whose folding changes the length.
+func TestSameName(t *testing.T) {
+	names := []string{"X-NZ-Secure-email", "x-nz-secure-EMAIL", "X-NZ-Secure-email \t", "X-NZ-Secure-emai", "X-NZ-Secure-emails",
+		"X-NZ-\u017Fecure-email", "X-NZ-\u017Fecure-email ", "X-NZ-Secure-emai\u212A", "", " ", "X-NZ-Secure-email\u00a0", "TLS-Required", "tls-required  "}
+	for _, h := range names {
+		for _, name := range []string{SecureEmailHeader, "TLS-Required", "Kind"} {
+			want := strings.EqualFold(strings.TrimRight(h, " \t"), name)
+			if got := sameName(h, name); got != want {
+				t.Errorf("sameName(%q, %q) = %v, EqualFold says %v", h, name, got, want)
+			}
+		}
+	}
+}

@@ -150,7 +150,7 @@ func (v *Verdict) deleteAll(hs []Header, name string) int {
 // when match is nil).
 func (v *Verdict) deleteWhere(hs []Header, name string, match func(value string) bool) int {
 	hit := func(h Header) bool {
-		return strings.EqualFold(strings.TrimRight(h.Name, " \t"), name) && (match == nil || match(h.Value))
+		return sameName(h.Name, name) && (match == nil || match(h.Value))
 	}
 	// Most messages carry none of the headers deleted: the per-name
 	// indexes are counted only when one is there (it is called for each
@@ -270,3 +270,31 @@ func HeaderValues(hs []Header, name string) []string { return message.HeaderValu
 // ApplyEdits returns the header list as the MTA will have it after the
 // verdict's edits (message.ApplyEdits).
 func ApplyEdits(hs []Header, edits []HeaderEdit) []Header { return message.ApplyEdits(hs, edits) }
+
+// sameName reports whether a header's name (white space before the colon
+// ignored) is name, in any case, as strings.EqualFold compares them. An
+// ASCII name of another length is not (the usual case, checked first:
+// this runs for each of our header names on every header of every
+// message); a name with other bytes is compared by EqualFold itself, as
+// its folding may change the length (U+017F folds to "s").
+func sameName(h, name string) bool {
+	if len(h) != len(name) {
+		if len(h) < len(name) && isASCII(h) {
+			return false
+		}
+		h = strings.TrimRight(h, " \t")
+		if len(h) != len(name) && isASCII(h) {
+			return false
+		}
+	}
+	return strings.EqualFold(h, name)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
