@@ -355,6 +355,9 @@ func (t *Transaction) Steps(v policy.Verdict) ([]Step, error) {
 	if v.Action != policy.Accept && v.Action != policy.Quarantine {
 		return nil, nil
 	}
+	if len(v.Transforms) == 0 {
+		return nil, nil // most inbound mail: nothing to render or sign
+	}
 	var steps []Step
 	evidence := WithoutForgedWarnings(t.headers)
 	for _, tr := range v.Transforms {
