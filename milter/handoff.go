@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // handoffListener closes the gap between accepting an MTA connection and
@@ -156,9 +157,19 @@ type handoffConn struct {
 	net.Conn
 	l      *handoffListener
 	once   sync.Once
+	stack  sync.Once
 	mu     sync.Mutex
 	inRead bool
 	closed bool
+}
+
+// SetReadDeadline is go-milter's first call on the session goroutine
+// (before each packet is read): the stack is grown there, while it is
+// shallowest, instead of in steps as the first read and then the checks
+// go deeper (growStack).
+func (c *handoffConn) SetReadDeadline(t time.Time) error {
+	c.stack.Do(growStack)
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *handoffConn) Read(p []byte) (int, error) {

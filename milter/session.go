@@ -57,7 +57,8 @@ func (s *session) guard(stage string, resp **gomilter.Response, err *error) {
 }
 
 func (s *session) NewConnection(m gomilter.Modifier) error {
-	growStack()
+	// The stack was grown at the connection's first read
+	// (handoffConn.SetReadDeadline).
 	s.conn = policy.Conn{}
 	s.endTransaction()
 	return nil
@@ -580,7 +581,8 @@ var decisionBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); retur
 const stackReserve = 24 << 10
 
 // growStack grows the session goroutine's stack once, at the start of
-// its MTA connection, while the stack is shallow: go-milter starts every
+// its MTA connection (handoffConn.SetReadDeadline), while the stack is
+// shallow: go-milter starts every
 // connection on a new goroutine with a small stack, and growing it in
 // steps deep inside the checks copies and adjusts every frame each time
 // (runtime.copystack was about 7% of the milter's CPU in
