@@ -567,7 +567,9 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 		// serve's handler: the line is written before this returns and
 		// nothing keeps js, so its buffer is used again.
 		_ = h.LogAttrs(time.Now(), level, "decision", attrs...)
-		decisionBufs.Put(&js)
+		if cap(js) <= 64<<10 { // a burst's buffer is not kept
+			decisionBufs.Put(&js)
+		}
 		return
 	}
 	s.srv.log.LogAttrs(context.Background(), level, "decision", attrs...)

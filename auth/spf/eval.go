@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -142,11 +143,53 @@ func (c *checker) findRecord(domain string) (*Record, error) {
 	if err != nil || text == "" {
 		return nil, asPerm(err)
 	}
-	rec, err := ParseRecord(text)
+	rec, err := parseCached(text)
 	if err != nil {
 		return nil, permErr(err)
 	}
 	return rec, nil
+}
+
+// Parsed records are kept by their text: most mail comes from senders
+// seen before, and the record's parse was a tenth of an evaluation from
+// the DNS cache (issue 13 point 7). A Record is not changed after
+// ParseRecord returns it, so one is shared by every evaluation. Only short
+// texts are kept, and the map is emptied when full, so memory stays
+// bounded whatever the senders publish.
+const (
+	maxCachedRecords    = 4096
+	maxCachedRecordText = 512
+)
+
+var recordCache = struct {
+	sync.RWMutex
+	m map[string]parsedRecord
+}{m: map[string]parsedRecord{}}
+
+type parsedRecord struct {
+	rec *Record
+	err error
+}
+
+// parseCached is ParseRecord, memoised.
+func parseCached(text string) (*Record, error) {
+	if len(text) > maxCachedRecordText {
+		return ParseRecord(text)
+	}
+	recordCache.RLock()
+	p, ok := recordCache.m[text]
+	recordCache.RUnlock()
+	if ok {
+		return p.rec, p.err
+	}
+	rec, err := ParseRecord(text)
+	recordCache.Lock()
+	if len(recordCache.m) >= maxCachedRecords {
+		recordCache.m = map[string]parsedRecord{}
+	}
+	recordCache.m[text] = parsedRecord{rec, err}
+	recordCache.Unlock()
+	return rec, err
 }
 
 func asPerm(err error) error {
