@@ -30,23 +30,21 @@ func appendJSONField(b []byte, key, value string) []byte {
 	return jsonlog.AppendString(appendJSONKey(b, key), value)
 }
 
+// appendJSONOmitEmpty is appendJSONField for a field tagged omitempty.
+func appendJSONOmitEmpty(b []byte, key, value string) []byte {
+	if value == "" {
+		return b
+	}
+	return appendJSONField(b, key, value)
+}
+
 func appendJSONBool(b []byte, key string, v bool) []byte {
 	return strconv.AppendBool(appendJSONKey(b, key), v)
 }
 
 // appendJSONStrings appends a []string: null when nil, as encoding/json.
 func appendJSONStrings(b []byte, ss []string) []byte {
-	if ss == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonlog.AppendString(b, s)
-	}
-	return append(b, ']')
+	return appendJSONList(b, ss, func(b []byte, s *string) []byte { return jsonlog.AppendString(b, *s) })
 }
 
 // appendJSONList appends a slice with each element's own appender.
@@ -71,19 +69,11 @@ func appendAuthCheck(b []byte, c *policy.AuthCheck) []byte {
 	b = appendJSONField(b, "scope", c.Scope)
 	b = appendJSONField(b, "identity", c.Identity)
 	b = appendJSONField(b, "domain", c.Domain)
-	if c.Explanation != "" {
-		b = appendJSONField(b, "explanation", c.Explanation)
-	}
+	b = appendJSONOmitEmpty(b, "explanation", c.Explanation)
 	b = appendJSONBool(b, "record_found", c.RecordFound)
-	if c.AllQualifier != "" {
-		b = appendJSONField(b, "all_qualifier", c.AllQualifier)
-	}
-	if c.Detail != "" {
-		b = appendJSONField(b, "detail", c.Detail)
-	}
-	if c.Field != "" {
-		b = appendJSONField(b, "field", c.Field)
-	}
+	b = appendJSONOmitEmpty(b, "all_qualifier", c.AllQualifier)
+	b = appendJSONOmitEmpty(b, "detail", c.Detail)
+	b = appendJSONOmitEmpty(b, "field", c.Field)
 	if c.OtherScopeRecord {
 		b = appendJSONBool(b, "other_scope_record", true)
 	}
@@ -101,9 +91,7 @@ func appendDKIMCheck(b []byte, c *policy.DKIMCheck) []byte {
 	if c.BodyLengthLimited {
 		b = appendJSONBool(b, "body_length_limited", true)
 	}
-	if c.Detail != "" {
-		b = appendJSONField(b, "detail", c.Detail)
-	}
+	b = appendJSONOmitEmpty(b, "detail", c.Detail)
 	return append(b, '}')
 }
 
@@ -119,9 +107,7 @@ func appendDMARCCheck(b []byte, c *policy.DMARCCheck) []byte {
 	b = appendJSONField(b, "header_from", c.FromDomain)
 	b = appendJSONBool(b, "spf_aligned", c.SPFAligned)
 	b = appendJSONBool(b, "dkim_aligned", c.DKIMAligned)
-	if c.Reason != "" {
-		b = appendJSONField(b, "reason", c.Reason)
-	}
+	b = appendJSONOmitEmpty(b, "reason", c.Reason)
 	return append(b, '}')
 }
 
@@ -140,9 +126,7 @@ func appendRecipientDecision(b []byte, d *policy.RecipientDecision) []byte {
 func appendMarking(b []byte, m *classify.Marking) []byte {
 	b = append(b, '{')
 	b = appendJSONField(b, "word", m.Word)
-	if m.Endorsement != "" {
-		b = appendJSONField(b, "endorsement", m.Endorsement)
-	}
+	b = appendJSONOmitEmpty(b, "endorsement", m.Endorsement)
 	b = appendJSONField(b, "where", m.Where)
 	return append(b, '}')
 }
