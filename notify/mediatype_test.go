@@ -97,4 +97,30 @@ func TestPrependDelimiters(t *testing.T) {
 	if r.Mode != ModeWrap || !strings.Contains(r.Fallback, "bare CR") {
 		t.Errorf("bare CR: mode %s, fallback %q", r.Mode, r.Fallback)
 	}
+	// Delimiter lines in CRLF and in LF (FuzzApply): Go's mime/multipart
+	// and go-message read the LF ones after a CRLF first delimiter as
+	// content, this scanner as delimiters, so prepend wraps.
+	for name, msg := range map[string]string{
+		"LF after CRLF": "From: a@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\n--b\nContent-Type: text/plain\n\ntwo\r\n--b--\r\n",
+		"CRLF after LF": "From: a@example.org\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\none\n--b\r\nContent-Type: text/plain\r\n\r\ntwo\n--b--\n",
+	} {
+		r, err = Apply(testOptions(ModePrepend, "002"), strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Mode != ModeWrap || !strings.Contains(r.Fallback, "both CRLF and LF") {
+			t.Errorf("%s: mode %s, fallback %q", name, r.Mode, r.Fallback)
+		}
+	}
+	// One line end throughout, LF or CRLF: prepended.
+	for _, eol := range []string{"\n", "\r\n"} {
+		msg := strings.ReplaceAll("From: a@example.org\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\none\n--b\nContent-Type: text/plain\n\ntwo\n--b--\n", "\n", eol)
+		r, err = Apply(testOptions(ModePrepend, "002"), strings.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Mode != ModePrepend || r.Banners != 2 {
+			t.Errorf("line end %q: mode %s, banners %d, fallback %q", eol, r.Mode, r.Banners, r.Fallback)
+		}
+	}
 }

@@ -245,17 +245,35 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 			ferr = fmt.Errorf("%w: multipart delimiter line broken by a bare CR", ErrMalformed)
 			return
 		}
-		if nl == "" {
+		first := nl == ""
+		if first {
 			nl = "\r\n"
 			if eol == 1 {
 				nl = "\n"
 			}
+		} else if eol != 0 && eol != len(nl) {
+			// Delimiter lines ending in CRLF and in LF: Go's
+			// mime/multipart, go-message and others take the ones that
+			// differ from the first for content, this scanner for
+			// delimiters. A banner put by one reading is missed by the
+			// other (fail safe: prepend wraps instead).
+			ferr = fmt.Errorf("%w: multipart delimiter lines end in both CRLF and LF", ErrMalformed)
+			return
 		}
 		if partStart >= 0 {
 			// The line end before the delimiter is the delimiter's.
 			next := from
+			cr := false
 			if b, _ := readRange(s, from, from+1); len(b) == 1 && b[0] == '\r' {
 				next++ // from is the CR of a CRLF
+				cr = true
+			}
+			if !first && nl == "\r\n" && !cr {
+				// "\n--boundary" where the multipart's delimiters
+				// follow CRLF: not a delimiter to readers that look for
+				// "\r\n--boundary".
+				ferr = fmt.Errorf("%w: multipart delimiter lines end in both CRLF and LF", ErrMalformed)
+				return
 			}
 			next++ // the LF; the delimiter line starts after it
 			parts = append(parts, span{partStart, max(from, partStart), next})
