@@ -18,7 +18,7 @@ import (
 // appendJSONKey appends ,"key": (no comma before the first key of an
 // object, whose '{' is the last byte).
 func appendJSONKey(b []byte, key string) []byte {
-	if len(b) > 0 && b[len(b)-1] != '{' && b[len(b)-1] != '[' {
+	if len(b) > 0 && b[len(b)-1] != '{' {
 		b = append(b, ',')
 	}
 	b = append(b, '"')

@@ -468,16 +468,16 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 	// into one buffer; serve's handler (internal/jsonlog) passes them on
 	// without reflection, which was half of the line's cost.
 	js := (*decisionBufs.Get().(*[]byte))[:0]
-	mark := func(start int) jsonlog.Raw { return jsonlog.Raw(js[start:len(js):len(js)]) }
-	n := len(js)
-	js = appendJSONStrings(js, env.Rcpts)
-	rcpts := mark(n)
-	n = len(js)
-	js = appendJSONStrings(js, v.Reasons)
-	reasons := mark(n)
-	n = len(js)
-	js = appendJSONList(js, v.Checks, appendAuthCheck)
-	checks := mark(n)
+	raw := func(write func([]byte) []byte) jsonlog.Raw {
+		n := len(js)
+		js = write(js)
+		return jsonlog.Raw(js[n:len(js):len(js)])
+	}
+	strs := func(ss []string) jsonlog.Raw {
+		return raw(func(b []byte) []byte { return appendJSONStrings(b, ss) })
+	}
+	rcpts, reasons := strs(env.Rcpts), strs(v.Reasons)
+	checks := raw(func(b []byte) []byte { return appendJSONList(b, v.Checks, appendAuthCheck) })
 	attrs = append(attrs,
 		slog.String("queue_id", env.QueueID),
 		slog.String("stage", string(v.Stage)),
@@ -503,25 +503,17 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 		attrs = append(attrs, slog.String("reply", v.Reply.String()))
 	}
 	if len(scan.Markings) > 0 {
-		n = len(js)
-		js = appendJSONList(js, scan.Markings, appendMarking)
-		attrs = append(attrs, slog.Any("markings", mark(n)))
+		attrs = append(attrs, slog.Any("markings", raw(func(b []byte) []byte { return appendJSONList(b, scan.Markings, appendMarking) })))
 	}
 	if len(scan.Problems) > 0 {
-		n = len(js)
-		js = appendJSONStrings(js, scan.Problems)
-		attrs = append(attrs, slog.Any("mime_problems", mark(n)))
+		attrs = append(attrs, slog.Any("mime_problems", strs(scan.Problems)))
 	}
 	if len(v.Unreadable) > 0 {
 		// Issue 11: why the classification is only a lower bound.
-		n = len(js)
-		js = appendJSONStrings(js, v.Unreadable)
-		attrs = append(attrs, slog.Any("unreadable", mark(n)))
+		attrs = append(attrs, slog.Any("unreadable", strs(v.Unreadable)))
 	}
 	if len(v.Recipients) > 0 {
-		n = len(js)
-		js = appendJSONList(js, v.Recipients, appendRecipientDecision)
-		attrs = append(attrs, slog.Any("recipient_decisions", mark(n)))
+		attrs = append(attrs, slog.Any("recipient_decisions", raw(func(b []byte) []byte { return appendJSONList(b, v.Recipients, appendRecipientDecision) })))
 	}
 	if v.WarningCode != "" {
 		attrs = append(attrs, slog.String("warning_mode", string(v.WarningMode)), slog.String("warning_severity", v.WarningSeverity))
@@ -533,20 +525,15 @@ func (s *session) logDecision(v policy.Verdict, applyErr error) {
 		attrs = append(attrs, jsonlog.Any("notices", v.Notices))
 	}
 	if len(v.Message.DKIM) > 0 || v.Message.DMARC != nil {
-		n = len(js)
-		js = appendJSONList(js, v.Message.DKIM, appendDKIMCheck)
-		dkim := mark(n)
-		n = len(js)
-		js = appendDMARCCheck(js, v.Message.DMARC)
-		attrs = append(attrs, slog.Any("dkim", dkim), slog.Any("dmarc", mark(n)))
+		dkim := raw(func(b []byte) []byte { return appendJSONList(b, v.Message.DKIM, appendDKIMCheck) })
+		dmarc := raw(func(b []byte) []byte { return appendDMARCCheck(b, v.Message.DMARC) })
+		attrs = append(attrs, slog.Any("dkim", dkim), slog.Any("dmarc", dmarc))
 	}
 	if s.signed > 0 {
 		attrs = append(attrs, slog.Int("dkim_signatures_added", s.signed))
 	}
 	if len(v.RemoveRcpts) > 0 {
-		n = len(js)
-		js = appendJSONStrings(js, v.RemoveRcpts)
-		attrs = append(attrs, slog.Any("recipients_removed", mark(n)))
+		attrs = append(attrs, slog.Any("recipients_removed", strs(v.RemoveRcpts)))
 	}
 	if len(v.Copies) > 0 {
 		// Issue 14: where each recipient went (MTA transaction, S/MIME
@@ -588,8 +575,8 @@ const stackReserve = 12 << 10
 
 // growStack grows the session goroutine's stack once, at the start of
 // its MTA connection (handoffConn.SetReadDeadline), while the stack is
-// shallow: go-milter starts every
-// connection on a new goroutine with a small stack, and growing it in
+// shallow: go-milter starts every connection on a new goroutine with a
+// small stack, and growing it in
 // steps deep inside the checks copies and adjusts every frame each time
 // (runtime.copystack was about 7% of the milter's CPU in
 // bench/throughput.sh, issue 13).

@@ -210,6 +210,10 @@ func (h *hdr) fillRaw(s src) error {
 // last part.
 type span struct{ start, end, next int64 }
 
+// errMixedDelimiterEOL: delimiter lines ending in CRLF and in LF in one
+// multipart, which readers split differently.
+var errMixedDelimiterEOL = fmt.Errorf("%w: multipart delimiter lines end in both CRLF and LF", ErrMalformed)
+
 // splitMultipart returns the parts (header and body, without the line end
 // that belongs to the next delimiter, RFC 2046 section 5.1.1) of the
 // multipart body [start, end) with boundary, and the line end of its first
@@ -257,7 +261,7 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 			// differ from the first for content, this scanner for
 			// delimiters. A banner put by one reading is missed by the
 			// other (fail safe: prepend wraps instead).
-			ferr = fmt.Errorf("%w: multipart delimiter lines end in both CRLF and LF", ErrMalformed)
+			ferr = errMixedDelimiterEOL
 			return
 		}
 		if partStart >= 0 {
@@ -272,7 +276,7 @@ func splitMultipart(s src, start, end int64, boundary string) ([]span, string, e
 				// "\n--boundary" where the multipart's delimiters
 				// follow CRLF: not a delimiter to readers that look for
 				// "\r\n--boundary".
-				ferr = fmt.Errorf("%w: multipart delimiter lines end in both CRLF and LF", ErrMalformed)
+				ferr = errMixedDelimiterEOL
 				return
 			}
 			next++ // the LF; the delimiter line starts after it
